@@ -1,0 +1,1 @@
+//! Buffer text formats: what Neovim shows and what `:w` sends back.
