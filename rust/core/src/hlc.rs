@@ -1,0 +1,294 @@
+//! Hybrid logical clock: physical milliseconds + a counter + the origin.
+//!
+//! The text encoding is fixed-width hex followed by the origin, so comparing
+//! two encoded stamps byte by byte orders them by time (then by origin).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Default bound on how far in the future a received stamp may be.
+pub const DEFAULT_MAX_DRIFT_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// One hybrid logical clock stamp.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Hlc {
+    /// Physical time in milliseconds since the Unix epoch.
+    pub millis: u64,
+    /// Logical counter for stamps within the same millisecond.
+    pub counter: u32,
+    /// The replica that made the stamp (breaks ties deterministically).
+    pub origin: String,
+}
+
+/// Errors from parsing or observing stamps.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HlcError {
+    /// The text is not a valid stamp.
+    #[error("invalid clock stamp {0:?}")]
+    Invalid(String),
+    /// A received stamp is further in the future than the allowed drift.
+    #[error(
+        "refusing an op stamped {ahead_ms} ms in the future (limit {limit_ms} ms): \
+         the sending device's clock is wrong; fix its clock and sync again"
+    )]
+    TooFarAhead {
+        /// How far ahead of local time the stamp is.
+        ahead_ms: u64,
+        /// The configured limit.
+        limit_ms: u64,
+    },
+    /// The counter would overflow within one millisecond.
+    #[error("clock counter overflow")]
+    CounterOverflow,
+}
+
+impl Hlc {
+    /// The smallest stamp of an origin, used as a lower bound.
+    pub fn zero(origin: &str) -> Self {
+        Self {
+            millis: 0,
+            counter: 0,
+            origin: origin.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for Hlc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:012x}{:06x}-{}",
+            self.millis, self.counter, self.origin
+        )
+    }
+}
+
+impl FromStr for Hlc {
+    type Err = HlcError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || HlcError::Invalid(s.chars().take(80).collect());
+        let (stamp, origin) = s.split_once('-').ok_or_else(bad)?;
+        if stamp.len() != 18 || origin.is_empty() || origin.len() > 64 {
+            return Err(bad());
+        }
+        if !origin
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(bad());
+        }
+        let millis = u64::from_str_radix(&stamp[..12], 16).map_err(|_| bad())?;
+        let counter = u32::from_str_radix(&stamp[12..], 16).map_err(|_| bad())?;
+        Ok(Self {
+            millis,
+            counter,
+            origin: origin.to_owned(),
+        })
+    }
+}
+
+impl Serialize for Hlc {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Hlc {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A replica's clock. The physical time source is injectable for tests.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    last: Hlc,
+    max_drift_ms: u64,
+    offset_ms: i64,
+}
+
+impl Clock {
+    /// A clock for `origin`, starting after `last` (the newest stamp known).
+    pub fn new(origin: &str, last: Option<Hlc>) -> Self {
+        Self {
+            last: last.unwrap_or_else(|| Hlc::zero(origin)),
+            max_drift_ms: DEFAULT_MAX_DRIFT_MS,
+            offset_ms: 0,
+        }
+        .with_origin(origin)
+    }
+
+    fn with_origin(mut self, origin: &str) -> Self {
+        self.last.origin = origin.to_owned();
+        self
+    }
+
+    /// Sets how far in the future a received stamp may be.
+    pub fn set_max_drift_ms(&mut self, ms: u64) {
+        self.max_drift_ms = ms;
+    }
+
+    /// Skews the physical clock (simulates a device whose clock is wrong).
+    pub fn set_offset_ms(&mut self, offset: i64) {
+        self.offset_ms = offset;
+    }
+
+    /// Physical time as this clock sees it.
+    pub fn physical_ms(&self) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        (now + self.offset_ms).max(0) as u64
+    }
+
+    /// A new stamp for a local op, later than every stamp seen so far.
+    pub fn tick(&mut self) -> Result<Hlc, HlcError> {
+        self.tick_at(self.physical_ms())
+    }
+
+    /// `tick` with an explicit physical time (tests: clocks going backwards).
+    pub fn tick_at(&mut self, physical_ms: u64) -> Result<Hlc, HlcError> {
+        if physical_ms > self.last.millis {
+            self.last.millis = physical_ms;
+            self.last.counter = 0;
+        } else {
+            self.last.counter = self
+                .last
+                .counter
+                .checked_add(1)
+                .filter(|c| *c < 0x100_0000)
+                .ok_or(HlcError::CounterOverflow)?;
+        }
+        Ok(self.last.clone())
+    }
+
+    /// Takes a received stamp into account so later local stamps sort after it.
+    pub fn observe(&mut self, remote: &Hlc) -> Result<(), HlcError> {
+        self.observe_at(remote, self.physical_ms())
+    }
+
+    /// `observe` with an explicit physical time.
+    pub fn observe_at(&mut self, remote: &Hlc, physical_ms: u64) -> Result<(), HlcError> {
+        self.check_drift_at(remote, physical_ms)?;
+        if (remote.millis, remote.counter) > (self.last.millis, self.last.counter) {
+            self.last.millis = remote.millis;
+            self.last.counter = remote.counter;
+        }
+        Ok(())
+    }
+
+    /// Refuses a stamp too far ahead of local time, without changing the clock.
+    pub fn check_drift(&self, remote: &Hlc) -> Result<(), HlcError> {
+        self.check_drift_at(remote, self.physical_ms())
+    }
+
+    fn check_drift_at(&self, remote: &Hlc, physical_ms: u64) -> Result<(), HlcError> {
+        let ahead = remote.millis.saturating_sub(physical_ms);
+        if ahead > self.max_drift_ms {
+            return Err(HlcError::TooFarAhead {
+                ahead_ms: ahead,
+                limit_ms: self.max_drift_ms,
+            });
+        }
+        Ok(())
+    }
+
+    /// The newest stamp this clock has issued or observed.
+    pub fn last(&self) -> &Hlc {
+        &self.last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_orders_like_time() {
+        let a = Hlc {
+            millis: 5,
+            counter: 9,
+            origin: "b".into(),
+        };
+        let b = Hlc {
+            millis: 6,
+            counter: 0,
+            origin: "a".into(),
+        };
+        let c = Hlc {
+            millis: 6,
+            counter: 1,
+            origin: "a".into(),
+        };
+        assert!(a.to_string() < b.to_string());
+        assert!(b.to_string() < c.to_string());
+        assert!(a < b && b < c);
+        assert_eq!(c.to_string().parse::<Hlc>().unwrap(), c);
+    }
+
+    #[test]
+    fn monotonic_when_clock_goes_backwards() {
+        let mut clock = Clock::new("o1", None);
+        let t1 = clock.tick_at(1_000).unwrap();
+        let t2 = clock.tick_at(500).unwrap();
+        let t3 = clock.tick_at(500).unwrap();
+        let t4 = clock.tick_at(2_000).unwrap();
+        assert!(t1 < t2 && t2 < t3 && t3 < t4, "{t1} {t2} {t3} {t4}");
+        assert_eq!(t2.millis, 1_000);
+    }
+
+    #[test]
+    fn later_than_observed_remote() {
+        let mut clock = Clock::new("o1", None);
+        let remote = Hlc {
+            millis: 9_000,
+            counter: 4,
+            origin: "o2".into(),
+        };
+        clock.observe_at(&remote, 1_000).unwrap();
+        let next = clock.tick_at(1_000).unwrap();
+        assert!(next.to_string() > remote.to_string() || (next.millis, next.counter) > (9_000, 4));
+        assert_eq!((next.millis, next.counter), (9_000, 5));
+    }
+
+    #[test]
+    fn refuses_stamps_far_in_the_future() {
+        let mut clock = Clock::new("o1", None);
+        let day = DEFAULT_MAX_DRIFT_MS;
+        let far = Hlc {
+            millis: 1_000 + day + 1,
+            counter: 0,
+            origin: "o2".into(),
+        };
+        let err = clock.observe_at(&far, 1_000).unwrap_err();
+        assert!(matches!(err, HlcError::TooFarAhead { .. }));
+        assert!(err.to_string().contains("future"));
+        // The clock was not poisoned.
+        assert_eq!(clock.tick_at(1_000).unwrap().millis, 1_000);
+        let near = Hlc {
+            millis: 1_000 + day,
+            counter: 0,
+            origin: "o2".into(),
+        };
+        clock.observe_at(&near, 1_000).unwrap();
+    }
+
+    #[test]
+    fn rejects_malformed_text() {
+        for bad in [
+            "",
+            "xyz",
+            "00000000000g000000-a",
+            "000000000001000000-",
+            "0001-a",
+            "000000000001000000-a b",
+        ] {
+            assert!(bad.parse::<Hlc>().is_err(), "{bad:?}");
+        }
+    }
+}

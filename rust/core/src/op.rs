@@ -1,0 +1,204 @@
+//! Ops: the unit of change and of sync. A replica is the materialization of
+//! the set of ops it holds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::hlc::Hlc;
+use crate::id::{is_valid_node_id, NodeId};
+use crate::model::{normalize_tag, parse_date, Field, Kind, Status};
+
+/// Largest body an op may carry, in bytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest title or other scalar value, in bytes.
+pub const MAX_VALUE_BYTES: usize = 4096;
+
+/// One change to one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Op {
+    /// Globally unique id (UUIDv7 text); duplicates are ignored on apply.
+    pub op_id: String,
+    /// When and where the op was made.
+    pub hlc: Hlc,
+    /// The node it changes.
+    pub node: NodeId,
+    /// What it does.
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// What an op does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Creates the node with a kind.
+    Create {
+        /// The kind at creation.
+        kind: Kind,
+    },
+    /// Sets a scalar field (last writer wins); `None` clears it.
+    Set {
+        /// Which field.
+        field: Field,
+        /// The new value as text, `None` to clear.
+        value: Option<String>,
+    },
+    /// Replaces the body, recording which body versions it was edited from.
+    SetBody {
+        /// The new body.
+        body: String,
+        /// Clock stamps of the body versions the editor saw (the heads).
+        base: Vec<Hlc>,
+    },
+    /// Adds a tag.
+    AddTag {
+        /// The tag.
+        tag: String,
+    },
+    /// Removes a tag.
+    RemoveTag {
+        /// The tag.
+        tag: String,
+    },
+    /// Deletes the node (a tombstone).
+    Delete,
+    /// Undoes a delete.
+    Restore,
+}
+
+/// Why an op was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid op {op_id}: {reason}")]
+pub struct InvalidOp {
+    /// The op's id (possibly truncated).
+    pub op_id: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl Op {
+    /// Checks that the op is well formed, so a bad op from a peer or a file
+    /// is refused with a clear reason instead of corrupting the replica.
+    pub fn validate(&self) -> Result<(), InvalidOp> {
+        let fail = |reason: String| InvalidOp {
+            op_id: self.op_id.chars().take(64).collect(),
+            reason,
+        };
+        if self.op_id.is_empty() || self.op_id.len() > 128 {
+            return Err(fail("op_id must be 1 to 128 characters".into()));
+        }
+        if !is_valid_node_id(&self.node) {
+            return Err(fail(format!("invalid node id {:?}", self.node)));
+        }
+        match &self.action {
+            Action::Create { .. } | Action::Delete | Action::Restore => {}
+            Action::Set { field, value } => {
+                if let Some(value) = value {
+                    if value.len() > MAX_VALUE_BYTES {
+                        return Err(fail(format!(
+                            "{field} is longer than {MAX_VALUE_BYTES} bytes"
+                        )));
+                    }
+                    check_field_value(*field, value).map_err(|e| fail(e.0))?;
+                } else if matches!(field, Field::Title | Field::Kind) {
+                    return Err(fail(format!("{field} cannot be cleared")));
+                }
+            }
+            Action::SetBody { body, base } => {
+                if body.len() > MAX_BODY_BYTES {
+                    return Err(fail(format!("body is larger than {MAX_BODY_BYTES} bytes")));
+                }
+                if base.len() > 1024 {
+                    return Err(fail("body base lists too many versions".into()));
+                }
+            }
+            Action::AddTag { tag } | Action::RemoveTag { tag } => {
+                let normal = normalize_tag(tag).map_err(|e| fail(e.0))?;
+                if &normal != tag {
+                    return Err(fail(format!("tag {tag:?} is not normalized")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a scalar field's text value.
+pub fn check_field_value(field: Field, value: &str) -> Result<(), crate::model::FieldError> {
+    match field {
+        Field::Title | Field::Project => {
+            if value.contains('\n') {
+                return Err(crate::model::FieldError(format!(
+                    "{field} must be one line"
+                )));
+            }
+        }
+        Field::Kind => {
+            value.parse::<Kind>()?;
+        }
+        Field::Status => {
+            value.parse::<Status>()?;
+        }
+        Field::Due => {
+            parse_date(value)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(action: Action) -> Op {
+        Op {
+            op_id: "op1".into(),
+            hlc: "000000000001000000-aa".parse().unwrap(),
+            node: "n1".into(),
+            action,
+        }
+    }
+
+    #[test]
+    fn json_round_trip_is_flat() {
+        let o = op(Action::Set {
+            field: Field::Title,
+            value: Some("x".into()),
+        });
+        let json = serde_json::to_string(&o).unwrap();
+        assert!(json.contains("\"action\":\"set\""), "{json}");
+        assert_eq!(serde_json::from_str::<Op>(&json).unwrap(), o);
+    }
+
+    #[test]
+    fn validation_refuses_bad_values() {
+        assert!(op(Action::Set {
+            field: Field::Due,
+            value: Some("tomorrow".into())
+        })
+        .validate()
+        .is_err());
+        assert!(op(Action::Set {
+            field: Field::Status,
+            value: Some("maybe".into())
+        })
+        .validate()
+        .is_err());
+        assert!(op(Action::Set {
+            field: Field::Title,
+            value: None
+        })
+        .validate()
+        .is_err());
+        assert!(op(Action::AddTag {
+            tag: "two words".into()
+        })
+        .validate()
+        .is_err());
+        assert!(op(Action::Set {
+            field: Field::Due,
+            value: Some("2026-01-31".into())
+        })
+        .validate()
+        .is_ok());
+    }
+}
