@@ -182,6 +182,15 @@ impl Clock {
         Ok(())
     }
 
+    /// Moves the clock past a stamp already stored in this replica (written by
+    /// another process sharing it), without the drift check: it is ours.
+    pub fn witness(&mut self, stored: &Hlc) {
+        if (stored.millis, stored.counter) > (self.last.millis, self.last.counter) {
+            self.last.millis = stored.millis;
+            self.last.counter = stored.counter;
+        }
+    }
+
     /// Refuses a stamp too far ahead of local time, without changing the clock.
     pub fn check_drift(&self, remote: &Hlc) -> Result<(), HlcError> {
         self.check_drift_at(remote, self.physical_ms())

@@ -1,0 +1,313 @@
+//! Reads: one node, lists, full-text search.
+
+use std::collections::{BTreeSet, HashMap};
+
+use heph_core::model::parse_date;
+use heph_core::{Hlc, Kind, Node, Status};
+use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
+
+use crate::{Replica, Result, StoreError};
+
+/// Which tasks a list shows, by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// Todo and doing (and nodes without a status).
+    #[default]
+    Open,
+    /// Done and cancelled.
+    Closed,
+    /// Everything.
+    Any,
+}
+
+/// Sort order of a list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListOrder {
+    /// Tasks with a due date first (soonest first), then newest.
+    #[default]
+    DueFirst,
+    /// Most recently changed first.
+    RecentlyUpdated,
+    /// Oldest first.
+    Created,
+}
+
+/// What to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only these kinds (all when empty).
+    pub kinds: Vec<Kind>,
+    /// By status.
+    pub status: StatusFilter,
+    /// Only this project.
+    pub project: Option<String>,
+    /// Only nodes with this tag.
+    pub tag: Option<String>,
+    /// Only nodes matching these full-text search terms.
+    pub text: Option<String>,
+    /// Include deleted nodes.
+    pub include_deleted: bool,
+    /// At most this many.
+    pub limit: Option<usize>,
+    /// Sort order.
+    pub order: ListOrder,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SearchHit {
+    /// Node id.
+    pub id: String,
+    /// Node kind.
+    pub kind: Kind,
+    /// Title.
+    pub title: String,
+    /// Matching text with the hits between `[` and `]`.
+    pub snippet: String,
+    /// Relevance (lower is better, bm25).
+    pub rank: f64,
+}
+
+const NODE_COLUMNS: &str =
+    "n.id, n.kind, n.title, n.body, n.status, n.due, n.project, n.created_hlc, \
+     n.updated_hlc, n.deleted, n.last_seq, \
+     (SELECT group_concat(tag, char(31)) FROM tags t WHERE t.node = n.id AND t.present = 1)";
+
+fn node_from_row(row: &Row<'_>) -> rusqlite::Result<RawNode> {
+    Ok(RawNode {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        title: row.get(2)?,
+        body: row.get(3)?,
+        status: row.get(4)?,
+        due: row.get(5)?,
+        project: row.get(6)?,
+        created: row.get(7)?,
+        updated: row.get(8)?,
+        deleted: row.get(9)?,
+        last_seq: row.get(10)?,
+        tags: row.get(11)?,
+    })
+}
+
+struct RawNode {
+    id: String,
+    kind: String,
+    title: String,
+    body: String,
+    status: Option<String>,
+    due: Option<String>,
+    project: Option<String>,
+    created: String,
+    updated: String,
+    deleted: bool,
+    last_seq: i64,
+    tags: Option<String>,
+}
+
+impl RawNode {
+    fn into_node(self) -> Result<Node> {
+        let corrupt = |what: String| StoreError::Corrupt(format!("node {}: {what}", self.id));
+        let millis = |h: &str| h.parse::<Hlc>().map(|h| h.millis).unwrap_or(0);
+        Ok(Node {
+            kind: self
+                .kind
+                .parse()
+                .map_err(|e: heph_core::model::FieldError| corrupt(e.0))?,
+            status: self
+                .status
+                .as_deref()
+                .map(str::parse::<Status>)
+                .transpose()
+                .map_err(|e| corrupt(e.0))?,
+            due: self
+                .due
+                .as_deref()
+                .map(parse_date)
+                .transpose()
+                .map_err(|e| corrupt(e.0))?,
+            tags: self
+                .tags
+                .map(|t| t.split('\u{1f}').map(str::to_owned).collect())
+                .unwrap_or_else(BTreeSet::new),
+            created_ms: millis(&self.created),
+            updated_ms: millis(&self.updated),
+            version: self.last_seq.to_string(),
+            id: self.id,
+            title: self.title,
+            body: self.body,
+            project: self.project,
+            deleted: self.deleted,
+        })
+    }
+}
+
+pub(crate) fn get_node(conn: &Connection, id: &str) -> Result<Option<Node>> {
+    let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE n.id = ?1");
+    conn.prepare_cached(&sql)?
+        .query_row([id], node_from_row)
+        .optional()?
+        .map(RawNode::into_node)
+        .transpose()
+}
+
+/// Turns user search text into an FTS5 query: every word must match, the
+/// last one as a prefix (search as you type). Quoting each word keeps FTS5
+/// syntax characters in user input from becoming query errors.
+pub(crate) fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("\"{w}\""))
+        .collect();
+    if words.is_empty() {
+        return None;
+    }
+    Some(format!("{}*", words.join(" ")))
+}
+
+impl Replica {
+    /// One node, deleted or not.
+    pub fn get(&self, id: &str) -> Result<Option<Node>> {
+        get_node(&self.conn, id)
+    }
+
+    /// Nodes matching a filter.
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<Node>> {
+        let mut sql = format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE 1=1");
+        let mut args: Vec<String> = Vec::new();
+        if !filter.include_deleted {
+            sql.push_str(" AND n.deleted = 0");
+        }
+        if !filter.kinds.is_empty() {
+            sql.push_str(" AND n.kind IN (");
+            for (i, kind) in filter.kinds.iter().enumerate() {
+                sql.push_str(if i == 0 { "?" } else { ", ?" });
+                args.push(kind.to_string());
+            }
+            sql.push(')');
+        }
+        match filter.status {
+            StatusFilter::Open => {
+                sql.push_str(" AND (n.status IS NULL OR n.status IN ('todo', 'doing'))")
+            }
+            StatusFilter::Closed => sql.push_str(" AND n.status IN ('done', 'cancelled')"),
+            StatusFilter::Any => {}
+        }
+        if let Some(project) = &filter.project {
+            sql.push_str(" AND n.project = ?");
+            args.push(project.clone());
+        }
+        if let Some(tag) = &filter.tag {
+            sql.push_str(" AND EXISTS (SELECT 1 FROM tags t WHERE t.node = n.id AND t.tag = ? AND t.present = 1)");
+            args.push(tag.trim_start_matches('#').to_owned());
+        }
+        if let Some(text) = &filter.text {
+            match fts_query(text) {
+                Some(q) => {
+                    sql.push_str(
+                        " AND n.rowid IN (SELECT rowid FROM nodes_fts WHERE nodes_fts MATCH ?)",
+                    );
+                    args.push(q);
+                }
+                None => return Ok(Vec::new()),
+            }
+        }
+        sql.push_str(match filter.order {
+            ListOrder::DueFirst => " ORDER BY n.due IS NULL, n.due, n.created_hlc DESC",
+            ListOrder::RecentlyUpdated => " ORDER BY n.updated_hlc DESC",
+            ListOrder::Created => " ORDER BY n.created_hlc, n.id",
+        });
+        if let Some(limit) = filter.limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(args.iter()), node_from_row)?;
+        rows.map(|r| r.map_err(StoreError::from).and_then(RawNode::into_node))
+            .collect()
+    }
+
+    /// Full-text search over titles and bodies, best first.
+    pub fn search(&self, text: &str, limit: usize) -> Result<Vec<SearchHit>> {
+        let Some(query) = fts_query(text) else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT n.id, n.kind, n.title,
+                    snippet(nodes_fts, -1, '[', ']', '…', 12),
+                    bm25(nodes_fts, 10.0, 1.0) AS score
+             FROM nodes_fts JOIN nodes n ON n.rowid = nodes_fts.rowid
+             WHERE nodes_fts MATCH ?1 AND n.deleted = 0
+             ORDER BY score LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(rusqlite::params![query, limit as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, f64>(4)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (id, kind, title, snippet, rank) = r?;
+            let kind = kind
+                .parse()
+                .map_err(|e: heph_core::model::FieldError| StoreError::Corrupt(e.0))?;
+            Ok(SearchHit {
+                id,
+                kind,
+                title,
+                snippet,
+                rank,
+            })
+        })
+        .collect()
+    }
+
+    /// The id of a live node whose title is `title` (case-insensitive); the
+    /// oldest one when several share it.
+    pub fn find_by_title(&self, title: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM nodes WHERE title = ?1 COLLATE NOCASE AND deleted = 0
+                 ORDER BY created_hlc, id LIMIT 1",
+            )?
+            .query_row([title.trim()], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Current versions of the given nodes (absent ids are left out).
+    pub fn versions(&self, ids: &[String]) -> Result<HashMap<String, String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT last_seq FROM nodes WHERE id = ?1")?;
+        let mut out = HashMap::new();
+        for id in ids {
+            if let Some(seq) = stmt.query_row([id], |r| r.get::<_, i64>(0)).optional()? {
+                out.insert(id.clone(), seq.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many nodes (live and deleted) the replica holds.
+    pub fn node_count(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM nodes", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fts_query;
+
+    #[test]
+    fn fts_query_quotes_words() {
+        assert_eq!(fts_query("buy milk").as_deref(), Some("\"buy\" \"milk\"*"));
+        assert_eq!(fts_query("\"OR (*").as_deref(), Some("\"OR\"*"));
+        assert_eq!(fts_query("  ** "), None);
+    }
+}

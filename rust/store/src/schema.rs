@@ -1,0 +1,115 @@
+//! Versioned migrations, applied in order when a replica is opened.
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+/// Each entry migrates from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- The op-log: every change this replica knows, in local arrival order.
+CREATE TABLE ops (
+    seq     INTEGER PRIMARY KEY,
+    op_id   TEXT NOT NULL UNIQUE,
+    hlc     TEXT NOT NULL,
+    node    TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    -- 1 once the hub has acknowledged (or sent) the op.
+    pushed  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX ops_node ON ops(node, action);
+CREATE INDEX ops_hlc ON ops(hlc);
+CREATE INDEX ops_unpushed ON ops(seq) WHERE pushed = 0;
+
+-- Materialized nodes. Each *_hlc column holds the stamp of the op that set
+-- the field, for last-writer-wins.
+CREATE TABLE nodes (
+    id          TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL DEFAULT 'note',
+    kind_hlc    TEXT NOT NULL DEFAULT '',
+    title       TEXT NOT NULL DEFAULT '',
+    title_hlc   TEXT NOT NULL DEFAULT '',
+    status      TEXT,
+    status_hlc  TEXT NOT NULL DEFAULT '',
+    due         TEXT,
+    due_hlc     TEXT NOT NULL DEFAULT '',
+    project     TEXT,
+    project_hlc TEXT NOT NULL DEFAULT '',
+    body        TEXT NOT NULL DEFAULT '',
+    body_heads  TEXT NOT NULL DEFAULT '[]',
+    body_hlc    TEXT NOT NULL DEFAULT '',
+    created_hlc TEXT NOT NULL DEFAULT '',
+    updated_hlc TEXT NOT NULL DEFAULT '',
+    delete_hlc  TEXT NOT NULL DEFAULT '',
+    alive_hlc   TEXT NOT NULL DEFAULT '',
+    deleted     INTEGER NOT NULL DEFAULT 0,
+    -- Local only: seq of the last op applied here (the buffer version).
+    last_seq    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX nodes_title ON nodes(title COLLATE NOCASE);
+CREATE INDEX nodes_open ON nodes(kind, status, due);
+CREATE INDEX nodes_updated ON nodes(updated_hlc);
+
+CREATE TABLE tags (
+    node    TEXT NOT NULL,
+    tag     TEXT NOT NULL,
+    hlc     TEXT NOT NULL,
+    present INTEGER NOT NULL,
+    PRIMARY KEY (node, tag)
+) WITHOUT ROWID;
+CREATE INDEX tags_tag ON tags(tag) WHERE present = 1;
+
+CREATE VIRTUAL TABLE nodes_fts USING fts5(
+    title, body, content = 'nodes', content_rowid = 'rowid',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER nodes_fts_insert AFTER INSERT ON nodes BEGIN
+    INSERT INTO nodes_fts(rowid, title, body) VALUES (new.rowid, new.title, new.body);
+END;
+CREATE TRIGGER nodes_fts_update AFTER UPDATE OF title, body ON nodes BEGIN
+    INSERT INTO nodes_fts(nodes_fts, rowid, title, body) VALUES ('delete', old.rowid, old.title, old.body);
+    INSERT INTO nodes_fts(rowid, title, body) VALUES (new.rowid, new.title, new.body);
+END;
+CREATE TRIGGER nodes_fts_delete AFTER DELETE ON nodes BEGIN
+    INSERT INTO nodes_fts(nodes_fts, rowid, title, body) VALUES ('delete', old.rowid, old.title, old.body);
+END;
+
+-- Per hub: pull cursor (hub sequence), last sync, last error.
+CREATE TABLE sync_state (
+    hub   TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (hub, key)
+) WITHOUT ROWID;
+"#];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to [`SCHEMA_VERSION`], one transaction per step.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found: current,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the lock.
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now > index as i64 {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! Local writes: each call records ops for what changed, in one transaction.
+
+use std::collections::BTreeSet;
+
+use heph_core::op::{check_field_value, MAX_BODY_BYTES, MAX_VALUE_BYTES};
+use heph_core::{Action, Field, Hlc, Kind, NewNode, Node, NodePatch, Op, Status};
+use rusqlite::{Transaction, TransactionBehavior};
+use time::Date;
+
+use crate::materialize::{apply_op, body_heads, ApplyReport};
+use crate::{query, Replica, Result, StoreError};
+
+/// Records ops inside one write transaction.
+pub(crate) struct Writer<'a, 'c> {
+    pub(crate) tx: &'a Transaction<'c>,
+    clock: &'a mut heph_core::Clock,
+    pub(crate) report: ApplyReport,
+}
+
+impl Writer<'_, '_> {
+    /// Stamps and applies one local op.
+    fn record(&mut self, node: &str, action: Action) -> Result<()> {
+        let op = Op {
+            op_id: heph_core::id::new_op_id(),
+            hlc: self.clock.tick()?,
+            node: node.to_owned(),
+            action,
+        };
+        op.validate().map_err(|e| StoreError::Invalid(e.reason))?;
+        apply_op(self.tx, &op, false, &mut self.report)?;
+        Ok(())
+    }
+
+    fn set(&mut self, node: &str, field: Field, value: Option<String>) -> Result<()> {
+        self.record(node, Action::Set { field, value })
+    }
+}
+
+impl Replica {
+    /// Runs `f` in one immediate write transaction with a clock that is
+    /// already past every op in the file (other processes write it too).
+    pub(crate) fn write<T>(
+        &mut self,
+        f: impl FnOnce(&mut Writer<'_, '_>) -> Result<T>,
+    ) -> Result<(T, ApplyReport)> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last: Option<String> = tx.query_row("SELECT max(hlc) FROM ops", [], |r| r.get(0))?;
+        if let Some(last) = last.and_then(|h| h.parse::<Hlc>().ok()) {
+            self.clock.witness(&last);
+        }
+        let mut writer = Writer {
+            tx: &tx,
+            clock: &mut self.clock,
+            report: ApplyReport::default(),
+        };
+        let value = f(&mut writer)?;
+        let report = writer.report;
+        tx.commit()?;
+        Ok((value, report))
+    }
+
+    /// Creates a node and returns it.
+    pub fn create(&mut self, new: NewNode) -> Result<Node> {
+        let id = heph_core::id::new_node_id();
+        self.create_with_id(&id, new)
+    }
+
+    fn create_with_id(&mut self, id: &str, new: NewNode) -> Result<Node> {
+        let kind = new.kind.unwrap_or(Kind::Task);
+        check_title(&new.title)?;
+        check_body(&new.body)?;
+        let status = match (kind, new.status) {
+            (_, Some(status)) => Some(status),
+            (Kind::Task, None) => Some(Status::Todo),
+            _ => None,
+        };
+        self.write(|w| {
+            w.record(id, Action::Create { kind })?;
+            w.set(id, Field::Title, Some(new.title.trim().to_owned()))?;
+            if let Some(status) = status {
+                w.set(id, Field::Status, Some(status.to_string()))?;
+            }
+            if let Some(due) = new.due {
+                w.set(id, Field::Due, Some(heph_core::model::format_date(due)))?;
+            }
+            if let Some(project) = non_empty(new.project.as_deref()) {
+                check_scalar(Field::Project, &project)?;
+                w.set(id, Field::Project, Some(project))?;
+            }
+            for tag in &new.tags {
+                w.record(
+                    id,
+                    Action::AddTag {
+                        tag: normal_tag(tag)?,
+                    },
+                )?;
+            }
+            if !new.body.is_empty() {
+                w.record(
+                    id,
+                    Action::SetBody {
+                        body: new.body.clone(),
+                        base: Vec::new(),
+                    },
+                )?;
+            }
+            Ok(())
+        })?;
+        self.get(id)?
+            .ok_or_else(|| StoreError::UnknownNode(id.to_owned()))
+    }
+
+    /// Applies a patch, recording ops only for fields that really change.
+    /// Returns the names of the changed fields.
+    pub fn update(&mut self, id: &str, patch: &NodePatch) -> Result<Vec<&'static str>> {
+        let (changed, _) = self.write(|w| {
+            let node =
+                query::get_node(w.tx, id)?.ok_or_else(|| StoreError::UnknownNode(id.to_owned()))?;
+            if node.deleted {
+                return Err(StoreError::Invalid(format!(
+                    "node {id} is deleted; restore it first (heph restore {id})"
+                )));
+            }
+            let mut changed = Vec::new();
+            if let Some(title) = &patch.title {
+                check_title(title)?;
+                if title.trim() != node.title {
+                    w.set(id, Field::Title, Some(title.trim().to_owned()))?;
+                    changed.push("title");
+                }
+            }
+            if let Some(kind) = patch.kind {
+                if kind != node.kind {
+                    w.set(id, Field::Kind, Some(kind.to_string()))?;
+                    changed.push("kind");
+                }
+            }
+            if let Some(status) = patch.status {
+                if status != node.status {
+                    w.set(id, Field::Status, status.map(|s| s.to_string()))?;
+                    changed.push("status");
+                }
+            }
+            if let Some(due) = patch.due {
+                if due != node.due {
+                    w.set(id, Field::Due, due.map(heph_core::model::format_date))?;
+                    changed.push("due");
+                }
+            }
+            if let Some(project) = &patch.project {
+                let project = non_empty(project.as_deref());
+                if project != node.project {
+                    if let Some(p) = &project {
+                        check_scalar(Field::Project, p)?;
+                    }
+                    w.set(id, Field::Project, project)?;
+                    changed.push("project");
+                }
+            }
+            if let Some(tags) = &patch.tags {
+                let wanted: BTreeSet<String> =
+                    tags.iter().map(|t| normal_tag(t)).collect::<Result<_>>()?;
+                if wanted != node.tags {
+                    for tag in wanted.difference(&node.tags) {
+                        w.record(id, Action::AddTag { tag: tag.clone() })?;
+                    }
+                    for tag in node.tags.difference(&wanted) {
+                        w.record(id, Action::RemoveTag { tag: tag.clone() })?;
+                    }
+                    changed.push("tags");
+                }
+            }
+            if let Some(body) = &patch.body {
+                check_body(body)?;
+                if *body != node.body {
+                    let base = body_heads(w.tx, id)?;
+                    w.record(
+                        id,
+                        Action::SetBody {
+                            body: body.clone(),
+                            base,
+                        },
+                    )?;
+                    changed.push("body");
+                }
+            }
+            Ok(changed)
+        })?;
+        Ok(changed)
+    }
+
+    /// Marks a node deleted (restorable).
+    pub fn delete(&mut self, id: &str) -> Result<()> {
+        self.require(id)?;
+        self.write(|w| w.record(id, Action::Delete))?;
+        Ok(())
+    }
+
+    /// Brings a deleted node back.
+    pub fn restore(&mut self, id: &str) -> Result<()> {
+        self.require(id)?;
+        self.write(|w| w.record(id, Action::Restore))?;
+        Ok(())
+    }
+
+    /// The journal node of `date`, created (or restored) when missing. Its
+    /// id is derived from the date, so devices agree on it offline.
+    pub fn journal(&mut self, date: Date) -> Result<Node> {
+        let id = heph_core::id::journal_id(date);
+        match self.get(&id)? {
+            Some(node) if !node.deleted => Ok(node),
+            Some(_) => {
+                self.restore(&id)?;
+                self.get(&id)?.ok_or(StoreError::UnknownNode(id))
+            }
+            None => self.create_with_id(
+                &id,
+                NewNode {
+                    kind: Some(Kind::Journal),
+                    title: heph_core::model::format_date(date),
+                    ..NewNode::default()
+                },
+            ),
+        }
+    }
+
+    /// Applies ops from outside (import, tests): validated, clock-checked,
+    /// all or nothing.
+    pub fn apply_ops(&mut self, ops: &[Op]) -> Result<ApplyReport> {
+        self.apply_external(ops, false, |_| Ok(()))
+    }
+
+    pub(crate) fn apply_external(
+        &mut self,
+        ops: &[Op],
+        pushed: bool,
+        finish: impl FnOnce(&Transaction<'_>) -> Result<()>,
+    ) -> Result<ApplyReport> {
+        for op in ops {
+            op.validate()
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            self.clock.check_drift(&op.hlc)?;
+        }
+        let ((), report) = self.write(|w| {
+            for op in ops {
+                apply_op(w.tx, op, pushed, &mut w.report)?;
+            }
+            finish(w.tx)
+        })?;
+        for op in ops {
+            self.clock.observe(&op.hlc)?;
+        }
+        Ok(report)
+    }
+
+    fn require(&self, id: &str) -> Result<()> {
+        if self.get(id)?.is_none() {
+            return Err(StoreError::UnknownNode(id.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+fn non_empty(value: Option<&str>) -> Option<String> {
+    value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+fn check_title(title: &str) -> Result<()> {
+    if title.trim().is_empty() {
+        return Err(StoreError::Invalid("a title cannot be empty".into()));
+    }
+    check_scalar(Field::Title, title.trim())
+}
+
+fn check_scalar(field: Field, value: &str) -> Result<()> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "{field} is longer than {MAX_VALUE_BYTES} bytes"
+        )));
+    }
+    check_field_value(field, value).map_err(|e| StoreError::Invalid(e.0))
+}
+
+fn check_body(body: &str) -> Result<()> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "the body is larger than {} KiB; split it into several notes",
+            MAX_BODY_BYTES / 1024
+        )));
+    }
+    Ok(())
+}
+
+fn normal_tag(tag: &str) -> Result<String> {
+    heph_core::model::normalize_tag(tag).map_err(|e| StoreError::Invalid(e.0))
+}
