@@ -1,0 +1,398 @@
+//! Node commands: add, list, show, set, done, rm, restore, search, journal,
+//! export-ops, import-ops.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use heph_core::model::{format_date, parse_date};
+use heph_core::{Kind, NewNode, Node, NodePatch, Op, Status};
+use heph_store::{ListFilter, Replica, StatusFilter};
+
+use crate::paths::Paths;
+
+/// Options of `heph add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// task or note.
+    #[arg(long, default_value = "task", value_parser = parse_kind)]
+    pub kind: Kind,
+    /// Due date, YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date_arg)]
+    pub due: Option<time::Date>,
+    /// Project name.
+    #[arg(long)]
+    pub project: Option<String>,
+    /// A tag (repeat for several).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Body text (markdown).
+    #[arg(long)]
+    pub body: Option<String>,
+    /// The title.
+    #[arg(required = true, num_args = 1..)]
+    pub title: Vec<String>,
+}
+
+/// Options of `heph list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Every node, not only open tasks.
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON (an array of nodes).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `heph show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Node id.
+    pub id: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `heph set`.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// Node id.
+    pub id: String,
+    /// FIELD=VALUE pairs: title, kind, status, due, project, tags (comma separated), body. An empty value clears.
+    #[arg(required = true, num_args = 1..)]
+    pub assignments: Vec<String>,
+}
+
+/// A single node id.
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Node id.
+    pub id: String,
+}
+
+/// Options of `heph search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Search terms.
+    #[arg(required = true, num_args = 1..)]
+    pub query: Vec<String>,
+    /// At most this many results.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `heph journal`.
+#[derive(Debug, Args)]
+pub struct JournalArgs {
+    /// The day, YYYY-MM-DD (today when absent).
+    #[arg(value_parser = parse_date_arg)]
+    pub date: Option<time::Date>,
+}
+
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    s.parse().map_err(|e: heph_core::model::FieldError| e.0)
+}
+
+fn parse_date_arg(s: &str) -> Result<time::Date, String> {
+    parse_date(s).map_err(|e| e.0)
+}
+
+fn open(paths: &Paths) -> Result<Replica> {
+    paths.ensure()?;
+    Ok(Replica::open(&paths.replica())?)
+}
+
+/// Today in local time (UTC when the offset is unknown).
+pub fn today() -> time::Date {
+    time::OffsetDateTime::now_local()
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        .date()
+}
+
+/// JSON form of a node, shared by `list --json` and `show --json`.
+pub fn node_json(node: &Node) -> serde_json::Value {
+    serde_json::json!({
+        "id": node.id,
+        "kind": node.kind,
+        "title": node.title,
+        "body": node.body,
+        "status": node.status,
+        "due": node.due.map(format_date),
+        "project": node.project,
+        "tags": node.tags,
+        "created_ms": node.created_ms,
+        "updated_ms": node.updated_ms,
+        "deleted": node.deleted,
+    })
+}
+
+fn summary_line(node: &Node) -> String {
+    let mark = match node.status {
+        Some(Status::Todo) => "[ ]",
+        Some(Status::Doing) => "[/]",
+        Some(Status::Done) => "[x]",
+        Some(Status::Cancelled) => "[-]",
+        None => match node.kind {
+            Kind::Note => "note",
+            Kind::Journal => "jrnl",
+            Kind::Task => "[ ]",
+        },
+    };
+    let mut line = format!("{}  {mark} {}", node.id, node.title);
+    if let Some(due) = node.due {
+        line.push_str(&format!(" @{}", format_date(due)));
+    }
+    if let Some(project) = &node.project {
+        line.push_str(&format!(" +{project}"));
+    }
+    for tag in &node.tags {
+        line.push_str(&format!(" #{tag}"));
+    }
+    line
+}
+
+/// `heph add`.
+pub fn add(paths: &Paths, args: AddArgs) -> Result<ExitCode> {
+    let mut replica = open(paths)?;
+    let node = replica.create(NewNode {
+        kind: Some(args.kind),
+        title: args.title.join(" "),
+        body: args.body.unwrap_or_default(),
+        due: args.due,
+        project: args.project,
+        tags: args.tags.into_iter().collect(),
+        status: None,
+    })?;
+    println!("{}", node.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `heph list`.
+pub fn list(paths: &Paths, args: ListArgs) -> Result<ExitCode> {
+    let replica = open(paths)?;
+    let filter = if args.all {
+        ListFilter {
+            status: StatusFilter::Any,
+            ..ListFilter::default()
+        }
+    } else {
+        ListFilter {
+            kinds: vec![Kind::Task],
+            ..ListFilter::default()
+        }
+    };
+    let nodes = replica.list(&filter)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let json: Vec<_> = nodes.iter().map(node_json).collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+    } else {
+        for node in &nodes {
+            writeln!(out, "{}", summary_line(node))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn require(replica: &Replica, id: &str) -> Result<Node> {
+    replica
+        .get(id)?
+        .ok_or_else(|| anyhow!("no node with id {id:?} (see `heph list --all`)"))
+}
+
+/// `heph show`.
+pub fn show(paths: &Paths, args: ShowArgs) -> Result<ExitCode> {
+    let replica = open(paths)?;
+    let node = require(&replica, &args.id)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&node_json(&node))?);
+    } else {
+        println!("{}", summary_line(&node));
+        println!("kind: {}", node.kind);
+        if node.deleted {
+            println!("deleted: yes (heph restore {})", node.id);
+        }
+        if !node.body.is_empty() {
+            println!();
+            print!("{}", node.body);
+            if !node.body.ends_with('\n') {
+                println!();
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `FIELD=VALUE` pairs into a patch.
+fn parse_assignments(assignments: &[String]) -> Result<NodePatch> {
+    let mut patch = NodePatch::default();
+    for assignment in assignments {
+        let (field, value) = assignment
+            .split_once('=')
+            .with_context(|| format!("expected FIELD=VALUE, got {assignment:?}"))?;
+        let value = value.trim();
+        let optional = || (!value.is_empty()).then(|| value.to_owned());
+        match field.trim() {
+            "title" => patch.title = Some(value.to_owned()),
+            "kind" => patch.kind = Some(parse_kind(value).map_err(|e| anyhow!(e))?),
+            "status" => {
+                patch.status = Some(
+                    optional()
+                        .map(|v| v.parse::<Status>())
+                        .transpose()
+                        .map_err(|e| anyhow!(e.0))?,
+                )
+            }
+            "due" => {
+                patch.due = Some(
+                    optional()
+                        .map(|v| parse_date(&v))
+                        .transpose()
+                        .map_err(|e| anyhow!(e.0))?,
+                )
+            }
+            "project" => patch.project = Some(optional()),
+            "tags" => {
+                patch.tags = Some(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_owned)
+                        .collect::<BTreeSet<_>>(),
+                )
+            }
+            "body" => patch.body = Some(value.replace("\\n", "\n")),
+            other => bail!(
+                "unknown field {other:?} (fields: title, kind, status, due, project, tags, body)"
+            ),
+        }
+    }
+    Ok(patch)
+}
+
+/// `heph set`.
+pub fn set(paths: &Paths, args: SetArgs) -> Result<ExitCode> {
+    let patch = parse_assignments(&args.assignments)?;
+    let mut replica = open(paths)?;
+    require(&replica, &args.id)?;
+    let changed = replica.update(&args.id, &patch)?;
+    if changed.is_empty() {
+        eprintln!("nothing changed");
+    } else {
+        eprintln!("changed: {}", changed.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `heph done`.
+pub fn done(paths: &Paths, args: IdArg) -> Result<ExitCode> {
+    let mut replica = open(paths)?;
+    let node = require(&replica, &args.id)?;
+    if node.kind != Kind::Task {
+        bail!("{} is a {}, not a task", node.id, node.kind);
+    }
+    replica.update(
+        &args.id,
+        &NodePatch {
+            status: Some(Some(Status::Done)),
+            ..NodePatch::default()
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `heph rm`.
+pub fn rm(paths: &Paths, args: IdArg) -> Result<ExitCode> {
+    let mut replica = open(paths)?;
+    require(&replica, &args.id)?;
+    replica.delete(&args.id)?;
+    eprintln!("deleted {} (undo with `heph restore {}`)", args.id, args.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `heph restore`.
+pub fn restore(paths: &Paths, args: IdArg) -> Result<ExitCode> {
+    let mut replica = open(paths)?;
+    require(&replica, &args.id)?;
+    replica.restore(&args.id)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `heph search`.
+pub fn search(paths: &Paths, args: SearchArgs) -> Result<ExitCode> {
+    let replica = open(paths)?;
+    let hits = replica.search(&args.query.join(" "), args.limit)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&hits)?);
+    } else {
+        for hit in &hits {
+            println!(
+                "{}  {}  {}",
+                hit.id,
+                hit.title,
+                hit.snippet.replace('\n', " ")
+            );
+        }
+    }
+    Ok(if hits.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `heph journal`.
+pub fn journal(paths: &Paths, args: JournalArgs) -> Result<ExitCode> {
+    let mut replica = open(paths)?;
+    let node = replica.journal(args.date.unwrap_or_else(today))?;
+    println!("{}", node.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `heph export-ops`.
+pub fn export_ops(paths: &Paths) -> Result<ExitCode> {
+    let replica = open(paths)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for op in replica.export_ops()? {
+        serde_json::to_writer(&mut out, &op)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `heph import-ops`: all lines are parsed and validated before anything is
+/// written, so a bad line leaves the replica untouched.
+pub fn import_ops(paths: &Paths) -> Result<ExitCode> {
+    let mut ops: Vec<Op> = Vec::new();
+    for (index, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line.context("cannot read stdin")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let op: Op = serde_json::from_str(&line)
+            .with_context(|| format!("line {}: not an op", index + 1))?;
+        op.validate()
+            .with_context(|| format!("line {}", index + 1))?;
+        ops.push(op);
+    }
+    let mut replica = open(paths)?;
+    let mut new_ops = 0;
+    // Chunks keep each transaction short so other writers are not starved.
+    for chunk in ops.chunks(5_000) {
+        new_ops += replica.apply_ops(chunk)?.new_ops;
+    }
+    eprintln!(
+        "imported {new_ops} new ops ({} already present)",
+        ops.len() - new_ops
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,135 @@
+//! The scripting CLI, run as a real process on a temporary replica.
+
+use std::process::{Command, Output, Stdio};
+use std::io::Write;
+
+struct Cli {
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_heph"))
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn err(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+}
+
+#[test]
+fn add_show_set_done_rm() {
+    let cli = Cli::new();
+    let id = cli.ok(&["add", "--due", "2026-12-24", "--project", "home", "--tag", "gift", "Wrap", "presents"]);
+    let id = id.trim();
+    let node = cli.json(&["show", id, "--json"]);
+    assert_eq!(node["title"], "Wrap presents");
+    assert_eq!(node["due"], "2026-12-24");
+    assert_eq!(node["project"], "home");
+    assert_eq!(node["tags"][0], "gift");
+    assert_eq!(node["status"], "todo");
+
+    cli.ok(&["set", id, "title=Wrap gifts", "tags=gift,family", "due="]);
+    let node = cli.json(&["show", id, "--json"]);
+    assert_eq!(node["title"], "Wrap gifts");
+    assert_eq!(node["due"], serde_json::Value::Null);
+    assert_eq!(node["tags"].as_array().unwrap().len(), 2);
+
+    cli.ok(&["done", id]);
+    assert_eq!(cli.json(&["show", id, "--json"])["status"], "done");
+    assert!(cli.json(&["list", "--json"]).as_array().unwrap().is_empty());
+    assert_eq!(cli.json(&["list", "--all", "--json"]).as_array().unwrap().len(), 1);
+
+    cli.ok(&["rm", id]);
+    assert_eq!(cli.json(&["show", id, "--json"])["deleted"], true);
+    assert!(cli.json(&["list", "--all", "--json"]).as_array().unwrap().is_empty());
+    cli.ok(&["restore", id]);
+    assert_eq!(cli.json(&["show", id, "--json"])["deleted"], false);
+}
+
+#[test]
+fn bad_input_fails_clearly() {
+    let cli = Cli::new();
+    let id = cli.ok(&["add", "x"]);
+    let id = id.trim();
+    assert!(cli.err(&["show", "nope"]).contains("no node with id"));
+    assert!(cli.err(&["add", "--due", "someday", "x"]).contains("YYYY-MM-DD"));
+    assert!(cli.err(&["set", id, "colour=red"]).contains("unknown field"));
+    assert!(cli.err(&["set", id, "status=maybe"]).contains("unknown status"));
+    assert!(cli.err(&["set", id, "no-equals"]).contains("FIELD=VALUE"));
+    assert!(cli.err(&["journal", "2026-02-30"]).contains("invalid date"));
+    assert!(cli.err(&["add", "--kind", "poem", "x"]).contains("unknown kind"));
+    // Nothing above changed the node.
+    assert_eq!(cli.json(&["show", id, "--json"])["title"], "x");
+}
+
+#[test]
+fn journal_is_stable_per_day() {
+    let cli = Cli::new();
+    let a = cli.ok(&["journal", "2026-11-22"]);
+    let b = cli.ok(&["journal", "2026-11-22"]);
+    assert_eq!(a, b);
+    assert_eq!(a.trim(), "journal-2026-11-22");
+    let today = cli.ok(&["journal"]);
+    assert_eq!(today, cli.ok(&["journal"]));
+}
+
+#[test]
+fn search_finds_bodies() {
+    let cli = Cli::new();
+    let id = cli.ok(&["add", "--kind", "note", "--body", "the zebra crossing", "Walk"]);
+    let hits = cli.json(&["search", "zebra", "--json"]);
+    assert_eq!(hits[0]["id"], id.trim());
+    assert!(hits[0]["snippet"].as_str().unwrap().contains("[zebra]"));
+    assert!(!cli.run(&["search", "giraffe"]).status.success());
+}
+
+#[test]
+fn export_import_round_trip() {
+    let a = Cli::new();
+    a.ok(&["add", "one"]);
+    a.ok(&["add", "--kind", "note", "--body", "text", "two"]);
+    let ops = a.ok(&["export-ops"]);
+    let b = Cli::new();
+    let import = |input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_heph"))
+            .arg("--data-dir")
+            .arg(b.dir.path())
+            .arg("import-ops")
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(import(&ops).status.success());
+    assert!(import(&ops).status.success(), "importing twice is harmless");
+    assert_eq!(b.ok(&["export-ops"]).lines().count(), ops.lines().count());
+    assert_eq!(a.json(&["list", "--all", "--json"]), b.json(&["list", "--all", "--json"]));
+    // A bad line refuses the whole import.
+    let out = import("{\"op_id\":\"x\"}\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
+}
