@@ -13,12 +13,16 @@ use heph_store::Replica;
 
 const NODES: usize = 100_000;
 
-const WORDS: &[&str] = &[
-    "garden", "invoice", "meeting", "draft", "review", "travel", "budget", "kitchen", "paint", "report",
-    "python", "rust", "neovim", "release", "doctor", "school", "birthday", "groceries", "bicycle", "tax",
-    "insurance", "holiday", "plumber", "letter", "concert", "recipe", "backup", "server", "laptop", "phone",
-    "quarterly", "roadmap", "design", "migration", "benchmark", "journal", "reading", "novel", "running", "yoga",
+/// Syllables for a synthetic vocabulary of pseudo-words.
+const SYLLABLES: &[&str] = &[
+    "ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa", "qui", "bre", "dan", "fel", "gor",
+    "hin", "jor", "kel", "lum", "mor", "nix", "pol", "ras", "sen", "tor", "ul", "vex", "wen",
+    "yar", "zol",
 ];
+
+/// Size of the vocabulary; words are drawn log-uniformly (Zipf-like), as
+/// in real notes where a few words are everywhere and most are rare.
+const VOCABULARY: u64 = 20_000;
 
 struct Rng(u64);
 
@@ -29,8 +33,18 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn word(&mut self) -> &'static str {
-        WORDS[(self.next() % WORDS.len() as u64) as usize]
+    fn word(&mut self) -> String {
+        let u = (self.next() % 1_000_000) as f64 / 1_000_000.0;
+        let mut rank = ((VOCABULARY as f64).powf(u) as u64).max(1) - 1;
+        let mut word = String::new();
+        loop {
+            word.push_str(SYLLABLES[(rank % SYLLABLES.len() as u64) as usize]);
+            rank /= SYLLABLES.len() as u64;
+            if rank == 0 {
+                break;
+            }
+        }
+        word
     }
     fn sentence(&mut self, n: usize) -> String {
         (0..n).map(|_| self.word()).collect::<Vec<_>>().join(" ")
@@ -54,9 +68,19 @@ fn generate_ops(nodes: usize, seed: u64) -> Vec<Op> {
             })
         };
         push(Action::Create { kind });
-        push(Action::Set { field: Field::Title, value: Some(format!("{} {i}", rng.sentence(4))) });
-        let body = (0..4).map(|_| rng.sentence(10)).collect::<Vec<_>>().join("\n") + "\n";
-        push(Action::SetBody { body, base: Vec::new() });
+        push(Action::Set {
+            field: Field::Title,
+            value: Some(format!("{} {i}", rng.sentence(4))),
+        });
+        let body = (0..4)
+            .map(|_| rng.sentence(10))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n";
+        push(Action::SetBody {
+            body,
+            base: Vec::new(),
+        });
     }
     ops
 }
@@ -76,7 +100,10 @@ fn replica_file() -> PathBuf {
         drop(replica);
         std::fs::rename(&tmp, &path).expect("rename");
         for ext in ["-wal", "-shm"] {
-            let _ = std::fs::rename(dir.join(format!("replica-100k.db.tmp{ext}")), dir.join(format!("replica-100k.db{ext}")));
+            let _ = std::fs::rename(
+                dir.join(format!("replica-100k.db.tmp{ext}")),
+                dir.join(format!("replica-100k.db{ext}")),
+            );
         }
     }
     path
@@ -101,19 +128,28 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     let path = replica_file();
-    c.bench_function("open 100k-node replica", |b| b.iter(|| Replica::open(&path).expect("open")));
+    c.bench_function("open 100k-node replica", |b| {
+        b.iter(|| Replica::open(&path).expect("open"))
+    });
 
     let replica = Replica::open(&path).expect("open");
     c.bench_function("get one node (100k replica)", |b| {
         let mut i = 0usize;
         b.iter(|| {
             i = (i + 7919) % NODES;
-            replica.get(&format!("node-7-{i}")).expect("get").expect("exists")
+            replica
+                .get(&format!("node-7-{i}"))
+                .expect("get")
+                .expect("exists")
         })
     });
     c.bench_function("search two words (100k replica)", |b| {
         let mut rng = Rng(3);
-        b.iter(|| replica.search(&format!("{} {}", rng.word(), rng.word()), 20).expect("search"))
+        b.iter(|| {
+            replica
+                .search(&format!("{} {}", rng.word(), rng.word()), 20)
+                .expect("search")
+        })
     });
 
     // p50/p95 over many distinct one-, two- and prefix queries.
@@ -121,15 +157,23 @@ fn benches(c: &mut Criterion) {
     let mut times = Vec::new();
     for i in 0..600 {
         let query = match i % 3 {
-            0 => rng.word().to_owned(),
+            0 => rng.word(),
             1 => format!("{} {}", rng.word(), rng.word()),
-            _ => rng.word()[..3].to_owned(),
+            _ => rng.word().chars().take(3).collect(),
         };
         let start = Instant::now();
         replica.search(&query, 20).expect("search");
-        times.push(start.elapsed().as_secs_f64() * 1000.0);
+        times.push((start.elapsed().as_secs_f64() * 1000.0, query));
     }
-    times.sort_by(f64::total_cmp);
+    times.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let slowest: Vec<String> = times
+        .iter()
+        .rev()
+        .take(5)
+        .map(|(t, q)| format!("{q:?} {t:.1} ms"))
+        .collect();
+    println!("slowest queries: {}", slowest.join(", "));
+    let times: Vec<f64> = times.into_iter().map(|(t, _)| t).collect();
     println!(
         "search latency over {} queries (100k nodes): p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms",
         times.len(),

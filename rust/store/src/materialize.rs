@@ -16,7 +16,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use crate::StoreError;
 
 /// What one batch of ops did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct ApplyReport {
     /// Ops that were new to this replica.
     pub new_ops: usize,
@@ -28,14 +28,50 @@ pub struct ApplyReport {
     pub merged: usize,
     /// Of those, merges that kept both sides between conflict markers.
     pub conflicts: usize,
+    touched: std::collections::HashSet<String>,
+}
+
+impl PartialEq for ApplyReport {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            self.new_ops,
+            self.duplicates,
+            &self.changed_nodes,
+            self.merged,
+            self.conflicts,
+        ) == (
+            other.new_ops,
+            other.duplicates,
+            &other.changed_nodes,
+            other.merged,
+            other.conflicts,
+        )
+    }
 }
 
 impl ApplyReport {
     fn touch(&mut self, node: &str) {
-        if !self.changed_nodes.iter().any(|n| n == node) {
+        if self.touched.insert(node.to_owned()) {
             self.changed_nodes.push(node.to_owned());
         }
     }
+}
+
+/// Brings the full-text index of these nodes up to date. Done once per
+/// transaction rather than per op, so a batch that sets a title and a body
+/// indexes the node once; deleted nodes leave the index.
+pub(crate) fn reindex(tx: &Transaction<'_>, nodes: &[String]) -> Result<(), StoreError> {
+    let mut remove = tx.prepare_cached(
+        "DELETE FROM nodes_fts WHERE rowid = (SELECT rowid FROM nodes WHERE id = ?1)",
+    )?;
+    let mut add = tx.prepare_cached(
+        "INSERT INTO nodes_fts (rowid, title, body) SELECT rowid, title, body FROM nodes WHERE id = ?1 AND deleted = 0",
+    )?;
+    for node in nodes {
+        remove.execute([node])?;
+        add.execute([node])?;
+    }
+    Ok(())
 }
 
 /// Inserts `op` into the log and materializes it; `pushed` marks ops the hub
@@ -68,28 +104,16 @@ pub(crate) fn apply_op(
     tx.prepare_cached("INSERT OR IGNORE INTO nodes (id) VALUES (?1)")?
         .execute([&op.node])?;
 
-    let newer = |column: &str| -> Result<bool, StoreError> {
-        let sql = format!("SELECT {column} FROM nodes WHERE id = ?1");
-        let current: String = tx
-            .prepare_cached(&sql)?
-            .query_row([&op.node], |r| r.get(0))?;
-        Ok(hlc > current)
-    };
     match &op.action {
         Action::Create { kind } => {
-            if newer("kind_hlc")? {
-                set_scalar(tx, &op.node, "kind", Some(kind.as_str()), &hlc)?;
-            }
+            set_scalar(tx, &op.node, "kind", Some(kind.as_str()), &hlc)?;
             tx.prepare_cached(
                 "UPDATE nodes SET created_hlc = ?2 WHERE id = ?1 AND (created_hlc = '' OR created_hlc > ?2)",
             )?
             .execute(params![op.node, hlc])?;
         }
         Action::Set { field, value } => {
-            let column = field_column(*field);
-            if newer(&format!("{column}_hlc"))? {
-                set_scalar(tx, &op.node, column, value.as_deref(), &hlc)?;
-            }
+            set_scalar(tx, &op.node, field_column(*field), value.as_deref(), &hlc)?;
         }
         Action::SetBody { body, base } => apply_body(tx, op, body, base, &hlc, report)?,
         Action::AddTag { tag } | Action::RemoveTag { tag } => {
@@ -101,23 +125,19 @@ pub(crate) fn apply_op(
             )?
             .execute(params![op.node, tag, hlc, present])?;
         }
-        Action::Delete => {
-            tx.prepare_cached(
-                "UPDATE nodes SET delete_hlc = ?2 WHERE id = ?1 AND delete_hlc < ?2",
-            )?
-            .execute(params![op.node, hlc])?;
-        }
-        Action::Restore => {}
+        Action::Delete | Action::Restore => {}
     }
-    if !matches!(op.action, Action::Delete) {
-        tx.prepare_cached("UPDATE nodes SET alive_hlc = ?2 WHERE id = ?1 AND alive_hlc < ?2")?
-            .execute(params![op.node, hlc])?;
-    }
+    // Every op but a delete is a sign of life: see the module comment.
+    let (delete_hlc, alive_hlc) = match op.action {
+        Action::Delete => (hlc.as_str(), ""),
+        _ => ("", hlc.as_str()),
+    };
     tx.prepare_cached(
-        "UPDATE nodes SET deleted = (delete_hlc > alive_hlc),
-             updated_hlc = max(updated_hlc, ?2), last_seq = ?3 WHERE id = ?1",
+        "UPDATE nodes SET delete_hlc = max(delete_hlc, ?2), alive_hlc = max(alive_hlc, ?3),
+             deleted = (max(delete_hlc, ?2) > max(alive_hlc, ?3)),
+             updated_hlc = max(updated_hlc, ?4), last_seq = ?5 WHERE id = ?1",
     )?
-    .execute(params![op.node, hlc, seq])?;
+    .execute(params![op.node, delete_hlc, alive_hlc, hlc, seq])?;
     Ok(true)
 }
 
@@ -128,8 +148,11 @@ fn set_scalar(
     value: Option<&str>,
     hlc: &str,
 ) -> Result<(), StoreError> {
-    let sql = format!("UPDATE nodes SET {column} = ?2, {column}_hlc = ?3 WHERE id = ?1");
-    // title and kind are NOT NULL; validation refuses clearing them.
+    // Last writer wins: only a newer stamp replaces the value. title and
+    // kind are NOT NULL; validation refuses clearing them.
+    let sql = format!(
+        "UPDATE nodes SET {column} = ?2, {column}_hlc = ?3 WHERE id = ?1 AND {column}_hlc < ?3"
+    );
     tx.prepare_cached(&sql)?
         .execute(params![node, value, hlc])?;
     Ok(())

@@ -151,19 +151,30 @@ pub(crate) fn get_node(conn: &Connection, id: &str) -> Result<Option<Node>> {
         .transpose()
 }
 
+/// A query whose rarest word is in more nodes than this is answered with the
+/// most recent matches instead of the best ranked: ranking many
+/// thousands of matches (a docsize lookup each) blows the 20 ms budget and
+/// means little; such words are near stop words.
+const BROAD_QUERY_DOCS: i64 = 4_000;
+
+/// Words of the search text, as FTS5 sees them.
+fn query_words(text: &str) -> Vec<&str> {
+    text.split(|c: char| !c.is_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
 /// Turns user search text into an FTS5 query: every word must match, the
 /// last one as a prefix (search as you type). Quoting each word keeps FTS5
 /// syntax characters in user input from becoming query errors.
 pub(crate) fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric() && c != '_')
-        .filter(|w| !w.is_empty())
-        .map(|w| format!("\"{w}\""))
-        .collect();
-    if words.is_empty() {
-        return None;
-    }
-    Some(format!("{}*", words.join(" ")))
+    let words = query_words(text);
+    let last = words.last()?;
+    // A prefix of one or two letters matches nearly everything and is slow
+    // to expand; search as you type starts at three.
+    let star = if last.chars().count() >= 3 { "*" } else { "" };
+    let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+    Some(format!("{}{star}", quoted.join(" ")))
 }
 
 impl Replica {
@@ -232,37 +243,89 @@ impl Replica {
         let Some(query) = fts_query(text) else {
             return Ok(Vec::new());
         };
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT n.id, n.kind, n.title,
-                    snippet(nodes_fts, -1, '[', ']', '…', 12),
-                    bm25(nodes_fts, 10.0, 1.0) AS score
-             FROM nodes_fts JOIN nodes n ON n.rowid = nodes_fts.rowid
-             WHERE nodes_fts MATCH ?1 AND n.deleted = 0
-             ORDER BY score LIMIT ?2",
-        )?;
+        // Rank inside FTS5 first and join only the top rows; snippets are
+        // made for those rows alone.
+        let sql = if self.is_broad_query(text)? {
+            "SELECT n.id, n.kind, n.title, f.rowid, 0.0
+             FROM (SELECT rowid FROM nodes_fts WHERE nodes_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2) f
+             JOIN nodes n ON n.rowid = f.rowid
+             ORDER BY f.rowid DESC"
+        } else {
+            "SELECT n.id, n.kind, n.title, f.rowid, f.rank
+             FROM (SELECT rowid, rank FROM nodes_fts WHERE nodes_fts MATCH ?1 ORDER BY rank LIMIT ?2) f
+             JOIN nodes n ON n.rowid = f.rowid
+             ORDER BY f.rank"
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(rusqlite::params![query, limit as i64], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
+                r.get::<_, i64>(3)?,
                 r.get::<_, f64>(4)?,
             ))
         })?;
-        rows.map(|r| {
-            let (id, kind, title, snippet, rank) = r?;
-            let kind = kind
-                .parse()
-                .map_err(|e: heph_core::model::FieldError| StoreError::Corrupt(e.0))?;
-            Ok(SearchHit {
-                id,
-                kind,
-                title,
-                snippet,
-                rank,
+        let rows: Vec<_> = rows.collect::<rusqlite::Result<_>>()?;
+        let mut snippet = self.conn.prepare_cached(
+            "SELECT snippet(nodes_fts, -1, '[', ']', '…', 12) FROM nodes_fts
+             WHERE nodes_fts MATCH ?1 AND rowid = ?2",
+        )?;
+        rows.into_iter()
+            .map(|(id, kind, title, rowid, rank)| {
+                let kind = kind
+                    .parse()
+                    .map_err(|e: heph_core::model::FieldError| StoreError::Corrupt(e.0))?;
+                let snippet: String = snippet
+                    .query_row(rusqlite::params![query, rowid], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or_default();
+                Ok(SearchHit {
+                    id,
+                    kind,
+                    title,
+                    snippet,
+                    rank,
+                })
             })
-        })
-        .collect()
+            .collect()
+    }
+
+    /// Whether every word of the query is in more than [`BROAD_QUERY_DOCS`]
+    /// nodes (the last word counted as a prefix, as it is searched).
+    fn is_broad_query(&self, text: &str) -> Result<bool> {
+        let words = query_words(text);
+        let mut exact = self
+            .conn
+            .prepare_cached("SELECT doc FROM nodes_fts_terms WHERE term = ?1")?;
+        for (i, word) in words.iter().enumerate() {
+            let word = word.to_lowercase();
+            let docs: i64 = if i + 1 == words.len() && word.chars().count() >= 3 {
+                // A prefix matches at least as many nodes as its most
+                // common completion; stop counting once past the bound.
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT doc FROM nodes_fts_terms WHERE term >= ?1 AND term < ?1 || char(1114111)",
+                )?;
+                let mut rows = stmt.query([&word])?;
+                let mut most = 0;
+                while let Some(row) = rows.next()? {
+                    most = most.max(row.get::<_, i64>(0)?);
+                    if most > BROAD_QUERY_DOCS {
+                        break;
+                    }
+                }
+                most
+            } else {
+                exact
+                    .query_row([&word], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or(0)
+            };
+            if docs <= BROAD_QUERY_DOCS {
+                return Ok(false);
+            }
+        }
+        Ok(!words.is_empty())
     }
 
     /// The id of a live node whose title is `title` (case-insensitive); the
@@ -307,7 +370,8 @@ mod tests {
     #[test]
     fn fts_query_quotes_words() {
         assert_eq!(fts_query("buy milk").as_deref(), Some("\"buy\" \"milk\"*"));
-        assert_eq!(fts_query("\"OR (*").as_deref(), Some("\"OR\"*"));
+        assert_eq!(fts_query("\"OR (*").as_deref(), Some("\"OR\""));
+        assert_eq!(fts_query("on the road").as_deref(), Some("\"on\" \"the\" \"road\"*"));
         assert_eq!(fts_query("  ** "), None);
     }
 }

@@ -64,20 +64,15 @@ CREATE TABLE tags (
 ) WITHOUT ROWID;
 CREATE INDEX tags_tag ON tags(tag) WHERE present = 1;
 
+-- Full-text index over live nodes, kept up to date once per write
+-- transaction (see materialize::reindex). rowid = nodes.rowid.
 CREATE VIRTUAL TABLE nodes_fts USING fts5(
-    title, body, content = 'nodes', content_rowid = 'rowid',
-    tokenize = 'unicode61 remove_diacritics 2'
+    title, body, tokenize = 'unicode61 remove_diacritics 2', prefix = '3'
 );
-CREATE TRIGGER nodes_fts_insert AFTER INSERT ON nodes BEGIN
-    INSERT INTO nodes_fts(rowid, title, body) VALUES (new.rowid, new.title, new.body);
-END;
-CREATE TRIGGER nodes_fts_update AFTER UPDATE OF title, body ON nodes BEGIN
-    INSERT INTO nodes_fts(nodes_fts, rowid, title, body) VALUES ('delete', old.rowid, old.title, old.body);
-    INSERT INTO nodes_fts(rowid, title, body) VALUES (new.rowid, new.title, new.body);
-END;
-CREATE TRIGGER nodes_fts_delete AFTER DELETE ON nodes BEGIN
-    INSERT INTO nodes_fts(nodes_fts, rowid, title, body) VALUES ('delete', old.rowid, old.title, old.body);
-END;
+-- Per-term document counts, to spot queries too broad to rank quickly.
+CREATE VIRTUAL TABLE nodes_fts_terms USING fts5vocab(nodes_fts, 'row');
+-- Title hits weigh ten times body hits.
+INSERT INTO nodes_fts (nodes_fts, rank) VALUES ('rank', 'bm25(10.0, 1.0)');
 
 -- Per hub: pull cursor (hub sequence), last sync, last error.
 CREATE TABLE sync_state (

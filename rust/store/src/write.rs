@@ -8,6 +8,7 @@ use rusqlite::{Transaction, TransactionBehavior};
 use time::Date;
 
 use crate::materialize::{apply_op, body_heads, ApplyReport};
+
 use crate::{query, Replica, Result, StoreError};
 
 /// Records ops inside one write transaction.
@@ -57,6 +58,7 @@ impl Replica {
         };
         let value = f(&mut writer)?;
         let report = writer.report;
+        crate::materialize::reindex(&tx, &report.changed_nodes)?;
         tx.commit()?;
         Ok((value, report))
     }

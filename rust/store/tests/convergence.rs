@@ -10,37 +10,109 @@ use proptest::prelude::*;
 /// One step of a random editing session on one of three devices.
 #[derive(Debug, Clone)]
 enum Step {
-    Create { device: usize, note: bool },
-    Title { device: usize, node: usize, word: u8 },
-    EditLine { device: usize, node: usize, line: usize, word: u8 },
-    InsertLine { device: usize, node: usize, line: usize, word: u8 },
-    Tag { device: usize, node: usize, tag: u8, add: bool },
-    Status { device: usize, node: usize, done: bool },
-    Delete { device: usize, node: usize },
-    Restore { device: usize, node: usize },
+    Create {
+        device: usize,
+        note: bool,
+    },
+    Title {
+        device: usize,
+        node: usize,
+        word: u8,
+    },
+    EditLine {
+        device: usize,
+        node: usize,
+        line: usize,
+        word: u8,
+    },
+    InsertLine {
+        device: usize,
+        node: usize,
+        line: usize,
+        word: u8,
+    },
+    Tag {
+        device: usize,
+        node: usize,
+        tag: u8,
+        add: bool,
+    },
+    Status {
+        device: usize,
+        node: usize,
+        done: bool,
+    },
+    Delete {
+        device: usize,
+        node: usize,
+    },
+    Restore {
+        device: usize,
+        node: usize,
+    },
     /// `to` receives a random part of `from`'s ops.
-    Sync { from: usize, to: usize, keep_every: usize },
+    Sync {
+        from: usize,
+        to: usize,
+        keep_every: usize,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
     let d = 0..3usize;
     prop_oneof![
         (d.clone(), any::<bool>()).prop_map(|(device, note)| Step::Create { device, note }),
-        (d.clone(), 0..6usize, any::<u8>()).prop_map(|(device, node, word)| Step::Title { device, node, word }),
-        (d.clone(), 0..6usize, 0..5usize, any::<u8>())
-            .prop_map(|(device, node, line, word)| Step::EditLine { device, node, line, word }),
-        (d.clone(), 0..6usize, 0..5usize, any::<u8>())
-            .prop_map(|(device, node, line, word)| Step::InsertLine { device, node, line, word }),
-        (d.clone(), 0..6usize, 0..4u8, any::<bool>()).prop_map(|(device, node, tag, add)| Step::Tag { device, node, tag, add }),
-        (d.clone(), 0..6usize, any::<bool>()).prop_map(|(device, node, done)| Step::Status { device, node, done }),
+        (d.clone(), 0..6usize, any::<u8>()).prop_map(|(device, node, word)| Step::Title {
+            device,
+            node,
+            word
+        }),
+        (d.clone(), 0..6usize, 0..5usize, any::<u8>()).prop_map(|(device, node, line, word)| {
+            Step::EditLine {
+                device,
+                node,
+                line,
+                word,
+            }
+        }),
+        (d.clone(), 0..6usize, 0..5usize, any::<u8>()).prop_map(|(device, node, line, word)| {
+            Step::InsertLine {
+                device,
+                node,
+                line,
+                word,
+            }
+        }),
+        (d.clone(), 0..6usize, 0..4u8, any::<bool>()).prop_map(|(device, node, tag, add)| {
+            Step::Tag {
+                device,
+                node,
+                tag,
+                add,
+            }
+        }),
+        (d.clone(), 0..6usize, any::<bool>()).prop_map(|(device, node, done)| Step::Status {
+            device,
+            node,
+            done
+        }),
         (d.clone(), 0..6usize).prop_map(|(device, node)| Step::Delete { device, node }),
         (d.clone(), 0..6usize).prop_map(|(device, node)| Step::Restore { device, node }),
-        (d.clone(), d, 1..4usize).prop_map(|(from, to, keep_every)| Step::Sync { from, to, keep_every }),
+        (d.clone(), d, 1..4usize).prop_map(|(from, to, keep_every)| Step::Sync {
+            from,
+            to,
+            keep_every
+        }),
     ]
 }
 
 fn ids(r: &Replica) -> Vec<String> {
-    let mut ids: Vec<String> = r.export_ops().unwrap().into_iter().map(|o| o.node).collect();
+    let mut ids: Vec<String> = r
+        .export_ops()
+        .unwrap()
+        .into_iter()
+        .map(|o| o.node)
+        .collect();
     ids.sort();
     ids.dedup();
     ids
@@ -59,10 +131,19 @@ fn run(steps: &[Step]) -> Vec<Replica> {
             Step::Create { device, note } => {
                 let kind = if note { Kind::Note } else { Kind::Task };
                 devices[device]
-                    .create(NewNode { kind: Some(kind), title: "n".into(), body: "a\nb\nc\n".into(), ..NewNode::default() })
+                    .create(NewNode {
+                        kind: Some(kind),
+                        title: "n".into(),
+                        body: "a\nb\nc\n".into(),
+                        ..NewNode::default()
+                    })
                     .unwrap();
             }
-            Step::Sync { from, to, keep_every } => {
+            Step::Sync {
+                from,
+                to,
+                keep_every,
+            } => {
                 if from == to {
                     continue;
                 }
@@ -71,27 +152,58 @@ fn run(steps: &[Step]) -> Vec<Replica> {
                 let cut = ops.len() * keep_every / 3;
                 devices[to].apply_ops(&ops[..cut.min(ops.len())]).unwrap();
             }
-            Step::Title { device, node, word } => edit(&mut devices[device], node, |_| NodePatch { title: Some(format!("t{word}")), ..NodePatch::default() }),
-            Step::EditLine { device, node, line, word } => edit(&mut devices[device], node, |body| {
+            Step::Title { device, node, word } => edit(&mut devices[device], node, |_| NodePatch {
+                title: Some(format!("t{word}")),
+                ..NodePatch::default()
+            }),
+            Step::EditLine {
+                device,
+                node,
+                line,
+                word,
+            } => edit(&mut devices[device], node, |body| {
                 let mut lines: Vec<String> = body.lines().map(str::to_owned).collect();
                 if lines.is_empty() {
                     lines.push(String::new());
                 }
                 let i = line % lines.len();
                 lines[i] = format!("w{word}");
-                NodePatch { body: Some(lines.join("\n") + "\n"), ..NodePatch::default() }
+                NodePatch {
+                    body: Some(lines.join("\n") + "\n"),
+                    ..NodePatch::default()
+                }
             }),
-            Step::InsertLine { device, node, line, word } => edit(&mut devices[device], node, |body| {
+            Step::InsertLine {
+                device,
+                node,
+                line,
+                word,
+            } => edit(&mut devices[device], node, |body| {
                 let mut lines: Vec<String> = body.lines().map(str::to_owned).collect();
                 let i = line % (lines.len() + 1);
                 lines.insert(i, format!("i{word}"));
-                NodePatch { body: Some(lines.join("\n") + "\n"), ..NodePatch::default() }
+                NodePatch {
+                    body: Some(lines.join("\n") + "\n"),
+                    ..NodePatch::default()
+                }
             }),
-            Step::Tag { device, node, tag, add } => edit(&mut devices[device], node, |_| NodePatch::default()).then_tag(&mut devices[device], node, tag, add),
-            Step::Status { device, node, done } => edit(&mut devices[device], node, |_| NodePatch {
-                status: Some(Some(if done { Status::Done } else { Status::Todo })),
-                ..NodePatch::default()
-            }),
+            Step::Tag {
+                device,
+                node,
+                tag,
+                add,
+            } => edit(&mut devices[device], node, |_| NodePatch::default()).then_tag(
+                &mut devices[device],
+                node,
+                tag,
+                add,
+            ),
+            Step::Status { device, node, done } => {
+                edit(&mut devices[device], node, |_| NodePatch {
+                    status: Some(Some(if done { Status::Done } else { Status::Todo })),
+                    ..NodePatch::default()
+                })
+            }
             Step::Delete { device, node } => {
                 if let Some(id) = pick(&devices[device], node) {
                     let _ = devices[device].delete(&id);
@@ -114,7 +226,9 @@ trait ThenTag {
 impl ThenTag for () {
     fn then_tag(self, r: &mut Replica, node: usize, tag: u8, add: bool) {
         let Some(id) = pick(r, node) else { return };
-        let Some(current) = r.get(&id).unwrap() else { return };
+        let Some(current) = r.get(&id).unwrap() else {
+            return;
+        };
         let mut tags = current.tags.clone();
         let tag = format!("tag{tag}");
         if add {
@@ -122,13 +236,21 @@ impl ThenTag for () {
         } else {
             tags.remove(&tag);
         }
-        let _ = r.update(&id, &NodePatch { tags: Some(tags), ..NodePatch::default() });
+        let _ = r.update(
+            &id,
+            &NodePatch {
+                tags: Some(tags),
+                ..NodePatch::default()
+            },
+        );
     }
 }
 
 fn edit(r: &mut Replica, node: usize, patch: impl FnOnce(&str) -> NodePatch) {
     let Some(id) = pick(r, node) else { return };
-    let Some(current) = r.get(&id).unwrap() else { return };
+    let Some(current) = r.get(&id).unwrap() else {
+        return;
+    };
     // Editing a deleted node is refused; that's fine for the property.
     let _ = r.update(&id, &patch(&current.body));
 }
@@ -192,20 +314,49 @@ fn disjoint_line_edits_both_survive() {
     let mut a = Replica::open_in_memory().unwrap();
     let mut b = Replica::open_in_memory().unwrap();
     let note = a
-        .create(NewNode { kind: Some(Kind::Note), title: "n".into(), body: "one\ntwo\nthree\n".into(), ..NewNode::default() })
+        .create(NewNode {
+            kind: Some(Kind::Note),
+            title: "n".into(),
+            body: "one\ntwo\nthree\n".into(),
+            ..NewNode::default()
+        })
         .unwrap();
     b.apply_ops(&a.export_ops().unwrap()).unwrap();
-    a.update(&note.id, &NodePatch { body: Some("ONE\ntwo\nthree\n".into()), ..NodePatch::default() }).unwrap();
-    b.update(&note.id, &NodePatch { body: Some("one\ntwo\nTHREE\n".into()), ..NodePatch::default() }).unwrap();
+    a.update(
+        &note.id,
+        &NodePatch {
+            body: Some("ONE\ntwo\nthree\n".into()),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
+    b.update(
+        &note.id,
+        &NodePatch {
+            body: Some("one\ntwo\nTHREE\n".into()),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
     let report = a.apply_ops(&b.export_ops().unwrap()).unwrap();
     b.apply_ops(&a.export_ops().unwrap()).unwrap();
     assert_eq!(report.merged, 1);
     assert_eq!(a.get(&note.id).unwrap().unwrap().body, "ONE\ntwo\nTHREE\n");
     assert_eq!(a.canonical_dump().unwrap(), b.canonical_dump().unwrap());
     // Editing the merged text continues from it (no resurrected conflict).
-    a.update(&note.id, &NodePatch { body: Some("ONE\ntwo\nTHREE\nfour\n".into()), ..NodePatch::default() }).unwrap();
+    a.update(
+        &note.id,
+        &NodePatch {
+            body: Some("ONE\ntwo\nTHREE\nfour\n".into()),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
     b.apply_ops(&a.export_ops().unwrap()).unwrap();
-    assert_eq!(b.get(&note.id).unwrap().unwrap().body, "ONE\ntwo\nTHREE\nfour\n");
+    assert_eq!(
+        b.get(&note.id).unwrap().unwrap().body,
+        "ONE\ntwo\nTHREE\nfour\n"
+    );
 }
 
 /// Two devices rewrite the same line: both versions are kept, marked.
@@ -214,15 +365,37 @@ fn overlapping_edits_keep_both_versions() {
     let mut a = Replica::open_in_memory().unwrap();
     let mut b = Replica::open_in_memory().unwrap();
     let note = a
-        .create(NewNode { kind: Some(Kind::Note), title: "n".into(), body: "shared line\n".into(), ..NewNode::default() })
+        .create(NewNode {
+            kind: Some(Kind::Note),
+            title: "n".into(),
+            body: "shared line\n".into(),
+            ..NewNode::default()
+        })
         .unwrap();
     b.apply_ops(&a.export_ops().unwrap()).unwrap();
-    a.update(&note.id, &NodePatch { body: Some("alpha wrote this\n".into()), ..NodePatch::default() }).unwrap();
-    b.update(&note.id, &NodePatch { body: Some("beta wrote this\n".into()), ..NodePatch::default() }).unwrap();
+    a.update(
+        &note.id,
+        &NodePatch {
+            body: Some("alpha wrote this\n".into()),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
+    b.update(
+        &note.id,
+        &NodePatch {
+            body: Some("beta wrote this\n".into()),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
     let report = a.apply_ops(&b.export_ops().unwrap()).unwrap();
     b.apply_ops(&a.export_ops().unwrap()).unwrap();
     let body = a.get(&note.id).unwrap().unwrap().body;
-    assert!(body.contains("alpha wrote this") && body.contains("beta wrote this"), "{body}");
+    assert!(
+        body.contains("alpha wrote this") && body.contains("beta wrote this"),
+        "{body}"
+    );
     assert!(body.contains("<<<<<<<"), "{body}");
     assert_eq!(report.conflicts, 1);
     assert_eq!(b.get(&note.id).unwrap().unwrap().body, body);
@@ -233,12 +406,25 @@ fn overlapping_edits_keep_both_versions() {
 fn a_later_concurrent_edit_outlives_a_delete() {
     let mut a = Replica::open_in_memory().unwrap();
     let mut b = Replica::open_in_memory().unwrap();
-    let id = a.create(NewNode { title: "x".into(), ..NewNode::default() }).unwrap().id;
+    let id = a
+        .create(NewNode {
+            title: "x".into(),
+            ..NewNode::default()
+        })
+        .unwrap()
+        .id;
     b.apply_ops(&a.export_ops().unwrap()).unwrap();
     a.delete(&id).unwrap();
     // b's edit is stamped after the delete (b has not seen it).
     std::thread::sleep(std::time::Duration::from_millis(5));
-    b.update(&id, &NodePatch { title: Some("still needed".into()), ..NodePatch::default() }).unwrap();
+    b.update(
+        &id,
+        &NodePatch {
+            title: Some("still needed".into()),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
     a.apply_ops(&b.export_ops().unwrap()).unwrap();
     b.apply_ops(&a.export_ops().unwrap()).unwrap();
     let node = a.get(&id).unwrap().unwrap();

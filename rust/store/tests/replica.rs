@@ -6,7 +6,12 @@ use heph_core::{Kind, NewNode, NodePatch, Status};
 use heph_store::{ListFilter, Replica, StatusFilter, StoreError};
 
 fn task(r: &mut Replica, title: &str) -> String {
-    r.create(NewNode { title: title.into(), ..NewNode::default() }).unwrap().id
+    r.create(NewNode {
+        title: title.into(),
+        ..NewNode::default()
+    })
+    .unwrap()
+    .id
 }
 
 #[test]
@@ -36,14 +41,27 @@ fn update_records_only_changed_fields() {
     let id = task(&mut r, "a");
     let before = r.op_count().unwrap();
     let changed = r
-        .update(&id, &NodePatch { title: Some("a".into()), status: Some(Some(Status::Done)), ..NodePatch::default() })
+        .update(
+            &id,
+            &NodePatch {
+                title: Some("a".into()),
+                status: Some(Some(Status::Done)),
+                ..NodePatch::default()
+            },
+        )
         .unwrap();
     assert_eq!(changed, vec!["status"]);
     assert_eq!(r.op_count().unwrap(), before + 1);
     let v1 = r.get(&id).unwrap().unwrap().version;
     assert!(r.update(&id, &NodePatch::default()).unwrap().is_empty());
     let changed = r
-        .update(&id, &NodePatch { tags: Some(["x".into(), "y".into()].into()), ..NodePatch::default() })
+        .update(
+            &id,
+            &NodePatch {
+                tags: Some(["x".into(), "y".into()].into()),
+                ..NodePatch::default()
+            },
+        )
         .unwrap();
     assert_eq!(changed, vec!["tags"]);
     let node = r.get(&id).unwrap().unwrap();
@@ -56,15 +74,33 @@ fn bad_values_are_refused_and_nothing_is_written() {
     let mut r = Replica::open_in_memory().unwrap();
     let id = task(&mut r, "a");
     let ops = r.op_count().unwrap();
-    let err = r.update(&id, &NodePatch { title: Some("  ".into()), ..NodePatch::default() }).unwrap_err();
+    let err = r
+        .update(
+            &id,
+            &NodePatch {
+                title: Some("  ".into()),
+                ..NodePatch::default()
+            },
+        )
+        .unwrap_err();
     assert!(err.to_string().contains("title"), "{err}");
     let err = r
-        .update(&id, &NodePatch { status: Some(Some(Status::Done)), tags: Some(["two words".into()].into()), ..NodePatch::default() })
+        .update(
+            &id,
+            &NodePatch {
+                status: Some(Some(Status::Done)),
+                tags: Some(["two words".into()].into()),
+                ..NodePatch::default()
+            },
+        )
         .unwrap_err();
     assert!(err.to_string().contains("tag"), "{err}");
     // The status change in the same call rolled back with the bad tag.
     assert_eq!(r.op_count().unwrap(), ops);
-    assert!(matches!(r.update("missing", &NodePatch::default()), Err(StoreError::UnknownNode(_))));
+    assert!(matches!(
+        r.update("missing", &NodePatch::default()),
+        Err(StoreError::UnknownNode(_))
+    ));
 }
 
 #[test]
@@ -74,7 +110,15 @@ fn delete_and_restore() {
     r.delete(&id).unwrap();
     assert!(r.get(&id).unwrap().unwrap().deleted);
     assert!(r.list(&ListFilter::default()).unwrap().is_empty());
-    assert!(r.update(&id, &NodePatch { title: Some("x".into()), ..NodePatch::default() }).is_err());
+    assert!(r
+        .update(
+            &id,
+            &NodePatch {
+                title: Some("x".into()),
+                ..NodePatch::default()
+            }
+        )
+        .is_err());
     r.restore(&id).unwrap();
     assert!(!r.get(&id).unwrap().unwrap().deleted);
 }
@@ -95,20 +139,56 @@ fn journal_is_one_node_per_day() {
 fn list_filters_and_orders() {
     let mut r = Replica::open_in_memory().unwrap();
     let late = r
-        .create(NewNode { title: "late".into(), due: Some(time::macros::date!(2027 - 01 - 01)), project: Some("home".into()), ..NewNode::default() })
+        .create(NewNode {
+            title: "late".into(),
+            due: Some(time::macros::date!(2027 - 01 - 01)),
+            project: Some("home".into()),
+            ..NewNode::default()
+        })
         .unwrap();
     let soon = r
-        .create(NewNode { title: "soon".into(), due: Some(time::macros::date!(2026 - 12 - 01)), ..NewNode::default() })
+        .create(NewNode {
+            title: "soon".into(),
+            due: Some(time::macros::date!(2026 - 12 - 01)),
+            ..NewNode::default()
+        })
         .unwrap();
     let done = task(&mut r, "finished");
-    r.update(&done, &NodePatch { status: Some(Some(Status::Done)), ..NodePatch::default() }).unwrap();
-    r.create(NewNode { kind: Some(Kind::Note), title: "a note".into(), ..NewNode::default() }).unwrap();
-    let tasks = ListFilter { kinds: vec![Kind::Task], ..ListFilter::default() };
-    let titles: Vec<_> = r.list(&tasks).unwrap().into_iter().map(|n| n.title).collect();
+    r.update(
+        &done,
+        &NodePatch {
+            status: Some(Some(Status::Done)),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
+    r.create(NewNode {
+        kind: Some(Kind::Note),
+        title: "a note".into(),
+        ..NewNode::default()
+    })
+    .unwrap();
+    let tasks = ListFilter {
+        kinds: vec![Kind::Task],
+        ..ListFilter::default()
+    };
+    let titles: Vec<_> = r
+        .list(&tasks)
+        .unwrap()
+        .into_iter()
+        .map(|n| n.title)
+        .collect();
     assert_eq!(titles, vec!["soon", "late"]);
-    let closed = ListFilter { kinds: vec![Kind::Task], status: StatusFilter::Closed, ..ListFilter::default() };
+    let closed = ListFilter {
+        kinds: vec![Kind::Task],
+        status: StatusFilter::Closed,
+        ..ListFilter::default()
+    };
     assert_eq!(r.list(&closed).unwrap()[0].id, done);
-    let home = ListFilter { project: Some("home".into()), ..ListFilter::default() };
+    let home = ListFilter {
+        project: Some("home".into()),
+        ..ListFilter::default()
+    };
     assert_eq!(r.list(&home).unwrap()[0].id, late.id);
     assert_ne!(soon.id, late.id);
 }
@@ -117,19 +197,35 @@ fn list_filters_and_orders() {
 fn search_ranks_titles_and_snippets_bodies() {
     let mut r = Replica::open_in_memory().unwrap();
     let body_hit = r
-        .create(NewNode { kind: Some(Kind::Note), title: "Groceries".into(), body: "remember the quarterly report\n".into(), ..NewNode::default() })
+        .create(NewNode {
+            kind: Some(Kind::Note),
+            title: "Groceries".into(),
+            body: "remember the quarterly report\n".into(),
+            ..NewNode::default()
+        })
         .unwrap();
     let title_hit = task(&mut r, "Quarterly report draft");
     let hits = r.search("quarterly", 10).unwrap();
     assert_eq!(hits.len(), 2);
     assert_eq!(hits[0].id, title_hit, "title matches rank first");
     assert_eq!(hits[1].id, body_hit.id);
-    assert!(hits[1].snippet.contains("[quarterly]"), "{}", hits[1].snippet);
+    assert!(
+        hits[1].snippet.contains("[quarterly]"),
+        "{}",
+        hits[1].snippet
+    );
     // Prefix of the last word, FTS syntax in input is harmless.
     assert_eq!(r.search("quart", 10).unwrap().len(), 2);
     assert!(r.search("\"(( OR", 10).unwrap().is_empty());
     // Edits reindex; deleted nodes drop out.
-    r.update(&title_hit, &NodePatch { title: Some("Annual summary".into()), ..NodePatch::default() }).unwrap();
+    r.update(
+        &title_hit,
+        &NodePatch {
+            title: Some("Annual summary".into()),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
     assert_eq!(r.search("quarterly", 10).unwrap().len(), 1);
     r.delete(&body_hit.id).unwrap();
     assert!(r.search("quarterly", 10).unwrap().is_empty());
@@ -149,7 +245,10 @@ fn far_future_ops_are_refused() {
     // b's clock was not dragged forward.
     let id = task(&mut b, "now");
     let ms = b.get(&id).unwrap().unwrap().updated_ms;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     assert!(ms <= now + 1000);
 }
 

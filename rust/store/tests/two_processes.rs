@@ -10,12 +10,19 @@ const WRITES: usize = 300;
 /// When run as a child (env set), writes WRITES tasks and exits.
 #[test]
 fn child_writer() {
-    let (Ok(path), Ok(tag)) = (std::env::var("HEPH_TEST_REPLICA"), std::env::var("HEPH_TEST_WRITER")) else {
+    let (Ok(path), Ok(tag)) = (
+        std::env::var("HEPH_TEST_REPLICA"),
+        std::env::var("HEPH_TEST_WRITER"),
+    ) else {
         return;
     };
     let mut r = Replica::open(path.as_ref()).unwrap();
     for i in 0..WRITES {
-        r.create(NewNode { title: format!("{tag} {i}"), ..NewNode::default() }).unwrap();
+        r.create(NewNode {
+            title: format!("{tag} {i}"),
+            ..NewNode::default()
+        })
+        .unwrap();
     }
 }
 
@@ -44,9 +51,17 @@ fn concurrent_writers_lose_nothing() {
         assert!(child.wait().unwrap().success(), "a writer failed");
     }
     let r = Replica::open(&path).unwrap();
-    let all = r.list(&ListFilter { status: StatusFilter::Any, ..ListFilter::default() }).unwrap();
+    let all = r
+        .list(&ListFilter {
+            status: StatusFilter::Any,
+            ..ListFilter::default()
+        })
+        .unwrap();
     assert_eq!(all.len(), 2 * WRITES);
     for tag in ["alpha", "beta"] {
-        assert_eq!(all.iter().filter(|n| n.title.starts_with(tag)).count(), WRITES);
+        assert_eq!(
+            all.iter().filter(|n| n.title.starts_with(tag)).count(),
+            WRITES
+        );
     }
 }
