@@ -1,0 +1,111 @@
+//! Promote lines of a note or journal into tasks, leaving `[[links]]`.
+
+/// A line turned into a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promotion {
+    /// Index of the line in the input.
+    pub index: usize,
+    /// Title of the new task.
+    pub title: String,
+    /// Whether the line was ticked (`- [x]`).
+    pub done: bool,
+}
+
+/// Splits a line into (indent + list marker, checkbox state, text).
+fn split(line: &str) -> (String, Option<bool>, &str) {
+    let indent_len = line.len() - line.trim_start().len();
+    let (indent, mut rest) = line.split_at(indent_len);
+    let mut prefix = indent.to_owned();
+    for marker in ["- ", "* ", "+ "] {
+        if let Some(tail) = rest.strip_prefix(marker) {
+            prefix.push_str(marker);
+            rest = tail;
+            break;
+        }
+    }
+    if prefix.len() == indent.len() {
+        // Ordered list: "12. text".
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 && rest[digits..].starts_with(". ") {
+            prefix.push_str(&rest[..digits + 2]);
+            rest = &rest[digits + 2..];
+        }
+    }
+    let mut checked = None;
+    for (mark, done) in [("[ ] ", false), ("[x] ", true), ("[X] ", true)] {
+        if let Some(tail) = rest.strip_prefix(mark) {
+            checked = Some(done);
+            rest = tail;
+            break;
+        }
+    }
+    (prefix, checked, rest.trim())
+}
+
+/// Which lines become tasks: every non-blank line that is not already a
+/// link, a heading or too odd to be a title.
+pub fn promotions(lines: &[String]) -> Vec<Promotion> {
+    lines
+        .iter()
+        .enumerate()
+        .filter_map(|(index, line)| {
+            let (_, checked, text) = split(line);
+            let usable = !text.is_empty()
+                && !text.starts_with('#')
+                && !text.contains("[[")
+                && !text.contains("]]")
+                && text.len() <= 500;
+            usable.then(|| Promotion {
+                index,
+                title: text.to_owned(),
+                done: checked == Some(true),
+            })
+        })
+        .collect()
+}
+
+/// The replacement for a promoted line: its list marker kept, the checkbox
+/// dropped (the task holds the status now), the text a link.
+pub fn link_line(line: &str, title: &str) -> String {
+    let (prefix, _, _) = split(line);
+    format!("{prefix}[[{title}]]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_kept_and_text_becomes_links() {
+        let lines: Vec<String> = [
+            "- [ ] call mum",
+            "  * buy bread",
+            "3. file taxes",
+            "",
+            "## Heading",
+            "plain idea",
+            "- [[Existing]]",
+            "- [x] done thing",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let p = promotions(&lines);
+        let titles: Vec<_> = p.iter().map(|p| p.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            vec![
+                "call mum",
+                "buy bread",
+                "file taxes",
+                "plain idea",
+                "done thing"
+            ]
+        );
+        assert!(p[4].done);
+        assert_eq!(link_line(&lines[0], "call mum"), "- [[call mum]]");
+        assert_eq!(link_line(&lines[1], "buy bread"), "  * [[buy bread]]");
+        assert_eq!(link_line(&lines[2], "file taxes"), "3. [[file taxes]]");
+        assert_eq!(link_line(&lines[5], "plain idea"), "[[plain idea]]");
+    }
+}
