@@ -19,6 +19,7 @@ use heph_core::{Clock, Hlc};
 use rusqlite::{Connection, OpenFlags};
 
 pub use materialize::ApplyReport;
+pub use write::Edit;
 pub use query::{ListFilter, ListOrder, SearchHit, StatusFilter};
 pub use schema::SCHEMA_VERSION;
 

@@ -11,6 +11,17 @@ use crate::materialize::{apply_op, body_heads, ApplyReport};
 
 use crate::{query, Replica, Result, StoreError};
 
+/// One edit of a [`Replica::batch`].
+#[derive(Debug, Clone)]
+pub enum Edit {
+    /// Create a node.
+    Create(NewNode),
+    /// Change a node.
+    Update(String, NodePatch),
+    /// Delete a node.
+    Delete(String),
+}
+
 /// Records ops inside one write transaction.
 pub(crate) struct Writer<'a, 'c> {
     pub(crate) tx: &'a Transaction<'c>,
@@ -70,46 +81,7 @@ impl Replica {
     }
 
     fn create_with_id(&mut self, id: &str, new: NewNode) -> Result<Node> {
-        let kind = new.kind.unwrap_or(Kind::Task);
-        check_title(&new.title)?;
-        check_body(&new.body)?;
-        let status = match (kind, new.status) {
-            (_, Some(status)) => Some(status),
-            (Kind::Task, None) => Some(Status::Todo),
-            _ => None,
-        };
-        self.write(|w| {
-            w.record(id, Action::Create { kind })?;
-            w.set(id, Field::Title, Some(new.title.trim().to_owned()))?;
-            if let Some(status) = status {
-                w.set(id, Field::Status, Some(status.to_string()))?;
-            }
-            if let Some(due) = new.due {
-                w.set(id, Field::Due, Some(heph_core::model::format_date(due)))?;
-            }
-            if let Some(project) = non_empty(new.project.as_deref()) {
-                check_scalar(Field::Project, &project)?;
-                w.set(id, Field::Project, Some(project))?;
-            }
-            for tag in &new.tags {
-                w.record(
-                    id,
-                    Action::AddTag {
-                        tag: normal_tag(tag)?,
-                    },
-                )?;
-            }
-            if !new.body.is_empty() {
-                w.record(
-                    id,
-                    Action::SetBody {
-                        body: new.body.clone(),
-                        base: Vec::new(),
-                    },
-                )?;
-            }
-            Ok(())
-        })?;
+        self.write(|w| create_in(w, id, &new))?;
         self.get(id)?
             .ok_or_else(|| StoreError::UnknownNode(id.to_owned()))
     }
@@ -117,80 +89,38 @@ impl Replica {
     /// Applies a patch, recording ops only for fields that really change.
     /// Returns the names of the changed fields.
     pub fn update(&mut self, id: &str, patch: &NodePatch) -> Result<Vec<&'static str>> {
-        let (changed, _) = self.write(|w| {
-            let node =
-                query::get_node(w.tx, id)?.ok_or_else(|| StoreError::UnknownNode(id.to_owned()))?;
-            if node.deleted {
-                return Err(StoreError::Invalid(format!(
-                    "node {id} is deleted; restore it first (heph restore {id})"
-                )));
-            }
-            let mut changed = Vec::new();
-            if let Some(title) = &patch.title {
-                check_title(title)?;
-                if title.trim() != node.title {
-                    w.set(id, Field::Title, Some(title.trim().to_owned()))?;
-                    changed.push("title");
-                }
-            }
-            if let Some(kind) = patch.kind {
-                if kind != node.kind {
-                    w.set(id, Field::Kind, Some(kind.to_string()))?;
-                    changed.push("kind");
-                }
-            }
-            if let Some(status) = patch.status {
-                if status != node.status {
-                    w.set(id, Field::Status, status.map(|s| s.to_string()))?;
-                    changed.push("status");
-                }
-            }
-            if let Some(due) = patch.due {
-                if due != node.due {
-                    w.set(id, Field::Due, due.map(heph_core::model::format_date))?;
-                    changed.push("due");
-                }
-            }
-            if let Some(project) = &patch.project {
-                let project = non_empty(project.as_deref());
-                if project != node.project {
-                    if let Some(p) = &project {
-                        check_scalar(Field::Project, p)?;
+        Ok(self.write(|w| update_in(w, id, patch))?.0)
+    }
+
+    /// Several edits in one transaction: all land or none does. Returns the
+    /// ids of the nodes, in the order of `edits` (new ids for creations).
+    pub fn batch(&mut self, edits: Vec<Edit>) -> Result<Vec<String>> {
+        Ok(self
+            .write(|w| {
+                let mut ids = Vec::with_capacity(edits.len());
+                for edit in edits {
+                    match edit {
+                        Edit::Create(new) => {
+                            let id = heph_core::id::new_node_id();
+                            create_in(w, &id, &new)?;
+                            ids.push(id);
+                        }
+                        Edit::Update(id, patch) => {
+                            update_in(w, &id, &patch)?;
+                            ids.push(id);
+                        }
+                        Edit::Delete(id) => {
+                            if query::get_node(w.tx, &id)?.is_none() {
+                                return Err(StoreError::UnknownNode(id));
+                            }
+                            w.record(&id, Action::Delete)?;
+                            ids.push(id);
+                        }
                     }
-                    w.set(id, Field::Project, project)?;
-                    changed.push("project");
                 }
-            }
-            if let Some(tags) = &patch.tags {
-                let wanted: BTreeSet<String> =
-                    tags.iter().map(|t| normal_tag(t)).collect::<Result<_>>()?;
-                if wanted != node.tags {
-                    for tag in wanted.difference(&node.tags) {
-                        w.record(id, Action::AddTag { tag: tag.clone() })?;
-                    }
-                    for tag in node.tags.difference(&wanted) {
-                        w.record(id, Action::RemoveTag { tag: tag.clone() })?;
-                    }
-                    changed.push("tags");
-                }
-            }
-            if let Some(body) = &patch.body {
-                check_body(body)?;
-                if *body != node.body {
-                    let base = body_heads(w.tx, id)?;
-                    w.record(
-                        id,
-                        Action::SetBody {
-                            body: body.clone(),
-                            base,
-                        },
-                    )?;
-                    changed.push("body");
-                }
-            }
-            Ok(changed)
-        })?;
-        Ok(changed)
+                Ok(ids)
+            })?
+            .0)
     }
 
     /// Marks a node deleted (restorable).
@@ -263,6 +193,121 @@ impl Replica {
         }
         Ok(())
     }
+}
+
+/// Records the ops of a new node.
+fn create_in(w: &mut Writer<'_, '_>, id: &str, new: &NewNode) -> Result<()> {
+    let kind = new.kind.unwrap_or(Kind::Task);
+    check_title(&new.title)?;
+    check_body(&new.body)?;
+    let status = match (kind, new.status) {
+        (_, Some(status)) => Some(status),
+        (Kind::Task, None) => Some(Status::Todo),
+        _ => None,
+    };
+    w.record(id, Action::Create { kind })?;
+    w.set(id, Field::Title, Some(new.title.trim().to_owned()))?;
+    if let Some(status) = status {
+        w.set(id, Field::Status, Some(status.to_string()))?;
+    }
+    if let Some(due) = new.due {
+        w.set(id, Field::Due, Some(heph_core::model::format_date(due)))?;
+    }
+    if let Some(project) = non_empty(new.project.as_deref()) {
+        check_scalar(Field::Project, &project)?;
+        w.set(id, Field::Project, Some(project))?;
+    }
+    for tag in &new.tags {
+        w.record(
+            id,
+            Action::AddTag {
+                tag: normal_tag(tag)?,
+            },
+        )?;
+    }
+    if !new.body.is_empty() {
+        w.record(
+            id,
+            Action::SetBody {
+                body: new.body.clone(),
+                base: Vec::new(),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Records ops for the fields of `patch` that differ from the node.
+fn update_in(w: &mut Writer<'_, '_>, id: &str, patch: &NodePatch) -> Result<Vec<&'static str>> {
+    let node = query::get_node(w.tx, id)?.ok_or_else(|| StoreError::UnknownNode(id.to_owned()))?;
+    if node.deleted {
+        return Err(StoreError::Invalid(format!(
+            "node {id} is deleted; restore it first (heph restore {id})"
+        )));
+    }
+    let mut changed = Vec::new();
+    if let Some(title) = &patch.title {
+        check_title(title)?;
+        if title.trim() != node.title {
+            w.set(id, Field::Title, Some(title.trim().to_owned()))?;
+            changed.push("title");
+        }
+    }
+    if let Some(kind) = patch.kind {
+        if kind != node.kind {
+            w.set(id, Field::Kind, Some(kind.to_string()))?;
+            changed.push("kind");
+        }
+    }
+    if let Some(status) = patch.status {
+        if status != node.status {
+            w.set(id, Field::Status, status.map(|s| s.to_string()))?;
+            changed.push("status");
+        }
+    }
+    if let Some(due) = patch.due {
+        if due != node.due {
+            w.set(id, Field::Due, due.map(heph_core::model::format_date))?;
+            changed.push("due");
+        }
+    }
+    if let Some(project) = &patch.project {
+        let project = non_empty(project.as_deref());
+        if project != node.project {
+            if let Some(p) = &project {
+                check_scalar(Field::Project, p)?;
+            }
+            w.set(id, Field::Project, project)?;
+            changed.push("project");
+        }
+    }
+    if let Some(tags) = &patch.tags {
+        let wanted: BTreeSet<String> = tags.iter().map(|t| normal_tag(t)).collect::<Result<_>>()?;
+        if wanted != node.tags {
+            for tag in wanted.difference(&node.tags) {
+                w.record(id, Action::AddTag { tag: tag.clone() })?;
+            }
+            for tag in node.tags.difference(&wanted) {
+                w.record(id, Action::RemoveTag { tag: tag.clone() })?;
+            }
+            changed.push("tags");
+        }
+    }
+    if let Some(body) = &patch.body {
+        check_body(body)?;
+        if *body != node.body {
+            let base = body_heads(w.tx, id)?;
+            w.record(
+                id,
+                Action::SetBody {
+                    body: body.clone(),
+                    base,
+                },
+            )?;
+            changed.push("body");
+        }
+    }
+    Ok(changed)
 }
 
 fn non_empty(value: Option<&str>) -> Option<String> {

@@ -263,3 +263,29 @@ fn reopen_keeps_everything_and_migrations_are_idempotent() {
     let r = Replica::open(&path).unwrap();
     assert_eq!(r.get(&id).unwrap().unwrap().title, "persist me");
 }
+
+#[test]
+fn batch_is_all_or_nothing() {
+    use heph_store::Edit;
+    let mut r = Replica::open_in_memory().unwrap();
+    let a = task(&mut r, "a");
+    let ops = r.op_count().unwrap();
+    let err = r
+        .batch(vec![
+            Edit::Create(NewNode { title: "new".into(), ..NewNode::default() }),
+            Edit::Update(a.clone(), NodePatch { title: Some("renamed".into()), ..NodePatch::default() }),
+            Edit::Delete("missing".into()),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnknownNode(_)));
+    assert_eq!(r.op_count().unwrap(), ops);
+    let ids = r
+        .batch(vec![
+            Edit::Create(NewNode { title: "new".into(), ..NewNode::default() }),
+            Edit::Delete(a.clone()),
+        ])
+        .unwrap();
+    assert_eq!(ids[1], a);
+    assert_eq!(r.get(&ids[0]).unwrap().unwrap().title, "new");
+    assert!(r.get(&a).unwrap().unwrap().deleted);
+}
