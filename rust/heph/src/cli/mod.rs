@@ -2,7 +2,7 @@
 
 mod auth_cmd;
 mod hub_cmd;
-mod nodes;
+pub(crate) mod nodes;
 mod sync_cmd;
 
 use std::path::PathBuf;

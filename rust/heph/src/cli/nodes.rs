@@ -231,7 +231,7 @@ pub fn show(paths: &Paths, args: ShowArgs) -> Result<ExitCode> {
 }
 
 /// Parses `FIELD=VALUE` pairs into a patch.
-fn parse_assignments(assignments: &[String]) -> Result<NodePatch> {
+pub(crate) fn parse_assignments(assignments: &[String]) -> Result<NodePatch> {
     let mut patch = NodePatch::default();
     for assignment in assignments {
         let (field, value) = assignment

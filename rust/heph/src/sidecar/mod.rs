@@ -1,13 +1,148 @@
-//! The Neovim sidecar: msgpack-RPC over stdin/stdout.
+//! The Neovim sidecar: msgpack-RPC over stdin/stdout (nvim-rs). Requests
+//! run on the blocking pool against one replica handle; stdout belongs to
+//! the RPC channel, so logs go to a file.
 
+mod list_query;
+mod methods;
+mod params;
+mod sync_bridge;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
-use anyhow::{bail, Result};
+use anyhow::{Context as _, Result};
+use async_trait::async_trait;
+use nvim_rs::compat::tokio::Compat;
+use nvim_rs::{Handler, Neovim};
+use rmpv::Value;
 
 use crate::cli::SidecarArgs;
 use crate::paths::Paths;
 
+use methods::Context;
+use params::{to_msgpack, Params};
+
+/// The writer half nvim-rs gives a parent-connected process.
+type Writer = Compat<tokio::fs::File>;
+
+#[derive(Clone)]
+struct Sidecar {
+    ctx: Arc<Mutex<Context>>,
+    bridge: Arc<sync_bridge::SyncBridge>,
+}
+
+#[async_trait]
+impl Handler for Sidecar {
+    type Writer = Writer;
+
+    async fn handle_request(
+        &self,
+        name: String,
+        args: Vec<Value>,
+        neovim: Neovim<Writer>,
+    ) -> Result<Value, Value> {
+        let started = std::time::Instant::now();
+        let reply = self.request(&name, args, neovim).await;
+        match &reply {
+            Ok(_) => {
+                tracing::debug!(method = %name, ms = started.elapsed().as_secs_f64() * 1e3, "ok")
+            }
+            Err(e) => tracing::warn!(method = %name, error = %e, "request failed"),
+        }
+        reply.map(|v| to_msgpack(&v)).map_err(Value::from)
+    }
+}
+
+impl Sidecar {
+    async fn request(
+        &self,
+        name: &str,
+        args: Vec<Value>,
+        neovim: Neovim<Writer>,
+    ) -> Result<serde_json::Value, String> {
+        if let Some(reply) = self.bridge.handle(name, &args, neovim).await {
+            return reply;
+        }
+        let ctx = Arc::clone(&self.ctx);
+        let name = name.to_owned();
+        let bridge = Arc::clone(&self.bridge);
+        let reply = tokio::task::spawn_blocking(move || {
+            let params = Params::new(&name, &args)?;
+            let mut ctx = ctx
+                .lock()
+                .map_err(|_| "the replica handle is poisoned; restart the sidecar".to_owned())?;
+            methods::dispatch(&mut ctx, &name, &params)
+        })
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+        if reply.is_ok() {
+            bridge.local_write_maybe();
+        }
+        reply
+    }
+}
+
+fn default_log_file() -> PathBuf {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("heph")
+        .join("sidecar.log")
+}
+
+fn init_logging(path: &PathBuf) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open log file {}", path.display()))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HEPH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(Mutex::new(file))
+        .init();
+    Ok(())
+}
+
 /// Serves Neovim until stdin closes.
-pub fn run(_paths: &Paths, _args: SidecarArgs) -> Result<ExitCode> {
-    bail!("the sidecar is not built yet")
+pub fn run(paths: &Paths, args: SidecarArgs) -> Result<ExitCode> {
+    let log_file = args.log_file.unwrap_or_else(default_log_file);
+    init_logging(&log_file)?;
+    paths.ensure()?;
+    let replica = heph_store::Replica::open(&paths.replica())?;
+    tracing::info!(replica = %paths.replica().display(), pid = std::process::id(), "sidecar starting");
+    let ctx = Context {
+        replica,
+        data_dir: paths.data_dir.display().to_string(),
+        log_file: log_file.display().to_string(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let bridge = Arc::new(sync_bridge::SyncBridge::new(paths.clone()));
+        let handler = Sidecar {
+            ctx: Arc::new(Mutex::new(ctx)),
+            bridge,
+        };
+        let (_neovim, io) = nvim_rs::create::tokio::new_parent(handler)
+            .await
+            .context("cannot attach to stdin/stdout")?;
+        match io.await {
+            Ok(Ok(())) => tracing::info!("stdin closed; exiting"),
+            Ok(Err(e)) if e.is_channel_closed() => tracing::info!("channel closed; exiting"),
+            Ok(Err(e)) => tracing::error!(error = %e, "rpc loop ended"),
+            Err(e) => tracing::error!(error = %e, "rpc loop panicked"),
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

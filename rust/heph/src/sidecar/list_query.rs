@@ -1,0 +1,129 @@
+//! What a `heph://list/<query>` buffer shows, and what new lines in it get.
+
+use heph_core::{Kind, NewNode};
+use heph_store::{ListFilter, ListOrder, StatusFilter};
+
+/// A parsed list query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Buffer title.
+    pub title: String,
+    /// The filter.
+    pub filter: ListFilter,
+    /// Project given to tasks added in this list.
+    pub project: Option<String>,
+    /// Tag given to tasks added in this list.
+    pub tag: Option<String>,
+}
+
+/// `next`, `tasks`, `all`, `done`, `project:<name>`, `tag:<name>`, or
+/// search terms over open tasks.
+pub fn parse(query: &str) -> ListQuery {
+    let query = query.trim();
+    let tasks = |status| ListFilter {
+        kinds: vec![Kind::Task],
+        status,
+        ..ListFilter::default()
+    };
+    let (title, filter, project, tag) = match query {
+        "" | "next" => (
+            "Next tasks".to_owned(),
+            ListFilter {
+                limit: Some(50),
+                ..tasks(StatusFilter::Open)
+            },
+            None,
+            None,
+        ),
+        "tasks" => (
+            "Open tasks".to_owned(),
+            tasks(StatusFilter::Open),
+            None,
+            None,
+        ),
+        "all" => ("All tasks".to_owned(), tasks(StatusFilter::Any), None, None),
+        "done" => (
+            "Done tasks".to_owned(),
+            ListFilter {
+                order: ListOrder::RecentlyUpdated,
+                ..tasks(StatusFilter::Closed)
+            },
+            None,
+            None,
+        ),
+        q if q.starts_with("project:") => {
+            let name = q["project:".len()..].trim().to_owned();
+            (
+                format!("Project {name}"),
+                ListFilter {
+                    project: Some(name.clone()),
+                    ..tasks(StatusFilter::Open)
+                },
+                Some(name),
+                None,
+            )
+        }
+        q if q.starts_with("tag:") => {
+            let name = q["tag:".len()..].trim().trim_start_matches('#').to_owned();
+            (
+                format!("Tag #{name}"),
+                ListFilter {
+                    tag: Some(name.clone()),
+                    ..tasks(StatusFilter::Open)
+                },
+                None,
+                Some(name),
+            )
+        }
+        q => (
+            format!("Tasks matching \"{q}\""),
+            ListFilter {
+                text: Some(q.to_owned()),
+                ..tasks(StatusFilter::Open)
+            },
+            None,
+            None,
+        ),
+    };
+    ListQuery {
+        title,
+        filter,
+        project,
+        tag,
+    }
+}
+
+impl ListQuery {
+    /// A new task from a list line, with the list's project or tag.
+    pub fn new_task(&self, line: heph_core::text::list_buffer::ListLine) -> NewNode {
+        let mut tags = line.tags;
+        if let Some(tag) = &self.tag {
+            tags.insert(tag.clone());
+        }
+        NewNode {
+            kind: Some(Kind::Task),
+            title: line.title,
+            body: String::new(),
+            status: line.status,
+            due: line.due,
+            project: line.project.or_else(|| self.project.clone()),
+            tags,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries() {
+        assert_eq!(
+            parse("project:home").filter.project.as_deref(),
+            Some("home")
+        );
+        assert_eq!(parse("tag:#x").tag.as_deref(), Some("x"));
+        assert_eq!(parse("milk").filter.text.as_deref(), Some("milk"));
+        assert_eq!(parse("done").filter.status, StatusFilter::Closed);
+    }
+}
