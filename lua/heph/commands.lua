@@ -1,0 +1,218 @@
+---@mod heph.commands :Heph {subcommand}
+
+local rpc = require("heph.rpc")
+local buffers = require("heph.buffers")
+
+local M = {}
+local H = {}
+
+---@param err any
+function H.report(err)
+  vim.notify(tostring(err), vim.log.levels.ERROR)
+end
+
+---Asks for text through vim.ui.input when `given` is empty.
+---@param given string
+---@param prompt string
+---@param on_text fun(text: string)
+function H.text_or_input(given, prompt, on_text)
+  if given ~= "" then
+    return on_text(given)
+  end
+  vim.ui.input({ prompt = prompt }, function(text)
+    if text and text:match("%S") then
+      on_text(vim.trim(text))
+    end
+  end)
+end
+
+---@param kind "task"|"note"
+---@param title string
+function H.create(kind, title)
+  H.text_or_input(title, kind == "task" and "New task: " or "New note: ", function(text)
+    local ok, reply = pcall(rpc.request, "node_create", { kind = kind, title = text })
+    if not ok then
+      return H.report(reply)
+    end
+    buffers.open_node(reply.id)
+  end)
+end
+
+---@param id string
+---@return boolean
+function H.complete_task(id)
+  local ok, err = pcall(rpc.request, "node_set", { id = id, fields = { status = "done" } })
+  if not ok then
+    H.report(err)
+  end
+  return ok
+end
+
+---:Heph done — the task of this buffer, or of the list line under the cursor.
+function H.done()
+  local buf = vim.api.nvim_get_current_buf()
+  local state = buffers.state(buf)
+  local id = state and state.kind == "node" and state.id or buffers.line_id(vim.api.nvim_get_current_line())
+  if not id then
+    return vim.notify("heph: no task here (use it in a task buffer or on a list line)", vim.log.levels.WARN)
+  end
+  if state and state.kind == "node" and vim.bo[buf].modified then
+    return vim.notify("heph: save or undo your edits first", vim.log.levels.WARN)
+  end
+  if H.complete_task(id) then
+    vim.notify("heph: done")
+    if state and state.kind == "list" and vim.bo[buf].modified then
+      return
+    end
+    buffers.reload(buf)
+  end
+end
+
+---:Heph promote — lines of a note or journal become tasks, links remain.
+---@param line1 integer
+---@param line2 integer
+function H.promote(line1, line2)
+  local buf = vim.api.nvim_get_current_buf()
+  local state = buffers.state(buf)
+  if not state or state.kind ~= "node" then
+    return vim.notify("heph: promote works in note and journal buffers", vim.log.levels.WARN)
+  end
+  local lines = vim.api.nvim_buf_get_lines(buf, line1 - 1, line2, false)
+  local ok, reply = pcall(rpc.request, "promote", { id = state.id, lines = lines })
+  if not ok then
+    return H.report(reply)
+  end
+  if #reply.tasks == 0 then
+    return vim.notify("heph: nothing to promote on these lines", vim.log.levels.WARN)
+  end
+  vim.api.nvim_buf_set_lines(buf, line1 - 1, line2, false, reply.lines)
+  vim.notify(("heph: %d task%s created; save to keep the links"):format(#reply.tasks, #reply.tasks == 1 and "" or "s"))
+end
+
+---:Heph search — results through vim.ui.select, so any picker works.
+---@param terms string
+function H.search(terms)
+  H.text_or_input(terms, "Search heph: ", function(text)
+    local ok, reply = pcall(rpc.request, "search", { query = text, limit = 50 })
+    if not ok then
+      return H.report(reply)
+    end
+    if #reply.hits == 0 then
+      return vim.notify(("heph: nothing matches %q"):format(text))
+    end
+    vim.ui.select(reply.hits, {
+      prompt = "heph: " .. text,
+      kind = "heph_search",
+      format_item = function(hit)
+        return ("%s  [%s]  %s"):format(hit.title, hit.kind, (hit.snippet or ""):gsub("\n", " "))
+      end,
+    }, function(hit)
+      if hit then
+        buffers.open_node(hit.id)
+      end
+    end)
+  end)
+end
+
+---@type table<string, fun(args: string, cmd: table)>
+M.subcommands = {
+  home = function()
+    vim.cmd.edit("heph://home")
+  end,
+  today = function()
+    vim.cmd.edit("heph://journal/" .. os.date("%Y-%m-%d"))
+  end,
+  journal = function(args)
+    local date = args ~= "" and args or os.date("%Y-%m-%d")
+    if not date:match("^%d%d%d%d%-%d%d%-%d%d$") then
+      return vim.notify("heph: journal wants a date like 2026-11-22", vim.log.levels.ERROR)
+    end
+    vim.cmd.edit("heph://journal/" .. date)
+  end,
+  next = function()
+    buffers.open_list("next")
+  end,
+  list = function(args)
+    buffers.open_list(args ~= "" and args or "tasks")
+  end,
+  search = function(args)
+    H.search(args)
+  end,
+  new = function(args)
+    H.create("note", args)
+  end,
+  task = function(args)
+    H.create("task", args)
+  end,
+  done = function()
+    H.done()
+  end,
+  promote = function(_, cmd)
+    H.promote(cmd.line1, cmd.line2)
+  end,
+  open = function(args)
+    if args == "" then
+      return vim.notify("heph: :Heph open <id>", vim.log.levels.ERROR)
+    end
+    buffers.open_node(args)
+  end,
+  restore = function()
+    local state = buffers.state(0)
+    if not state or state.kind ~= "node" then
+      return vim.notify("heph: restore works in a node buffer", vim.log.levels.WARN)
+    end
+    local ok, err = pcall(rpc.request, "node_restore", { id = state.id })
+    if not ok then
+      return H.report(err)
+    end
+    buffers.reload(vim.api.nvim_get_current_buf())
+  end,
+  sync = function(args)
+    require("heph.sync").command(args ~= "" and args or nil)
+  end,
+  status = function()
+    require("heph.sync").command("status")
+  end,
+}
+
+---Runs `:Heph {sub} [args]`.
+---@param cmd table the user-command table
+function M.run(cmd)
+  local sub = cmd.fargs[1] or "home"
+  local fn = M.subcommands[sub]
+  if not fn then
+    return vim.notify(("heph: unknown subcommand %q (try :Heph <Tab>)"):format(sub), vim.log.levels.ERROR)
+  end
+  local args = vim.trim(cmd.args:sub(#sub + 1))
+  local ok, err = pcall(fn, args, cmd)
+  if not ok then
+    H.report(err)
+  end
+end
+
+---Completion for :Heph.
+---@param arglead string
+---@param line string
+---@return string[]
+function M.complete(arglead, line)
+  local words = vim.split(line, "%s+", { trimempty = true })
+  local typing_sub = #words <= 1 or (#words == 2 and not line:match("%s$"))
+  if typing_sub then
+    local subs = vim.tbl_keys(M.subcommands)
+    table.sort(subs)
+    return vim.tbl_filter(function(s)
+      return vim.startswith(s, arglead)
+    end, subs)
+  end
+  if words[2] == "list" then
+    return vim.tbl_filter(function(s)
+      return vim.startswith(s, arglead)
+    end, { "next", "tasks", "all", "done", "project:", "tag:" })
+  end
+  if words[2] == "sync" then
+    return { "status" }
+  end
+  return {}
+end
+
+return M

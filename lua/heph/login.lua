@@ -1,0 +1,99 @@
+---@mod heph.login :HephLogin and :HephLogout
+---
+--- The sidecar runs the device-code flow and reports progress as `login`
+--- events; this module shows the code in a floating window, copies it to
+--- the + register and offers to open the browser. Polling happens in the
+--- sidecar, so the editor stays responsive.
+
+local rpc = require("heph.rpc")
+
+local M = {}
+local H = {}
+
+---@type integer|nil
+H.win = nil
+
+function H.close()
+  if H.win and vim.api.nvim_win_is_valid(H.win) then
+    vim.api.nvim_win_close(H.win, true)
+  end
+  H.win = nil
+end
+
+---@param lines string[]
+function H.float(lines)
+  H.close()
+  local buf = vim.api.nvim_create_buf(false, true)
+  vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
+  vim.bo[buf].modifiable = false
+  local width = 0
+  for _, l in ipairs(lines) do
+    width = math.max(width, vim.fn.strdisplaywidth(l))
+  end
+  H.win = vim.api.nvim_open_win(buf, false, {
+    relative = "editor",
+    row = 1,
+    col = math.max(vim.o.columns - width - 4, 0),
+    width = width + 2,
+    height = #lines,
+    style = "minimal",
+    border = "rounded",
+    title = " heph login ",
+  })
+  vim.keymap.set("n", "q", H.close, { buffer = buf })
+end
+
+---Handles a `login` event from the sidecar.
+---@param ev {state: string, verification_uri?: string, verification_uri_complete?: string, user_code?: string, message?: string}
+function M.on_event(ev)
+  if ev.state == "code" then
+    local lines = {
+      "Open: " .. (ev.verification_uri or "?"),
+      "Code: " .. (ev.user_code or "?"),
+    }
+    if ev.verification_uri_complete then
+      table.insert(lines, "or:   " .. ev.verification_uri_complete)
+    end
+    if vim.fn.has("clipboard") == 1 then
+      pcall(vim.fn.setreg, "+", ev.user_code)
+      table.insert(lines, "(code copied to the + register)")
+    end
+    H.float(lines)
+    vim.ui.select({ "Open the browser", "Not now" }, { prompt = "heph login" }, function(choice)
+      if choice == "Open the browser" and vim.ui.open then
+        vim.ui.open(ev.verification_uri_complete or ev.verification_uri)
+      end
+    end)
+  elseif ev.state == "done" then
+    H.close()
+    vim.notify("heph: logged in")
+  elseif ev.state == "failed" then
+    H.close()
+    vim.notify("heph: login failed: " .. (ev.message or "unknown reason"), vim.log.levels.ERROR)
+  end
+end
+
+---:HephLogin
+function M.start()
+  local ok, err = pcall(rpc.request, "login", {})
+  if not ok then
+    vim.notify(tostring(err), vim.log.levels.ERROR)
+  end
+end
+
+---:HephLogout
+function M.logout()
+  local ok, err = pcall(rpc.request, "logout", {})
+  if not ok then
+    return vim.notify(tostring(err), vim.log.levels.ERROR)
+  end
+  vim.notify("heph: logged out")
+end
+
+---The floating window, when shown (tests).
+---@return integer|nil
+function M.window()
+  return H.win
+end
+
+return M

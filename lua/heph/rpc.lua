@@ -1,0 +1,170 @@
+---@mod heph.rpc The sidecar process
+---
+--- Starts `heph sidecar` on first use with jobstart({rpc = true}), restarts
+--- it when it dies (at most three times a minute) and turns its failures into
+--- clear messages.
+
+local config = require("heph.config")
+
+local M = {}
+local H = {}
+
+---@type integer|nil
+H.chan = nil
+---@type integer[] times of recent unexpected exits, for the restart limit
+H.crashes = {}
+---@type string|nil
+H.log_file = nil
+
+---The plugin's root folder (two levels above this file's lua/heph/).
+---@return string
+function M.plugin_root()
+  local source = debug.getinfo(1, "S").source:sub(2)
+  return vim.fn.fnamemodify(source, ":p:h:h:h")
+end
+
+---The command that starts the sidecar: opts.cmd, then the plugin's own
+---release build, then `heph` on PATH.
+---@return string[]|nil cmd, string|nil why
+function M.command()
+  if config.values.cmd then
+    return vim.deepcopy(config.values.cmd)
+  end
+  local own = M.plugin_root() .. "/target/release/heph"
+  if vim.fn.executable(own) == 1 then
+    return { own }
+  end
+  if vim.fn.executable("heph") == 1 then
+    return { "heph" }
+  end
+  return nil, "heph binary not found: run `cargo build --release --locked` in the plugin folder or set cmd in setup()"
+end
+
+---Path of the sidecar log file.
+---@return string
+function M.log_file()
+  return vim.fn.stdpath("log") .. "/heph-sidecar.log"
+end
+
+---Whether the sidecar is running now.
+---@return boolean
+function M.running()
+  return H.chan ~= nil
+end
+
+---The channel id, starting the sidecar when needed.
+---@return integer
+function M.ensure()
+  if H.chan then
+    return H.chan
+  end
+  local now = vim.uv.now()
+  H.crashes = vim.tbl_filter(function(t)
+    return now - t < 60000
+  end, H.crashes)
+  if #H.crashes > 3 then
+    error("heph: the sidecar keeps dying; see " .. M.log_file() .. " (restart Neovim to try again)", 0)
+  end
+  local cmd, why = M.command()
+  if not cmd then
+    error("heph: " .. why, 0)
+  end
+  if config.values.data_dir then
+    vim.list_extend(cmd, { "--data-dir", config.values.data_dir })
+  end
+  vim.list_extend(cmd, { "sidecar", "--log-file", M.log_file() })
+  local env = { HEPH_LOG = config.values.log_level }
+  if config.values.hub_url then
+    env.HEPH_HUB_URL = config.values.hub_url
+  end
+  if config.values.sync_interval then
+    env.HEPH_SYNC_INTERVAL = tostring(config.values.sync_interval)
+  end
+  local chan
+  local ok, err = pcall(function()
+    chan = vim.fn.jobstart(cmd, {
+      rpc = true,
+      env = env,
+      on_stderr = function(_, data)
+        local text = table.concat(data or {}, "\n")
+        if text:match("%S") then
+          H.stderr = text
+        end
+      end,
+      on_exit = function(id, code)
+        if H.chan == id then
+          H.chan = nil
+          if not H.stopping then
+            table.insert(H.crashes, vim.uv.now())
+          end
+          if code ~= 0 and not H.stopping then
+            vim.schedule(function()
+              vim.notify(
+                ("heph: sidecar exited (%d)%s; it restarts on the next command"):format(code, H.stderr and (": " .. H.stderr) or ""),
+                vim.log.levels.WARN
+              )
+            end)
+          end
+        end
+      end,
+    })
+  end)
+  if not ok or not chan or chan <= 0 then
+    error(("heph: cannot start %s: %s"):format(cmd[1], ok and "jobstart failed" or err), 0)
+  end
+  H.chan = chan
+  H.stopping = false
+  return chan
+end
+
+vim.api.nvim_create_autocmd("VimLeavePre", {
+  callback = function()
+    H.stopping = true
+  end,
+})
+
+---Sends a request and waits for the reply. Errors are raised as clean
+---messages (no Lua traceback); a dead sidecar is restarted once.
+---@param method string
+---@param params? table
+---@return table
+function M.request(method, params)
+  params = params or vim.empty_dict()
+  for attempt = 1, 2 do
+    local chan = M.ensure()
+    local ok, result = pcall(vim.rpcrequest, chan, method, params)
+    if ok then
+      return result
+    end
+    local msg = tostring(result)
+    -- A dead channel: forget it and try once more with a fresh sidecar.
+    if attempt == 1 and (msg:match("[Ii]nvalid channel") or msg:match("closed") or vim.fn.jobwait({ chan }, 0)[1] ~= -1) then
+      H.chan = nil
+    else
+      msg = msg:gsub("^Vim:", ""):gsub("^Error invoking '[^']*' on channel %d+:%s*", "")
+      error("heph: " .. msg, 0)
+    end
+  end
+  error("heph: the sidecar is not answering", 0)
+end
+
+---Stops the sidecar (tests, :checkhealth).
+function M.stop()
+  if H.chan then
+    H.stopping = true
+    pcall(vim.fn.jobstop, H.chan)
+    H.chan = nil
+  end
+end
+
+---The sidecar's process id, when running.
+---@return integer|nil
+function M.pid()
+  if not H.chan then
+    return nil
+  end
+  local ok, pid = pcall(vim.fn.jobpid, H.chan)
+  return ok and pid or nil
+end
+
+return M

@@ -1,0 +1,88 @@
+---@mod heph.sync Sync status, :HephSync and the status line
+---
+--- Status is published as `vim.g.heph_status` and a `User HephStatus`
+--- autocmd that fires only when something changed (gitsigns style), so
+--- statusline() never talks to the sidecar.
+
+local rpc = require("heph.rpc")
+
+local M = {}
+
+---@class heph.Status
+---@field state "synced"|"pending"|"syncing"|"offline"|"error"|"login_needed"|"disabled"
+---@field pending? integer ops not yet on the hub
+---@field last_sync? string time of the last successful sync
+---@field last_error? string
+---@field offline_since? string
+
+---Stores a new status; fires User HephStatus when it differs.
+---@param status heph.Status
+function M.set_status(status)
+  if vim.deep_equal(vim.g.heph_status, status) then
+    return
+  end
+  vim.g.heph_status = status
+  vim.api.nvim_exec_autocmds("User", { pattern = "HephStatus", modeline = false })
+end
+
+---A short status text for a status line.
+---@param status? heph.Status defaults to vim.g.heph_status
+---@return string
+function M.statusline(status)
+  status = status or vim.g.heph_status
+  if type(status) ~= "table" or not status.state or status.state == "disabled" then
+    return ""
+  end
+  local s = status.state
+  if s == "synced" then
+    return "heph ✓"
+  elseif s == "pending" then
+    return ("heph %d pending"):format(status.pending or 0)
+  elseif s == "syncing" then
+    return "heph syncing…"
+  elseif s == "offline" then
+    return status.offline_since and ("heph offline since " .. status.offline_since) or "heph offline"
+  elseif s == "login_needed" then
+    return "heph login needed"
+  elseif s == "error" then
+    return "heph sync error"
+  end
+  return "heph " .. s
+end
+
+---:HephSync [status]
+---@param arg? string
+function M.command(arg)
+  if arg == "status" then
+    local ok, status = pcall(rpc.request, "status", {})
+    if not ok then
+      return vim.notify(tostring(status), vim.log.levels.ERROR)
+    end
+    M.set_status(status)
+    local lines = { "heph sync: " .. (status.state or "unknown") }
+    if status.hub then
+      table.insert(lines, "hub: " .. status.hub)
+    end
+    table.insert(lines, "pending: " .. tostring(status.pending or 0))
+    table.insert(lines, "last sync: " .. (status.last_sync or "never"))
+    if status.last_error then
+      table.insert(lines, "last error: " .. status.last_error)
+    end
+    return vim.notify(table.concat(lines, "\n"))
+  elseif arg ~= nil then
+    return vim.notify("heph: :HephSync takes no argument or 'status'", vim.log.levels.ERROR)
+  end
+  local ok, report = pcall(rpc.request, "sync", {})
+  if not ok then
+    return vim.notify(tostring(report), vim.log.levels.ERROR)
+  end
+  vim.notify(
+    ("heph: synced — pushed %d, pulled %d%s"):format(
+      report.pushed or 0,
+      report.pulled or 0,
+      (report.merged or 0) > 0 and (", merged %d concurrent edit(s)"):format(report.merged) or ""
+    )
+  )
+end
+
+return M

@@ -1,0 +1,76 @@
+-- heph.nvim: tasks, notes and a daily journal. This file only defines
+-- commands and autocmds; everything else loads on first use.
+if vim.g.loaded_heph or vim.g.heph_disable then
+  return
+end
+vim.g.loaded_heph = true
+
+
+vim.api.nvim_create_user_command("Heph", function(cmd)
+  require("heph.commands").run(cmd)
+end, {
+  nargs = "*",
+  range = true,
+  desc = "heph: tasks, notes, journal",
+  complete = function(arglead, line)
+    return require("heph.commands").complete(arglead, line)
+  end,
+})
+vim.api.nvim_create_user_command("HephSync", function(cmd)
+  require("heph.sync").command(cmd.fargs[1])
+end, {
+  nargs = "?",
+  desc = "heph: sync with the hub now (or :HephSync status)",
+  complete = function()
+    return { "status" }
+  end,
+})
+vim.api.nvim_create_user_command("HephLogin", function()
+  require("heph.login").start()
+end, { desc = "heph: log in to the hub (device code)" })
+vim.api.nvim_create_user_command("HephLogout", function()
+  require("heph.login").logout()
+end, { desc = "heph: forget the stored tokens" })
+
+local group = vim.api.nvim_create_augroup("heph", { clear = true })
+vim.api.nvim_create_autocmd("BufReadCmd", {
+  group = group,
+  pattern = "heph://*",
+  callback = function(ev)
+    require("heph.buffers").read(ev.buf)
+  end,
+})
+vim.api.nvim_create_autocmd("BufWriteCmd", {
+  group = group,
+  pattern = "heph://*",
+  callback = function(ev)
+    require("heph.buffers").write(ev.buf)
+  end,
+})
+vim.api.nvim_create_autocmd({ "FocusGained", "BufEnter" }, {
+  group = group,
+  pattern = "heph://*",
+  callback = function()
+    if package.loaded["heph.rpc"] and require("heph.rpc").running() then
+      require("heph.buffers").check_versions()
+    end
+  end,
+})
+
+local plugs = {
+  ["<Plug>(heph-home)"] = "home",
+  ["<Plug>(heph-today)"] = "today",
+  ["<Plug>(heph-next)"] = "next",
+  ["<Plug>(heph-search)"] = "search",
+  ["<Plug>(heph-task)"] = "task",
+  ["<Plug>(heph-new)"] = "new",
+  ["<Plug>(heph-done)"] = "done",
+  ["<Plug>(heph-sync)"] = "sync",
+}
+for lhs, sub in pairs(plugs) do
+  vim.keymap.set("n", lhs, function()
+    vim.cmd("Heph " .. sub)
+  end, { desc = "heph " .. sub })
+end
+vim.keymap.set({ "n", "x" }, "<Plug>(heph-promote)", ":Heph promote<CR>", { silent = true, desc = "heph promote" })
+

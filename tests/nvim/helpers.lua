@@ -1,0 +1,79 @@
+-- Shared spec helpers: a fresh replica per test, the CLI on that replica,
+-- and clean buffers.
+local M = {}
+
+M.bin = os.getenv("HEPH_BIN")
+M.nvim = os.getenv("HEPH_NVIM") or "nvim"
+
+---Starts each test on a new, empty replica with a fresh sidecar.
+---@return string data_dir
+function M.fresh()
+  require("heph.rpc").stop()
+  vim.cmd("silent! %bwipeout!")
+  -- busted loads this module afresh per spec file: a unique directory per
+  -- test comes from mkdtemp, not a counter.
+  local base = os.getenv("HEPH_TEST_TMP") or vim.fn.fnamemodify(vim.fn.tempname(), ":h")
+  M.data_dir = assert(vim.uv.fs_mkdtemp(base .. "/replica-XXXXXX"))
+  require("heph").setup({ cmd = { M.bin }, data_dir = M.data_dir })
+  vim.g.heph_status = nil
+  return M.data_dir
+end
+
+---Runs the heph CLI on the test replica.
+---@param args string[]
+---@param stdin? string
+---@return string stdout, integer code, string stderr
+function M.cli(args, stdin)
+  local cmd = { M.bin, "--data-dir", M.data_dir }
+  vim.list_extend(cmd, args)
+  local r = vim.system(cmd, { text = true, stdin = stdin }):wait(10000)
+  return r.stdout or "", r.code, r.stderr or ""
+end
+
+---The CLI's JSON for a node.
+---@param id string
+---@return table
+function M.show(id)
+  local out, code, err = M.cli({ "show", id, "--json" })
+  assert(code == 0, err)
+  return vim.json.decode(out)
+end
+
+---Adds a node through the CLI; returns its id.
+---@param args string[]
+---@return string
+function M.add(args)
+  local out, code, err = M.cli(vim.list_extend({ "add" }, args))
+  assert(code == 0, err)
+  return vim.trim(out)
+end
+
+---Lines of the current buffer.
+---@return string[]
+function M.lines()
+  return vim.api.nvim_buf_get_lines(0, 0, -1, false)
+end
+
+---Waits (bounded) until `fn` returns true.
+---@param fn fun(): boolean
+---@param ms? integer
+function M.wait(fn, ms)
+  return vim.wait(ms or 5000, fn, 20)
+end
+
+---Captures vim.notify messages while running `fn`.
+---@param fn fun()
+---@return {msg: string, level: integer}[]
+function M.notifications(fn)
+  local seen = {}
+  local orig = vim.notify
+  vim.notify = function(msg, level)
+    table.insert(seen, { msg = msg, level = level or vim.log.levels.INFO })
+  end
+  local ok, err = pcall(fn)
+  vim.notify = orig
+  assert(ok, err)
+  return seen
+end
+
+return M

@@ -1,0 +1,53 @@
+local h = require("helpers")
+
+describe("journal", function()
+  before_each(function()
+    h.fresh()
+  end)
+
+  it("today twice is one node", function()
+    vim.cmd("Heph today")
+    local first = require("heph.buffers").state(0).id
+    vim.cmd("enew")
+    vim.cmd("Heph today")
+    assert.are.equal(first, require("heph.buffers").state(0).id)
+    local all = vim.json.decode((h.cli({ "list", "--all", "--json" })))
+    assert.are.equal(1, #all)
+    assert.are.equal("journal", all[1].kind)
+    assert.are.equal(os.date("%Y-%m-%d"), all[1].title)
+  end)
+
+  it("a journal for a given date", function()
+    vim.cmd("Heph journal 2026-01-02")
+    assert.are.equal("journal-2026-01-02", require("heph.buffers").state(0).id)
+  end)
+end)
+
+describe("promote", function()
+  before_each(function()
+    h.fresh()
+  end)
+
+  it("turns lines into tasks and leaves links", function()
+    local id = h.add({ "--kind", "note", "--body", "intro\n- call mum\n- [ ] buy bread\n", "Plans" })
+    vim.cmd.edit("heph://node/" .. id)
+    local lines = h.lines()
+    local first = #lines - 1
+    vim.cmd(("%d,%dHeph promote"):format(first, #lines))
+    lines = h.lines()
+    assert.are.equal("- [[call mum]]", lines[#lines - 1])
+    assert.are.equal("- [[buy bread]]", lines[#lines])
+    vim.cmd.write()
+    assert.are.equal("intro\n- [[call mum]]\n- [[buy bread]]\n", h.show(id).body)
+    local tasks = vim.json.decode((h.cli({ "list", "--json" })))
+    local titles = vim.tbl_map(function(n)
+      return n.title
+    end, tasks)
+    table.sort(titles)
+    assert.are.same({ "buy bread", "call mum" }, titles)
+    -- gf on a link opens the task.
+    vim.api.nvim_win_set_cursor(0, { #lines, 5 })
+    vim.cmd("normal gf")
+    assert.are.equal("buy bread", h.show(require("heph.buffers").state(0).id).title)
+  end)
+end)
