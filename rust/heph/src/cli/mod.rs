@@ -90,7 +90,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sidecar(args) => crate::sidecar::run(&paths, args),
         Command::Sync(args) => sync_cmd::sync(&paths, args),
         Command::Status(args) => sync_cmd::status(&paths, args),
-        Command::Hub(args) => hub_cmd::run(args),
+        Command::Hub(args) => hub_cmd::run(&paths, args),
         Command::Login(args) => auth_cmd::login(&paths, args),
         Command::Logout(args) => auth_cmd::logout(&paths, args),
     }

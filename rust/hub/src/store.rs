@@ -1,0 +1,102 @@
+//! The hub's SQLite store. One connection behind a mutex: every push is one
+//! serialized transaction, so sequence numbers are assigned in commit order
+//! and no reader sees sequence N+1 before N.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::HubError;
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushOutcome {
+    /// How many ops were new.
+    pub new: usize,
+    /// The hub sequence of each op, in request order.
+    pub seqs: Vec<i64>,
+}
+
+/// The hub's op table.
+pub struct HubStore {
+    conn: Mutex<Connection>,
+}
+
+impl HubStore {
+    /// Opens (creating) the hub database.
+    pub fn open(path: &Path) -> Result<Self, HubError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // An acknowledged push must survive a power cut.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS ops (
+                 seq   INTEGER PRIMARY KEY,
+                 op_id TEXT NOT NULL UNIQUE,
+                 op    TEXT NOT NULL
+             );",
+        )?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction open
+        // (rusqlite rolls back on drop), so the connection is still usable.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores new ops (op_id, JSON text) in one transaction.
+    pub fn push(&self, ops: &[(String, String)]) -> Result<PushOutcome, HubError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut outcome = PushOutcome {
+            new: 0,
+            seqs: Vec::with_capacity(ops.len()),
+        };
+        {
+            let mut insert =
+                tx.prepare_cached("INSERT OR IGNORE INTO ops (op_id, op) VALUES (?1, ?2)")?;
+            let mut existing = tx.prepare_cached("SELECT seq FROM ops WHERE op_id = ?1")?;
+            for (op_id, op) in ops {
+                if insert.execute(params![op_id, op])? == 1 {
+                    outcome.new += 1;
+                    outcome.seqs.push(tx.last_insert_rowid());
+                } else {
+                    let seq: i64 = existing
+                        .query_row([op_id], |r| r.get(0))
+                        .optional()?
+                        .ok_or_else(|| HubError::Corrupt(format!("op {op_id} vanished")))?;
+                    outcome.seqs.push(seq);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    /// Ops after sequence `after`, at most `limit`, and whether more remain.
+    pub fn pull(&self, after: i64, limit: usize) -> Result<(Vec<(i64, String)>, bool), HubError> {
+        let conn = self.lock();
+        let mut stmt =
+            conn.prepare_cached("SELECT seq, op FROM ops WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let mut rows: Vec<(i64, String)> = stmt
+            .query_map(params![after, limit as i64 + 1], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        Ok((rows, more))
+    }
+
+    /// Number of ops stored.
+    pub fn count(&self) -> Result<i64, HubError> {
+        Ok(self
+            .lock()
+            .query_row("SELECT count(*) FROM ops", [], |r| r.get(0))?)
+    }
+}

@@ -1,0 +1,227 @@
+//! The hub over real HTTP on loopback.
+
+use std::sync::Arc;
+
+use heph_hub::{BearerCheck, HubConfig, Rejection};
+use serde_json::{json, Value};
+
+struct Hub {
+    url: String,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+async fn start(config: HubConfig) -> Hub {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let db = dir.path().join("hub.db");
+    let task = tokio::spawn(async move {
+        heph_hub::serve(listener, &db, config, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Hub {
+        url,
+        _dir: dir,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+impl Hub {
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn push(hub: &Hub, body: Value) -> (u16, Value) {
+    let r = client()
+        .post(format!("{}/v1/ops", hub.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn pull(hub: &Hub, after: i64, limit: usize) -> Value {
+    client()
+        .get(format!("{}/v1/ops?after={after}&limit={limit}", hub.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn push_dedupes_and_assigns_sequences() {
+    let hub = start(HubConfig::default()).await;
+    let (status, reply) = push(
+        &hub,
+        json!({"ops": [{"op_id": "a", "v": 1}, {"op_id": "b"}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(reply, json!({"new": 2, "seqs": [1, 2]}));
+    let (_, reply) = push(
+        &hub,
+        json!({"ops": [{"op_id": "b"}, {"op_id": "c"}, {"op_id": "a", "v": 2}]}),
+    )
+    .await;
+    assert_eq!(reply, json!({"new": 1, "seqs": [2, 3, 1]}));
+    let page = pull(&hub, 0, 2).await;
+    assert_eq!(page["more"], true);
+    assert_eq!(
+        page["ops"][0],
+        json!({"seq": 1, "op": {"op_id": "a", "v": 1}})
+    );
+    let page = pull(&hub, 2, 2).await;
+    assert_eq!(page["more"], false);
+    assert_eq!(page["ops"].as_array().unwrap().len(), 1);
+    assert_eq!(page["ops"][0]["seq"], 3);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors() {
+    let hub = start(HubConfig {
+        max_body: 1024,
+        auth: None,
+    })
+    .await;
+    let r = client()
+        .post(format!("{}/v1/ops", hub.url))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("malformed JSON"));
+    let (status, body) = push(&hub, json!({"ops": [{"no_id": 1}]})).await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("op_id"));
+    let (status, _) = push(&hub, json!({"ops": [{"op_id": "x".repeat(200)}]})).await;
+    assert_eq!(status, 400);
+    let (status, body) = push(
+        &hub,
+        json!({"ops": [{"op_id": "big", "body": "x".repeat(4096)}]}),
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert!(body["error"].as_str().unwrap().contains("too large"));
+    let r = client()
+        .get(format!("{}/v1/ops?after=banana", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // Nothing was stored by any of that.
+    assert_eq!(pull(&hub, 0, 10).await["ops"].as_array().unwrap().len(), 0);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_pushers_leave_no_gaps() {
+    let hub = start(HubConfig::default()).await;
+    let mut tasks = Vec::new();
+    for pusher in 0..8 {
+        let url = hub.url.clone();
+        tasks.push(tokio::spawn(async move {
+            for batch in 0..10 {
+                let ops: Vec<Value> = (0..20)
+                    .map(|i| json!({"op_id": format!("{pusher}-{batch}-{i}")}))
+                    .collect();
+                let r = client()
+                    .post(format!("{url}/v1/ops"))
+                    .json(&json!({"ops": ops}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut seqs = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = pull(&hub, after, 300).await;
+        for op in page["ops"].as_array().unwrap() {
+            after = op["seq"].as_i64().unwrap();
+            seqs.push(after);
+        }
+        if page["more"] == false {
+            break;
+        }
+    }
+    assert_eq!(seqs, (1..=1600).collect::<Vec<i64>>());
+    hub.stop().await;
+}
+
+struct OnlyAlice;
+
+#[async_trait::async_trait]
+impl BearerCheck for OnlyAlice {
+    async fn check(&self, bearer: Option<&str>) -> Result<(), Rejection> {
+        match bearer {
+            Some("alice") => Ok(()),
+            Some("bob") => Err(Rejection::Forbidden("not the owner".into())),
+            _ => Err(Rejection::Unauthorized("missing or invalid token".into())),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_auth_seam_guards_ops_but_not_health() {
+    let hub = start(HubConfig {
+        auth: Some(Arc::new(OnlyAlice)),
+        ..HubConfig::default()
+    })
+    .await;
+    let ops = format!("{}/v1/ops", hub.url);
+    let r = client().get(&ops).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("www-authenticate").is_some());
+    let r = client().get(&ops).bearer_auth("bob").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client()
+        .post(&ops)
+        .bearer_auth("bob")
+        .json(&json!({"ops": [{"op_id": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client()
+        .get(&ops)
+        .bearer_auth("alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client()
+        .get(format!("{}/v1/health", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    hub.stop().await;
+}
