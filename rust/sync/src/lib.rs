@@ -1,1 +1,17 @@
-//! heph-sync
+//! heph-sync: the spoke side of sync — the hub client, one sync pass, the
+//! background service the sidecar runs, and the config file.
+//!
+//! A pass pushes every op the hub has not acknowledged (in ~1 MB batches),
+//! then pulls from the cursor until the hub says there is no more. Store
+//! calls are short transactions between network calls, never around them,
+//! and every step is safe to repeat after a crash.
+
+pub mod client;
+pub mod config;
+pub mod engine;
+pub mod service;
+
+pub use client::{ClientError, HubClient};
+pub use config::Config;
+pub use engine::{sync_once, SyncError, SyncReport};
+pub use service::{SyncService, SyncState, SyncStatus};

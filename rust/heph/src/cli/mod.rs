@@ -58,6 +58,9 @@ pub enum Command {
     Status(sync_cmd::StatusArgs),
     /// Run the hub server.
     Hub(hub_cmd::HubArgs),
+    /// Print the canonical dump of the materialized state (for tests and debugging).
+    #[command(hide = true)]
+    Dump,
     /// Log in with the OAuth device-code flow.
     Login(auth_cmd::LoginArgs),
     /// Forget the stored tokens.
@@ -91,6 +94,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sync(args) => sync_cmd::sync(&paths, args),
         Command::Status(args) => sync_cmd::status(&paths, args),
         Command::Hub(args) => hub_cmd::run(&paths, args),
+        Command::Dump => nodes::dump(&paths),
         Command::Login(args) => auth_cmd::login(&paths, args),
         Command::Logout(args) => auth_cmd::logout(&paths, args),
     }

@@ -106,7 +106,21 @@ fn parse_date_arg(s: &str) -> Result<time::Date, String> {
 
 fn open(paths: &Paths) -> Result<Replica> {
     paths.ensure()?;
-    Ok(Replica::open(&paths.replica())?)
+    let mut replica = Replica::open(&paths.replica())?;
+    // Test hook: pretend this device's clock is off by this many ms.
+    if let Some(skew) = std::env::var("HEPH_CLOCK_SKEW_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        replica.clock_mut().set_offset_ms(skew);
+    }
+    Ok(replica)
+}
+
+/// `heph dump` (hidden): the canonical dump, identical on converged replicas.
+pub fn dump(paths: &Paths) -> Result<ExitCode> {
+    print!("{}", open(paths)?.canonical_dump()?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Today in local time (UTC when the offset is unknown).

@@ -2,8 +2,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::Args;
+use heph_store::Replica;
+use heph_sync::{Config, HubClient};
 
 use crate::paths::Paths;
 
@@ -13,22 +15,103 @@ pub struct SyncArgs {
     /// Hub URL (overrides the config file).
     #[arg(long)]
     pub hub: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `heph status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Hub URL (overrides the config file).
+    #[arg(long)]
+    pub hub: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Runs one sync.
-pub fn sync(_paths: &Paths, _args: SyncArgs) -> Result<ExitCode> {
-    bail!("sync is not built yet")
+fn hub_url(flag: Option<String>) -> Result<String> {
+    if let Some(url) = flag {
+        return Ok(url);
+    }
+    let config = Config::load()?;
+    config.hub_url.ok_or_else(|| {
+        anyhow!(
+            "no hub configured: pass --hub URL or set hub_url in {}",
+            Config::path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "config.toml".into())
+        )
+    })
+}
+
+/// Runs one sync pass.
+pub fn sync(paths: &Paths, args: SyncArgs) -> Result<ExitCode> {
+    let hub = hub_url(args.hub)?;
+    paths.ensure()?;
+    let client = HubClient::new(&hub)?;
+    let outcome = heph_sync::sync_once(&paths.replica(), &client);
+    heph_sync::engine::record_outcome(&paths.replica(), client.url(), &outcome)?;
+    let report = outcome.with_context(|| format!("sync with {hub} failed"))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "pushed {}, pulled {}{}",
+            report.pushed,
+            report.pulled,
+            if report.merged > 0 {
+                format!(", merged {} concurrent edit(s)", report.merged)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints sync state.
-pub fn status(_paths: &Paths, _args: StatusArgs) -> Result<ExitCode> {
-    bail!("sync is not built yet")
+pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
+    let hub = match args.hub {
+        Some(h) => Some(h),
+        None => Config::load()?.hub_url,
+    };
+    paths.ensure()?;
+    let replica = Replica::open(&paths.replica())?;
+    let pending = replica.pending_count()?;
+    let key = hub
+        .as_deref()
+        .map(|h| h.trim().trim_end_matches('/').to_owned());
+    let (last_sync, last_error, cursor) = match &key {
+        Some(h) => (
+            replica.sync_value(h, "last_sync")?,
+            replica.sync_value(h, "last_error")?,
+            replica.sync_cursor(h)?,
+        ),
+        None => (None, None, 0),
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "hub": key,
+                "pending": pending,
+                "last_sync": last_sync,
+                "last_error": last_error,
+                "cursor": cursor,
+            })
+        );
+    } else {
+        println!(
+            "hub:        {}",
+            key.as_deref().unwrap_or("(none configured)")
+        );
+        println!("pending:    {pending} op(s) not yet on the hub");
+        println!("last sync:  {}", last_sync.as_deref().unwrap_or("never"));
+        if let Some(e) = last_error {
+            println!("last error: {e}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

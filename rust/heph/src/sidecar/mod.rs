@@ -26,6 +26,18 @@ use params::{to_msgpack, Params};
 /// The writer half nvim-rs gives a parent-connected process.
 type Writer = Compat<tokio::fs::File>;
 
+/// Methods that may write the replica (they nudge background sync).
+const WRITES: &[&str] = &[
+    "node_save",
+    "node_create",
+    "node_set",
+    "node_delete",
+    "node_restore",
+    "journal",
+    "list_apply",
+    "promote",
+];
+
 #[derive(Clone)]
 struct Sidecar {
     ctx: Arc<Mutex<Context>>,
@@ -66,6 +78,7 @@ impl Sidecar {
         }
         let ctx = Arc::clone(&self.ctx);
         let name = name.to_owned();
+        let name_for_write = name.clone();
         let bridge = Arc::clone(&self.bridge);
         let reply = tokio::task::spawn_blocking(move || {
             let params = Params::new(&name, &args)?;
@@ -76,7 +89,7 @@ impl Sidecar {
         })
         .await
         .map_err(|e| format!("request failed: {e}"))?;
-        if reply.is_ok() {
+        if reply.is_ok() && WRITES.contains(&name_for_write.as_str()) {
             bridge.local_write_maybe();
         }
         reply
@@ -131,11 +144,12 @@ pub fn run(paths: &Paths, args: SidecarArgs) -> Result<ExitCode> {
         let bridge = Arc::new(sync_bridge::SyncBridge::new(paths.clone()));
         let handler = Sidecar {
             ctx: Arc::new(Mutex::new(ctx)),
-            bridge,
+            bridge: Arc::clone(&bridge),
         };
-        let (_neovim, io) = nvim_rs::create::tokio::new_parent(handler)
+        let (neovim, io) = nvim_rs::create::tokio::new_parent(handler)
             .await
             .context("cannot attach to stdin/stdout")?;
+        bridge.attach(neovim);
         match io.await {
             Ok(Ok(())) => tracing::info!("stdin closed; exiting"),
             Ok(Err(e)) if e.is_channel_closed() => tracing::info!("channel closed; exiting"),

@@ -1,0 +1,351 @@
+//! End-to-end sync: the real `heph hub` on loopback, real `heph` CLI
+//! processes as devices, each with its own replica.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_heph");
+
+struct Hub {
+    child: Child,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Hub {
+    fn start(db: &std::path::Path, listen: &str) -> Hub {
+        let mut child = Command::new(BIN)
+            .args(["hub", "--listen", listen, "--db"])
+            .arg(db)
+            .env("HEPH_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "hub said {line:?}");
+        Hub {
+            child,
+            url,
+            _dir: None,
+        }
+    }
+
+    fn fresh() -> Hub {
+        let dir = tempfile::tempdir().unwrap();
+        let mut hub = Hub::start(&dir.path().join("hub.db"), "127.0.0.1:0");
+        hub._dir = Some(dir);
+        hub
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Device {
+    dir: tempfile::TempDir,
+    skew_ms: i64,
+}
+
+impl Device {
+    fn new() -> Self {
+        Device {
+            dir: tempfile::tempdir().unwrap(),
+            skew_ms: 0,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--data-dir")
+            .arg(self.dir.path())
+            .args(args)
+            .env("HEPH_CONFIG", self.dir.path().join("no-config.toml"))
+            .env("HEPH_CLOCK_SKEW_MS", self.skew_ms.to_string());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = self.cmd(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "{args:?} failed: {err}");
+        out
+    }
+
+    fn sync(&self, hub: &Hub) -> String {
+        self.ok(&["sync", "--hub", &hub.url])
+    }
+
+    fn dump(&self) -> String {
+        self.ok(&["dump"])
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Random edits on three devices with random online/offline schedules
+/// converge to byte-identical state.
+#[test]
+fn random_schedules_converge() {
+    for seed in [3u64, 17, 99] {
+        let hub = Hub::fresh();
+        let devices: Vec<Device> = (0..3).map(|_| Device::new()).collect();
+        let mut rng = Rng(seed * 7919 + 1);
+        let mut ids: Vec<String> = Vec::new();
+        for step in 0..36 {
+            let d = &devices[rng.below(3) as usize];
+            match rng.below(7) {
+                0 | 1 => ids.push(
+                    d.ok(&["add", &format!("task {seed}-{step}")])
+                        .trim()
+                        .to_owned(),
+                ),
+                2 if !ids.is_empty() => {
+                    let id = &ids[rng.below(ids.len() as u64) as usize];
+                    let _ = d.run(&["set", id, &format!("title=renamed {step}")]);
+                }
+                3 if !ids.is_empty() => {
+                    let id = &ids[rng.below(ids.len() as u64) as usize];
+                    let line = rng.below(3);
+                    let body = (0..3)
+                        .map(|i| {
+                            if i == line {
+                                format!("edit {step}")
+                            } else {
+                                format!("line {i}")
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\\n");
+                    let _ = d.run(&["set", id, &format!("body={body}")]);
+                }
+                4 if !ids.is_empty() => {
+                    let id = &ids[rng.below(ids.len() as u64) as usize];
+                    let _ = d.run(&["rm", id]);
+                }
+                _ => {
+                    d.sync(&hub);
+                }
+            }
+        }
+        for _ in 0..2 {
+            for d in &devices {
+                d.sync(&hub);
+            }
+        }
+        let first = devices[0].dump();
+        assert!(
+            first.lines().count() > 1,
+            "nothing happened for seed {seed}"
+        );
+        for d in &devices[1..] {
+            assert_eq!(d.dump(), first, "seed {seed} did not converge");
+        }
+    }
+}
+
+/// A device whose clock is an hour behind edits offline; its edits still
+/// reach everyone, because cursors are hub sequence numbers.
+#[test]
+fn a_device_with_a_slow_clock_is_not_skipped() {
+    let hub = Hub::fresh();
+    let a = Device::new();
+    let mut b = Device::new();
+    b.skew_ms = -3_600_000;
+    let c = Device::new();
+    a.ok(&["add", "from a"]);
+    a.sync(&hub);
+    c.sync(&hub);
+    // b was offline; its ops are stamped an hour in the past.
+    let late = b.ok(&["add", "from slow b"]).trim().to_owned();
+    a.ok(&["add", "a again"]);
+    a.sync(&hub);
+    c.sync(&hub);
+    b.sync(&hub);
+    a.sync(&hub);
+    c.sync(&hub);
+    for d in [&a, &c] {
+        assert_eq!(d.json(&["show", &late, "--json"])["title"], "from slow b");
+    }
+    assert_eq!(a.dump(), b.dump());
+    assert_eq!(a.dump(), c.dump());
+}
+
+/// Concurrent edits of one note body on two devices both survive.
+#[test]
+fn concurrent_body_edits_both_survive() {
+    let hub = Hub::fresh();
+    let a = Device::new();
+    let b = Device::new();
+    let c = Device::new();
+    let id = a
+        .ok(&[
+            "add",
+            "--kind",
+            "note",
+            "--body",
+            "one\ntwo\nthree\n",
+            "shared",
+        ])
+        .trim()
+        .to_owned();
+    a.sync(&hub);
+    b.sync(&hub);
+    a.ok(&["set", &id, "body=ONE\\ntwo\\nthree"]);
+    b.ok(&["set", &id, "body=one\\ntwo\\nTHREE"]);
+    a.sync(&hub);
+    let report = b.sync(&hub);
+    assert!(report.contains("merged 1"), "{report}");
+    a.sync(&hub);
+    c.sync(&hub);
+    for d in [&a, &b, &c] {
+        assert_eq!(
+            d.json(&["show", &id, "--json"])["body"],
+            "ONE\ntwo\nTHREE"
+        );
+    }
+}
+
+/// kill -9 during syncs loses nothing and duplicates nothing.
+#[test]
+fn killing_sync_midway_loses_nothing() {
+    let hub = Hub::fresh();
+    let a = Device::new();
+    let b = Device::new();
+    // Large bodies make a push take several requests.
+    let body = "x".repeat(100_000);
+    for i in 0..25 {
+        a.ok(&[
+            "add",
+            "--kind",
+            "note",
+            "--body",
+            &body,
+            &format!("note {i}"),
+        ]);
+    }
+    let mut rng = Rng(42);
+    for round in 0..12 {
+        let d = if round % 2 == 0 { &a } else { &b };
+        let mut child = d
+            .cmd(&["sync", "--hub", &hub.url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.below(60)));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    a.sync(&hub);
+    b.sync(&hub);
+    a.sync(&hub);
+    let ops_a = a.ok(&["export-ops"]);
+    let ops_b = b.ok(&["export-ops"]);
+    assert_eq!(ops_a.lines().count(), 25 * 3);
+    assert_eq!(
+        ops_b.lines().count(),
+        ops_a.lines().count(),
+        "every committed op is on b, once"
+    );
+    assert_eq!(a.dump(), b.dump());
+    let status = a.json(&["status", "--hub", &hub.url, "--json"]);
+    assert_eq!(status["pending"], 0);
+}
+
+/// The hub goes away: the device keeps working offline, sync fails with a
+/// clear message, and catches up when the hub is back.
+#[test]
+fn hub_outage_and_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let mut hub = Hub::start(&db, "127.0.0.1:0");
+    let a = Device::new();
+    let b = Device::new();
+    a.ok(&["add", "before outage"]);
+    a.sync(&hub);
+    let url = hub.url.clone();
+    hub.stop();
+    let offline = a.ok(&["add", "during outage"]).trim().to_owned();
+    let (ok, _, err) = a.run(&["sync", "--hub", &url]);
+    assert!(!ok);
+    assert!(err.contains("unreachable"), "{err}");
+    let status = a.json(&["status", "--hub", &url, "--json"]);
+    assert_eq!(status["pending"], 3);
+    assert!(status["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("unreachable"));
+    let hub = Hub::start(&db, url.trim_start_matches("http://"));
+    a.sync(&hub);
+    b.sync(&hub);
+    assert_eq!(
+        b.json(&["show", &offline, "--json"])["title"],
+        "during outage"
+    );
+    let status = a.json(&["status", "--hub", &url, "--json"]);
+    assert_eq!(status["pending"], 0);
+    assert_eq!(status["last_error"], serde_json::Value::Null);
+}
+
+/// A hub that answers garbage gets a clear error, and nothing is lost.
+#[test]
+fn garbage_from_the_hub_is_refused() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten().take(4) {
+            use std::io::{Read, Write};
+            let mut stream = stream;
+            let mut buf = [0u8; 65536];
+            let _ = stream.read(&mut buf);
+            let body = "this is not json";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let a = Device::new();
+    a.ok(&["add", "precious"]);
+    let (ok, _, err) = a.run(&["sync", "--hub", &url]);
+    assert!(!ok);
+    assert!(err.contains("invalid reply"), "{err}");
+    let status = a.json(&["status", "--hub", &url, "--json"]);
+    assert_eq!(status["pending"], 3, "nothing was marked as pushed");
+}

@@ -1,0 +1,240 @@
+//! Background sync for the sidecar: soon after local writes (debounced), on
+//! an interval, and on demand; exponential backoff with jitter while the hub
+//! is unreachable. Status changes are published on a watch channel.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::client::{ClientError, HubClient};
+use crate::engine::{record_outcome, sync_once, SyncError, SyncReport};
+
+/// How long after a local write the sync starts (more writes push it back).
+pub const DEBOUNCE: Duration = Duration::from_secs(2);
+/// Longest wait between attempts while the hub is unreachable.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Where sync stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    /// Everything is on the hub.
+    Synced,
+    /// Local ops wait to be pushed.
+    Pending,
+    /// A pass is running.
+    Syncing,
+    /// The hub cannot be reached; retrying with backoff.
+    Offline,
+    /// The last pass failed for another reason.
+    Error,
+    /// The hub refused the credentials.
+    LoginNeeded,
+    /// No hub configured.
+    Disabled,
+}
+
+/// What the status line shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncStatus {
+    /// The state.
+    pub state: SyncState,
+    /// Ops not yet on the hub.
+    pub pending: u64,
+    /// The hub URL.
+    pub hub: Option<String>,
+    /// Local time (HH:MM) of the last successful pass.
+    pub last_sync: Option<String>,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// Local time (HH:MM) since when the hub is unreachable.
+    pub offline_since: Option<String>,
+}
+
+enum Request {
+    Now(oneshot::Sender<Result<SyncReport, String>>),
+    LocalWrite,
+}
+
+/// Handle to the background sync task.
+#[derive(Clone)]
+pub struct SyncService {
+    requests: mpsc::Sender<Request>,
+    status: watch::Receiver<SyncStatus>,
+    changes: broadcast::Sender<Vec<String>>,
+}
+
+fn clock_time() -> String {
+    let now = time::OffsetDateTime::now_local().unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    format!("{:02}:{:02}", now.hour(), now.minute())
+}
+
+/// Some jitter so many devices do not retry in lockstep.
+fn jitter(base: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
+}
+
+impl SyncService {
+    /// Starts syncing `replica` with `hub_url` every `interval`. Must be
+    /// called inside a tokio runtime.
+    pub fn start(replica: PathBuf, hub_url: String, interval: Duration) -> Self {
+        let (requests, mut rx) = mpsc::channel(64);
+        let (status_tx, status) = watch::channel(SyncStatus {
+            state: SyncState::Pending,
+            pending: 0,
+            hub: Some(hub_url.clone()),
+            last_sync: None,
+            last_error: None,
+            offline_since: None,
+        });
+        let (changes, _) = broadcast::channel(64);
+        let changes_tx = changes.clone();
+        tokio::spawn(async move {
+            let mut next = Instant::now();
+            let mut backoff: Option<Duration> = None;
+            loop {
+                let reply = tokio::select! {
+                    request = rx.recv() => match request {
+                        None => break,
+                        Some(Request::LocalWrite) => {
+                            // Debounce: each write moves the pass to DEBOUNCE from now,
+                            // unless we are backing off from an unreachable hub.
+                            if backoff.is_none() {
+                                next = Instant::now() + DEBOUNCE;
+                            }
+                            let pending = pending_count(&replica).await;
+                            status_tx.send_if_modified(|s| {
+                                let state = if s.state == SyncState::Synced && pending > 0 { SyncState::Pending } else { s.state };
+                                let changed = s.pending != pending || s.state != state;
+                                s.pending = pending;
+                                s.state = state;
+                                changed
+                            });
+                            continue;
+                        }
+                        Some(Request::Now(reply)) => Some(reply),
+                    },
+                    _ = tokio::time::sleep_until(next) => None,
+                };
+                status_tx.send_modify(|s| s.state = SyncState::Syncing);
+                let outcome = run_pass(replica.clone(), hub_url.clone()).await;
+                let pending = pending_count(&replica).await;
+                let result = match &outcome {
+                    Ok(report) => {
+                        backoff = None;
+                        next = Instant::now() + interval;
+                        status_tx.send_modify(|s| {
+                            s.state = if pending > 0 {
+                                SyncState::Pending
+                            } else {
+                                SyncState::Synced
+                            };
+                            s.pending = pending;
+                            s.last_sync = Some(clock_time());
+                            s.last_error = None;
+                            s.offline_since = None;
+                        });
+                        if !report.changed_nodes.is_empty() {
+                            let _ = changes_tx.send(report.changed_nodes.clone());
+                        }
+                        Ok(report.clone())
+                    }
+                    Err(e) => {
+                        let (state, retry) = match e {
+                            SyncError::Client(c) if c.is_transient() => {
+                                let wait = backoff
+                                    .map(|b| (b * 2).min(MAX_BACKOFF))
+                                    .unwrap_or(Duration::from_secs(2));
+                                backoff = Some(wait);
+                                (SyncState::Offline, jitter(wait))
+                            }
+                            SyncError::Client(ClientError::Unauthorized(_)) => {
+                                (SyncState::LoginNeeded, interval)
+                            }
+                            _ => (SyncState::Error, interval),
+                        };
+                        next = Instant::now() + retry;
+                        tracing::warn!(error = %e, retry_in = ?retry, "sync failed");
+                        status_tx.send_modify(|s| {
+                            if state == SyncState::Offline && s.offline_since.is_none() {
+                                s.offline_since = Some(clock_time());
+                            }
+                            s.state = state;
+                            s.pending = pending;
+                            s.last_error = Some(e.to_string());
+                        });
+                        Err(e.to_string())
+                    }
+                };
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+        });
+        Self {
+            requests,
+            status,
+            changes,
+        }
+    }
+
+    /// Syncs now and returns what moved.
+    pub async fn sync_now(&self) -> Result<SyncReport, String> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Now(tx))
+            .await
+            .map_err(|_| "the sync task stopped".to_owned())?;
+        rx.await.map_err(|_| "the sync task stopped".to_owned())?
+    }
+
+    /// Tells the service that the replica was written locally.
+    pub fn local_write(&self) {
+        let _ = self.requests.try_send(Request::LocalWrite);
+    }
+
+    /// The status, as a watch receiver.
+    pub fn status(&self) -> watch::Receiver<SyncStatus> {
+        self.status.clone()
+    }
+
+    /// Node ids changed by pulls.
+    pub fn changes(&self) -> broadcast::Receiver<Vec<String>> {
+        self.changes.subscribe()
+    }
+}
+
+async fn run_pass(replica: PathBuf, hub: String) -> Result<SyncReport, SyncError> {
+    let joined = tokio::task::spawn_blocking(move || {
+        let client = HubClient::new(&hub)?;
+        let outcome = sync_once(&replica, &client);
+        if let Err(e) = record_outcome(&replica, &hub, &outcome) {
+            tracing::warn!(error = %e, "cannot record sync outcome");
+        }
+        outcome
+    })
+    .await;
+    joined.unwrap_or_else(|e| {
+        Err(SyncError::Client(ClientError::Garbage(format!(
+            "sync task failed: {e}"
+        ))))
+    })
+}
+
+async fn pending_count(replica: &std::path::Path) -> u64 {
+    let replica = replica.to_owned();
+    tokio::task::spawn_blocking(move || {
+        heph_store::Replica::open(&replica)
+            .and_then(|r| r.pending_count())
+            .unwrap_or(0)
+    })
+    .await
+    .unwrap_or(0)
+}
