@@ -11,7 +11,11 @@ fn node(title: String, body: String, tags: Vec<String>, kind: u8, status: u8) ->
         kind: [Kind::Task, Kind::Note, Kind::Journal][kind as usize % 3],
         title,
         body,
-        status: if kind % 3 == 0 { Some(Status::ALL[status as usize % 4]) } else { None },
+        status: if kind.is_multiple_of(3) {
+            Some(Status::ALL[status as usize % 4])
+        } else {
+            None
+        },
         due: None,
         project: None,
         tags: tags.into_iter().collect(),

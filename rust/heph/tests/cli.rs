@@ -1,7 +1,7 @@
 //! The scripting CLI, run as a real process on a temporary replica.
 
-use std::process::{Command, Output, Stdio};
 use std::io::Write;
+use std::process::{Command, Output, Stdio};
 
 struct Cli {
     dir: tempfile::TempDir,
@@ -9,7 +9,9 @@ struct Cli {
 
 impl Cli {
     fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -23,7 +25,11 @@ impl Cli {
 
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -41,7 +47,17 @@ impl Cli {
 #[test]
 fn add_show_set_done_rm() {
     let cli = Cli::new();
-    let id = cli.ok(&["add", "--due", "2026-12-24", "--project", "home", "--tag", "gift", "Wrap", "presents"]);
+    let id = cli.ok(&[
+        "add",
+        "--due",
+        "2026-12-24",
+        "--project",
+        "home",
+        "--tag",
+        "gift",
+        "Wrap",
+        "presents",
+    ]);
     let id = id.trim();
     let node = cli.json(&["show", id, "--json"]);
     assert_eq!(node["title"], "Wrap presents");
@@ -59,11 +75,21 @@ fn add_show_set_done_rm() {
     cli.ok(&["done", id]);
     assert_eq!(cli.json(&["show", id, "--json"])["status"], "done");
     assert!(cli.json(&["list", "--json"]).as_array().unwrap().is_empty());
-    assert_eq!(cli.json(&["list", "--all", "--json"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        cli.json(&["list", "--all", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     cli.ok(&["rm", id]);
     assert_eq!(cli.json(&["show", id, "--json"])["deleted"], true);
-    assert!(cli.json(&["list", "--all", "--json"]).as_array().unwrap().is_empty());
+    assert!(cli
+        .json(&["list", "--all", "--json"])
+        .as_array()
+        .unwrap()
+        .is_empty());
     cli.ok(&["restore", id]);
     assert_eq!(cli.json(&["show", id, "--json"])["deleted"], false);
 }
@@ -74,12 +100,20 @@ fn bad_input_fails_clearly() {
     let id = cli.ok(&["add", "x"]);
     let id = id.trim();
     assert!(cli.err(&["show", "nope"]).contains("no node with id"));
-    assert!(cli.err(&["add", "--due", "someday", "x"]).contains("YYYY-MM-DD"));
-    assert!(cli.err(&["set", id, "colour=red"]).contains("unknown field"));
-    assert!(cli.err(&["set", id, "status=maybe"]).contains("unknown status"));
+    assert!(cli
+        .err(&["add", "--due", "someday", "x"])
+        .contains("YYYY-MM-DD"));
+    assert!(cli
+        .err(&["set", id, "colour=red"])
+        .contains("unknown field"));
+    assert!(cli
+        .err(&["set", id, "status=maybe"])
+        .contains("unknown status"));
     assert!(cli.err(&["set", id, "no-equals"]).contains("FIELD=VALUE"));
     assert!(cli.err(&["journal", "2026-02-30"]).contains("invalid date"));
-    assert!(cli.err(&["add", "--kind", "poem", "x"]).contains("unknown kind"));
+    assert!(cli
+        .err(&["add", "--kind", "poem", "x"])
+        .contains("unknown kind"));
     // Nothing above changed the node.
     assert_eq!(cli.json(&["show", id, "--json"])["title"], "x");
 }
@@ -98,7 +132,14 @@ fn journal_is_stable_per_day() {
 #[test]
 fn search_finds_bodies() {
     let cli = Cli::new();
-    let id = cli.ok(&["add", "--kind", "note", "--body", "the zebra crossing", "Walk"]);
+    let id = cli.ok(&[
+        "add",
+        "--kind",
+        "note",
+        "--body",
+        "the zebra crossing",
+        "Walk",
+    ]);
     let hits = cli.json(&["search", "zebra", "--json"]);
     assert_eq!(hits[0]["id"], id.trim());
     assert!(hits[0]["snippet"].as_str().unwrap().contains("[zebra]"));
@@ -121,13 +162,21 @@ fn export_import_round_trip() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     };
     assert!(import(&ops).status.success());
     assert!(import(&ops).status.success(), "importing twice is harmless");
     assert_eq!(b.ok(&["export-ops"]).lines().count(), ops.lines().count());
-    assert_eq!(a.json(&["list", "--all", "--json"]), b.json(&["list", "--all", "--json"]));
+    assert_eq!(
+        a.json(&["list", "--all", "--json"]),
+        b.json(&["list", "--all", "--json"])
+    );
     // A bad line refuses the whole import.
     let out = import("{\"op_id\":\"x\"}\n");
     assert!(!out.status.success());

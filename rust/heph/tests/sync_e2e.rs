@@ -233,10 +233,7 @@ fn concurrent_body_edits_both_survive() {
     a.sync(&hub);
     c.sync(&hub);
     for d in [&a, &b, &c] {
-        assert_eq!(
-            d.json(&["show", &id, "--json"])["body"],
-            "ONE\ntwo\nTHREE"
-        );
+        assert_eq!(d.json(&["show", &id, "--json"])["body"], "ONE\ntwo\nTHREE");
     }
 }
 

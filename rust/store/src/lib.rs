@@ -19,9 +19,9 @@ use heph_core::{Clock, Hlc};
 use rusqlite::{Connection, OpenFlags};
 
 pub use materialize::ApplyReport;
-pub use write::Edit;
 pub use query::{ListFilter, ListOrder, SearchHit, StatusFilter};
 pub use schema::SCHEMA_VERSION;
+pub use write::Edit;
 
 /// How long a writer waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);

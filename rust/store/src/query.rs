@@ -1,6 +1,6 @@
 //! Reads: one node, lists, full-text search.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use heph_core::model::parse_date;
 use heph_core::{Hlc, Kind, Node, Status};
@@ -129,7 +129,7 @@ impl RawNode {
             tags: self
                 .tags
                 .map(|t| t.split('\u{1f}').map(str::to_owned).collect())
-                .unwrap_or_else(BTreeSet::new),
+                .unwrap_or_default(),
             created_ms: millis(&self.created),
             updated_ms: millis(&self.updated),
             version: self.last_seq.to_string(),
@@ -371,7 +371,10 @@ mod tests {
     fn fts_query_quotes_words() {
         assert_eq!(fts_query("buy milk").as_deref(), Some("\"buy\" \"milk\"*"));
         assert_eq!(fts_query("\"OR (*").as_deref(), Some("\"OR\""));
-        assert_eq!(fts_query("on the road").as_deref(), Some("\"on\" \"the\" \"road\"*"));
+        assert_eq!(
+            fts_query("on the road").as_deref(),
+            Some("\"on\" \"the\" \"road\"*")
+        );
         assert_eq!(fts_query("  ** "), None);
     }
 }

@@ -192,12 +192,7 @@ fn run(steps: &[Step]) -> Vec<Replica> {
                 node,
                 tag,
                 add,
-            } => edit(&mut devices[device], node, |_| NodePatch::default()).then_tag(
-                &mut devices[device],
-                node,
-                tag,
-                add,
-            ),
+            } => tag_step(&mut devices[device], node, tag, add),
             Step::Status { device, node, done } => {
                 edit(&mut devices[device], node, |_| NodePatch {
                     status: Some(Some(if done { Status::Done } else { Status::Todo })),
@@ -219,31 +214,26 @@ fn run(steps: &[Step]) -> Vec<Replica> {
     devices
 }
 
-trait ThenTag {
-    fn then_tag(self, r: &mut Replica, node: usize, tag: u8, add: bool);
-}
-
-impl ThenTag for () {
-    fn then_tag(self, r: &mut Replica, node: usize, tag: u8, add: bool) {
-        let Some(id) = pick(r, node) else { return };
-        let Some(current) = r.get(&id).unwrap() else {
-            return;
-        };
-        let mut tags = current.tags.clone();
-        let tag = format!("tag{tag}");
-        if add {
-            tags.insert(tag);
-        } else {
-            tags.remove(&tag);
-        }
-        let _ = r.update(
-            &id,
-            &NodePatch {
-                tags: Some(tags),
-                ..NodePatch::default()
-            },
-        );
+/// Adds or removes a tag on the `node`-th node the device knows.
+fn tag_step(r: &mut Replica, node: usize, tag: u8, add: bool) {
+    let Some(id) = pick(r, node) else { return };
+    let Some(current) = r.get(&id).unwrap() else {
+        return;
+    };
+    let mut tags = current.tags.clone();
+    let tag = format!("tag{tag}");
+    if add {
+        tags.insert(tag);
+    } else {
+        tags.remove(&tag);
     }
+    let _ = r.update(
+        &id,
+        &NodePatch {
+            tags: Some(tags),
+            ..NodePatch::default()
+        },
+    );
 }
 
 fn edit(r: &mut Replica, node: usize, patch: impl FnOnce(&str) -> NodePatch) {

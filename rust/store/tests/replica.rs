@@ -272,8 +272,17 @@ fn batch_is_all_or_nothing() {
     let ops = r.op_count().unwrap();
     let err = r
         .batch(vec![
-            Edit::Create(NewNode { title: "new".into(), ..NewNode::default() }),
-            Edit::Update(a.clone(), NodePatch { title: Some("renamed".into()), ..NodePatch::default() }),
+            Edit::Create(NewNode {
+                title: "new".into(),
+                ..NewNode::default()
+            }),
+            Edit::Update(
+                a.clone(),
+                NodePatch {
+                    title: Some("renamed".into()),
+                    ..NodePatch::default()
+                },
+            ),
             Edit::Delete("missing".into()),
         ])
         .unwrap_err();
@@ -281,7 +290,10 @@ fn batch_is_all_or_nothing() {
     assert_eq!(r.op_count().unwrap(), ops);
     let ids = r
         .batch(vec![
-            Edit::Create(NewNode { title: "new".into(), ..NewNode::default() }),
+            Edit::Create(NewNode {
+                title: "new".into(),
+                ..NewNode::default()
+            }),
             Edit::Delete(a.clone()),
         ])
         .unwrap();
