@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# "Try it": builds heph, starts a local hub on loopback, and opens Neovim
+# with only heph loaded, on data/config/state dirs under .heph-try/ (your
+# own Neovim setup and any real heph data are left alone).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+cargo build --release --locked
+heph=$root/target/release/heph
+
+nvim=""
+if command -v nvim >/dev/null && nvim --headless --clean -c 'if has("nvim-0.10") | qa | else | cq | endif' 2>/dev/null; then
+  nvim=$(command -v nvim)
+else
+  nvim=$(scripts/install-deps.sh | tail -n 1)
+fi
+
+try=$root/.heph-try
+mkdir -p "$try/data" "$try/config/heph" "$try/state" "$try/cache"
+export XDG_DATA_HOME=$try/data XDG_CONFIG_HOME=$try/config XDG_STATE_HOME=$try/state XDG_CACHE_HOME=$try/cache
+
+# A hub on a free loopback port, stopped when Neovim exits.
+"$heph" hub --listen 127.0.0.1:0 --db "$try/hub.db" >"$try/hub.out" 2>"$try/hub.log" &
+hub_pid=$!
+trap 'kill $hub_pid 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+  grep -q listening "$try/hub.out" 2>/dev/null && break
+  sleep 0.1
+done
+hub_url=$(sed -n 's/.*listening on //p' "$try/hub.out")
+[ -n "$hub_url" ] || { echo "the hub did not start; see $try/hub.log"; exit 1; }
+printf 'hub_url = "%s"\nsync_interval_secs = 30\n' "$hub_url" >"$try/config/heph/config.toml"
+echo "heph: hub at $hub_url, data in $try"
+
+"$nvim" --clean \
+  --cmd "set rtp^=$root" \
+  --cmd "runtime plugin/heph.lua" \
+  -c "lua require('heph').setup({ cmd = { '$heph' }, keymaps = true })" \
+  -c "set statusline=%f\ %m%=%{v:lua.require'heph'.statusline()}\ " \
+  -c "Heph home" \
+  "$@"
