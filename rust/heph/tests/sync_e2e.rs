@@ -346,3 +346,71 @@ fn garbage_from_the_hub_is_refused() {
     let status = a.json(&["status", "--hub", &url, "--json"]);
     assert_eq!(status["pending"], 3, "nothing was marked as pushed");
 }
+
+/// SIGTERM while devices push: every push the hub acknowledged is there
+/// after a restart.
+#[test]
+fn hub_shutdown_keeps_acknowledged_pushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let mut hub = Hub::start(&db, "127.0.0.1:0");
+    let url = hub.url.clone();
+    let devices: Vec<Device> = (0..4).map(|_| Device::new()).collect();
+    for (i, d) in devices.iter().enumerate() {
+        for j in 0..20 {
+            d.ok(&[
+                "add",
+                "--body",
+                &"y".repeat(20_000),
+                &format!("device {i} task {j}"),
+            ]);
+        }
+    }
+    let syncs: Vec<_> = devices
+        .iter()
+        .map(|d| {
+            d.cmd(&["sync", "--hub", &url])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(30));
+    let _ = Command::new("kill")
+        .args(["-TERM", &hub.child.id().to_string()])
+        .status();
+    let exited = hub.child.wait().unwrap();
+    assert!(
+        exited.success(),
+        "hub should exit cleanly on SIGTERM: {exited:?}"
+    );
+    let outcomes: Vec<bool> = syncs
+        .into_iter()
+        .map(|mut c| c.wait().unwrap().success())
+        .collect();
+    let hub = Hub::start(&db, url.trim_start_matches("http://"));
+    let reader = Device::new();
+    reader.sync(&hub);
+    let on_hub = reader.ok(&["export-ops"]);
+    for (d, synced) in devices.iter().zip(&outcomes) {
+        let pending = d.json(&["status", "--hub", &url, "--json"])["pending"]
+            .as_u64()
+            .unwrap();
+        let ops = d.ok(&["export-ops"]);
+        let acknowledged = ops.lines().count() as u64 - pending;
+        let present = ops.lines().filter(|op| on_hub.contains(op.trim())).count() as u64;
+        assert!(
+            present >= acknowledged,
+            "acknowledged ops missing after restart (synced: {synced})"
+        );
+        if *synced {
+            assert_eq!(pending, 0);
+        }
+    }
+    for d in &devices {
+        d.sync(&hub);
+    }
+    reader.sync(&hub);
+    assert_eq!(reader.ok(&["export-ops"]).lines().count(), 4 * 20 * 4);
+}
