@@ -4,8 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use heph_auth::{JwtVerifier, Rejection, VerifierConfig};
 
 /// Options of `heph hub`.
 #[derive(Debug, Args)]
@@ -19,6 +22,15 @@ pub struct HubArgs {
     /// Serve without authentication on a non-loopback address.
     #[arg(long)]
     pub insecure_open: bool,
+    /// OIDC issuer whose JWT access tokens the hub accepts (enables auth).
+    #[arg(long, requires_all = ["audience", "owner_sub"])]
+    pub issuer: Option<String>,
+    /// Audience the tokens must carry.
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// The only subject (user) admitted; others get 403.
+    #[arg(long)]
+    pub owner_sub: Option<String>,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = heph_hub::DEFAULT_MAX_BODY)]
     pub max_body: usize,
@@ -26,7 +38,7 @@ pub struct HubArgs {
 
 /// Serves until SIGTERM/SIGINT.
 pub fn run(paths: &crate::paths::Paths, args: HubArgs) -> Result<ExitCode> {
-    if !args.listen.ip().is_loopback() && !args.insecure_open {
+    if !args.listen.ip().is_loopback() && !args.insecure_open && args.issuer.is_none() {
         bail!(
             "refusing to serve {} without authentication: the hub would be open to the network. \
              Listen on 127.0.0.1, or pass --insecure-open if a proxy in front of it authenticates",
@@ -57,9 +69,17 @@ pub fn run(paths: &crate::paths::Paths, args: HubArgs) -> Result<ExitCode> {
         use std::io::Write;
         std::io::stdout().flush()?;
         tracing::info!(%addr, db = %db.display(), "hub started");
+        let auth = match (args.issuer, args.audience, args.owner_sub) {
+            (Some(issuer), Some(audience), Some(owner)) => {
+                tracing::info!(%issuer, %audience, "bearer tokens required");
+                let verifier = JwtVerifier::new(VerifierConfig::new(&issuer, &audience, &owner));
+                Some(Arc::new(JwtBearer(verifier)) as Arc<dyn heph_hub::BearerCheck>)
+            }
+            _ => None,
+        };
         let config = heph_hub::HubConfig {
             max_body: args.max_body,
-            auth: None,
+            auth,
         };
         heph_hub::serve(listener, &db, config, shutdown_signal())
             .await
@@ -68,6 +88,27 @@ pub fn run(paths: &crate::paths::Paths, args: HubArgs) -> Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Adapts the JWT verifier to the hub's bearer seam.
+struct JwtBearer(JwtVerifier);
+
+#[async_trait::async_trait]
+impl heph_hub::BearerCheck for JwtBearer {
+    async fn check(&self, bearer: Option<&str>) -> Result<(), heph_hub::Rejection> {
+        self.0
+            .verify(bearer)
+            .await
+            .map(|_| ())
+            .map_err(|r| match r {
+                Rejection::Unauthorized(m) => heph_hub::Rejection::Unauthorized(m),
+                Rejection::Forbidden(m) => heph_hub::Rejection::Forbidden(m),
+            })
+    }
+
+    fn challenge(&self) -> String {
+        self.0.www_authenticate("a valid access token is required")
+    }
 }
 
 async fn shutdown_signal() {
