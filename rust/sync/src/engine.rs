@@ -37,6 +37,9 @@ pub enum SyncError {
     /// stamped too far in the future).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Login or token refresh failed (including "login needed").
+    #[error(transparent)]
+    Auth(#[from] heph_auth::AuthError),
     /// The hub sent an op this heph cannot read.
     #[error("the hub sent an op this heph cannot read (seq {seq}): {reason}; upgrade heph on this device")]
     BadOp {
@@ -99,6 +102,40 @@ pub fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncReport, 
         }
     }
     Ok(report)
+}
+
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, SyncError> {
+    match tokio::runtime::Handle::try_current() {
+        // Inside the sidecar's blocking pool: borrow its runtime.
+        Ok(handle) => Ok(handle.block_on(future)),
+        Err(_) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| SyncError::Client(ClientError::Garbage(e.to_string())))?;
+            Ok(runtime.block_on(future))
+        }
+    }
+}
+
+/// A sync pass that attaches the stored login's bearer token, if the
+/// replica is logged in to this hub. A 401 triggers one refresh and one
+/// retry; a refused refresh ends in `AuthError::LoginNeeded`.
+pub fn sync_with_login(replica_path: &Path, hub: &str) -> Result<SyncReport, SyncError> {
+    let mut client = HubClient::new(hub)?;
+    let data_dir = replica_path.parent().unwrap_or(Path::new("."));
+    let session = heph_auth::Session::new(data_dir);
+    let token = block_on(session.access_token(client.url()))??;
+    client.set_token(token.clone());
+    match sync_once(replica_path, &client) {
+        Err(SyncError::Client(ClientError::Unauthorized(_))) if token.is_some() => {
+            let rejected = token.unwrap_or_default();
+            let fresh = block_on(session.force_refresh(&rejected))??;
+            client.set_token(Some(fresh));
+            sync_once(replica_path, &client)
+        }
+        other => other,
+    }
 }
 
 /// Records the outcome of a pass for `heph status` and `:HephSync status`.

@@ -13,5 +13,5 @@ pub mod service;
 
 pub use client::{ClientError, HubClient};
 pub use config::Config;
-pub use engine::{sync_once, SyncError, SyncReport};
+pub use engine::{sync_once, sync_with_login, SyncError, SyncReport};
 pub use service::{SyncService, SyncState, SyncStatus};

@@ -9,8 +9,8 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::client::{ClientError, HubClient};
-use crate::engine::{record_outcome, sync_once, SyncError, SyncReport};
+use crate::client::ClientError;
+use crate::engine::{record_outcome, sync_with_login, SyncError, SyncReport};
 
 /// How long after a local write the sync starts (more writes push it back).
 pub const DEBOUNCE: Duration = Duration::from_secs(2);
@@ -213,8 +213,7 @@ impl SyncService {
 
 async fn run_pass(replica: PathBuf, hub: String) -> Result<SyncReport, SyncError> {
     let joined = tokio::task::spawn_blocking(move || {
-        let client = HubClient::new(&hub)?;
-        let outcome = sync_once(&replica, &client);
+        let outcome = sync_with_login(&replica, &hub);
         if let Err(e) = record_outcome(&replica, &hub, &outcome) {
             tracing::warn!(error = %e, "cannot record sync outcome");
         }

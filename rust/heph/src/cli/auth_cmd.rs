@@ -2,25 +2,101 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, Result};
 use clap::Args;
+use heph_auth::{device_login, LoginConfig, LoginEvent, Session};
+use heph_sync::Config;
 
 use crate::paths::Paths;
 
 /// Options of `heph login`.
 #[derive(Debug, Args)]
-pub struct LoginArgs {}
+pub struct LoginArgs {
+    /// OIDC issuer URL (or `issuer` in config.toml, or HEPH_ISSUER).
+    #[arg(long, env = "HEPH_ISSUER")]
+    pub issuer: Option<String>,
+    /// OAuth client id (or `client_id` in config.toml, or HEPH_CLIENT_ID).
+    #[arg(long, env = "HEPH_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// The hub's audience / resource indicator (or `audience` in config.toml).
+    #[arg(long, env = "HEPH_AUDIENCE")]
+    pub audience: Option<String>,
+    /// The hub these tokens are for (or `hub_url` in config.toml).
+    #[arg(long)]
+    pub hub: Option<String>,
+}
 
 /// Options of `heph logout`.
 #[derive(Debug, Args)]
 pub struct LogoutArgs {}
 
+/// Resolves login settings from flags, then the config file.
+pub fn login_settings(args: LoginArgs) -> Result<(LoginConfig, String)> {
+    let config = Config::load()?;
+    let issuer = args
+        .issuer
+        .or(config.issuer)
+        .ok_or_else(|| anyhow!("no issuer: pass --issuer URL or set issuer in config.toml"))?;
+    let client_id = args.client_id.or(config.client_id).ok_or_else(|| {
+        anyhow!("no client id: pass --client-id ID or set client_id in config.toml")
+    })?;
+    let hub = args
+        .hub
+        .or(config.hub_url)
+        .ok_or_else(|| anyhow!("no hub: pass --hub URL or set hub_url in config.toml"))?;
+    Ok((
+        LoginConfig {
+            issuer,
+            client_id,
+            audience: args.audience.or(config.audience),
+        },
+        hub,
+    ))
+}
+
 /// Runs the device-code login.
-pub fn login(_paths: &Paths, _args: LoginArgs) -> Result<ExitCode> {
-    bail!("login is not built yet")
+pub fn login(paths: &Paths, args: LoginArgs) -> Result<ExitCode> {
+    let (config, hub) = login_settings(args)?;
+    paths.ensure()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let tokens = runtime.block_on(device_login(
+        &config,
+        |event| match event {
+            LoginEvent::Code {
+                verification_uri,
+                verification_uri_complete,
+                user_code,
+                expires_in,
+            } => {
+                eprintln!("Open {verification_uri} and enter the code {user_code}");
+                if let Some(complete) = verification_uri_complete {
+                    eprintln!("(or open {complete})");
+                }
+                eprintln!("The code expires in {} minutes.", expires_in / 60);
+                // Machine-readable line for scripts and tests.
+                println!("user_code {user_code}");
+            }
+            LoginEvent::Polling => eprintln!("Waiting for approval…"),
+        },
+        tokio::time::sleep,
+    ))?;
+    let session = Session::new(&paths.data_dir);
+    session.store_login(&config, &hub, tokens)?;
+    eprintln!(
+        "Logged in. Tokens are kept in {}.",
+        session.store_description()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Forgets stored tokens.
-pub fn logout(_paths: &Paths, _args: LogoutArgs) -> Result<ExitCode> {
-    bail!("login is not built yet")
+pub fn logout(paths: &Paths, _args: LogoutArgs) -> Result<ExitCode> {
+    if Session::new(&paths.data_dir).logout()? {
+        eprintln!("Logged out.");
+    } else {
+        eprintln!("Not logged in.");
+    }
+    Ok(ExitCode::SUCCESS)
 }

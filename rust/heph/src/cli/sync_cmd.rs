@@ -51,7 +51,7 @@ pub fn sync(paths: &Paths, args: SyncArgs) -> Result<ExitCode> {
     let hub = hub_url(args.hub)?;
     paths.ensure()?;
     let client = HubClient::new(&hub)?;
-    let outcome = heph_sync::sync_once(&paths.replica(), &client);
+    let outcome = heph_sync::sync_with_login(&paths.replica(), client.url());
     heph_sync::engine::record_outcome(&paths.replica(), client.url(), &outcome)?;
     let report = outcome.with_context(|| format!("sync with {hub} failed"))?;
     if args.json {

@@ -1,0 +1,267 @@
+//! The stored login and its refresh lifecycle.
+//!
+//! Refresh tokens rotate (single use), so a refresh is issued → in flight →
+//! consumed, and only one process may run it: the others wait on a file
+//! lock, then read the new tokens. The state is written before the request
+//! ("refreshing"), so a process killed mid-refresh leaves a trace; the next
+//! one tries that token once, and an `invalid_grant` marks the session
+//! "login needed" instead of retrying in a loop.
+//!
+//! Tokens live in a file only the user can read (0600) under the data dir.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::device_login::{refresh, LoginConfig, Tokens};
+use crate::AuthError;
+
+/// Refresh this long before the access token expires (at most a quarter
+/// of the token's lifetime, so short-lived tokens are not refreshed at once).
+const REFRESH_MARGIN_SECS: u64 = 30;
+
+/// Where the stored session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// Tokens usable.
+    Ok,
+    /// A refresh was started with the stored refresh token.
+    Refreshing,
+    /// The issuer refused the refresh token: log in again.
+    LoginNeeded,
+}
+
+/// The stored session.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoredSession {
+    /// Issuer.
+    pub issuer: String,
+    /// Client id.
+    pub client_id: String,
+    /// Audience.
+    pub audience: Option<String>,
+    /// The hub these tokens are for.
+    pub hub: String,
+    access_token: String,
+    refresh_token: Option<String>,
+    /// Unix time (s) when the access token expires.
+    pub expires_at: u64,
+    /// Lifetime (s) of the access token when issued.
+    #[serde(default)]
+    pub lifetime: u64,
+    /// Lifecycle state.
+    pub state: SessionState,
+}
+
+impl std::fmt::Debug for StoredSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSession")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("hub", &self.hub)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoredSession {
+    fn needs_refresh(&self) -> bool {
+        let margin = REFRESH_MARGIN_SECS.min(self.lifetime / 4);
+        self.expires_at <= now() + margin
+    }
+
+    fn login_config(&self) -> LoginConfig {
+        LoginConfig {
+            issuer: self.issuer.clone(),
+            client_id: self.client_id.clone(),
+            audience: self.audience.clone(),
+        }
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The login of one replica (data dir).
+#[derive(Debug, Clone)]
+pub struct Session {
+    dir: PathBuf,
+}
+
+impl Session {
+    /// The session of the replica in `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            dir: data_dir.join("auth"),
+        }
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.join("session.json")
+    }
+
+    /// Which token store is used (for :checkhealth and `heph status`).
+    pub fn store_description(&self) -> String {
+        format!("file {} (mode 0600)", self.file().display())
+    }
+
+    /// The stored session, if any.
+    pub fn load(&self) -> Result<Option<StoredSession>, AuthError> {
+        match std::fs::read_to_string(self.file()) {
+            Ok(text) => serde_json::from_str(&text).map(Some).map_err(|_| {
+                AuthError::Store(format!(
+                    "{} is damaged; log in again",
+                    self.file().display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(AuthError::Store(format!(
+                "cannot read {}: {e}",
+                self.file().display()
+            ))),
+        }
+    }
+
+    fn save(&self, session: &StoredSession) -> Result<(), AuthError> {
+        let fail = |e: std::io::Error| {
+            AuthError::Store(format!("cannot write {}: {e}", self.file().display()))
+        };
+        std::fs::create_dir_all(&self.dir).map_err(fail)?;
+        let tmp = self.dir.join("session.json.tmp");
+        {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut file = options.open(&tmp).map_err(fail)?;
+            let text = serde_json::to_vec(session).map_err(|e| AuthError::Store(e.to_string()))?;
+            file.write_all(&text).map_err(fail)?;
+            file.sync_all().map_err(fail)?;
+        }
+        // Atomic: readers see the old or the new session, never half.
+        std::fs::rename(&tmp, self.file()).map_err(fail)
+    }
+
+    /// Stores a fresh login.
+    pub fn store_login(
+        &self,
+        config: &LoginConfig,
+        hub: &str,
+        tokens: Tokens,
+    ) -> Result<(), AuthError> {
+        self.save(&StoredSession {
+            issuer: config.issuer.clone(),
+            client_id: config.client_id.clone(),
+            audience: config.audience.clone(),
+            hub: hub.trim_end_matches('/').to_owned(),
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            lifetime: tokens.expires_at.saturating_sub(now()),
+            expires_at: tokens.expires_at,
+            state: SessionState::Ok,
+        })
+    }
+
+    /// Forgets the tokens.
+    pub fn logout(&self) -> Result<bool, AuthError> {
+        match std::fs::remove_file(self.file()) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(AuthError::Store(e.to_string())),
+        }
+    }
+
+    /// A usable access token for `hub`: `None` when not logged in to it
+    /// (an open hub), refreshed first when about to expire.
+    pub async fn access_token(&self, hub: &str) -> Result<Option<String>, AuthError> {
+        let Some(session) = self.load()? else {
+            return Ok(None);
+        };
+        if session.hub != hub.trim_end_matches('/') {
+            return Ok(None);
+        }
+        match session.state {
+            SessionState::LoginNeeded => return Err(AuthError::LoginNeeded),
+            SessionState::Ok if !session.needs_refresh() => {
+                return Ok(Some(session.access_token));
+            }
+            _ => {}
+        }
+        self.refresh_locked(&session.access_token).await.map(Some)
+    }
+
+    /// Refreshes now (after the hub answered 401 to `rejected`).
+    pub async fn force_refresh(&self, rejected: &str) -> Result<String, AuthError> {
+        self.refresh_locked(rejected).await
+    }
+
+    async fn lock(&self) -> Result<File, AuthError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| AuthError::Store(e.to_string()))?;
+        let file = File::create(self.dir.join("refresh.lock"))
+            .map_err(|e| AuthError::Store(e.to_string()))?;
+        for _ in 0..600 {
+            if file.try_lock().is_ok() {
+                return Ok(file);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(AuthError::Store(
+            "another process has held the token refresh lock for 30 s".into(),
+        ))
+    }
+
+    /// Replaces `stale` (the token this process has) with a new one.
+    async fn refresh_locked(&self, stale: &str) -> Result<String, AuthError> {
+        // The OS drops the lock when a holder dies, so nobody is wedged.
+        let _lock = self.lock().await?;
+        let mut session = self.load()?.ok_or(AuthError::LoginNeeded)?;
+        if session.state == SessionState::Ok && session.access_token != stale {
+            // Another process refreshed while we waited: use its token.
+            return Ok(session.access_token);
+        }
+        if session.state == SessionState::LoginNeeded {
+            return Err(AuthError::LoginNeeded);
+        }
+        let Some(refresh_token) = session.refresh_token.clone() else {
+            session.state = SessionState::LoginNeeded;
+            self.save(&session)?;
+            return Err(AuthError::LoginNeeded);
+        };
+        session.state = SessionState::Refreshing;
+        self.save(&session)?;
+        match refresh(&session.login_config(), &refresh_token).await {
+            Ok(tokens) => {
+                session.access_token = tokens.access_token.clone();
+                session.refresh_token = tokens.refresh_token;
+                session.lifetime = tokens.expires_at.saturating_sub(now());
+                session.expires_at = tokens.expires_at;
+                session.state = SessionState::Ok;
+                self.save(&session)?;
+                Ok(tokens.access_token)
+            }
+            Err(AuthError::LoginNeeded) => {
+                session.state = SessionState::LoginNeeded;
+                self.save(&session)?;
+                Err(AuthError::LoginNeeded)
+            }
+            Err(e) => {
+                // The request may not have reached the issuer: keep the
+                // token; if it was consumed, the next try says so.
+                session.state = SessionState::Ok;
+                self.save(&session)?;
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Login end to end: a real OIDC provider (oidc-provider on Node, from
+//! tests/e2e/oidc), the real hub verifying its JWT access tokens, and the
+//! real `heph` CLI doing the device flow, refreshing rotated tokens, and
+//! syncing.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_heph");
+const AUDIENCE: &str = "urn:heph:hub";
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn oidc_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/oidc")
+}
+
+/// Starts the provider; returns it and its issuer URL.
+fn provider(access_ttl: u32) -> (Proc, String) {
+    let dir = oidc_dir();
+    assert!(
+        dir.join("node_modules/oidc-provider").exists(),
+        "oidc-provider is not installed: run `npm ci` in tests/e2e/oidc (tests/all.sh does)"
+    );
+    let mut child = Command::new("node")
+        .arg("provider.js")
+        .args(["--access-ttl", &access_ttl.to_string()])
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let issuer = line
+        .trim()
+        .strip_prefix("issuer ")
+        .expect("provider did not start")
+        .to_owned();
+    (Proc(child), issuer)
+}
+
+fn hub(issuer: &str, dir: &Path) -> (Proc, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "hub",
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            issuer,
+            "--audience",
+            AUDIENCE,
+            "--owner-sub",
+            "alice",
+            "--db",
+        ])
+        .arg(dir.join("hub.db"))
+        .env("HEPH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    (Proc(child), url)
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+fn stats(issuer: &str) -> serde_json::Value {
+    http()
+        .get(format!("{issuer}/test/stats"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+struct Device {
+    dir: tempfile::TempDir,
+}
+
+impl Device {
+    fn new() -> Self {
+        Device {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--data-dir")
+            .arg(self.dir.path())
+            .args(args)
+            .env("HEPH_CONFIG", self.dir.path().join("none.toml"));
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String) {
+        let out = self.cmd(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `heph login`, approving the code at the provider as `sub`.
+    fn login(&self, issuer: &str, hub: &str, sub: &str) {
+        let mut child = self
+            .cmd(&[
+                "login",
+                "--issuer",
+                issuer,
+                "--client-id",
+                "heph-cli",
+                "--audience",
+                AUDIENCE,
+                "--hub",
+                hub,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let code = line
+            .trim()
+            .strip_prefix("user_code ")
+            .expect("no user code printed")
+            .to_owned();
+        let r = http()
+            .post(format!("{issuer}/test/approve"))
+            .body(serde_json::json!({ "user_code": code, "sub": sub }).to_string())
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 204);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "login failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn login_sync_refresh_logout() {
+    let (_provider, issuer) = provider(300);
+    let dir = tempfile::tempdir().unwrap();
+    let (_hub, hub_url) = hub(&issuer, dir.path());
+
+    let alice = Device::new();
+    alice.run(&["add", "before login"]);
+    let (ok, err) = alice.run(&["sync", "--hub", &hub_url]);
+    assert!(!ok);
+    assert!(err.contains("401") && err.contains("login"), "{err}");
+
+    alice.login(&issuer, &hub_url, "alice");
+    let (ok, err) = alice.run(&["sync", "--hub", &hub_url]);
+    assert!(ok, "{err}");
+    // Tokens are in a file only the user can read, and nowhere in output.
+    let session = alice.dir.path().join("auth/session.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&session).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Bob is a valid user of the provider, but not the hub's owner.
+    let bob = Device::new();
+    bob.login(&issuer, &hub_url, "bob");
+    let (ok, err) = bob.run(&["sync", "--hub", &hub_url]);
+    assert!(!ok);
+    assert!(err.contains("403"), "{err}");
+
+    let (ok, _) = alice.run(&["logout"]);
+    assert!(ok);
+    assert!(!session.exists());
+    let (ok, err) = alice.run(&["sync", "--hub", &hub_url]);
+    assert!(!ok && err.contains("401"), "{err}");
+}
+
+#[test]
+fn concurrent_refreshes_use_the_rotated_token_once() {
+    // Access tokens live 2 s, so every sync below must refresh first.
+    let (_provider, issuer) = provider(2);
+    let dir = tempfile::tempdir().unwrap();
+    let (_hub, hub_url) = hub(&issuer, dir.path());
+    let alice = Device::new();
+    alice.login(&issuer, &hub_url, "alice");
+    std::thread::sleep(Duration::from_millis(2100));
+    let before = stats(&issuer);
+    let syncs: Vec<Child> = (0..5)
+        .map(|_| {
+            alice
+                .cmd(&["sync", "--hub", &hub_url])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in syncs {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let after = stats(&issuer);
+    assert_eq!(
+        after["refresh_failed"], before["refresh_failed"],
+        "a rotated refresh token was reused"
+    );
+    let refreshes =
+        after["refresh_token"].as_u64().unwrap() - before["refresh_token"].as_u64().unwrap();
+    assert!(refreshes >= 1);
+    // Refreshes happen one at a time, each from the newest token: the grant
+    // is never revoked, and a later sync still works.
+    std::thread::sleep(Duration::from_millis(2100));
+    let (ok, err) = alice.run(&["sync", "--hub", &hub_url]);
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn a_rejected_refresh_means_login_needed() {
+    let (_provider, issuer) = provider(2);
+    let dir = tempfile::tempdir().unwrap();
+    let (_hub, hub_url) = hub(&issuer, dir.path());
+    let alice = Device::new();
+    alice.login(&issuer, &hub_url, "alice");
+    // Break the stored refresh token, as a revoked grant would.
+    let path = alice.dir.path().join("auth/session.json");
+    let mut stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    stored["refresh_token"] = serde_json::json!("revoked-or-reused");
+    std::fs::write(&path, stored.to_string()).unwrap();
+    std::thread::sleep(Duration::from_millis(2100));
+    let (ok, err) = alice.run(&["sync", "--hub", &hub_url]);
+    assert!(!ok);
+    assert!(err.contains("login needed"), "{err}");
+    let failed_before = stats(&issuer)["refresh_failed"].as_u64().unwrap();
+    // No retry loop: the next sync does not ask the provider again.
+    let (ok, err) = alice.run(&["sync", "--hub", &hub_url]);
+    assert!(!ok && err.contains("login needed"), "{err}");
+    assert_eq!(
+        stats(&issuer)["refresh_failed"].as_u64().unwrap(),
+        failed_before
+    );
+}
+
+#[test]
+fn a_process_killed_mid_refresh_does_not_wedge_the_others() {
+    let (_provider, issuer) = provider(2);
+    let dir = tempfile::tempdir().unwrap();
+    let (_hub, hub_url) = hub(&issuer, dir.path());
+    let alice = Device::new();
+    alice.login(&issuer, &hub_url, "alice");
+    // A process died holding the refresh lock, after marking the refresh
+    // in flight (its request never reached the provider).
+    let lock = alice.dir.path().join("auth/refresh.lock");
+    let mut holder = Command::new("python3")
+        .args(["-c", "import fcntl,sys,time; f=open(sys.argv[1],'w'); fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)"])
+        .arg(&lock)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let path = alice.dir.path().join("auth/session.json");
+    let mut stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    stored["state"] = serde_json::json!("refreshing");
+    std::fs::write(&path, stored.to_string()).unwrap();
+    std::thread::sleep(Duration::from_millis(2100));
+    let waiting = alice
+        .cmd(&["sync", "--hub", &hub_url])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let out = waiting.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, err) = alice.run(&["sync", "--hub", &hub_url]);
+    assert!(ok, "{err}");
+}
