@@ -14,6 +14,7 @@ local M = {}
 ---@field sync_interval? integer Seconds between background syncs.
 ---@field issuer? string OIDC issuer URL for :HephLogin.
 ---@field client_id? string OAuth client id for :HephLogin.
+---@field audience? string The hub's audience (resource indicator) for :HephLogin.
 ---@field timeout_ms? integer How long a request to the sidecar may take.
 
 ---@class heph.Config
@@ -25,6 +26,7 @@ local M = {}
 ---@field sync_interval integer|nil
 ---@field issuer string|nil
 ---@field client_id string|nil
+---@field audience string|nil
 ---@field timeout_ms integer
 
 ---@type table<string, {type: string|string[], default: any, desc: string}>
@@ -37,6 +39,7 @@ M.schema = {
   sync_interval = { type = { "number", "nil" }, default = nil, desc = "seconds between syncs" },
   issuer = { type = { "string", "nil" }, default = nil, desc = "OIDC issuer" },
   client_id = { type = { "string", "nil" }, default = nil, desc = "OAuth client id" },
+  audience = { type = { "string", "nil" }, default = nil, desc = "hub audience for login" },
   timeout_ms = { type = "number", default = 10000, desc = "request timeout" },
 }
 

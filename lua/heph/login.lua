@@ -59,6 +59,10 @@ function M.on_event(ev)
       table.insert(lines, "(code copied to the + register)")
     end
     H.float(lines)
+    if H.offered == ev.user_code then
+      return
+    end
+    H.offered = ev.user_code
     vim.ui.select({ "Open the browser", "Not now" }, { prompt = "heph login" }, function(choice)
       if choice == "Open the browser" and vim.ui.open then
         vim.ui.open(ev.verification_uri_complete or ev.verification_uri)
@@ -73,11 +77,15 @@ function M.on_event(ev)
   end
 end
 
----:HephLogin
+---:HephLogin — the sidecar polls; the editor stays free. A second
+---:HephLogin while one is pending shows the same code again.
 function M.start()
-  local ok, err = pcall(rpc.request, "login", {})
+  local ok, reply = pcall(rpc.request, "login", {})
   if not ok then
-    vim.notify(tostring(err), vim.log.levels.ERROR)
+    return vim.notify(tostring(reply), vim.log.levels.ERROR)
+  end
+  if reply.state == "started" then
+    vim.notify("heph: asking the issuer for a login code…")
   end
 end
 

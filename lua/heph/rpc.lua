@@ -80,6 +80,9 @@ function M.ensure()
   if config.values.sync_interval then
     env.HEPH_SYNC_INTERVAL = tostring(config.values.sync_interval)
   end
+  env.HEPH_ISSUER = config.values.issuer
+  env.HEPH_CLIENT_ID = config.values.client_id
+  env.HEPH_AUDIENCE = config.values.audience
   local chan
   local ok, err = pcall(function()
     chan = vim.fn.jobstart(cmd, {

@@ -5,8 +5,9 @@
 //! sync_interval_secs = 60
 //! ```
 //!
-//! `HEPH_CONFIG` names another file; `HEPH_HUB_URL` and
-//! `HEPH_SYNC_INTERVAL` override the file (Neovim's setup() sets them).
+//! `HEPH_CONFIG` names another file; `HEPH_HUB_URL`, `HEPH_SYNC_INTERVAL`,
+//! `HEPH_ISSUER`, `HEPH_CLIENT_ID` and `HEPH_AUDIENCE` override the file
+//! (Neovim's setup() sets them).
 
 use std::path::PathBuf;
 
@@ -76,6 +77,17 @@ impl Config {
         if let Ok(url) = std::env::var("HEPH_HUB_URL") {
             if !url.trim().is_empty() {
                 config.hub_url = Some(url.trim().to_owned());
+            }
+        }
+        for (var, field) in [
+            ("HEPH_ISSUER", &mut config.issuer),
+            ("HEPH_CLIENT_ID", &mut config.client_id),
+            ("HEPH_AUDIENCE", &mut config.audience),
+        ] {
+            if let Ok(value) = std::env::var(var) {
+                if !value.trim().is_empty() {
+                    *field = Some(value.trim().to_owned());
+                }
             }
         }
         if let Some(secs) = std::env::var("HEPH_SYNC_INTERVAL")

@@ -155,7 +155,8 @@ impl SyncService {
                                 backoff = Some(wait);
                                 (SyncState::Offline, jitter(wait))
                             }
-                            SyncError::Client(ClientError::Unauthorized(_)) => {
+                            SyncError::Client(ClientError::Unauthorized(_))
+                            | SyncError::Auth(heph_auth::AuthError::LoginNeeded) => {
                                 (SyncState::LoginNeeded, interval)
                             }
                             _ => (SyncState::Error, interval),

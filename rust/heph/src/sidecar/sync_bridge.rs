@@ -1,6 +1,11 @@
 //! Sync status, `:HephSync` and login, as seen from the sidecar. Requests
-//! handled here run on the event loop and never take the replica lock.
+//! handled here run on the event loop and never take the replica lock; long
+//! work (sync passes, login polling) runs in background tasks and reports
+//! through notifications.
 
+use std::sync::{Arc, Mutex};
+
+use heph_auth::{device_login, LoginConfig, LoginEvent, Session};
 use heph_sync::{Config, SyncService, SyncState, SyncStatus};
 use nvim_rs::Neovim;
 use rmpv::Value;
@@ -11,10 +16,22 @@ use crate::paths::Paths;
 use super::params::to_msgpack;
 use super::Writer;
 
+/// A login in progress.
+struct PendingLogin {
+    /// The code event, once the issuer gave one (shown again on a second
+    /// :HephLogin instead of starting over).
+    code: Option<serde_json::Value>,
+    task: tokio::task::JoinHandle<()>,
+}
+
 /// Sync and login state of one sidecar.
 pub struct SyncBridge {
+    paths: Paths,
+    config: Config,
     service: Option<SyncService>,
     config_error: Option<String>,
+    neovim: Mutex<Option<Neovim<Writer>>>,
+    login: Arc<Mutex<Option<PendingLogin>>>,
 }
 
 fn status_json(status: &SyncStatus) -> serde_json::Value {
@@ -24,29 +41,32 @@ fn status_json(status: &SyncStatus) -> serde_json::Value {
 impl SyncBridge {
     /// Starts background sync when a hub is configured. Call inside tokio.
     pub fn new(paths: Paths) -> Self {
-        match Config::load() {
-            Ok(config) => {
-                let service = config.hub_url.clone().map(|hub| {
-                    tracing::info!(%hub, "background sync enabled");
-                    SyncService::start(paths.replica(), hub, config.interval())
-                });
-                Self {
-                    service,
-                    config_error: None,
-                }
-            }
+        let (config, config_error) = match Config::load() {
+            Ok(config) => (config, None),
             Err(e) => {
                 tracing::error!(error = %e, "config not loaded; sync disabled");
-                Self {
-                    service: None,
-                    config_error: Some(e.to_string()),
-                }
+                (Config::default(), Some(e.to_string()))
             }
+        };
+        let service = config.hub_url.clone().map(|hub| {
+            tracing::info!(%hub, "background sync enabled");
+            SyncService::start(paths.replica(), hub, config.interval())
+        });
+        Self {
+            paths,
+            config,
+            service,
+            config_error,
+            neovim: Mutex::new(None),
+            login: Arc::new(Mutex::new(None)),
         }
     }
 
     /// Forwards status changes and nodes changed by sync to Neovim.
     pub fn attach(&self, neovim: Neovim<Writer>) {
+        if let Ok(mut slot) = self.neovim.lock() {
+            *slot = Some(neovim.clone());
+        }
         let Some(service) = &self.service else {
             return;
         };
@@ -69,6 +89,24 @@ impl SyncBridge {
         });
     }
 
+    fn status(&self) -> serde_json::Value {
+        let mut status = match &self.service {
+            Some(service) => status_json(&service.status().borrow()),
+            None => status_json(&SyncStatus {
+                state: SyncState::Disabled,
+                pending: 0,
+                hub: None,
+                last_sync: None,
+                last_error: self.config_error.clone(),
+                offline_since: None,
+            }),
+        };
+        let session = Session::new(&self.paths.data_dir);
+        status["token_store"] = json!(session.store_description());
+        status["logged_in"] = json!(matches!(session.load(), Ok(Some(_))));
+        status
+    }
+
     /// Answers the sync/login methods; `None` for every other method.
     pub async fn handle(
         &self,
@@ -76,35 +114,142 @@ impl SyncBridge {
         _args: &[Value],
         _neovim: Neovim<Writer>,
     ) -> Option<Result<serde_json::Value, String>> {
-        let not_configured = || {
-            self.config_error.clone().unwrap_or_else(|| {
-                "sync is not configured: set hub_url in config.toml or hub_url in setup()".into()
-            })
-        };
         match method {
-            "status" => Some(Ok(match &self.service {
-                Some(service) => status_json(&service.status().borrow()),
-                None => status_json(&SyncStatus {
-                    state: SyncState::Disabled,
-                    pending: 0,
-                    hub: None,
-                    last_sync: None,
-                    last_error: self.config_error.clone(),
-                    offline_since: None,
-                }),
-            })),
+            "status" => Some(Ok(self.status())),
             "sync" => Some(match &self.service {
                 Some(service) => service
                     .sync_now()
                     .await
                     .map(|report| serde_json::to_value(report).unwrap_or_default()),
-                None => Err(not_configured()),
+                None => Err(self.config_error.clone().unwrap_or_else(|| {
+                    "sync is not configured: set hub_url in config.toml or in setup()".into()
+                })),
             }),
-            "login" | "logout" => Some(Err(
-                "login is not available in this build: the hub runs open on loopback".into(),
-            )),
+            "login" => Some(self.start_login()),
+            "logout" => Some(self.logout()),
             _ => None,
         }
+    }
+
+    fn login_config(&self) -> Result<(LoginConfig, String), String> {
+        let hub = self
+            .config
+            .hub_url
+            .clone()
+            .ok_or("no hub configured: set hub_url in setup() or config.toml")?;
+        let issuer = self
+            .config
+            .issuer
+            .clone()
+            .ok_or("no issuer configured: set issuer in setup() or config.toml")?;
+        let client_id = self
+            .config
+            .client_id
+            .clone()
+            .ok_or("no client id configured: set client_id in setup() or config.toml")?;
+        Ok((
+            LoginConfig {
+                issuer,
+                client_id,
+                audience: self.config.audience.clone(),
+            },
+            hub,
+        ))
+    }
+
+    fn start_login(&self) -> Result<serde_json::Value, String> {
+        let (config, hub) = self.login_config()?;
+        let neovim = self
+            .neovim
+            .lock()
+            .ok()
+            .and_then(|n| n.clone())
+            .ok_or("the sidecar is still starting; try again")?;
+        let mut pending = self.login.lock().map_err(|_| "login state is poisoned")?;
+        if let Some(p) = pending.as_ref().filter(|p| !p.task.is_finished()) {
+            // Show the same code again instead of starting over.
+            if let Some(code) = p.code.clone() {
+                let nvim = neovim.clone();
+                tokio::spawn(async move { notify(&nvim, "login", code).await });
+            }
+            return Ok(json!({ "state": "pending" }));
+        }
+        let slot = Arc::clone(&self.login);
+        let session = Session::new(&self.paths.data_dir);
+        let service = self.service.clone();
+        let task = tokio::spawn(async move {
+            let nvim = neovim.clone();
+            let on_event = move |event: LoginEvent| {
+                let payload = match event {
+                    LoginEvent::Code {
+                        verification_uri,
+                        verification_uri_complete,
+                        user_code,
+                        expires_in,
+                    } => json!({
+                        "state": "code",
+                        "verification_uri": verification_uri,
+                        "verification_uri_complete": verification_uri_complete,
+                        "user_code": user_code,
+                        "expires_in": expires_in,
+                    }),
+                    LoginEvent::Polling => json!({ "state": "polling" }),
+                };
+                if payload["state"] == "code" {
+                    if let Ok(mut p) = slot.lock() {
+                        if let Some(p) = p.as_mut() {
+                            p.code = Some(payload.clone());
+                        }
+                    }
+                }
+                let nvim = nvim.clone();
+                tokio::spawn(async move { notify(&nvim, "login", payload).await });
+            };
+            // The oauth2 futures are not Send; poll them on a blocking thread.
+            let handle = tokio::runtime::Handle::current();
+            let login = tokio::task::spawn_blocking(move || {
+                let result = handle.block_on(device_login(&config, on_event, tokio::time::sleep));
+                result.and_then(|tokens| session.store_login(&config, &hub, tokens))
+            })
+            .await;
+            let outcome = login.unwrap_or_else(|e| {
+                Err(heph_auth::AuthError::Issuer(format!(
+                    "login task failed: {e}"
+                )))
+            });
+            match outcome {
+                Ok(()) => {
+                    tracing::info!("logged in");
+                    notify(&neovim, "login", json!({ "state": "done" })).await;
+                    if let Some(service) = service {
+                        let _ = service.sync_now().await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "login failed");
+                    notify(
+                        &neovim,
+                        "login",
+                        json!({ "state": "failed", "message": e.to_string() }),
+                    )
+                    .await;
+                }
+            }
+        });
+        *pending = Some(PendingLogin { code: None, task });
+        Ok(json!({ "state": "started" }))
+    }
+
+    fn logout(&self) -> Result<serde_json::Value, String> {
+        if let Ok(mut pending) = self.login.lock() {
+            if let Some(p) = pending.take() {
+                p.task.abort();
+            }
+        }
+        let removed = Session::new(&self.paths.data_dir)
+            .logout()
+            .map_err(|e| e.to_string())?;
+        Ok(json!({ "removed": removed }))
     }
 
     /// Called after a request that may have written.

@@ -1,0 +1,124 @@
+local h = require("helpers")
+
+local oidc_dir = vim.fn.getcwd() .. "/tests/e2e/oidc"
+
+---Starts a process and waits for a line matching `pattern` on stdout.
+local function start(cmd, opts, pattern)
+  local found
+  local job = vim.fn.jobstart(cmd, vim.tbl_extend("force", opts or {}, {
+    on_stdout = function(_, data)
+      for _, line in ipairs(data) do
+        found = found or line:match(pattern)
+      end
+    end,
+  }))
+  assert(h.wait(function()
+    return found ~= nil
+  end, 10000), "did not start: " .. table.concat(cmd, " "))
+  return job, found
+end
+
+describe("login in Neovim", function()
+  local provider, issuer, hub, hub_url
+  local function setup(ttl)
+    provider, issuer = start({ "node", "provider.js", "--access-ttl", tostring(ttl) }, { cwd = oidc_dir }, "^issuer (%S+)")
+    local db = vim.uv.fs_mkdtemp((os.getenv("HEPH_TEST_TMP") or "/tmp") .. "/hub-XXXXXX") .. "/hub.db"
+    hub, hub_url = start({
+      h.bin, "hub", "--listen", "127.0.0.1:0", "--db", db,
+      "--issuer", issuer, "--audience", "urn:heph:hub", "--owner-sub", "alice",
+    }, {}, "listening on (http://%S+)")
+    local dir = h.fresh()
+    require("heph").setup({
+      cmd = { h.bin }, data_dir = dir, hub_url = hub_url, sync_interval = 3600,
+      issuer = issuer, client_id = "heph-cli", audience = "urn:heph:hub",
+    })
+  end
+  local orig_select
+  before_each(function()
+    assert(vim.uv.fs_stat(oidc_dir .. "/node_modules/oidc-provider"), "run npm ci in tests/e2e/oidc (tests/all.sh does)")
+    orig_select = vim.ui.select
+    vim.ui.select = function(_, _, on_choice)
+      on_choice("Not now")
+    end
+  end)
+  after_each(function()
+    vim.ui.select = orig_select
+    require("heph.rpc").stop()
+    pcall(vim.fn.jobstop, hub)
+    pcall(vim.fn.jobstop, provider)
+  end)
+
+  local function approve(code)
+    local r = vim.system({
+      "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST",
+      issuer .. "/test/approve", "-d", vim.json.encode({ user_code = code, sub = "alice" }),
+    }, { text = true }):wait(10000)
+    assert.are.equal("204", r.stdout)
+  end
+
+  it("shows the code, stays responsive while polling, then syncs", function()
+    setup(300)
+    local login = require("heph.login")
+    vim.cmd("HephLogin")
+    assert.is_true(h.wait(function()
+      return login.window() ~= nil
+    end, 10000), "no login window")
+    local lines = vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(login.window()), 0, -1, false)
+    local code = lines[2]:match("^Code: (%S+)$")
+    assert.truthy(code, vim.inspect(lines))
+    assert.truthy(lines[1]:match("^Open: http://127%.0%.0%.1:%d+/device$"))
+    -- The editor is free while the sidecar polls.
+    vim.cmd("Heph task Written while logging in")
+    assert.are.equal("title: Written while logging in", h.lines()[2])
+    -- :HephLogin again shows the same code.
+    vim.cmd("HephLogin")
+    assert.is_true(h.wait(function()
+      local win = login.window()
+      return win ~= nil and vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(win), 1, 2, false)[1] == "Code: " .. code
+    end))
+    local seen = {}
+    local orig = vim.notify
+    vim.notify = function(msg)
+      table.insert(seen, msg)
+    end
+    approve(code)
+    local done = h.wait(function()
+      return vim.tbl_contains(seen, "heph: logged in")
+    end, 15000)
+    vim.notify = orig
+    assert.is_true(done, vim.inspect(seen))
+    assert.is_nil(login.window())
+    local ok, report = pcall(require("heph.rpc").request, "sync", {})
+    assert.is_true(ok, tostring(report))
+    assert.truthy(h.wait(function()
+      return vim.g.heph_status and vim.g.heph_status.state == "synced"
+    end))
+  end)
+
+  it("shows 'login needed' after a rejected refresh", function()
+    setup(2)
+    local login = require("heph.login")
+    vim.cmd("HephLogin")
+    assert.is_true(h.wait(function()
+      return login.window() ~= nil
+    end, 10000))
+    local code = vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(login.window()), 1, 2, false)[1]:match("Code: (%S+)")
+    approve(code)
+    local session = h.data_dir .. "/auth/session.json"
+    assert.is_true(h.wait(function()
+      return vim.uv.fs_stat(session) ~= nil and login.window() == nil
+    end, 15000))
+    -- The grant is revoked at the issuer: the stored refresh token is dead.
+    local stored = vim.json.decode(table.concat(vim.fn.readfile(session), "\n"))
+    stored.refresh_token = "revoked"
+    vim.fn.writefile({ vim.json.encode(stored) }, session)
+    vim.wait(2200)
+    h.notifications(function()
+      vim.cmd("HephSync")
+    end)
+    assert.is_true(h.wait(function()
+      return vim.g.heph_status and vim.g.heph_status.state == "login_needed"
+    end), vim.inspect(vim.g.heph_status))
+    assert.are.equal("heph login needed", require("heph").statusline())
+  end)
+end)
