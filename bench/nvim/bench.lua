@@ -36,6 +36,15 @@ for i = 1, 40 do
   table.insert(saves, ms(t))
   vim.cmd("bwipeout!")
 end
+-- The RPC part of opening: node_get alone (the rest is Neovim loading the
+-- markdown filetype for the new buffer).
+local gets = {}
+for i = 1, 40 do
+  local id = ("bench-%06d"):format((i * 7919) % 100000)
+  t = vim.uv.hrtime()
+  require("heph.rpc").request("node_get", { id = id })
+  table.insert(gets, ms(t))
+end
 local searches = {}
 for _, q in ipairs({ "garden", "invoice meeting", "doc", "bicycle review", "paint" }) do
   for _ = 1, 10 do
@@ -48,6 +57,7 @@ local mem = vim.fn.system({ "ps", "-o", "rss=", "-p", tostring(require("heph.rpc
 print(("plugin/heph.lua load: median %.3f ms"):format(median(loads)))
 print(("sidecar start to first reply: %.1f ms"):format(ready))
 print(("open a node (:Heph open → buffer shown): median %.2f ms"):format(median(opens)))
+print(("  of which node_get RPC: median %.2f ms"):format(median(gets)))
 print(("save a node (:w round trip): median %.2f ms"):format(median(saves)))
 print(("search round trip from Neovim: median %.2f ms"):format(median(searches)))
 print(("sidecar memory after the run: %.1f MB RSS"):format(tonumber(mem) / 1024))

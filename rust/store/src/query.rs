@@ -243,18 +243,16 @@ impl Replica {
         let Some(query) = fts_query(text) else {
             return Ok(Vec::new());
         };
-        // Rank inside FTS5 first and join only the top rows; snippets are
-        // made for those rows alone.
+        // FTS5 consumes `ORDER BY rank` / `ORDER BY rowid DESC` itself and
+        // stops at the LIMIT, so snippets are made for returned rows only.
         let sql = if self.is_broad_query(text)? {
-            "SELECT n.id, n.kind, n.title, f.rowid, 0.0
-             FROM (SELECT rowid FROM nodes_fts WHERE nodes_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2) f
-             JOIN nodes n ON n.rowid = f.rowid
-             ORDER BY f.rowid DESC"
+            "SELECT n.id, n.kind, n.title, snippet(nodes_fts, -1, '[', ']', '…', 12), 0.0
+             FROM nodes_fts JOIN nodes n ON n.rowid = nodes_fts.rowid
+             WHERE nodes_fts MATCH ?1 ORDER BY nodes_fts.rowid DESC LIMIT ?2"
         } else {
-            "SELECT n.id, n.kind, n.title, f.rowid, f.rank
-             FROM (SELECT rowid, rank FROM nodes_fts WHERE nodes_fts MATCH ?1 ORDER BY rank LIMIT ?2) f
-             JOIN nodes n ON n.rowid = f.rowid
-             ORDER BY f.rank"
+            "SELECT n.id, n.kind, n.title, snippet(nodes_fts, -1, '[', ']', '…', 12), nodes_fts.rank
+             FROM nodes_fts JOIN nodes n ON n.rowid = nodes_fts.rowid
+             WHERE nodes_fts MATCH ?1 ORDER BY nodes_fts.rank LIMIT ?2"
         };
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(rusqlite::params![query, limit as i64], |r| {
@@ -262,33 +260,24 @@ impl Replica {
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(3)?,
                 r.get::<_, f64>(4)?,
             ))
         })?;
-        let rows: Vec<_> = rows.collect::<rusqlite::Result<_>>()?;
-        let mut snippet = self.conn.prepare_cached(
-            "SELECT snippet(nodes_fts, -1, '[', ']', '…', 12) FROM nodes_fts
-             WHERE nodes_fts MATCH ?1 AND rowid = ?2",
-        )?;
-        rows.into_iter()
-            .map(|(id, kind, title, rowid, rank)| {
-                let kind = kind
-                    .parse()
-                    .map_err(|e: heph_core::model::FieldError| StoreError::Corrupt(e.0))?;
-                let snippet: String = snippet
-                    .query_row(rusqlite::params![query, rowid], |r| r.get(0))
-                    .optional()?
-                    .unwrap_or_default();
-                Ok(SearchHit {
-                    id,
-                    kind,
-                    title,
-                    snippet,
-                    rank,
-                })
+        rows.map(|row| {
+            let (id, kind, title, snippet, rank) = row?;
+            let kind = kind
+                .parse()
+                .map_err(|e: heph_core::model::FieldError| StoreError::Corrupt(e.0))?;
+            Ok(SearchHit {
+                id,
+                kind,
+                title,
+                snippet: snippet.unwrap_or_default(),
+                rank,
             })
-            .collect()
+        })
+        .collect()
     }
 
     /// Whether every word of the query is in more than [`BROAD_QUERY_DOCS`]
