@@ -1,0 +1,149 @@
+//! The device flow's polling rules against a scripted token endpoint on
+//! loopback (a real provider never sends `slow_down` on demand). The sleep
+//! is injected, so no test waits real seconds.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use heph_auth::{device_login, AuthError, LoginConfig, LoginEvent};
+use serde_json::{json, Value};
+
+/// Serves discovery, device authorization and a token endpoint that answers
+/// with `script` in order (then repeats the last answer).
+async fn scripted(script: Vec<(u16, Value)>) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (u, c, script) = (url.clone(), calls.clone(), Arc::new(script));
+    let app = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || {
+                let u = u.clone();
+                async move {
+                    Json(json!({
+                        "issuer": u,
+                        "device_authorization_endpoint": format!("{u}/device/auth"),
+                        "token_endpoint": format!("{u}/token"),
+                    }))
+                }
+            }),
+        )
+        .route(
+            "/device/auth",
+            post(|| async {
+                Json(json!({
+                    "device_code": "dc", "user_code": "ABCD-EFGH",
+                    "verification_uri": "http://127.0.0.1/device", "expires_in": 600, "interval": 5,
+                }))
+            }),
+        )
+        .route(
+            "/token",
+            post(move || {
+                let (c, script) = (c.clone(), script.clone());
+                async move {
+                    let i = c.fetch_add(1, Ordering::SeqCst).min(script.len() - 1);
+                    let (status, body) = script[i].clone();
+                    (StatusCode::from_u16(status).unwrap(), Json(body))
+                }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, calls)
+}
+
+fn config(issuer: &str) -> LoginConfig {
+    LoginConfig {
+        issuer: issuer.into(),
+        client_id: "heph-cli".into(),
+        audience: Some("urn:heph:hub".into()),
+    }
+}
+
+fn error(code: &str) -> (u16, Value) {
+    (400, json!({ "error": code }))
+}
+
+fn tokens() -> (u16, Value) {
+    (
+        200,
+        json!({ "access_token": "at", "token_type": "Bearer", "expires_in": 300, "refresh_token": "rt" }),
+    )
+}
+
+async fn run(
+    issuer: &str,
+) -> (
+    Result<heph_auth::Tokens, AuthError>,
+    Vec<Duration>,
+    Vec<LoginEvent>,
+) {
+    let sleeps = Arc::new(Mutex::new(Vec::new()));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let (s, e) = (sleeps.clone(), events.clone());
+    let result = device_login(
+        &config(issuer),
+        move |ev| e.lock().unwrap().push(ev),
+        move |d| {
+            s.lock().unwrap().push(d);
+            async {}
+        },
+    )
+    .await;
+    let sleeps = sleeps.lock().unwrap().clone();
+    let events = events.lock().unwrap().clone();
+    (result, sleeps, events)
+}
+
+#[tokio::test]
+async fn pending_and_slow_down_keep_polling_slower() {
+    let (issuer, calls) = scripted(vec![
+        error("authorization_pending"),
+        error("slow_down"),
+        error("authorization_pending"),
+        tokens(),
+    ])
+    .await;
+    let (result, sleeps, events) = run(&issuer).await;
+    let tokens = result.unwrap();
+    assert_eq!(tokens.access_token, "at");
+    assert_eq!(tokens.refresh_token.as_deref(), Some("rt"));
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert!(matches!(&events[0], LoginEvent::Code { user_code, .. } if user_code == "ABCD-EFGH"));
+    // The interval starts at 5 s and grows by 5 s after slow_down.
+    assert_eq!(sleeps[0], Duration::from_secs(5));
+    assert!(
+        sleeps.last().unwrap() > &Duration::from_secs(5),
+        "{sleeps:?}"
+    );
+    // Debug output never shows tokens.
+    assert!(!format!("{tokens:?}").contains("at\""));
+}
+
+#[tokio::test]
+async fn expired_and_denied_end_with_clear_messages() {
+    let (issuer, _) = scripted(vec![error("authorization_pending"), error("expired_token")]).await;
+    let err = run(&issuer).await.0.unwrap_err();
+    assert!(matches!(err, AuthError::Denied(_)));
+    assert!(err.to_string().contains("expired"), "{err}");
+
+    let (issuer, _) = scripted(vec![error("access_denied")]).await;
+    let err = run(&issuer).await.0.unwrap_err();
+    assert!(err.to_string().contains("denied"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unreachable_issuer_is_a_network_error() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = run(&format!("http://{addr}")).await.0.unwrap_err();
+    assert!(matches!(err, AuthError::Network(_)), "{err:?}");
+    assert!(err.to_string().contains("cannot reach the issuer"), "{err}");
+}
