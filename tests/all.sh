@@ -18,6 +18,7 @@ step "installing test dependencies"
 need=()
 command -v busted >/dev/null || [ -f /usr/share/lua/5.1/busted/runner.lua ] || need+=(lua-busted)
 command -v dbus-run-session >/dev/null || need+=(dbus-daemon dbus-bin)
+command -v node >/dev/null || need+=(nodejs npm)
 command -v gnome-keyring-daemon >/dev/null || need+=(gnome-keyring)
 command -v keyctl >/dev/null || need+=(keyutils)
 dpkg -s libsecret-1-0 >/dev/null 2>&1 || need+=(libsecret-1-0)
@@ -48,7 +49,7 @@ fi
 
 step "Neovim specs"
 if [ -x tests/run-specs.sh ]; then
-  cargo build -p heph --locked && HEPH_BIN="$root/target/debug/heph" tests/run-specs.sh || failed+=("neovim specs")
+  cargo build -p heph --locked && HEPH_BIN="$root/target/debug/heph" tests/keyring-session.sh tests/run-specs.sh || failed+=("neovim specs")
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then

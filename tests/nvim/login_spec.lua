@@ -96,6 +96,8 @@ describe("login in Neovim", function()
   end)
 
   it("shows 'login needed' after a rejected refresh", function()
+    -- The test edits the stored refresh token, so keep it in the file.
+    vim.env.HEPH_TOKEN_STORE = "file"
     setup(2)
     local login = require("heph.login")
     vim.cmd("HephLogin")
@@ -120,5 +122,6 @@ describe("login in Neovim", function()
       return vim.g.heph_status and vim.g.heph_status.state == "login_needed"
     end), vim.inspect(vim.g.heph_status))
     assert.are.equal("heph login needed", require("heph").statusline())
+    vim.env.HEPH_TOKEN_STORE = nil
   end)
 end)

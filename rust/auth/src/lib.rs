@@ -6,10 +6,12 @@ pub mod device_login;
 mod http_client;
 pub mod jwt_verify;
 pub mod session;
+pub mod token_store;
 
 pub use device_login::{device_login, LoginConfig, LoginEvent, Tokens};
 pub use jwt_verify::{Claims, JwtVerifier, Rejection, VerifierConfig};
 pub use session::{Session, SessionState};
+pub use token_store::{StoreKind, TokenStore};
 
 /// Errors of login and token handling. Messages never contain tokens.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

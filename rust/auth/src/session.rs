@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::device_login::{refresh, LoginConfig, Tokens};
+use crate::token_store::{StoreKind, TokenStore};
 use crate::AuthError;
 
 /// Refresh this long before the access token expires (at most a quarter
@@ -46,7 +47,13 @@ pub struct StoredSession {
     pub audience: Option<String>,
     /// The hub these tokens are for.
     pub hub: String,
+    /// Where the tokens are kept.
+    #[serde(default = "file_store")]
+    pub token_store: StoreKind,
+    /// In the file only with the file store.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     access_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
     /// Unix time (s) when the access token expires.
     pub expires_at: u64,
@@ -74,6 +81,11 @@ impl StoredSession {
         self.expires_at <= now() + margin
     }
 
+    /// The keyring key: issuer + client id + hub.
+    fn key(&self) -> String {
+        format!("{}|{}|{}", self.issuer, self.client_id, self.hub)
+    }
+
     fn login_config(&self) -> LoginConfig {
         LoginConfig {
             issuer: self.issuer.clone(),
@@ -81,6 +93,10 @@ impl StoredSession {
             audience: self.audience.clone(),
         }
     }
+}
+
+fn file_store() -> StoreKind {
+    StoreKind::File
 }
 
 fn now() -> u64 {
@@ -110,27 +126,61 @@ impl Session {
 
     /// Which token store is used (for :checkhealth and `heph status`).
     pub fn store_description(&self) -> String {
-        format!("file {} (mode 0600)", self.file().display())
+        match self.load() {
+            Ok(Some(s)) if s.token_store == StoreKind::SecretService => {
+                "Secret Service (OS keyring)".into()
+            }
+            Ok(Some(s)) if s.token_store == StoreKind::KernelKeyring => {
+                "kernel keyring (session)".into()
+            }
+            Ok(Some(_)) => format!("file {} (mode 0600)", self.file().display()),
+            _ => "not logged in".into(),
+        }
     }
 
     /// The stored session, if any.
     pub fn load(&self) -> Result<Option<StoredSession>, AuthError> {
-        match std::fs::read_to_string(self.file()) {
-            Ok(text) => serde_json::from_str(&text).map(Some).map_err(|_| {
-                AuthError::Store(format!(
-                    "{} is damaged; log in again",
+        let text = match std::fs::read_to_string(self.file()) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(AuthError::Store(format!(
+                    "cannot read {}: {e}",
                     self.file().display()
-                ))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(AuthError::Store(format!(
-                "cannot read {}: {e}",
+                )))
+            }
+        };
+        let mut session: StoredSession = serde_json::from_str(&text).map_err(|_| {
+            AuthError::Store(format!(
+                "{} is damaged; log in again",
                 self.file().display()
-            ))),
+            ))
+        })?;
+        if session.token_store != StoreKind::File {
+            let store =
+                TokenStore::open_kind(self.dir.parent().unwrap_or(&self.dir), session.token_store)?;
+            let key = session.key();
+            session.access_token = store.get("access", &key)?.unwrap_or_default();
+            session.refresh_token = store.get("refresh", &key)?;
         }
+        Ok(Some(session))
     }
 
     fn save(&self, session: &StoredSession) -> Result<(), AuthError> {
+        let mut on_disk = session.clone();
+        if session.token_store != StoreKind::File {
+            let store =
+                TokenStore::open_kind(self.dir.parent().unwrap_or(&self.dir), session.token_store)?;
+            let key = session.key();
+            store.set("access", &key, &session.access_token)?;
+            match &session.refresh_token {
+                Some(rt) => store.set("refresh", &key, rt)?,
+                None => store.delete("refresh", &key)?,
+            }
+            on_disk.access_token = String::new();
+            on_disk.refresh_token = None;
+        }
+        let session = &on_disk;
         let fail = |e: std::io::Error| {
             AuthError::Store(format!("cannot write {}: {e}", self.file().display()))
         };
@@ -153,14 +203,17 @@ impl Session {
         std::fs::rename(&tmp, self.file()).map_err(fail)
     }
 
-    /// Stores a fresh login.
+    /// Stores a fresh login in the best usable store; returns its
+    /// description (with the reason when it had to fall back to the file).
     pub fn store_login(
         &self,
         config: &LoginConfig,
         hub: &str,
         tokens: Tokens,
-    ) -> Result<(), AuthError> {
+    ) -> Result<String, AuthError> {
+        let store = TokenStore::open(self.dir.parent().unwrap_or(&self.dir))?;
         self.save(&StoredSession {
+            token_store: store.kind(),
             issuer: config.issuer.clone(),
             client_id: config.client_id.clone(),
             audience: config.audience.clone(),
@@ -170,11 +223,22 @@ impl Session {
             lifetime: tokens.expires_at.saturating_sub(now()),
             expires_at: tokens.expires_at,
             state: SessionState::Ok,
-        })
+        })?;
+        Ok(store.describe())
     }
 
     /// Forgets the tokens.
     pub fn logout(&self) -> Result<bool, AuthError> {
+        if let Ok(Some(session)) = self.load() {
+            if session.token_store != StoreKind::File {
+                let store = TokenStore::open_kind(
+                    self.dir.parent().unwrap_or(&self.dir),
+                    session.token_store,
+                )?;
+                store.delete("access", &session.key())?;
+                store.delete("refresh", &session.key())?;
+            }
+        }
         match std::fs::remove_file(self.file()) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),

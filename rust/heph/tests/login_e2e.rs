@@ -97,12 +97,24 @@ fn stats(issuer: &str) -> serde_json::Value {
 
 struct Device {
     dir: tempfile::TempDir,
+    /// Force the file token store (tests that tamper with stored tokens).
+    file_store: bool,
 }
 
 impl Device {
+    /// A device using the best token store available (a keyring under
+    /// tests/keyring-session.sh).
     fn new() -> Self {
         Device {
             dir: tempfile::tempdir().unwrap(),
+            file_store: false,
+        }
+    }
+
+    fn with_file_store() -> Self {
+        Device {
+            dir: tempfile::tempdir().unwrap(),
+            file_store: true,
         }
     }
 
@@ -112,6 +124,11 @@ impl Device {
             .arg(self.dir.path())
             .args(args)
             .env("HEPH_CONFIG", self.dir.path().join("none.toml"));
+        if self.file_store {
+            cmd.env("HEPH_TOKEN_STORE", "file");
+        } else {
+            cmd.env_remove("HEPH_TOKEN_STORE");
+        }
         cmd
     }
 
@@ -187,6 +204,12 @@ fn login_sync_refresh_logout() {
         std::fs::metadata(&session).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&session).unwrap()).unwrap();
+    if stored["token_store"] != "file" {
+        // In a keyring, the file keeps no secrets.
+        assert!(stored.get("access_token").is_none() && stored.get("refresh_token").is_none());
+    }
 
     // Bob is a valid user of the provider, but not the hub's owner.
     let bob = Device::new();
@@ -208,7 +231,7 @@ fn concurrent_refreshes_use_the_rotated_token_once() {
     let (_provider, issuer) = provider(2);
     let dir = tempfile::tempdir().unwrap();
     let (_hub, hub_url) = hub(&issuer, dir.path());
-    let alice = Device::new();
+    let alice = Device::with_file_store();
     alice.login(&issuer, &hub_url, "alice");
     std::thread::sleep(Duration::from_millis(2100));
     let before = stats(&issuer);
@@ -250,7 +273,7 @@ fn a_rejected_refresh_means_login_needed() {
     let (_provider, issuer) = provider(2);
     let dir = tempfile::tempdir().unwrap();
     let (_hub, hub_url) = hub(&issuer, dir.path());
-    let alice = Device::new();
+    let alice = Device::with_file_store();
     alice.login(&issuer, &hub_url, "alice");
     // Break the stored refresh token, as a revoked grant would.
     let path = alice.dir.path().join("auth/session.json");
@@ -277,7 +300,7 @@ fn a_process_killed_mid_refresh_does_not_wedge_the_others() {
     let (_provider, issuer) = provider(2);
     let dir = tempfile::tempdir().unwrap();
     let (_hub, hub_url) = hub(&issuer, dir.path());
-    let alice = Device::new();
+    let alice = Device::with_file_store();
     alice.login(&issuer, &hub_url, "alice");
     // A process died holding the refresh lock, after marking the refresh
     // in flight (its request never reached the provider).

@@ -218,9 +218,9 @@ impl SyncBridge {
                 )))
             });
             match outcome {
-                Ok(()) => {
-                    tracing::info!("logged in");
-                    notify(&neovim, "login", json!({ "state": "done" })).await;
+                Ok(store) => {
+                    tracing::info!(%store, "logged in");
+                    notify(&neovim, "login", json!({ "state": "done", "store": store })).await;
                     if let Some(service) = service {
                         let _ = service.sync_now().await;
                     }

@@ -1,0 +1,214 @@
+//! Where tokens live: the OS keyring when one is usable (Secret Service
+//! over D-Bus, else the kernel keyring), otherwise a file only the user can
+//! read, with a warning. Access and refresh tokens are separate entries
+//! (some keyrings limit a secret's size), keyed by issuer + client + hub.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keyring_core::{CredentialStore, Entry};
+
+use crate::AuthError;
+
+/// Which store holds the tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreKind {
+    /// The freedesktop Secret Service (GNOME Keyring, KWallet…).
+    SecretService,
+    /// The Linux kernel keyring (session keyring).
+    KernelKeyring,
+    /// A 0600 file in the data dir.
+    File,
+}
+
+/// A usable token store.
+pub struct TokenStore {
+    kind: StoreKind,
+    keyring: Option<Arc<CredentialStore>>,
+    dir: PathBuf,
+    /// Why the file store was chosen, when a keyring was wanted.
+    pub fallback_reason: Option<String>,
+}
+
+const SERVICE: &str = "heph";
+
+/// Writes, reads back and deletes a probe entry: a keyring that is present
+/// but locked or without a session keyring fails here, not at login.
+fn probe(store: &Arc<CredentialStore>) -> Result<(), String> {
+    let entry = store
+        .build(SERVICE, "probe", None)
+        .map_err(|e| e.to_string())?;
+    entry.set_password("probe").map_err(|e| e.to_string())?;
+    let read = entry.get_password().map_err(|e| e.to_string())?;
+    let _ = entry.delete_credential();
+    if read == "probe" {
+        Ok(())
+    } else {
+        Err("the keyring returned something else than was stored".into())
+    }
+}
+
+fn secret_service() -> Result<Arc<CredentialStore>, String> {
+    let store: Arc<CredentialStore> =
+        zbus_secret_service_keyring_store::Store::new().map_err(|e| e.to_string())?;
+    probe(&store)?;
+    Ok(store)
+}
+
+fn kernel_keyring() -> Result<Arc<CredentialStore>, String> {
+    let store: Arc<CredentialStore> =
+        linux_keyutils_keyring_store::Store::new().map_err(|e| e.to_string())?;
+    probe(&store)?;
+    Ok(store)
+}
+
+impl TokenStore {
+    /// The best usable store. `HEPH_TOKEN_STORE` (`secret-service`,
+    /// `kernel-keyring`, `file`) forces one.
+    pub fn open(data_dir: &Path) -> Result<Self, AuthError> {
+        let dir = data_dir.join("auth");
+        let file = |reason: Option<String>| Self {
+            kind: StoreKind::File,
+            keyring: None,
+            dir: dir.clone(),
+            fallback_reason: reason,
+        };
+        let forced = std::env::var("HEPH_TOKEN_STORE").ok();
+        match forced.as_deref() {
+            Some("file") => return Ok(file(None)),
+            Some("secret-service") => {
+                let store = secret_service()
+                    .map_err(|e| AuthError::Store(format!("Secret Service unusable: {e}")))?;
+                return Ok(Self {
+                    kind: StoreKind::SecretService,
+                    keyring: Some(store),
+                    dir,
+                    fallback_reason: None,
+                });
+            }
+            Some("kernel-keyring") => {
+                let store = kernel_keyring()
+                    .map_err(|e| AuthError::Store(format!("kernel keyring unusable: {e}")))?;
+                return Ok(Self {
+                    kind: StoreKind::KernelKeyring,
+                    keyring: Some(store),
+                    dir,
+                    fallback_reason: None,
+                });
+            }
+            _ => {}
+        }
+        let ss = match secret_service() {
+            Ok(store) => {
+                return Ok(Self {
+                    kind: StoreKind::SecretService,
+                    keyring: Some(store),
+                    dir,
+                    fallback_reason: None,
+                })
+            }
+            Err(e) => e,
+        };
+        let kk = match kernel_keyring() {
+            Ok(store) => {
+                return Ok(Self {
+                    kind: StoreKind::KernelKeyring,
+                    keyring: Some(store),
+                    dir,
+                    fallback_reason: None,
+                })
+            }
+            Err(e) => e,
+        };
+        let reason = format!("no usable keyring (Secret Service: {ss}; kernel keyring: {kk})");
+        tracing::warn!("{reason}; tokens are kept in a file only you can read");
+        Ok(file(Some(reason)))
+    }
+
+    /// Opens the store of `kind` (where a session's tokens were saved).
+    pub fn open_kind(data_dir: &Path, kind: StoreKind) -> Result<Self, AuthError> {
+        let dir = data_dir.join("auth");
+        let keyring = match kind {
+            StoreKind::File => None,
+            StoreKind::SecretService => Some(secret_service()),
+            StoreKind::KernelKeyring => Some(kernel_keyring()),
+        };
+        let keyring = keyring.transpose().map_err(|e| {
+            AuthError::Store(format!(
+                "the keyring holding your tokens is unusable ({e}); log in again"
+            ))
+        })?;
+        Ok(Self {
+            kind,
+            keyring,
+            dir,
+            fallback_reason: None,
+        })
+    }
+
+    /// The store in use.
+    pub fn kind(&self) -> StoreKind {
+        self.kind
+    }
+
+    /// A one-line description for :checkhealth and `heph status`.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            StoreKind::SecretService => "Secret Service (OS keyring)".into(),
+            StoreKind::KernelKeyring => "kernel keyring (session)".into(),
+            StoreKind::File => format!(
+                "file {} (mode 0600){}",
+                self.dir.join("session.json").display(),
+                self.fallback_reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+
+    fn entry(store: &Arc<CredentialStore>, name: &str, key: &str) -> Result<Entry, AuthError> {
+        store
+            .build(SERVICE, &format!("{name}:{key}"), None)
+            .map_err(|e| AuthError::Store(e.to_string()))
+    }
+
+    /// Stores a secret in a keyring store (no-op for the file store, whose
+    /// secrets live in the session file).
+    pub fn set(&self, name: &str, key: &str, secret: &str) -> Result<(), AuthError> {
+        if let Some(store) = &self.keyring {
+            Self::entry(store, name, key)?
+                .set_password(secret)
+                .map_err(|e| AuthError::Store(format!("cannot save to the keyring: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Reads a secret from a keyring store.
+    pub fn get(&self, name: &str, key: &str) -> Result<Option<String>, AuthError> {
+        let Some(store) = &self.keyring else {
+            return Ok(None);
+        };
+        match Self::entry(store, name, key)?.get_password() {
+            Ok(secret) => Ok(Some(secret)),
+            Err(keyring_core::Error::NoEntry) => Ok(None),
+            Err(e) => Err(AuthError::Store(format!("cannot read the keyring: {e}"))),
+        }
+    }
+
+    /// Deletes a secret from a keyring store.
+    pub fn delete(&self, name: &str, key: &str) -> Result<(), AuthError> {
+        if let Some(store) = &self.keyring {
+            match Self::entry(store, name, key)?.delete_credential() {
+                Ok(()) | Err(keyring_core::Error::NoEntry) => {}
+                Err(e) => {
+                    return Err(AuthError::Store(format!(
+                        "cannot delete from the keyring: {e}"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}
