@@ -56,6 +56,16 @@ pub struct Tokens {
     pub expires_at: u64,
 }
 
+impl Endpoints {
+    fn token_url(&self) -> Result<TokenUrl, AuthError> {
+        let url = self
+            .token_endpoint
+            .clone()
+            .ok_or_else(|| AuthError::Issuer("the issuer has no token endpoint".into()))?;
+        TokenUrl::new(url).map_err(|e| AuthError::Issuer(e.to_string()))
+    }
+}
+
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print tokens.
@@ -73,7 +83,9 @@ pub struct Endpoints {
     /// Device authorization endpoint.
     pub device_authorization_endpoint: Option<String>,
     /// Token endpoint.
-    pub token_endpoint: String,
+    pub token_endpoint: Option<String>,
+    /// The issuer's signing keys (for the hub's token checks).
+    pub jwks_uri: Option<String>,
 }
 
 /// A client that follows no redirects (auth traffic never should).
@@ -172,16 +184,14 @@ where
     let endpoints = discover(&http, &config.issuer).await?;
     let device_url = endpoints
         .device_authorization_endpoint
+        .clone()
         .ok_or_else(|| AuthError::Issuer("the issuer does not support the device flow".into()))?;
     let client = BasicClient::new(ClientId::new(config.client_id.clone()))
         .set_device_authorization_url(
             DeviceAuthorizationUrl::new(device_url)
                 .map_err(|e| AuthError::Issuer(e.to_string()))?,
         )
-        .set_token_uri(
-            TokenUrl::new(endpoints.token_endpoint)
-                .map_err(|e| AuthError::Issuer(e.to_string()))?,
-        );
+        .set_token_uri(endpoints.token_url()?);
     let http_call = |request| send(&http, request);
     let mut request = client
         .exchange_device_code()
@@ -224,9 +234,8 @@ where
 pub async fn refresh(config: &LoginConfig, refresh_token: &str) -> Result<Tokens, AuthError> {
     let http = http();
     let endpoints = discover(&http, &config.issuer).await?;
-    let client = BasicClient::new(ClientId::new(config.client_id.clone())).set_token_uri(
-        TokenUrl::new(endpoints.token_endpoint).map_err(|e| AuthError::Issuer(e.to_string()))?,
-    );
+    let client = BasicClient::new(ClientId::new(config.client_id.clone()))
+        .set_token_uri(endpoints.token_url()?);
     let http_call = |request| send(&http, request);
     let refresh_token_value = oauth2::RefreshToken::new(refresh_token.to_owned());
     let mut request = client.exchange_refresh_token(&refresh_token_value);

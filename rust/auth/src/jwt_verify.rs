@@ -153,30 +153,14 @@ impl JwtVerifier {
         let jwks_uri = match &cache.jwks_uri {
             Some(uri) => uri.clone(),
             None => {
-                #[derive(Deserialize)]
-                struct Discovery {
-                    issuer: String,
-                    jwks_uri: String,
-                }
-                let url = format!("{}/.well-known/openid-configuration", self.config.issuer);
-                let doc: Discovery = self
-                    .http
-                    .get(&url)
-                    .send()
+                let endpoints = crate::device_login::discover(&self.http, &self.config.issuer)
                     .await
-                    .and_then(|r| r.error_for_status())
-                    .map_err(|e| format!("issuer unreachable: {e}"))?
-                    .json()
-                    .await
-                    .map_err(|e| format!("bad discovery document: {e}"))?;
-                if doc.issuer.trim_end_matches('/') != self.config.issuer {
-                    return Err(format!(
-                        "discovery names issuer {} instead of {}",
-                        doc.issuer, self.config.issuer
-                    ));
-                }
-                cache.jwks_uri = Some(doc.jwks_uri.clone());
-                doc.jwks_uri
+                    .map_err(|e| e.to_string())?;
+                let uri = endpoints
+                    .jwks_uri
+                    .ok_or("the discovery document has no jwks_uri")?;
+                cache.jwks_uri = Some(uri.clone());
+                uri
             }
         };
         let set: JwkSet = self

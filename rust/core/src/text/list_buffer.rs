@@ -94,7 +94,13 @@ pub fn checkbox(status: Option<Status>) -> &'static str {
 
 /// Renders one task line.
 pub fn render_line(node: &Node) -> String {
-    let mut line = format!("/{} {} {}", node.id, checkbox(node.status), node.title);
+    format!("/{} {} {}", node.id, checkbox(node.status), item_text(node))
+}
+
+/// The title with its `@due +project #tag` suffixes (what a list line
+/// shows after the checkbox; the CLI prints it too).
+pub fn item_text(node: &Node) -> String {
+    let mut line = node.title.clone();
     if let Some(due) = node.due {
         line.push_str(&format!(" @{}", format_date(due)));
     }

@@ -148,28 +148,16 @@ pub fn node_json(node: &Node) -> serde_json::Value {
 }
 
 fn summary_line(node: &Node) -> String {
-    let mark = match node.status {
-        Some(Status::Todo) => "[ ]",
-        Some(Status::Doing) => "[/]",
-        Some(Status::Done) => "[x]",
-        Some(Status::Cancelled) => "[-]",
-        None => match node.kind {
-            Kind::Note => "note",
-            Kind::Journal => "jrnl",
-            Kind::Task => "[ ]",
-        },
+    let mark = match (node.status, node.kind) {
+        (None, Kind::Note) => "note",
+        (None, Kind::Journal) => "jrnl",
+        (status, _) => heph_core::text::list_buffer::checkbox(status),
     };
-    let mut line = format!("{}  {mark} {}", node.id, node.title);
-    if let Some(due) = node.due {
-        line.push_str(&format!(" @{}", format_date(due)));
-    }
-    if let Some(project) = &node.project {
-        line.push_str(&format!(" +{project}"));
-    }
-    for tag in &node.tags {
-        line.push_str(&format!(" #{tag}"));
-    }
-    line
+    format!(
+        "{}  {mark} {}",
+        node.id,
+        heph_core::text::list_buffer::item_text(node)
+    )
 }
 
 /// `heph add`.
