@@ -36,8 +36,13 @@ const SERVICE: &str = "heph";
 /// Writes, reads back and deletes a probe entry: a keyring that is present
 /// but locked or without a session keyring fails here, not at login.
 fn probe(store: &Arc<CredentialStore>) -> Result<(), String> {
+    // A name of its own: processes probing at once must not delete each
+    // other's probe.
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let user = format!("probe-{}-{n}", std::process::id());
     let entry = store
-        .build(SERVICE, "probe", None)
+        .build(SERVICE, &user, None)
         .map_err(|e| e.to_string())?;
     entry.set_password("probe").map_err(|e| e.to_string())?;
     let read = entry.get_password().map_err(|e| e.to_string())?;
@@ -63,88 +68,62 @@ fn kernel_keyring() -> Result<Arc<CredentialStore>, String> {
     Ok(store)
 }
 
+/// A probed keyring store of `kind` (not the file store).
+fn keyring(kind: StoreKind) -> Result<Arc<CredentialStore>, String> {
+    match kind {
+        StoreKind::SecretService => secret_service(),
+        StoreKind::KernelKeyring => kernel_keyring(),
+        StoreKind::File => Err("the file store is not a keyring".into()),
+    }
+}
+
 impl TokenStore {
     /// The best usable store. `HEPH_TOKEN_STORE` (`secret-service`,
     /// `kernel-keyring`, `file`) forces one.
     pub fn open(data_dir: &Path) -> Result<Self, AuthError> {
-        let dir = data_dir.join("auth");
-        let file = |reason: Option<String>| Self {
-            kind: StoreKind::File,
-            keyring: None,
-            dir: dir.clone(),
-            fallback_reason: reason,
-        };
-        let forced = std::env::var("HEPH_TOKEN_STORE").ok();
-        match forced.as_deref() {
-            Some("file") => return Ok(file(None)),
-            Some("secret-service") => {
-                let store = secret_service()
-                    .map_err(|e| AuthError::Store(format!("Secret Service unusable: {e}")))?;
-                return Ok(Self {
-                    kind: StoreKind::SecretService,
-                    keyring: Some(store),
-                    dir,
-                    fallback_reason: None,
-                });
-            }
-            Some("kernel-keyring") => {
-                let store = kernel_keyring()
-                    .map_err(|e| AuthError::Store(format!("kernel keyring unusable: {e}")))?;
-                return Ok(Self {
-                    kind: StoreKind::KernelKeyring,
-                    keyring: Some(store),
-                    dir,
-                    fallback_reason: None,
-                });
-            }
+        match std::env::var("HEPH_TOKEN_STORE").ok().as_deref() {
+            Some("file") => return Self::open_kind(data_dir, StoreKind::File),
+            Some("secret-service") => return Self::open_kind(data_dir, StoreKind::SecretService),
+            Some("kernel-keyring") => return Self::open_kind(data_dir, StoreKind::KernelKeyring),
             _ => {}
         }
-        let ss = match secret_service() {
-            Ok(store) => {
-                return Ok(Self {
-                    kind: StoreKind::SecretService,
-                    keyring: Some(store),
-                    dir,
-                    fallback_reason: None,
-                })
+        let mut reasons = Vec::new();
+        for (kind, name) in [
+            (StoreKind::SecretService, "Secret Service"),
+            (StoreKind::KernelKeyring, "kernel keyring"),
+        ] {
+            match keyring(kind) {
+                Ok(store) => return Ok(Self::new(data_dir, kind, Some(store))),
+                Err(e) => reasons.push(format!("{name}: {e}")),
             }
-            Err(e) => e,
-        };
-        let kk = match kernel_keyring() {
-            Ok(store) => {
-                return Ok(Self {
-                    kind: StoreKind::KernelKeyring,
-                    keyring: Some(store),
-                    dir,
-                    fallback_reason: None,
-                })
-            }
-            Err(e) => e,
-        };
-        let reason = format!("no usable keyring (Secret Service: {ss}; kernel keyring: {kk})");
+        }
+        let reason = format!("no usable keyring ({})", reasons.join("; "));
         tracing::warn!("{reason}; tokens are kept in a file only you can read");
-        Ok(file(Some(reason)))
+        let mut store = Self::new(data_dir, StoreKind::File, None);
+        store.fallback_reason = Some(reason);
+        Ok(store)
+    }
+
+    fn new(data_dir: &Path, kind: StoreKind, keyring: Option<Arc<CredentialStore>>) -> Self {
+        Self {
+            kind,
+            keyring,
+            dir: data_dir.join("auth"),
+            fallback_reason: None,
+        }
     }
 
     /// Opens the store of `kind` (where a session's tokens were saved).
     pub fn open_kind(data_dir: &Path, kind: StoreKind) -> Result<Self, AuthError> {
-        let dir = data_dir.join("auth");
-        let keyring = match kind {
+        let store = match kind {
             StoreKind::File => None,
-            StoreKind::SecretService => Some(secret_service()),
-            StoreKind::KernelKeyring => Some(kernel_keyring()),
+            _ => Some(keyring(kind).map_err(|e| {
+                AuthError::Store(format!(
+                    "the keyring holding your tokens is unusable ({e}); log in again"
+                ))
+            })?),
         };
-        let keyring = keyring.transpose().map_err(|e| {
-            AuthError::Store(format!(
-                "the keyring holding your tokens is unusable ({e}); log in again"
-            ))
-        })?;
-        Ok(Self {
-            kind,
-            keyring,
-            dir,
-            fallback_reason: None,
-        })
+        Ok(Self::new(data_dir, kind, store))
     }
 
     /// The store in use.
