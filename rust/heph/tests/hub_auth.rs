@@ -2,8 +2,8 @@
 //! WWW-Authenticate) and no data, another user's valid token gets 403, the
 //! owner gets through, and /v1/health stays open.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::routing::get;
@@ -42,15 +42,6 @@ fn token(key: &Key, kid: &str, alg: Algorithm, claims: &Value) -> String {
     encode(&header, claims, &encoding).unwrap()
 }
 
-struct HubProcess(Child);
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hub_checks_every_token() {
     let signing = key("k1");
@@ -75,31 +66,19 @@ async fn the_hub_checks_every_token() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_heph"))
-        .args([
-            "hub",
-            "--listen",
-            "127.0.0.1:0",
+    let (child, hub) = common::spawn_hub(
+        &dir.path().join("hub.db"),
+        "127.0.0.1:0",
+        &[
             "--issuer",
             &issuer,
             "--audience",
             "heph-hub",
             "--owner-sub",
             "alice",
-            "--db",
-        ])
-        .arg(dir.path().join("hub.db"))
-        .env("HEPH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _hub = HubProcess(child);
-    let hub = line.trim().rsplit(' ').next().unwrap().to_owned();
+        ],
+    );
+    let _hub = common::Proc(child);
 
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

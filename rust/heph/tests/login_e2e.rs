@@ -8,17 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_heph");
+mod common;
+
+use common::{Proc, BIN};
 const AUDIENCE: &str = "urn:heph:hub";
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn oidc_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/oidc")
@@ -52,30 +45,18 @@ fn provider(access_ttl: u32) -> (Proc, String) {
 }
 
 fn hub(issuer: &str, dir: &Path) -> (Proc, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "hub",
-            "--listen",
-            "127.0.0.1:0",
+    let (child, url) = common::spawn_hub(
+        &dir.join("hub.db"),
+        "127.0.0.1:0",
+        &[
             "--issuer",
             issuer,
             "--audience",
             AUDIENCE,
             "--owner-sub",
             "alice",
-            "--db",
-        ])
-        .arg(dir.join("hub.db"))
-        .env("HEPH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+        ],
+    );
     (Proc(child), url)
 }
 

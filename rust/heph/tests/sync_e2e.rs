@@ -1,11 +1,12 @@
 //! End-to-end sync: the real `heph hub` on loopback, real `heph` CLI
 //! processes as devices, each with its own replica.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_heph");
+mod common;
+
+use common::BIN;
 
 struct Hub {
     child: Child,
@@ -15,20 +16,7 @@ struct Hub {
 
 impl Hub {
     fn start(db: &std::path::Path, listen: &str) -> Hub {
-        let mut child = Command::new(BIN)
-            .args(["hub", "--listen", listen, "--db"])
-            .arg(db)
-            .env("HEPH_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(url.starts_with("http://127.0.0.1:"), "hub said {line:?}");
+        let (child, url) = common::spawn_hub(db, listen, &[]);
         Hub {
             child,
             url,
