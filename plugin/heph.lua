@@ -47,15 +47,14 @@ vim.api.nvim_create_autocmd("BufWriteCmd", {
     require("heph.buffers").write(ev.buf)
   end,
 })
-vim.api.nvim_create_autocmd({ "FocusGained", "BufEnter" }, {
-  group = group,
-  pattern = "heph://*",
-  callback = function()
-    if package.loaded["heph.rpc"] and require("heph.rpc").running() then
-      require("heph.buffers").check_versions()
-    end
-  end,
-})
+-- Another Neovim, the CLI or sync may have changed open nodes.
+local function check_versions()
+  if package.loaded["heph.rpc"] and require("heph.rpc").running() then
+    require("heph.buffers").check_versions()
+  end
+end
+vim.api.nvim_create_autocmd("FocusGained", { group = group, callback = check_versions })
+vim.api.nvim_create_autocmd("BufEnter", { group = group, pattern = "heph://*", callback = check_versions })
 
 local plugs = {
   ["<Plug>(heph-home)"] = "home",

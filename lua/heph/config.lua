@@ -15,7 +15,6 @@ local M = {}
 ---@field issuer? string OIDC issuer URL for :HephLogin.
 ---@field client_id? string OAuth client id for :HephLogin.
 ---@field audience? string The hub's audience (resource indicator) for :HephLogin.
----@field timeout_ms? integer How long a request to the sidecar may take.
 
 ---@class heph.Config
 ---@field cmd string[]|nil
@@ -27,7 +26,6 @@ local M = {}
 ---@field issuer string|nil
 ---@field client_id string|nil
 ---@field audience string|nil
----@field timeout_ms integer
 
 ---@type table<string, {type: string|string[], default: any, desc: string}>
 M.schema = {
@@ -40,7 +38,6 @@ M.schema = {
   issuer = { type = { "string", "nil" }, default = nil, desc = "OIDC issuer" },
   client_id = { type = { "string", "nil" }, default = nil, desc = "OAuth client id" },
   audience = { type = { "string", "nil" }, default = nil, desc = "hub audience for login" },
-  timeout_ms = { type = "number", default = 10000, desc = "request timeout" },
 }
 
 ---@type heph.Config
