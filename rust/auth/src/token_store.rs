@@ -54,6 +54,7 @@ fn probe(store: &Arc<CredentialStore>) -> Result<(), String> {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn secret_service() -> Result<Arc<CredentialStore>, String> {
     let store: Arc<CredentialStore> =
         zbus_secret_service_keyring_store::Store::new().map_err(|e| e.to_string())?;
@@ -61,11 +62,22 @@ fn secret_service() -> Result<Arc<CredentialStore>, String> {
     Ok(store)
 }
 
+#[cfg(target_os = "linux")]
 fn kernel_keyring() -> Result<Arc<CredentialStore>, String> {
     let store: Arc<CredentialStore> =
         linux_keyutils_keyring_store::Store::new().map_err(|e| e.to_string())?;
     probe(&store)?;
     Ok(store)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn secret_service() -> Result<Arc<CredentialStore>, String> {
+    Err("not available on this platform".into())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn kernel_keyring() -> Result<Arc<CredentialStore>, String> {
+    Err("not available on this platform".into())
 }
 
 /// A probed keyring store of `kind` (not the file store).
