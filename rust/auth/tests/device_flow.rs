@@ -147,3 +147,42 @@ async fn an_unreachable_issuer_is_a_network_error() {
     assert!(matches!(err, AuthError::Network(_)), "{err:?}");
     assert!(err.to_string().contains("cannot reach the issuer"), "{err}");
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    // A discovery document elsewhere that counts who reads it.
+    let followed = Arc::new(AtomicUsize::new(0));
+    let counter = followed.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere = format!("http://{}", listener.local_addr().unwrap());
+    let doc_url = elsewhere.clone();
+    let app = Router::new().route(
+        "/.well-known/openid-configuration",
+        get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let u = doc_url.clone();
+            async move { Json(json!({ "issuer": u, "token_endpoint": format!("{u}/token") })) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // The issuer only redirects there.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let target = format!("{elsewhere}/.well-known/openid-configuration");
+    let app = Router::new().route(
+        "/.well-known/openid-configuration",
+        get(move || {
+            let target = target.clone();
+            async move { (StatusCode::FOUND, [("location", target)]) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let err = run(&issuer).await.0.unwrap_err();
+    assert!(matches!(err, AuthError::Issuer(_)), "{err:?}");
+    assert!(err.to_string().contains("302"), "{err}");
+    assert_eq!(
+        followed.load(Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
+}
