@@ -125,16 +125,14 @@ impl Session {
     }
 
     /// Which token store is used (for :checkhealth and `heph status`).
-    pub fn store_description(&self) -> String {
+    /// `None` when not logged in.
+    pub fn store_description(&self) -> Option<String> {
         match self.load() {
-            Ok(Some(s)) if s.token_store == StoreKind::SecretService => {
-                "Secret Service (OS keyring)".into()
+            Ok(Some(s)) if s.token_store == StoreKind::File => {
+                Some(format!("file {} (mode 0600)", self.file().display()))
             }
-            Ok(Some(s)) if s.token_store == StoreKind::KernelKeyring => {
-                "kernel keyring (session)".into()
-            }
-            Ok(Some(_)) => format!("file {} (mode 0600)", self.file().display()),
-            _ => "not logged in".into(),
+            Ok(Some(s)) => Some(s.token_store.label().into()),
+            _ => None,
         }
     }
 
@@ -158,7 +156,7 @@ impl Session {
         })?;
         if session.token_store != StoreKind::File {
             let store =
-                TokenStore::open_kind(self.dir.parent().unwrap_or(&self.dir), session.token_store)?;
+                TokenStore::attach(self.dir.parent().unwrap_or(&self.dir), session.token_store)?;
             let key = session.key();
             session.access_token = store.get("access", &key)?.unwrap_or_default();
             session.refresh_token = store.get("refresh", &key)?;
@@ -170,7 +168,7 @@ impl Session {
         let mut on_disk = session.clone();
         if session.token_store != StoreKind::File {
             let store =
-                TokenStore::open_kind(self.dir.parent().unwrap_or(&self.dir), session.token_store)?;
+                TokenStore::attach(self.dir.parent().unwrap_or(&self.dir), session.token_store)?;
             let key = session.key();
             store.set("access", &key, &session.access_token)?;
             match &session.refresh_token {
@@ -231,7 +229,7 @@ impl Session {
     pub fn logout(&self) -> Result<bool, AuthError> {
         if let Ok(Some(session)) = self.load() {
             if session.token_store != StoreKind::File {
-                let store = TokenStore::open_kind(
+                let store = TokenStore::attach(
                     self.dir.parent().unwrap_or(&self.dir),
                     session.token_store,
                 )?;

@@ -58,7 +58,6 @@ fn probe(store: &Arc<CredentialStore>) -> Result<(), String> {
 fn secret_service() -> Result<Arc<CredentialStore>, String> {
     let store: Arc<CredentialStore> =
         zbus_secret_service_keyring_store::Store::new().map_err(|e| e.to_string())?;
-    probe(&store)?;
     Ok(store)
 }
 
@@ -66,7 +65,6 @@ fn secret_service() -> Result<Arc<CredentialStore>, String> {
 fn kernel_keyring() -> Result<Arc<CredentialStore>, String> {
     let store: Arc<CredentialStore> =
         linux_keyutils_keyring_store::Store::new().map_err(|e| e.to_string())?;
-    probe(&store)?;
     Ok(store)
 }
 
@@ -80,12 +78,30 @@ fn kernel_keyring() -> Result<Arc<CredentialStore>, String> {
     Err("not available on this platform".into())
 }
 
-/// A probed keyring store of `kind` (not the file store).
-fn keyring(kind: StoreKind) -> Result<Arc<CredentialStore>, String> {
+/// A connection to the keyring of `kind` (not the file store), unprobed.
+fn connect(kind: StoreKind) -> Result<Arc<CredentialStore>, String> {
     match kind {
         StoreKind::SecretService => secret_service(),
         StoreKind::KernelKeyring => kernel_keyring(),
         StoreKind::File => Err("the file store is not a keyring".into()),
+    }
+}
+
+/// A keyring of `kind` that has just stored and read back a secret.
+fn keyring(kind: StoreKind) -> Result<Arc<CredentialStore>, String> {
+    let store = connect(kind)?;
+    probe(&store)?;
+    Ok(store)
+}
+
+impl StoreKind {
+    /// How the store is named to users.
+    pub fn label(self) -> &'static str {
+        match self {
+            StoreKind::SecretService => "Secret Service (OS keyring)",
+            StoreKind::KernelKeyring => "kernel keyring (session)",
+            StoreKind::File => "file (mode 0600)",
+        }
     }
 }
 
@@ -125,11 +141,25 @@ impl TokenStore {
         }
     }
 
-    /// Opens the store of `kind` (where a session's tokens were saved).
+    /// Opens the store of `kind`, checking that it stores and reads back.
     pub fn open_kind(data_dir: &Path, kind: StoreKind) -> Result<Self, AuthError> {
+        Self::with(data_dir, kind, keyring)
+    }
+
+    /// Uses the store of `kind` where a session's tokens already are,
+    /// without writing a probe: reading the tokens shows whether it works.
+    pub fn attach(data_dir: &Path, kind: StoreKind) -> Result<Self, AuthError> {
+        Self::with(data_dir, kind, connect)
+    }
+
+    fn with(
+        data_dir: &Path,
+        kind: StoreKind,
+        make: fn(StoreKind) -> Result<Arc<CredentialStore>, String>,
+    ) -> Result<Self, AuthError> {
         let store = match kind {
             StoreKind::File => None,
-            _ => Some(keyring(kind).map_err(|e| {
+            _ => Some(make(kind).map_err(|e| {
                 AuthError::Store(format!(
                     "the keyring holding your tokens is unusable ({e}); log in again"
                 ))
@@ -146,8 +176,7 @@ impl TokenStore {
     /// A one-line description for :checkhealth and `heph status`.
     pub fn describe(&self) -> String {
         match self.kind {
-            StoreKind::SecretService => "Secret Service (OS keyring)".into(),
-            StoreKind::KernelKeyring => "kernel keyring (session)".into(),
+            StoreKind::SecretService | StoreKind::KernelKeyring => self.kind.label().into(),
             StoreKind::File => format!(
                 "file {} (mode 0600){}",
                 self.dir.join("session.json").display(),

@@ -79,6 +79,11 @@ struct PushBody<'a> {
     ops: &'a [Op],
 }
 
+/// The form of a hub URL that keys its sync state (cursor, last sync).
+pub fn normalize_hub_url(url: &str) -> String {
+    url.trim().trim_end_matches('/').to_owned()
+}
+
 /// A client for one hub.
 pub struct HubClient {
     base: String,
@@ -89,7 +94,7 @@ pub struct HubClient {
 impl HubClient {
     /// A client for the hub at `url`.
     pub fn new(url: &str) -> Result<Self, ClientError> {
-        let base = url.trim().trim_end_matches('/').to_owned();
+        let base = normalize_hub_url(url);
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ClientError::BadUrl(url.to_owned()));
         }

@@ -82,12 +82,9 @@ pub fn login(paths: &Paths, args: LoginArgs) -> Result<ExitCode> {
         },
         tokio::time::sleep,
     ))?;
-    let session = Session::new(&paths.data_dir);
-    session.store_login(&config, &hub, tokens)?;
-    eprintln!(
-        "Logged in. Tokens are kept in {}.",
-        session.store_description()
-    );
+    // The description says why when no keyring was usable.
+    let store = Session::new(&paths.data_dir).store_login(&config, &hub, tokens)?;
+    eprintln!("Logged in. Tokens are kept in: {store}.");
     Ok(ExitCode::SUCCESS)
 }
 

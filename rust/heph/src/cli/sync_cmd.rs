@@ -80,9 +80,7 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
     paths.ensure()?;
     let replica = Replica::open(&paths.replica())?;
     let pending = replica.pending_count()?;
-    let key = hub
-        .as_deref()
-        .map(|h| h.trim().trim_end_matches('/').to_owned());
+    let key = hub.as_deref().map(heph_sync::normalize_hub_url);
     let (last_sync, last_error, cursor) = match &key {
         Some(h) => (
             replica.sync_value(h, "last_sync")?,

@@ -102,8 +102,9 @@ impl SyncBridge {
             }),
         };
         let session = Session::new(&self.paths.data_dir);
-        status["token_store"] = json!(session.store_description());
-        status["logged_in"] = json!(matches!(session.load(), Ok(Some(_))));
+        let store = session.store_description();
+        status["logged_in"] = json!(store.is_some());
+        status["token_store"] = json!(store.unwrap_or_else(|| "not logged in".into()));
         status
     }
 
