@@ -7,7 +7,8 @@
 //! one tries that token once, and an `invalid_grant` marks the session
 //! "login needed" instead of retrying in a loop.
 //!
-//! Tokens live in a file only the user can read (0600) under the data dir.
+//! The session (issuer, hub, expiry, state) lives in `auth/session.json`
+//! (0600) under the data dir; its tokens in the token store.
 
 use std::fs::File;
 use std::io::Write;

@@ -125,6 +125,20 @@ fn no_reachable_keyring_falls_back_to_the_file_with_a_reason() {
     assert!(stdout.contains("no usable keyring"), "{stdout}");
 }
 
+#[test]
+fn an_unknown_forced_store_is_refused_by_name() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_picks_a_store", "--nocapture"])
+        .env("HEPH_TEST_STORE_CHILD", "1")
+        .env("HEPH_TOKEN_STORE", "wallet")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("wallet"), "{stderr}");
+    assert!(stderr.contains("is not a token store"), "{stderr}");
+}
+
 /// Child side of the cross-process test.
 #[test]
 fn child_reads_a_token() {

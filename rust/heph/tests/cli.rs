@@ -182,3 +182,21 @@ fn export_import_round_trip() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
 }
+
+#[test]
+fn a_mistyped_token_store_stops_login_before_it_starts() {
+    let cli = Cli::new();
+    // Port 9 (discard) is closed: a login that reached the issuer would fail
+    // with a network error instead.
+    let out = Command::new(env!("CARGO_BIN_EXE_heph"))
+        .arg("--data-dir")
+        .arg(cli.dir.path())
+        .args(["login", "--issuer", "http://127.0.0.1:9"])
+        .args(["--client-id", "heph-cli", "--hub", "http://127.0.0.1:9"])
+        .env("HEPH_TOKEN_STORE", "wallet")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("is not a token store"), "{stderr}");
+}

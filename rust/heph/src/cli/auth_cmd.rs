@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
 use clap::Args;
-use heph_auth::{device_login, LoginConfig, LoginEvent, Session};
+use heph_auth::{device_login, LoginConfig, LoginEvent, Session, TokenStore};
 use heph_sync::Config;
 
 use crate::paths::Paths;
@@ -57,6 +57,7 @@ pub fn login_settings(args: LoginArgs) -> Result<(LoginConfig, String)> {
 /// Runs the device-code login.
 pub fn login(paths: &Paths, args: LoginArgs) -> Result<ExitCode> {
     let (config, hub) = login_settings(args)?;
+    TokenStore::forced()?;
     paths.ensure()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

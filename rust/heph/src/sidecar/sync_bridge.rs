@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use heph_auth::{device_login, LoginConfig, LoginEvent, Session};
+use heph_auth::{device_login, LoginConfig, LoginEvent, Session, TokenStore};
 use heph_sync::{Config, SyncService, SyncState, SyncStatus};
 use nvim_rs::Neovim;
 use rmpv::Value;
@@ -160,6 +160,7 @@ impl SyncBridge {
 
     fn start_login(&self) -> Result<serde_json::Value, String> {
         let (config, hub) = self.login_config()?;
+        TokenStore::forced().map_err(|e| e.to_string())?;
         let neovim = self
             .neovim
             .lock()
