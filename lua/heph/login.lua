@@ -12,6 +12,12 @@ local H = {}
 
 ---@type integer|nil
 H.win = nil
+---The code the browser was last offered for.
+---@type string|nil
+H.offered = nil
+---Whether the last poll failed (a notice was shown).
+---@type boolean
+H.retrying = false
 
 function H.close()
   if H.win and vim.api.nvim_win_is_valid(H.win) then
@@ -68,10 +74,24 @@ function M.on_event(ev)
         vim.ui.open(ev.verification_uri_complete or ev.verification_uri)
       end
     end)
+  elseif ev.state == "retrying" then
+    -- The sidecar keeps polling (slower) until the code expires.
+    H.retrying = true
+    vim.notify(
+      ("heph login: %s; still trying until the code expires"):format(ev.message or "the issuer is unreachable"),
+      vim.log.levels.WARN
+    )
+  elseif ev.state == "polling" then
+    if H.retrying then
+      H.retrying = false
+      vim.notify("heph login: the issuer answers again")
+    end
   elseif ev.state == "done" then
+    H.retrying = false
     H.close()
     vim.notify("heph: logged in")
   elseif ev.state == "failed" then
+    H.retrying = false
     H.close()
     vim.notify("heph: login failed: " .. (ev.message or "unknown reason"), vim.log.levels.ERROR)
   end
@@ -87,6 +107,14 @@ function M.start()
   if reply.state == "started" then
     vim.notify("heph: asking the issuer for a login code…")
   end
+end
+
+---Drops a login in progress (the sidecar that ran it is gone): closes the
+---code window, so a later :HephLogin starts afresh.
+function M.forget()
+  H.close()
+  H.offered = nil
+  H.retrying = false
 end
 
 ---:HephLogout

@@ -97,6 +97,7 @@ function M.ensure()
       on_exit = function(id, code)
         if H.chan == id then
           H.chan = nil
+          vim.schedule(H.forget_login)
           if not H.stopping then
             table.insert(H.crashes, vim.uv.now())
           end
@@ -118,6 +119,14 @@ function M.ensure()
   H.chan = chan
   H.stopping = false
   return chan
+end
+
+---A login in progress dies with its sidecar: its code is of no use.
+function H.forget_login()
+  local login = package.loaded["heph.login"]
+  if login then
+    login.forget()
+  end
 end
 
 vim.api.nvim_create_autocmd("VimLeavePre", {
@@ -157,6 +166,7 @@ function M.stop()
     H.stopping = true
     pcall(vim.fn.jobstop, H.chan)
     H.chan = nil
+    H.forget_login()
   end
 end
 

@@ -95,6 +95,40 @@ describe("login in Neovim", function()
     end))
   end)
 
+  it("says once that the issuer is unreachable and keeps the code", function()
+    setup(300)
+    local login = require("heph.login")
+    vim.cmd("HephLogin")
+    assert.is_true(h.wait(function()
+      return login.window() ~= nil
+    end, 10000), "no login window")
+    local seen = {}
+    local orig = vim.notify
+    vim.notify = function(msg, level)
+      table.insert(seen, { msg = msg, level = level })
+    end
+    -- The provider goes away while the sidecar polls.
+    vim.fn.jobstop(provider)
+    local warned = h.wait(function()
+      return #vim.tbl_filter(function(n)
+        return n.msg:find("still trying until the code expires", 1, true) ~= nil
+      end, seen) > 0
+    end, 20000)
+    vim.wait(300)
+    vim.notify = orig
+    assert.is_true(warned, vim.inspect(seen))
+    local warnings = vim.tbl_filter(function(n)
+      return n.level == vim.log.levels.WARN
+    end, seen)
+    assert.are.equal(1, #warnings, vim.inspect(seen))
+    assert.truthy(warnings[1].msg:find("cannot reach the issuer", 1, true), warnings[1].msg)
+    -- The code stays up: the user may still approve once the issuer is back.
+    assert.is_not_nil(login.window())
+    -- The login dies with its sidecar, and its code window with it.
+    require("heph.rpc").stop()
+    assert.is_nil(login.window())
+  end)
+
   it("shows 'login needed' after a rejected refresh", function()
     -- The test edits the stored refresh token, so keep it in the file.
     vim.env.HEPH_TOKEN_STORE = "file"

@@ -15,6 +15,9 @@ use serde::Deserialize;
 use crate::http_client::{send, HttpError};
 use crate::AuthError;
 
+/// The longest wait between polls after failed requests.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 /// What login needs to know.
 #[derive(Debug, Clone)]
 pub struct LoginConfig {
@@ -41,8 +44,14 @@ pub enum LoginEvent {
         /// Seconds until the code expires.
         expires_in: u64,
     },
-    /// Waiting for the user.
+    /// Waiting for the user (again, after the issuer was unreachable).
     Polling,
+    /// A poll failed (no answer, or a 5xx): polling goes on, slower, until
+    /// the code expires. Sent once per run of failures.
+    Retrying {
+        /// What went wrong, for the user.
+        reason: String,
+    },
 }
 
 /// Tokens from a successful login or refresh.
@@ -158,9 +167,7 @@ fn explain<E: std::error::Error>(
                     .unwrap_or_default()
             )),
         },
-        RequestTokenError::Request(e) => {
-            AuthError::Network(format!("cannot reach the issuer: {e}"))
-        }
+        RequestTokenError::Request(e) => AuthError::Network(e.to_string()),
         RequestTokenError::Parse(e, _) => {
             AuthError::Issuer(format!("unreadable reply from the issuer: {e}"))
         }
@@ -219,14 +226,49 @@ where
         expires_in: details.expires_in().as_secs(),
     });
     on_event(LoginEvent::Polling);
-    let mut token_request = client.exchange_device_access_token(&details);
+    // The oauth2 crate keeps polling after a failed request, doubling the
+    // interval; say so once per run of failures, and remember the last one
+    // in case the code expires meanwhile.
+    let last_failure = std::cell::RefCell::new(None::<String>);
+    let (last_failure, on_event) = (&last_failure, &on_event);
+    let poll_call = |request| {
+        let reply = send(&http, request);
+        async move {
+            let reply = reply.await;
+            match &reply {
+                Err(HttpError(reason)) => {
+                    if last_failure.replace(Some(reason.clone())).is_none() {
+                        on_event(LoginEvent::Retrying {
+                            reason: reason.clone(),
+                        });
+                    }
+                }
+                Ok(_) => {
+                    if last_failure.take().is_some() {
+                        on_event(LoginEvent::Polling);
+                    }
+                }
+            }
+            reply
+        }
+    };
+    let mut token_request = client
+        .exchange_device_access_token(&details)
+        // Above the crate's 10 s, so a failure never polls faster than a
+        // `slow_down` asked for (RFC 8628 §3.5).
+        .set_max_backoff_interval(MAX_BACKOFF);
     if let Some(aud) = &config.audience {
         token_request = token_request.add_extra_param("resource", aud.clone());
     }
     let response = token_request
-        .request_async(&http_call, sleep, None)
+        .request_async(&poll_call, sleep, None)
         .await
-        .map_err(explain)?;
+        .map_err(|e| match (explain(e), last_failure.take()) {
+            (AuthError::Denied(_), Some(reason)) => AuthError::Network(format!(
+                "{reason}; the code expired while heph kept trying; run login again"
+            )),
+            (err, _) => err,
+        })?;
     Ok(tokens_from(&response))
 }
 

@@ -2,7 +2,7 @@
 
 use oauth2::{HttpRequest, HttpResponse};
 
-/// An HTTP failure (no response).
+/// An HTTP failure: no response, or a server error.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct HttpError(pub String);
@@ -18,6 +18,11 @@ pub async fn send(http: &reqwest::Client, request: HttpRequest) -> Result<HttpRe
         .await
         .map_err(|e| HttpError(format!("cannot reach the issuer: {}", e.without_url())))?;
     let status = response.status();
+    // OAuth errors are 4xx with a JSON body; a 5xx is an outage (a proxy, a
+    // restart), so callers treat it like no answer: the device flow retries.
+    if status.is_server_error() {
+        return Err(HttpError(format!("the issuer answered {status}")));
+    }
     let headers = response.headers().clone();
     let body = response
         .bytes()

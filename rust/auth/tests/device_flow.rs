@@ -186,3 +186,117 @@ async fn redirects_are_not_followed() {
         "the redirect was followed"
     );
 }
+
+fn outage() -> (u16, Value) {
+    (503, json!({ "error": "temporarily_unavailable" }))
+}
+
+fn retrying(events: &[LoginEvent]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            LoginEvent::Retrying { reason } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn server_errors_mid_poll_are_retried_slower_with_one_notice() {
+    let (issuer, calls) = scripted(vec![
+        error("authorization_pending"),
+        outage(),
+        outage(),
+        error("authorization_pending"),
+        tokens(),
+    ])
+    .await;
+    let (result, sleeps, events) = run(&issuer).await;
+    assert_eq!(result.unwrap().access_token, "at");
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    // The interval doubles on each failure and stays up afterwards.
+    assert_eq!(sleeps, [5, 10, 20, 20].map(Duration::from_secs));
+    let notices = retrying(&events);
+    assert_eq!(notices.len(), 1, "{events:?}");
+    assert!(notices[0].contains("503"), "{notices:?}");
+    // Back to waiting for the user once the issuer answers.
+    assert_eq!(events.last(), Some(&LoginEvent::Polling));
+}
+
+#[tokio::test]
+async fn a_failure_never_polls_faster_than_slow_down_asked() {
+    let (issuer, _) = scripted(vec![
+        error("slow_down"),
+        error("slow_down"),
+        error("slow_down"),
+        error("slow_down"),
+        outage(),
+        tokens(),
+    ])
+    .await;
+    let (result, sleeps, _) = run(&issuer).await;
+    result.unwrap();
+    // 5 s + 4 × 5 s after the slow_downs; the failure must not lower it.
+    assert_eq!(sleeps[3], Duration::from_secs(25));
+    assert!(sleeps[4] >= Duration::from_secs(25), "{sleeps:?}");
+}
+
+#[tokio::test]
+async fn a_token_endpoint_that_never_answers_ends_when_the_code_expires() {
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let u = issuer.clone();
+    let app = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || {
+                let u = u.clone();
+                async move {
+                    Json(json!({
+                        "issuer": u,
+                        "device_authorization_endpoint": format!("{u}/device/auth"),
+                        "token_endpoint": format!("http://{closed}/token"),
+                    }))
+                }
+            }),
+        )
+        .route(
+            "/device/auth",
+            post(|| async {
+                Json(json!({
+                    "device_code": "dc", "user_code": "ABCD-EFGH",
+                    "verification_uri": "http://127.0.0.1/device", "expires_in": 1, "interval": 1,
+                }))
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let e = events.clone();
+    // The code lives 1 s; each wait is 50 ms whatever the interval.
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        device_login(
+            &config(&issuer),
+            move |ev| e.lock().unwrap().push(ev),
+            |_| tokio::time::sleep(Duration::from_millis(50)),
+        ),
+    )
+    .await
+    .expect("the login ends when the code expires");
+    let err = result.unwrap_err();
+    assert!(matches!(err, AuthError::Network(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("cannot reach the issuer"), "{text}");
+    assert!(text.contains("expired"), "{text}");
+    assert!(
+        !text.contains("cannot reach the issuer: cannot reach"),
+        "{text}"
+    );
+    let events = events.lock().unwrap().clone();
+    assert_eq!(retrying(&events).len(), 1, "{events:?}");
+}

@@ -80,6 +80,9 @@ pub fn login(paths: &Paths, args: LoginArgs) -> Result<ExitCode> {
                 println!("user_code {user_code}");
             }
             LoginEvent::Polling => eprintln!("Waiting for approval…"),
+            LoginEvent::Retrying { reason } => {
+                eprintln!("{reason}; still trying until the code expires…")
+            }
         },
         tokio::time::sleep,
     ))?;

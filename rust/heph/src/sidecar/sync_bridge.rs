@@ -196,6 +196,9 @@ impl SyncBridge {
                         "expires_in": expires_in,
                     }),
                     LoginEvent::Polling => json!({ "state": "polling" }),
+                    LoginEvent::Retrying { reason } => {
+                        json!({ "state": "retrying", "message": reason })
+                    }
                 };
                 if payload["state"] == "code" {
                     if let Ok(mut p) = slot.lock() {
