@@ -31,6 +31,8 @@ describe("login in Neovim", function()
     require("heph").setup({
       cmd = { h.bin }, data_dir = dir, hub_url = hub_url, sync_interval = 3600,
       issuer = issuer, client_id = "heph-cli", audience = "urn:heph:hub",
+      -- The most the sidecar logs: tokens must not be in it even so.
+      log_level = "debug",
     })
   end
   local orig_select
@@ -144,8 +146,25 @@ describe("login in Neovim", function()
     assert.is_true(h.wait(function()
       return vim.uv.fs_stat(session) ~= nil and login.window() == nil
     end, 15000))
-    -- The grant is revoked at the issuer: the stored refresh token is dead.
+    local rpc = require("heph.rpc")
+    local ok, report = pcall(rpc.request, "sync", {})
+    assert.is_true(ok, tostring(report))
+    -- Tokens reach no log, status, reply or message.
     local stored = vim.json.decode(table.concat(vim.fn.readfile(session), "\n"))
+    local log = table.concat(vim.fn.readfile(rpc.log_file()), "\n")
+    assert.truthy(log:find("DEBUG", 1, true), "the sidecar logged nothing at debug level")
+    local shown = table.concat({
+      log,
+      vim.inspect(rpc.request("status", {})),
+      vim.inspect(report),
+      vim.inspect(vim.g.heph_status),
+      vim.fn.execute("messages"),
+    }, "\n")
+    for _, token in ipairs({ stored.access_token, stored.refresh_token }) do
+      assert.is_true(#token > 20, token)
+      assert.is_nil(shown:find(token, 1, true), "a token was shown")
+    end
+    -- The grant is revoked at the issuer: the stored refresh token is dead.
     stored.refresh_token = "revoked"
     vim.fn.writefile({ vim.json.encode(stored) }, session)
     vim.wait(2200)

@@ -123,6 +123,11 @@ impl Device {
 
     /// `heph login`, approving the code at the provider as `sub`.
     fn login(&self, issuer: &str, hub: &str, sub: &str) {
+        self.login_output(issuer, hub, sub);
+    }
+
+    /// `heph login` as in [`Device::login`]; returns all it printed.
+    fn login_output(&self, issuer: &str, hub: &str, sub: &str) -> String {
         let mut child = self
             .cmd(&[
                 "login",
@@ -160,6 +165,22 @@ impl Device {
             "login failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        format!(
+            "{line}{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    /// The tokens in the session file (file store only).
+    fn stored_tokens(&self) -> Vec<String> {
+        let path = self.dir.path().join("auth/session.json");
+        let stored: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        ["access_token", "refresh_token"]
+            .iter()
+            .map(|k| stored[k].as_str().expect("a token in the file").to_owned())
+            .collect()
     }
 }
 
@@ -320,4 +341,39 @@ fn a_process_killed_mid_refresh_does_not_wedge_the_others() {
     );
     let (ok, err) = alice.run(&["sync", "--hub", &hub_url]);
     assert!(ok, "{err}");
+}
+
+#[test]
+fn tokens_appear_in_no_output() {
+    let (_provider, issuer) = provider(300);
+    let dir = tempfile::tempdir().unwrap();
+    let (_hub, hub_url) = hub(&issuer, dir.path());
+    // The file store, so the test can read what the tokens are.
+    let alice = Device::with_file_store();
+    let mut printed = alice.login_output(&issuer, &hub_url, "alice");
+    alice.run(&["add", "a note"]);
+    for args in [
+        vec!["sync", "--hub", hub_url.as_str()],
+        vec!["status"],
+        vec!["status", "--json"],
+    ] {
+        let out = alice.cmd(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        printed.push_str(&String::from_utf8_lossy(&out.stdout));
+        printed.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    // Refused by the hub (another subject): the error names no token.
+    let bob = Device::with_file_store();
+    printed.push_str(&bob.login_output(&issuer, &hub_url, "bob"));
+    let (ok, err) = bob.run(&["sync", "--hub", &hub_url]);
+    assert!(!ok && err.contains("403"), "{err}");
+    printed.push_str(&err);
+    assert!(printed.contains("Logged in"), "{printed}");
+    for token in alice.stored_tokens().iter().chain(&bob.stored_tokens()) {
+        assert!(token.len() > 20, "not a real token: {token}");
+        assert!(
+            !printed.contains(token.as_str()),
+            "a token was printed:\n{printed}"
+        );
+    }
 }
