@@ -161,6 +161,11 @@ impl Session {
             let key = session.key();
             session.access_token = store.get("access", &key)?.unwrap_or_default();
             session.refresh_token = store.get("refresh", &key)?;
+            if session.access_token.is_empty() && session.refresh_token.is_none() {
+                // Removed from the keyring (by the user or a keyring reset):
+                // nothing to send or refresh with.
+                session.state = SessionState::LoginNeeded;
+            }
         }
         Ok(Some(session))
     }

@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use heph_auth::{StoreKind, TokenStore};
+use heph_auth::{AuthError, LoginConfig, Session, StoreKind, TokenStore, Tokens};
 
 fn require_or_skip(kind: &str, err: impl std::fmt::Display) -> bool {
     if std::env::var("HEPH_REQUIRE_KEYRING").as_deref() == Ok("1") {
@@ -190,4 +190,43 @@ fn another_process_reads_what_one_stored() {
             "{name}: {stdout}"
         );
     }
+}
+
+#[test]
+fn tokens_removed_from_the_keyring_mean_login_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = Session::new(dir.path());
+    let config = LoginConfig {
+        issuer: "http://127.0.0.1:9".into(),
+        client_id: "heph-cli".into(),
+        audience: None,
+    };
+    let hub = format!("http://127.0.0.1:{}/removed", std::process::id());
+    let tokens = Tokens {
+        access_token: "access-secret".into(),
+        refresh_token: Some("refresh-secret".into()),
+        expires_at: u64::MAX / 2,
+    };
+    session.store_login(&config, &hub, tokens).unwrap();
+    let stored = session.load().unwrap().unwrap();
+    if stored.token_store == StoreKind::File {
+        require_or_skip("a keyring", "the file store was chosen");
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let token = runtime.block_on(session.access_token(&hub)).unwrap();
+    assert_eq!(token.as_deref(), Some("access-secret"));
+    // The user clears them in their keyring manager.
+    let store = TokenStore::attach(dir.path(), stored.token_store).unwrap();
+    let key = format!("{}|heph-cli|{hub}", config.issuer);
+    store.delete("access", &key).unwrap();
+    store.delete("refresh", &key).unwrap();
+    // No empty bearer and no refresh attempt (the issuer is a closed port):
+    // log in again.
+    let err = runtime.block_on(session.access_token(&hub)).unwrap_err();
+    assert!(matches!(err, AuthError::LoginNeeded), "{err:?}");
+    session.logout().unwrap();
 }
