@@ -50,7 +50,7 @@ function H.float(lines)
 end
 
 ---Handles a `login` event from the sidecar.
----@param ev {state: string, verification_uri?: string, verification_uri_complete?: string, user_code?: string, message?: string}
+---@param ev {state: string, verification_uri?: string, verification_uri_complete?: string, user_code?: string, message?: string, store?: string, fallback?: boolean}
 function M.on_event(ev)
   if ev.state == "code" then
     local lines = {
@@ -89,7 +89,11 @@ function M.on_event(ev)
   elseif ev.state == "done" then
     H.retrying = false
     H.close()
-    vim.notify("heph: logged in")
+    -- Where the tokens went; a warning when no keyring could take them.
+    vim.notify(
+      ("heph: logged in; tokens are kept in %s"):format(ev.store or "the token store"),
+      ev.fallback and vim.log.levels.WARN or vim.log.levels.INFO
+    )
   elseif ev.state == "failed" then
     H.retrying = false
     H.close()

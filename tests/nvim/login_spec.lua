@@ -80,21 +80,46 @@ describe("login in Neovim", function()
     end))
     local seen = {}
     local orig = vim.notify
-    vim.notify = function(msg)
-      table.insert(seen, msg)
+    vim.notify = function(msg, level)
+      table.insert(seen, { msg = msg, level = level })
     end
     approve(code)
-    local done = h.wait(function()
-      return vim.tbl_contains(seen, "heph: logged in")
-    end, 15000)
+    local done
+    assert.is_true(h.wait(function()
+      for _, n in ipairs(seen) do
+        if n.msg:find("^heph: logged in") then
+          done = n
+        end
+      end
+      return done ~= nil
+    end, 15000), vim.inspect(seen))
     vim.notify = orig
-    assert.is_true(done, vim.inspect(seen))
+    -- tests/keyring-session.sh provides a Secret Service: no fallback.
+    assert.are.equal("heph: logged in; tokens are kept in Secret Service (OS keyring)", done.msg)
+    assert.are.equal(vim.log.levels.INFO, done.level)
     assert.is_nil(login.window())
     local ok, report = pcall(require("heph.rpc").request, "sync", {})
     assert.is_true(ok, tostring(report))
     assert.truthy(h.wait(function()
       return vim.g.heph_status and vim.g.heph_status.state == "synced"
     end))
+  end)
+
+  it("warns when the tokens had to go to the file", function()
+    local seen = {}
+    local orig = vim.notify
+    vim.notify = function(msg, level)
+      table.insert(seen, { msg = msg, level = level })
+    end
+    require("heph.login").on_event({
+      state = "done",
+      store = "file /x/auth/session.json (mode 0600): no usable keyring (Secret Service: no D-Bus session)",
+      fallback = true,
+    })
+    vim.notify = orig
+    assert.are.equal(1, #seen)
+    assert.are.equal(vim.log.levels.WARN, seen[1].level)
+    assert.truthy(seen[1].msg:find("no usable keyring", 1, true), seen[1].msg)
   end)
 
   it("says once that the issuer is unreachable and keeps the code", function()

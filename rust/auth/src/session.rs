@@ -207,14 +207,14 @@ impl Session {
         std::fs::rename(&tmp, self.file()).map_err(fail)
     }
 
-    /// Stores a fresh login in the best usable store; returns its
-    /// description (with the reason when it had to fall back to the file).
+    /// Stores a fresh login in the best usable store and returns that store
+    /// (its description gives the reason when it fell back to the file).
     pub fn store_login(
         &self,
         config: &LoginConfig,
         hub: &str,
         tokens: Tokens,
-    ) -> Result<String, AuthError> {
+    ) -> Result<TokenStore, AuthError> {
         let store = TokenStore::open(self.dir.parent().unwrap_or(&self.dir))?;
         self.save(&StoredSession {
             token_store: store.kind(),
@@ -228,7 +228,7 @@ impl Session {
             expires_at: tokens.expires_at,
             state: SessionState::Ok,
         })?;
-        Ok(store.describe())
+        Ok(store)
     }
 
     /// Forgets the tokens.

@@ -88,7 +88,7 @@ pub fn login(paths: &Paths, args: LoginArgs) -> Result<ExitCode> {
     ))?;
     // The description says why when no keyring was usable.
     let store = Session::new(&paths.data_dir).store_login(&config, &hub, tokens)?;
-    eprintln!("Logged in. Tokens are kept in: {store}.");
+    eprintln!("Logged in. Tokens are kept in: {}.", store.describe());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -224,8 +224,11 @@ impl SyncBridge {
             });
             match outcome {
                 Ok(store) => {
-                    tracing::info!(%store, "logged in");
-                    notify(&neovim, "login", json!({ "state": "done", "store": store })).await;
+                    let (described, fallback) = (store.describe(), store.fallback_reason.is_some());
+                    tracing::info!(store = %described, "logged in");
+                    // A fallback to the file is said once, here, to the user.
+                    let done = json!({ "state": "done", "store": described, "fallback": fallback });
+                    notify(&neovim, "login", done).await;
                     if let Some(service) = service {
                         let _ = service.sync_now().await;
                     }
