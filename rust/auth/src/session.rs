@@ -51,6 +51,9 @@ pub struct StoredSession {
     /// Where the tokens are kept.
     #[serde(default = "file_store")]
     pub token_store: StoreKind,
+    /// Why no keyring took them, when the file does (for :checkhealth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
     /// In the file only with the file store.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     access_token: String,
@@ -121,6 +124,11 @@ impl Session {
         }
     }
 
+    /// The replica's data dir (the token store keys its file under it).
+    fn data_dir(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
+    }
+
     fn file(&self) -> PathBuf {
         self.dir.join("session.json")
     }
@@ -130,7 +138,9 @@ impl Session {
     pub fn store_description(&self) -> Option<String> {
         match self.load() {
             Ok(Some(s)) if s.token_store == StoreKind::File => {
-                Some(format!("file {} (mode 0600)", self.file().display()))
+                let mut store = TokenStore::attach(self.data_dir(), StoreKind::File).ok()?;
+                store.fallback_reason = s.fallback_reason;
+                Some(store.describe())
             }
             Ok(Some(s)) => Some(s.token_store.label().into()),
             _ => None,
@@ -156,8 +166,7 @@ impl Session {
             ))
         })?;
         if session.token_store != StoreKind::File {
-            let store =
-                TokenStore::attach(self.dir.parent().unwrap_or(&self.dir), session.token_store)?;
+            let store = TokenStore::attach(self.data_dir(), session.token_store)?;
             let key = session.key();
             session.access_token = store.get("access", &key)?.unwrap_or_default();
             session.refresh_token = store.get("refresh", &key)?;
@@ -173,8 +182,7 @@ impl Session {
     fn save(&self, session: &StoredSession) -> Result<(), AuthError> {
         let mut on_disk = session.clone();
         if session.token_store != StoreKind::File {
-            let store =
-                TokenStore::attach(self.dir.parent().unwrap_or(&self.dir), session.token_store)?;
+            let store = TokenStore::attach(self.data_dir(), session.token_store)?;
             let key = session.key();
             store.set("access", &key, &session.access_token)?;
             match &session.refresh_token {
@@ -215,9 +223,10 @@ impl Session {
         hub: &str,
         tokens: Tokens,
     ) -> Result<TokenStore, AuthError> {
-        let store = TokenStore::open(self.dir.parent().unwrap_or(&self.dir))?;
+        let store = TokenStore::open(self.data_dir())?;
         self.save(&StoredSession {
             token_store: store.kind(),
+            fallback_reason: store.fallback_reason.clone(),
             issuer: config.issuer.clone(),
             client_id: config.client_id.clone(),
             audience: config.audience.clone(),
@@ -235,10 +244,7 @@ impl Session {
     pub fn logout(&self) -> Result<bool, AuthError> {
         if let Ok(Some(session)) = self.load() {
             if session.token_store != StoreKind::File {
-                let store = TokenStore::attach(
-                    self.dir.parent().unwrap_or(&self.dir),
-                    session.token_store,
-                )?;
+                let store = TokenStore::attach(self.data_dir(), session.token_store)?;
                 store.delete("access", &session.key())?;
                 store.delete("refresh", &session.key())?;
             }

@@ -88,6 +88,22 @@ fn child_picks_a_store() {
     let store = TokenStore::open(dir.path()).unwrap();
     println!("kind={:?}", store.kind());
     println!("describe={}", store.describe());
+    // What :checkhealth shows later for a login stored now.
+    let session = Session::new(dir.path());
+    let config = LoginConfig {
+        issuer: "http://127.0.0.1:9".into(),
+        client_id: "heph-cli".into(),
+        audience: None,
+    };
+    let tokens = Tokens {
+        access_token: "a".into(),
+        refresh_token: None,
+        expires_at: u64::MAX / 2,
+    };
+    session
+        .store_login(&config, "http://127.0.0.1:9", tokens)
+        .unwrap();
+    println!("health={}", session.store_description().unwrap());
 }
 
 #[test]
@@ -123,6 +139,12 @@ fn no_reachable_keyring_falls_back_to_the_file_with_a_reason() {
     );
     assert!(stdout.contains("kind=File"), "{stdout}");
     assert!(stdout.contains("no usable keyring"), "{stdout}");
+    // The reason is kept for :checkhealth, not only said at login.
+    let health = stdout.lines().find(|l| l.starts_with("health=")).unwrap();
+    assert!(
+        health.contains("(mode 0600): no usable keyring"),
+        "{health}"
+    );
 }
 
 #[test]
