@@ -133,17 +133,21 @@ impl Session {
         self.dir.join("session.json")
     }
 
-    /// Which token store is used (for :checkhealth and `heph status`).
-    /// `None` when not logged in.
+    /// Which token store is used (for :checkhealth). `None` when not
+    /// logged in.
     pub fn store_description(&self) -> Option<String> {
-        match self.load() {
-            Ok(Some(s)) if s.token_store == StoreKind::File => {
-                let mut store = TokenStore::attach(self.data_dir(), StoreKind::File).ok()?;
-                store.fallback_reason = s.fallback_reason;
-                Some(store.describe())
+        self.load().ok().flatten().map(|s| self.describe_store(&s))
+    }
+
+    /// Where `session`'s tokens are, as users read it (with the reason,
+    /// for a fallback to the file).
+    pub fn describe_store(&self, session: &StoredSession) -> String {
+        match TokenStore::attach(self.data_dir(), StoreKind::File) {
+            Ok(mut file) if session.token_store == StoreKind::File => {
+                file.fallback_reason = session.fallback_reason.clone();
+                file.describe()
             }
-            Ok(Some(s)) => Some(s.token_store.label().into()),
-            _ => None,
+            _ => session.token_store.label().into(),
         }
     }
 

@@ -113,6 +113,13 @@ impl Device {
         cmd
     }
 
+    /// `heph status --json`.
+    fn status(&self) -> serde_json::Value {
+        let out = self.cmd(&["status", "--json"]).output().unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     fn run(&self, args: &[&str]) -> (bool, String) {
         let out = self.cmd(args).output().unwrap();
         (
@@ -212,6 +219,9 @@ fn login_sync_refresh_logout() {
         // In a keyring, the file keeps no secrets.
         assert!(stored.get("access_token").is_none() && stored.get("refresh_token").is_none());
     }
+    let status = alice.status();
+    assert_eq!(status["login"], "logged in");
+    assert!(status["token_store"].is_string(), "{status}");
 
     // Bob is a valid user of the provider, but not the hub's owner.
     let bob = Device::new();
@@ -223,6 +233,9 @@ fn login_sync_refresh_logout() {
     let (ok, _) = alice.run(&["logout"]);
     assert!(ok);
     assert!(!session.exists());
+    let status = alice.status();
+    assert_eq!(status["login"], "not logged in");
+    assert!(status["token_store"].is_null(), "{status}");
     let (ok, err) = alice.run(&["sync", "--hub", &hub_url]);
     assert!(!ok && err.contains("401"), "{err}");
 }
@@ -291,6 +304,12 @@ fn a_rejected_refresh_means_login_needed() {
     // No retry loop: the next sync does not ask the provider again.
     let (ok, err) = alice.run(&["sync", "--hub", &hub_url]);
     assert!(!ok && err.contains("login needed"), "{err}");
+    let status = alice.status();
+    assert_eq!(status["login"], "login needed");
+    assert!(
+        status["token_store"].as_str().unwrap().starts_with("file "),
+        "{status}"
+    );
     assert_eq!(
         stats(&issuer)["refresh_failed"].as_u64().unwrap(),
         failed_before

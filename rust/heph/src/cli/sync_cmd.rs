@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
+use heph_auth::{Session, SessionState};
 use heph_store::Replica;
 use heph_sync::{Config, HubClient};
 
@@ -89,6 +90,19 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
         ),
         None => (None, None, 0),
     };
+    // The login, if any: its state and where its tokens are.
+    let session = Session::new(&paths.data_dir);
+    let (login, token_store) = match session.load() {
+        Ok(Some(s)) => {
+            let state = match s.state {
+                SessionState::LoginNeeded => "login needed",
+                SessionState::Ok | SessionState::Refreshing => "logged in",
+            };
+            (state.to_owned(), Some(session.describe_store(&s)))
+        }
+        Ok(None) => ("not logged in".to_owned(), None),
+        Err(e) => (e.to_string(), None),
+    };
     if args.json {
         println!(
             "{}",
@@ -98,6 +112,8 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
                 "last_sync": last_sync,
                 "last_error": last_error,
                 "cursor": cursor,
+                "login": login,
+                "token_store": token_store,
             })
         );
     } else {
@@ -109,6 +125,10 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
         println!("last sync:  {}", last_sync.as_deref().unwrap_or("never"));
         if let Some(e) = last_error {
             println!("last error: {e}");
+        }
+        match token_store {
+            Some(store) => println!("login:      {login}; tokens in {store}"),
+            None => println!("login:      {login}"),
         }
     }
     Ok(ExitCode::SUCCESS)
