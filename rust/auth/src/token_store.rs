@@ -216,26 +216,27 @@ impl TokenStore {
     /// Opens the store of `kind`, checking that it stores and reads back.
     pub fn open_kind(data_dir: &Path, kind: StoreKind) -> Result<Self, AuthError> {
         Self::with(data_dir, kind, keyring)
+            .map_err(|e| AuthError::Store(format!("the {} is unusable: {e}", kind.label())))
     }
 
     /// Uses the store of `kind` where a session's tokens already are,
     /// without writing a probe: reading the tokens shows whether it works.
     pub fn attach(data_dir: &Path, kind: StoreKind) -> Result<Self, AuthError> {
-        Self::with(data_dir, kind, connect)
+        Self::with(data_dir, kind, connect).map_err(|e| {
+            AuthError::Store(format!(
+                "the keyring holding your tokens is unusable ({e}); log in again"
+            ))
+        })
     }
 
     fn with(
         data_dir: &Path,
         kind: StoreKind,
         make: fn(StoreKind) -> Result<Arc<CredentialStore>, String>,
-    ) -> Result<Self, AuthError> {
+    ) -> Result<Self, String> {
         let store = match kind {
             StoreKind::File => None,
-            _ => Some(make(kind).map_err(|e| {
-                AuthError::Store(format!(
-                    "the keyring holding your tokens is unusable ({e}); log in again"
-                ))
-            })?),
+            _ => Some(make(kind)?),
         };
         Ok(Self::new(data_dir, kind, store))
     }

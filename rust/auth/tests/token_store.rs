@@ -252,3 +252,17 @@ fn tokens_removed_from_the_keyring_mean_login_needed() {
     assert!(matches!(err, AuthError::LoginNeeded), "{err:?}");
     session.logout().unwrap();
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn another_platforms_store_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for kind in [StoreKind::Keychain, StoreKind::CredentialManager] {
+        let err = TokenStore::open_kind(dir.path(), kind)
+            .err()
+            .expect("not on Linux")
+            .to_string();
+        assert!(err.contains(kind.label()), "{err}");
+        assert!(err.contains("on this platform"), "{err}");
+    }
+}
