@@ -179,6 +179,15 @@ impl Device {
         )
     }
 
+    /// Marks the stored access token expired (file store only).
+    fn expire_access_token(&self) {
+        let path = self.dir.path().join("auth/session.json");
+        let mut stored: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        stored["expires_at"] = serde_json::json!(0);
+        std::fs::write(&path, stored.to_string()).unwrap();
+    }
+
     /// The tokens in the session file (file store only).
     fn stored_tokens(&self) -> Vec<String> {
         let path = self.dir.path().join("auth/session.json");
@@ -242,13 +251,14 @@ fn login_sync_refresh_logout() {
 
 #[test]
 fn concurrent_refreshes_use_the_rotated_token_once() {
-    // Access tokens live 2 s, so every sync below must refresh first.
-    let (_provider, issuer) = provider(2);
+    let (_provider, issuer) = provider(300);
     let dir = tempfile::tempdir().unwrap();
     let (_hub, hub_url) = hub(&issuer, dir.path());
     let alice = Device::with_file_store();
     alice.login(&issuer, &hub_url, "alice");
-    std::thread::sleep(Duration::from_millis(2100));
+    // The stored access token has expired: every sync below must refresh
+    // first, and the new token lives long enough for all of them.
+    alice.expire_access_token();
     let before = stats(&issuer);
     let syncs: Vec<Child> = (0..5)
         .map(|_| {
@@ -275,12 +285,18 @@ fn concurrent_refreshes_use_the_rotated_token_once() {
     );
     let refreshes =
         after["refresh_token"].as_u64().unwrap() - before["refresh_token"].as_u64().unwrap();
-    assert!(refreshes >= 1);
-    // Refreshes happen one at a time, each from the newest token: the grant
-    // is never revoked, and a later sync still works.
-    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(
+        refreshes, 1,
+        "one process refreshes, the others use its token"
+    );
+    // The grant was never revoked: the rotated refresh token works next time.
+    alice.expire_access_token();
     let (ok, err) = alice.run(&["sync", "--hub", &hub_url]);
     assert!(ok, "{err}");
+    assert_eq!(
+        stats(&issuer)["refresh_token"].as_u64().unwrap(),
+        after["refresh_token"].as_u64().unwrap() + 1
+    );
 }
 
 #[test]
