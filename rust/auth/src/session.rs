@@ -99,6 +99,12 @@ impl StoredSession {
     }
 }
 
+/// A hub URL as sessions store it: the spelling sync keys its state by
+/// (heph_sync::normalize_hub_url), so a login matches the hub it is for.
+fn same_hub(url: &str) -> &str {
+    url.trim().trim_end_matches('/')
+}
+
 fn file_store() -> StoreKind {
     StoreKind::File
 }
@@ -234,7 +240,7 @@ impl Session {
             issuer: config.issuer.clone(),
             client_id: config.client_id.clone(),
             audience: config.audience.clone(),
-            hub: hub.trim_end_matches('/').to_owned(),
+            hub: same_hub(hub).to_owned(),
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
             lifetime: tokens.expires_at.saturating_sub(now()),
@@ -266,7 +272,7 @@ impl Session {
         let Some(session) = self.load()? else {
             return Ok(None);
         };
-        if session.hub != hub.trim_end_matches('/') {
+        if session.hub != same_hub(hub) {
             return Ok(None);
         }
         match session.state {

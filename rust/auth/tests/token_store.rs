@@ -266,3 +266,38 @@ fn another_platforms_store_is_refused_by_name() {
         assert!(err.contains("on this platform"), "{err}");
     }
 }
+
+#[test]
+fn a_login_matches_its_hub_however_the_url_was_spelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = Session::new(dir.path());
+    let config = LoginConfig {
+        issuer: "http://127.0.0.1:9".into(),
+        client_id: "heph-cli".into(),
+        audience: None,
+    };
+    let hub = format!("http://127.0.0.1:{}/spelled", std::process::id());
+    let tokens = Tokens {
+        access_token: "access-secret".into(),
+        refresh_token: None,
+        expires_at: u64::MAX / 2,
+    };
+    // As typed on the command line, with a stray space and slash.
+    session
+        .store_login(&config, &format!(" {hub}/ "), tokens)
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for asked in [hub.clone(), format!("{hub}/")] {
+        let token = runtime.block_on(session.access_token(&asked)).unwrap();
+        assert_eq!(token.as_deref(), Some("access-secret"), "{asked}");
+    }
+    // Another hub gets no token.
+    let other = runtime
+        .block_on(session.access_token("http://127.0.0.1:1"))
+        .unwrap();
+    assert_eq!(other, None);
+    session.logout().unwrap();
+}
