@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::device_login::{refresh, LoginConfig, Tokens};
-use crate::token_store::{StoreKind, TokenStore};
+use crate::token_store::{describe, StoreKind, TokenStore};
 use crate::AuthError;
 
 /// Refresh this long before the access token expires (at most a quarter
@@ -99,10 +99,10 @@ impl StoredSession {
     }
 }
 
-/// A hub URL as sessions store it: the spelling sync keys its state by
-/// (heph_sync::normalize_hub_url), so a login matches the hub it is for.
-fn same_hub(url: &str) -> &str {
-    url.trim().trim_end_matches('/')
+/// The one spelling of a hub URL that keys both a login and the hub's sync
+/// state (cursor, last sync), so a stray space or slash still matches.
+pub fn normalize_hub_url(url: &str) -> String {
+    url.trim().trim_end_matches('/').to_owned()
 }
 
 fn file_store() -> StoreKind {
@@ -148,13 +148,11 @@ impl Session {
     /// Where `session`'s tokens are, as users read it (with the reason,
     /// for a fallback to the file).
     pub fn describe_store(&self, session: &StoredSession) -> String {
-        match TokenStore::attach(self.data_dir(), StoreKind::File) {
-            Ok(mut file) if session.token_store == StoreKind::File => {
-                file.fallback_reason = session.fallback_reason.clone();
-                file.describe()
-            }
-            _ => session.token_store.label().into(),
-        }
+        describe(
+            session.token_store,
+            &self.dir,
+            session.fallback_reason.as_deref(),
+        )
     }
 
     /// The stored session, if any.
@@ -240,7 +238,7 @@ impl Session {
             issuer: config.issuer.clone(),
             client_id: config.client_id.clone(),
             audience: config.audience.clone(),
-            hub: same_hub(hub).to_owned(),
+            hub: normalize_hub_url(hub),
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
             lifetime: tokens.expires_at.saturating_sub(now()),
@@ -272,7 +270,7 @@ impl Session {
         let Some(session) = self.load()? else {
             return Ok(None);
         };
-        if session.hub != same_hub(hub) {
+        if session.hub != normalize_hub_url(hub) {
             return Ok(None);
         }
         match session.state {

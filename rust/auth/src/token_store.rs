@@ -130,6 +130,22 @@ fn probe(store: &Arc<CredentialStore>) -> Result<(), String> {
     }
 }
 
+/// Where tokens of `kind` are, as users read it: the keyring's name, or the
+/// session file under `auth_dir` with the reason no keyring took them.
+pub(crate) fn describe(kind: StoreKind, auth_dir: &Path, fallback_reason: Option<&str>) -> String {
+    match kind {
+        StoreKind::File => format!(
+            "file {}{}{}",
+            auth_dir.join("session.json").display(),
+            if cfg!(unix) { " (mode 0600)" } else { "" },
+            fallback_reason
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ),
+        keyring => keyring.label().into(),
+    }
+}
+
 /// A connection to the keyring of `kind` (not the file store), unprobed.
 /// Each platform's store crate is built only on its platform.
 fn connect(kind: StoreKind) -> Result<Arc<CredentialStore>, String> {
@@ -248,18 +264,7 @@ impl TokenStore {
 
     /// A one-line description for :checkhealth and `heph status`.
     pub fn describe(&self) -> String {
-        match self.kind {
-            StoreKind::File => format!(
-                "file {}{}{}",
-                self.dir.join("session.json").display(),
-                if cfg!(unix) { " (mode 0600)" } else { "" },
-                self.fallback_reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            ),
-            keyring => keyring.label().into(),
-        }
+        describe(self.kind, &self.dir, self.fallback_reason.as_deref())
     }
 
     /// The entry for part `part` of a secret (0: the first, which holds the

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use heph_auth::normalize_hub_url;
 use heph_core::Op;
 use serde::{Deserialize, Serialize};
 
@@ -77,11 +78,6 @@ pub struct PushReply {
 #[derive(Serialize)]
 struct PushBody<'a> {
     ops: &'a [Op],
-}
-
-/// The form of a hub URL that keys its sync state (cursor, last sync).
-pub fn normalize_hub_url(url: &str) -> String {
-    url.trim().trim_end_matches('/').to_owned()
 }
 
 /// A client for one hub.

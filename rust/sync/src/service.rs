@@ -86,7 +86,7 @@ impl SyncService {
     /// called inside a tokio runtime.
     pub fn start(replica: PathBuf, hub_url: String, interval: Duration) -> Self {
         // One spelling of the URL, so status notes land where the cursor is.
-        let hub_url = crate::client::normalize_hub_url(&hub_url);
+        let hub_url = crate::normalize_hub_url(&hub_url);
         let (requests, mut rx) = mpsc::channel(64);
         let (status_tx, status) = watch::channel(SyncStatus {
             state: SyncState::Pending,
