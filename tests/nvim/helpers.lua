@@ -61,17 +61,27 @@ function M.wait(fn, ms)
   return vim.wait(ms or 5000, fn, 20)
 end
 
----Captures vim.notify messages while running `fn`.
----@param fn fun()
----@return {msg: string, level: integer}[]
-function M.notifications(fn)
+---Records vim.notify messages until `stop()` is called (for waits that
+---span the event loop).
+---@return {msg: string, level: integer}[] seen, fun() stop
+function M.capture_notifications()
   local seen = {}
   local orig = vim.notify
   vim.notify = function(msg, level)
     table.insert(seen, { msg = msg, level = level or vim.log.levels.INFO })
   end
+  return seen, function()
+    vim.notify = orig
+  end
+end
+
+---Captures vim.notify messages while running `fn`.
+---@param fn fun()
+---@return {msg: string, level: integer}[]
+function M.notifications(fn)
+  local seen, stop = M.capture_notifications()
   local ok, err = pcall(fn)
-  vim.notify = orig
+  stop()
   assert(ok, err)
   return seen
 end

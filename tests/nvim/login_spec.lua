@@ -78,11 +78,7 @@ describe("login in Neovim", function()
       local win = login.window()
       return win ~= nil and vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(win), 1, 2, false)[1] == "Code: " .. code
     end))
-    local seen = {}
-    local orig = vim.notify
-    vim.notify = function(msg, level)
-      table.insert(seen, { msg = msg, level = level })
-    end
+    local seen, stop = h.capture_notifications()
     approve(code)
     local done
     assert.is_true(h.wait(function()
@@ -93,7 +89,7 @@ describe("login in Neovim", function()
       end
       return done ~= nil
     end, 15000), vim.inspect(seen))
-    vim.notify = orig
+    stop()
     -- tests/keyring-session.sh provides a Secret Service: no fallback.
     assert.are.equal("heph: logged in; tokens are kept in Secret Service (OS keyring)", done.msg)
     assert.are.equal(vim.log.levels.INFO, done.level)
@@ -106,17 +102,13 @@ describe("login in Neovim", function()
   end)
 
   it("warns when the tokens had to go to the file", function()
-    local seen = {}
-    local orig = vim.notify
-    vim.notify = function(msg, level)
-      table.insert(seen, { msg = msg, level = level })
-    end
-    require("heph.login").on_event({
-      state = "done",
-      store = "file /x/auth/session.json (mode 0600): no usable keyring (Secret Service: no D-Bus session)",
-      fallback = true,
-    })
-    vim.notify = orig
+    local seen = h.notifications(function()
+      require("heph.login").on_event({
+        state = "done",
+        store = "file /x/auth/session.json (mode 0600): no usable keyring (Secret Service: no D-Bus session)",
+        fallback = true,
+      })
+    end)
     assert.are.equal(1, #seen)
     assert.are.equal(vim.log.levels.WARN, seen[1].level)
     assert.truthy(seen[1].msg:find("no usable keyring", 1, true), seen[1].msg)
@@ -129,11 +121,7 @@ describe("login in Neovim", function()
     assert.is_true(h.wait(function()
       return login.window() ~= nil
     end, 10000), "no login window")
-    local seen = {}
-    local orig = vim.notify
-    vim.notify = function(msg, level)
-      table.insert(seen, { msg = msg, level = level })
-    end
+    local seen, stop = h.capture_notifications()
     -- The provider goes away while the sidecar polls.
     vim.fn.jobstop(provider)
     local warned = h.wait(function()
@@ -142,7 +130,7 @@ describe("login in Neovim", function()
       end, seen) > 0
     end, 20000)
     vim.wait(300)
-    vim.notify = orig
+    stop()
     assert.is_true(warned, vim.inspect(seen))
     local warnings = vim.tbl_filter(function(n)
       return n.level == vim.log.levels.WARN

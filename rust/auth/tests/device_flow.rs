@@ -12,47 +12,53 @@ use axum::{Json, Router};
 use heph_auth::{device_login, AuthError, LoginConfig, LoginEvent};
 use serde_json::{json, Value};
 
-/// Serves discovery, device authorization and a token endpoint that answers
-/// with `script` in order (then repeats the last answer).
-async fn scripted(script: Vec<(u16, Value)>) -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let calls = Arc::new(AtomicUsize::new(0));
-    let (u, c, script) = (url.clone(), calls.clone(), Arc::new(script));
-    let app = Router::new()
+/// Discovery and device authorization for the issuer at `url`: codes live
+/// `expires_in` seconds, and tokens come from `token_endpoint`.
+fn issuer_app(url: &str, token_endpoint: String, expires_in: u64) -> Router {
+    let u = url.to_owned();
+    Router::new()
         .route(
             "/.well-known/openid-configuration",
             get(move || {
-                let u = u.clone();
+                let (u, token_endpoint) = (u.clone(), token_endpoint.clone());
                 async move {
                     Json(json!({
                         "issuer": u,
                         "device_authorization_endpoint": format!("{u}/device/auth"),
-                        "token_endpoint": format!("{u}/token"),
+                        "token_endpoint": token_endpoint,
                     }))
                 }
             }),
         )
         .route(
             "/device/auth",
-            post(|| async {
+            post(move || async move {
                 Json(json!({
                     "device_code": "dc", "user_code": "ABCD-EFGH",
-                    "verification_uri": "http://127.0.0.1/device", "expires_in": 600, "interval": 5,
+                    "verification_uri": "http://127.0.0.1/device", "expires_in": expires_in, "interval": 5,
                 }))
             }),
         )
-        .route(
-            "/token",
-            post(move || {
-                let (c, script) = (c.clone(), script.clone());
-                async move {
-                    let i = c.fetch_add(1, Ordering::SeqCst).min(script.len() - 1);
-                    let (status, body) = script[i].clone();
-                    (StatusCode::from_u16(status).unwrap(), Json(body))
-                }
-            }),
-        );
+}
+
+/// Serves discovery, device authorization and a token endpoint that answers
+/// with `script` in order (then repeats the last answer).
+async fn scripted(script: Vec<(u16, Value)>) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (c, script) = (calls.clone(), Arc::new(script));
+    let app = issuer_app(&url, format!("{url}/token"), 600).route(
+        "/token",
+        post(move || {
+            let (c, script) = (c.clone(), script.clone());
+            async move {
+                let i = c.fetch_add(1, Ordering::SeqCst).min(script.len() - 1);
+                let (status, body) = script[i].clone();
+                (StatusCode::from_u16(status).unwrap(), Json(body))
+            }
+        }),
+    );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, calls)
 }
@@ -250,30 +256,7 @@ async fn a_token_endpoint_that_never_answers_ends_when_the_code_expires() {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
-    let u = issuer.clone();
-    let app = Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            get(move || {
-                let u = u.clone();
-                async move {
-                    Json(json!({
-                        "issuer": u,
-                        "device_authorization_endpoint": format!("{u}/device/auth"),
-                        "token_endpoint": format!("http://{closed}/token"),
-                    }))
-                }
-            }),
-        )
-        .route(
-            "/device/auth",
-            post(|| async {
-                Json(json!({
-                    "device_code": "dc", "user_code": "ABCD-EFGH",
-                    "verification_uri": "http://127.0.0.1/device", "expires_in": 1, "interval": 1,
-                }))
-            }),
-        );
+    let app = issuer_app(&issuer, format!("http://{closed}/token"), 1);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let events = Arc::new(Mutex::new(Vec::new()));
     let e = events.clone();

@@ -16,6 +16,31 @@ fn require_or_skip(kind: &str, err: impl std::fmt::Display) -> bool {
     false
 }
 
+/// A login at an issuer nobody listens on (port 9): nothing may reach it.
+fn test_login() -> LoginConfig {
+    LoginConfig {
+        issuer: "http://127.0.0.1:9".into(),
+        client_id: "heph-cli".into(),
+        audience: None,
+    }
+}
+
+/// Tokens that do not expire during a test.
+fn tokens(access: &str, refresh: Option<&str>) -> Tokens {
+    Tokens {
+        access_token: access.into(),
+        refresh_token: refresh.map(Into::into),
+        expires_at: u64::MAX / 2,
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 fn round_trip(store: &TokenStore) {
     let key = format!(
         "https://issuer.example|heph-cli|http://127.0.0.1:{}",
@@ -90,16 +115,8 @@ fn child_picks_a_store() {
     println!("describe={}", store.describe());
     // What :checkhealth shows later for a login stored now.
     let session = Session::new(dir.path());
-    let config = LoginConfig {
-        issuer: "http://127.0.0.1:9".into(),
-        client_id: "heph-cli".into(),
-        audience: None,
-    };
-    let tokens = Tokens {
-        access_token: "a".into(),
-        refresh_token: None,
-        expires_at: u64::MAX / 2,
-    };
+    let config = test_login();
+    let tokens = tokens("a", None);
     session
         .store_login(&config, "http://127.0.0.1:9", tokens)
         .unwrap();
@@ -218,27 +235,16 @@ fn another_process_reads_what_one_stored() {
 fn tokens_removed_from_the_keyring_mean_login_needed() {
     let dir = tempfile::tempdir().unwrap();
     let session = Session::new(dir.path());
-    let config = LoginConfig {
-        issuer: "http://127.0.0.1:9".into(),
-        client_id: "heph-cli".into(),
-        audience: None,
-    };
+    let config = test_login();
     let hub = format!("http://127.0.0.1:{}/removed", std::process::id());
-    let tokens = Tokens {
-        access_token: "access-secret".into(),
-        refresh_token: Some("refresh-secret".into()),
-        expires_at: u64::MAX / 2,
-    };
+    let tokens = tokens("access-secret", Some("refresh-secret"));
     session.store_login(&config, &hub, tokens).unwrap();
     let stored = session.load().unwrap().unwrap();
     if stored.token_store == StoreKind::File {
         require_or_skip("a keyring", "the file store was chosen");
         return;
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let token = runtime.block_on(session.access_token(&hub)).unwrap();
     assert_eq!(token.as_deref(), Some("access-secret"));
     // The user clears them in their keyring manager.
@@ -271,25 +277,14 @@ fn another_platforms_store_is_refused_by_name() {
 fn a_login_matches_its_hub_however_the_url_was_spelled() {
     let dir = tempfile::tempdir().unwrap();
     let session = Session::new(dir.path());
-    let config = LoginConfig {
-        issuer: "http://127.0.0.1:9".into(),
-        client_id: "heph-cli".into(),
-        audience: None,
-    };
+    let config = test_login();
     let hub = format!("http://127.0.0.1:{}/spelled", std::process::id());
-    let tokens = Tokens {
-        access_token: "access-secret".into(),
-        refresh_token: None,
-        expires_at: u64::MAX / 2,
-    };
+    let tokens = tokens("access-secret", None);
     // As typed on the command line, with a stray space and slash.
     session
         .store_login(&config, &format!(" {hub}/ "), tokens)
         .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     for asked in [hub.clone(), format!("{hub}/")] {
         let token = runtime.block_on(session.access_token(&asked)).unwrap();
         assert_eq!(token.as_deref(), Some("access-secret"), "{asked}");

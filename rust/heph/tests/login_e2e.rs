@@ -179,20 +179,32 @@ impl Device {
         )
     }
 
-    /// Marks the stored access token expired (file store only).
+    /// The session file.
+    fn session_path(&self) -> PathBuf {
+        self.dir.path().join("auth/session.json")
+    }
+
+    /// The session file's contents.
+    fn session_json(&self) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(self.session_path()).unwrap()).unwrap()
+    }
+
+    /// Sets `field` of the stored session, as another process or a revoked
+    /// grant would leave it (file store only, for the tokens).
+    fn set_session_field(&self, field: &str, value: serde_json::Value) {
+        let mut stored = self.session_json();
+        stored[field] = value;
+        std::fs::write(self.session_path(), stored.to_string()).unwrap();
+    }
+
+    /// Marks the stored access token expired.
     fn expire_access_token(&self) {
-        let path = self.dir.path().join("auth/session.json");
-        let mut stored: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        stored["expires_at"] = serde_json::json!(0);
-        std::fs::write(&path, stored.to_string()).unwrap();
+        self.set_session_field("expires_at", serde_json::json!(0));
     }
 
     /// The tokens in the session file (file store only).
     fn stored_tokens(&self) -> Vec<String> {
-        let path = self.dir.path().join("auth/session.json");
-        let stored: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let stored = self.session_json();
         ["access_token", "refresh_token"]
             .iter()
             .map(|k| stored[k].as_str().expect("a token in the file").to_owned())
@@ -216,14 +228,13 @@ fn login_sync_refresh_logout() {
     let (ok, err) = alice.run(&["sync", "--hub", &hub_url]);
     assert!(ok, "{err}");
     // Tokens are in a file only the user can read, and nowhere in output.
-    let session = alice.dir.path().join("auth/session.json");
+    let session = alice.session_path();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&session).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let stored: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&session).unwrap()).unwrap();
+    let stored = alice.session_json();
     if stored["token_store"] != "file" {
         // In a keyring, the file keeps no secrets.
         assert!(stored.get("access_token").is_none() && stored.get("refresh_token").is_none());
@@ -307,11 +318,7 @@ fn a_rejected_refresh_means_login_needed() {
     let alice = Device::with_file_store();
     alice.login(&issuer, &hub_url, "alice");
     // Break the stored refresh token, as a revoked grant would.
-    let path = alice.dir.path().join("auth/session.json");
-    let mut stored: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    stored["refresh_token"] = serde_json::json!("revoked-or-reused");
-    std::fs::write(&path, stored.to_string()).unwrap();
+    alice.set_session_field("refresh_token", serde_json::json!("revoked-or-reused"));
     std::thread::sleep(Duration::from_millis(2100));
     let (ok, err) = alice.run(&["sync", "--hub", &hub_url]);
     assert!(!ok);
@@ -353,11 +360,7 @@ fn a_process_killed_mid_refresh_does_not_wedge_the_others() {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line.trim(), "locked");
-    let path = alice.dir.path().join("auth/session.json");
-    let mut stored: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    stored["state"] = serde_json::json!("refreshing");
-    std::fs::write(&path, stored.to_string()).unwrap();
+    alice.set_session_field("state", serde_json::json!("refreshing"));
     std::thread::sleep(Duration::from_millis(2100));
     let waiting = alice
         .cmd(&["sync", "--hub", &hub_url])
