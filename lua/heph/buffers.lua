@@ -16,6 +16,33 @@ local H = {}
 
 M.ns = vim.api.nvim_create_namespace("heph")
 
+---What each buffer was rendered from: a save is planned against it, never
+---against a fresh read (oil.nvim's rule), so an edit made elsewhere while
+---the buffer was open is merged, not overwritten, and a list save touches
+---only what the list showed. Kept in Lua memory, keyed by buffer.
+---@class heph.Base
+---@field lines string[] the lines as rendered
+---@field heads? string[] node buffers: body heads the lines were rendered from
+---@field versions? table<string, string> list buffers: version of each shown node
+
+---@type table<integer, heph.Base>
+H.bases = {}
+
+---@param buf integer
+---@param base heph.Base
+function H.set_base(buf, base)
+  if not H.bases[buf] then
+    vim.api.nvim_create_autocmd({ "BufWipeout", "BufUnload" }, {
+      buffer = buf,
+      once = true,
+      callback = function()
+        H.bases[buf] = nil
+      end,
+    })
+  end
+  H.bases[buf] = base
+end
+
 ---@class heph.BufState
 ---@field kind "node"|"list"|"home"
 ---@field id? string node id
@@ -51,6 +78,14 @@ end
 ---@param query? string
 function M.open_list(query)
   vim.cmd.edit(vim.fn.fnameescape("heph://list/" .. (query or "next")))
+end
+
+---A reply's map as a plain table (an empty map may arrive as a list, and
+---nil as vim.NIL).
+---@param value any
+---@return table
+function H.map(value)
+  return type(value) == "table" and value or {}
 end
 
 ---@param buf integer
@@ -98,6 +133,7 @@ end
 function H.read_node(buf, id)
   local node = rpc.request("node_get", { id = id })
   H.set_lines(buf, node.lines)
+  H.set_base(buf, { lines = node.lines, heads = node.heads })
   H.set_state(buf, { kind = "node", id = node.id, version = node.version })
   H.common_options(buf)
   vim.bo[buf].filetype = "markdown"
@@ -115,6 +151,7 @@ end
 function H.read_list(buf, query)
   local list = rpc.request("list_get", { query = query })
   H.set_lines(buf, list.lines)
+  H.set_base(buf, { lines = list.lines, versions = H.map(list.versions) })
   H.set_state(buf, { kind = "list", query = query })
   H.common_options(buf)
   vim.bo[buf].filetype = "heph_list"
@@ -243,16 +280,31 @@ end
 ---@param state heph.BufState
 function H.write_node(buf, state)
   local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
-  local reply = rpc.request("node_save", { id = state.id, lines = lines })
+  local base = H.bases[buf] or {}
+  local reply = rpc.request("node_save", {
+    id = state.id,
+    lines = lines,
+    base_lines = base.lines,
+    base_heads = base.heads,
+  })
   if not reply.ok then
     H.show_errors(buf, reply.errors)
     return
   end
   vim.diagnostic.reset(M.ns, buf)
   H.refresh_lines(buf, reply.lines)
+  H.set_base(buf, { lines = reply.lines, heads = reply.heads })
   state.version = reply.version
   state.warned = nil
   H.set_state(buf, state)
+  if reply.conflict == true then
+    vim.notify(
+      "heph: saved; your edit and a change made elsewhere touched the same lines: both are kept between <<<<<<< and >>>>>>> markers, edit and :w again",
+      vim.log.levels.WARN
+    )
+  elseif reply.merged == true then
+    vim.notify("heph: saved, merged with a change made elsewhere")
+  end
   vim.api.nvim_exec_autocmds("User", { pattern = "HephSaved", modeline = false, data = { id = state.id } })
 end
 
@@ -260,29 +312,43 @@ end
 ---@param state heph.BufState
 function H.write_list(buf, state)
   local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
-  local plan = rpc.request("list_plan", { query = state.query, lines = lines })
-  if not plan.ok then
-    H.show_errors(buf, plan.errors)
-    return
+  local base = H.bases[buf] or { lines = {}, versions = {} }
+  local params = {
+    query = state.query,
+    lines = lines,
+    base = base.lines,
+    versions = base.versions or {},
+  }
+  local plan = rpc.request("list_plan", params)
+  -- The plan the user confirms is the plan applied: when a touched task
+  -- changed in between, the sidecar answers `stale` and we ask again.
+  for _ = 1, 3 do
+    if not plan.ok and plan.stale ~= true then
+      H.show_errors(buf, plan.errors)
+      return
+    end
+    vim.diagnostic.reset(M.ns, buf)
+    local deletes = vim.tbl_filter(function(c)
+      return c.action == "delete"
+    end, plan.changes)
+    if (#deletes > 0 or plan.stale == true) and not M.confirm(plan.changes) then
+      vim.notify("heph: nothing saved", vim.log.levels.INFO)
+      return
+    end
+    params.fingerprint = plan.fingerprint
+    local reply = rpc.request("list_apply", params)
+    if reply.ok then
+      H.refresh_lines(buf, reply.lines)
+      H.set_base(buf, { lines = reply.lines, versions = H.map(reply.versions) })
+      if #reply.changes > 0 then
+        vim.notify(("heph: %d change%s saved"):format(#reply.changes, #reply.changes == 1 and "" or "s"))
+      end
+      vim.api.nvim_exec_autocmds("User", { pattern = "HephSaved", modeline = false, data = { query = state.query } })
+      return
+    end
+    plan = reply
   end
-  vim.diagnostic.reset(M.ns, buf)
-  local deletes = vim.tbl_filter(function(c)
-    return c.action == "delete"
-  end, plan.changes)
-  if #deletes > 0 and not M.confirm(plan.changes) then
-    vim.notify("heph: nothing saved", vim.log.levels.INFO)
-    return
-  end
-  local reply = rpc.request("list_apply", { query = state.query, lines = lines })
-  if not reply.ok then
-    H.show_errors(buf, reply.errors)
-    return
-  end
-  H.refresh_lines(buf, reply.lines)
-  if #reply.changes > 0 then
-    vim.notify(("heph: %d change%s saved"):format(#reply.changes, #reply.changes == 1 and "" or "s"))
-  end
-  vim.api.nvim_exec_autocmds("User", { pattern = "HephSaved", modeline = false, data = { query = state.query } })
+  vim.notify("heph: the list keeps changing while saving; nothing saved, try again", vim.log.levels.WARN)
 end
 
 ---BufWriteCmd for heph://*: synchronous, so :wq waits for it.
@@ -320,7 +386,7 @@ function M.reload(buf)
       state.warned = "changed"
       H.set_state(buf, state)
       vim.notify(
-        ("heph: %s changed elsewhere; your unsaved edits are kept (:e! to load the new version)"):format(vim.api.nvim_buf_get_name(buf)),
+        ("heph: %s changed elsewhere; your unsaved edits are kept and :w merges them with it (:e! loads the new version instead)"):format(vim.api.nvim_buf_get_name(buf)),
         vim.log.levels.WARN
       )
     end

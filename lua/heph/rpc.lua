@@ -135,6 +135,19 @@ vim.api.nvim_create_autocmd("VimLeavePre", {
   end,
 })
 
+---Requests that change the replica: never sent twice.
+---@type table<string, boolean>
+M.writes = {
+  node_save = true,
+  node_create = true,
+  node_set = true,
+  node_delete = true,
+  node_restore = true,
+  list_apply = true,
+  promote = true,
+  journal = true,
+}
+
 ---Sends a request and waits for the reply. Errors are raised as clean
 ---messages (no Lua traceback); a dead sidecar is restarted once.
 ---@param method string
@@ -149,10 +162,16 @@ function M.request(method, params)
       return result
     end
     local msg = tostring(result)
-    -- A dead channel: forget it and try once more with a fresh sidecar.
-    if attempt == 1 and (msg:match("[Ii]nvalid channel") or msg:match("closed") or vim.fn.jobwait({ chan }, 0)[1] ~= -1) then
+    -- A dead channel: forget it and try once more with a fresh sidecar,
+    -- unless the request writes: it may have landed before the sidecar
+    -- died, and sending it again would apply it twice.
+    local dead = msg:match("[Ii]nvalid channel") or msg:match("[Cc]hannel was closed") or vim.fn.jobwait({ chan }, 0)[1] ~= -1
+    if dead then
       H.chan = nil
-    else
+    end
+    if dead and M.writes[method] then
+      error(("heph: the sidecar stopped during %s; the change may or may not have been saved: check, then try again"):format(method), 0)
+    elseif attempt == 2 or not dead then
       msg = msg:gsub("^Vim:", ""):gsub("^Error invoking '[^']*' on channel %d+:%s*", "")
       error("heph: " .. msg, 0)
     end

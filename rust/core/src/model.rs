@@ -127,9 +127,10 @@ pub fn parse_date(text: &str) -> Result<Date, FieldError> {
 /// Normalizes a tag: trimmed, leading `#` removed, no whitespace or commas.
 pub fn normalize_tag(tag: &str) -> Result<String, FieldError> {
     let tag = tag.trim().trim_start_matches('#');
-    if tag.is_empty() || tag.chars().any(|c| c.is_whitespace() || c == ',') || tag.len() > 100 {
+    let bad_char = |c: char| c.is_whitespace() || c.is_control() || c == ',' || c == '\\';
+    if tag.is_empty() || tag.chars().any(bad_char) || tag.len() > 100 {
         return Err(FieldError(format!(
-            "invalid tag {tag:?} (tags are single words without commas)"
+            "invalid tag {tag:?} (tags are single words without commas or backslashes)"
         )));
     }
     Ok(tag.to_owned())

@@ -1,6 +1,7 @@
 //! The buffer parsers never panic, whatever the text, and report errors on
 //! lines that exist; rendering then parsing a node changes nothing.
 
+use heph_core::fields::Context;
 use heph_core::model::{Kind, Node, NodePatch, Status};
 use heph_core::text::{list_buffer, node_buffer, promote};
 use proptest::prelude::*;
@@ -26,13 +27,19 @@ fn node(title: String, body: String, tags: Vec<String>, kind: u8, status: u8) ->
     }
 }
 
+fn cx() -> Context {
+    Context {
+        today: time::macros::date!(2026 - 11 - 30),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
 
     #[test]
     fn node_parser_never_panics(lines in prop::collection::vec(".{0,60}", 0..20), body in ".{0,80}") {
         let current = node("t".into(), body, vec![], 0, 0);
-        if let Err(errors) = node_buffer::parse(&lines, &current) {
+        if let Err(errors) = node_buffer::parse(&lines, &current, &cx()) {
             prop_assert!(!errors.is_empty());
             for e in errors {
                 prop_assert!(e.line >= 1 && e.line <= lines.len().max(1), "{e:?}");
@@ -46,12 +53,12 @@ proptest! {
         lines.extend(fields);
         lines.push("---".to_string());
         let current = node("t".into(), String::new(), vec![], 0, 0);
-        let _ = node_buffer::parse(&lines, &current);
+        let _ = node_buffer::parse(&lines, &current, &cx());
     }
 
     #[test]
     fn render_parse_round_trip(
-        title in "[^\n\r:]{0,1}[a-zA-Z0-9 ]{1,30}",
+        title in "[^\n\r:\\p{Cc}]{0,1}[a-zA-Z0-9 ]{1,30}",
         body in "[a-z \n]{0,80}",
         tags in prop::collection::vec("[a-z]{1,8}", 0..4),
         kind in 0u8..3,
@@ -61,13 +68,14 @@ proptest! {
         prop_assume!(!title.is_empty());
         let n = node(title, body, tags, kind, status);
         let lines = node_buffer::render(&n);
-        prop_assert_eq!(node_buffer::parse(&lines, &n).unwrap(), NodePatch::default());
+        prop_assert_eq!(node_buffer::parse(&lines, &n, &cx()).unwrap(), NodePatch::default());
     }
 
     #[test]
     fn list_parser_never_panics(lines in prop::collection::vec(".{0,60}", 0..20)) {
         let shown = vec![node("t".into(), String::new(), vec![], 0, 0)];
-        match list_buffer::plan(&lines, &shown) {
+        let snapshot = list_buffer::snapshot(&list_buffer::render(&shown), cx().today);
+        match list_buffer::plan(&lines, &snapshot, &|_| None, cx().today) {
             Ok(_) => {}
             Err(errors) => for e in errors {
                 prop_assert!(e.line >= 1 && e.line <= lines.len());

@@ -20,6 +20,8 @@ pub enum Edit {
     Update(String, NodePatch),
     /// Delete a node.
     Delete(String),
+    /// Bring a deleted node back, then change it.
+    Restore(String, NodePatch),
 }
 
 /// Records ops inside one write transaction.
@@ -89,7 +91,20 @@ impl Replica {
     /// Applies a patch, recording ops only for fields that really change.
     /// Returns the names of the changed fields.
     pub fn update(&mut self, id: &str, patch: &NodePatch) -> Result<Vec<&'static str>> {
-        Ok(self.write(|w| update_in(w, id, patch))?.0)
+        Ok(self.write(|w| update_in(w, id, patch, None))?.0)
+    }
+
+    /// Like [`update`](Self::update), with the body recorded as an edit of
+    /// the body versions `body_base` (the heads the editor saw), so a body
+    /// changed elsewhere meanwhile is merged with this edit, not replaced.
+    /// Base stamps this replica does not know are refused.
+    pub fn update_from(
+        &mut self,
+        id: &str,
+        patch: &NodePatch,
+        body_base: &[Hlc],
+    ) -> Result<Vec<&'static str>> {
+        Ok(self.write(|w| update_in(w, id, patch, Some(body_base)))?.0)
     }
 
     /// Several edits in one transaction: all land or none does. Returns the
@@ -106,7 +121,15 @@ impl Replica {
                             ids.push(id);
                         }
                         Edit::Update(id, patch) => {
-                            update_in(w, &id, &patch)?;
+                            update_in(w, &id, &patch, None)?;
+                            ids.push(id);
+                        }
+                        Edit::Restore(id, patch) => {
+                            if query::get_node(w.tx, &id)?.is_none() {
+                                return Err(StoreError::UnknownNode(id));
+                            }
+                            w.record(&id, Action::Restore)?;
+                            update_in(w, &id, &patch, None)?;
                             ids.push(id);
                         }
                         Edit::Delete(id) => {
@@ -238,7 +261,12 @@ fn create_in(w: &mut Writer<'_, '_>, id: &str, new: &NewNode) -> Result<()> {
 }
 
 /// Records ops for the fields of `patch` that differ from the node.
-fn update_in(w: &mut Writer<'_, '_>, id: &str, patch: &NodePatch) -> Result<Vec<&'static str>> {
+fn update_in(
+    w: &mut Writer<'_, '_>,
+    id: &str,
+    patch: &NodePatch,
+    body_base: Option<&[Hlc]>,
+) -> Result<Vec<&'static str>> {
     let node = query::get_node(w.tx, id)?.ok_or_else(|| StoreError::UnknownNode(id.to_owned()))?;
     if node.deleted {
         return Err(StoreError::Invalid(format!(
@@ -296,7 +324,10 @@ fn update_in(w: &mut Writer<'_, '_>, id: &str, patch: &NodePatch) -> Result<Vec<
     if let Some(body) = &patch.body {
         check_body(body)?;
         if *body != node.body {
-            let base = body_heads(w.tx, id)?;
+            let base = match body_base {
+                Some(base) => known_body_base(w.tx, id, base)?,
+                None => body_heads(w.tx, id)?,
+            };
             w.record(
                 id,
                 Action::SetBody {
@@ -308,6 +339,26 @@ fn update_in(w: &mut Writer<'_, '_>, id: &str, patch: &NodePatch) -> Result<Vec<
         }
     }
     Ok(changed)
+}
+
+/// Checks that every stamp of an editor's body base is a body version of
+/// this node: a base from another node or a garbled buffer is refused, not
+/// recorded as if the editor had seen nothing.
+fn known_body_base(tx: &Transaction<'_>, id: &str, base: &[Hlc]) -> Result<Vec<Hlc>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT 1 FROM ops WHERE node = ?1 AND action = 'set_body' AND hlc = ?2 LIMIT 1",
+    )?;
+    for stamp in base {
+        if !stmt.exists(rusqlite::params![id, stamp.to_string()])? {
+            return Err(StoreError::Invalid(format!(
+                "the buffer was based on a version of {id} this replica does not have; reload it"
+            )));
+        }
+    }
+    let mut base = base.to_vec();
+    base.sort();
+    base.dedup();
+    Ok(base)
 }
 
 fn non_empty(value: Option<&str>) -> Option<String> {

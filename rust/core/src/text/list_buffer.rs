@@ -1,13 +1,23 @@
 //! The list buffer, oil.nvim style: one task per line,
 //! `/<id> [ ] Title @2026-11-30 +project #tag`. The `/<id> ` prefix (hidden
-//! by the editor) keeps identity when lines move; a line without it is new;
-//! a vanished id is a deletion.
+//! by the editor) keeps identity when lines move; a line without it is new.
+//!
+//! Lines round-trip: every title, project and tag renders to text that
+//! parses back to the same values. Trailing `@date`, `+project` and `#tag`
+//! words are read off the end; a title whose last word would read as one
+//! of those (or starts with `\`) gets a `\` in front of that word, and a
+//! project's spaces and backslashes are escaped with `\` (`+my\ project`).
+//!
+//! A save is planned against the lines the buffer was rendered with (the
+//! snapshot), never against a fresh query: a task the buffer never showed
+//! is never touched, and a line changes only the fields the user edited.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::ParseError;
+use crate::fields::{parse_day, parse_project};
 use crate::id::is_valid_node_id;
-use crate::model::{format_date, normalize_tag, parse_date, Node, NodePatch, Status};
+use crate::model::{format_date, normalize_tag, Node, NodePatch, Status};
 
 /// One parsed line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,10 +49,12 @@ pub enum ListChange {
         id: String,
         /// What changes.
         patch: NodePatch,
+        /// Whether the node is deleted and comes back (an undone delete).
+        restore: bool,
         /// One-line description.
         summary: String,
     },
-    /// A task that disappeared from the buffer.
+    /// A task whose line was removed from the buffer.
     Delete {
         /// Node id.
         id: String,
@@ -52,10 +64,11 @@ pub enum ListChange {
 }
 
 impl ListChange {
-    /// `create`, `update`, `complete` or `delete`.
+    /// `create`, `update`, `complete`, `restore` or `delete`.
     pub fn action(&self) -> &'static str {
         match self {
             ListChange::Create(_) => "create",
+            ListChange::Update { restore: true, .. } => "restore",
             ListChange::Update { patch, .. } if patch.status == Some(Some(Status::Done)) => {
                 "complete"
             }
@@ -100,15 +113,30 @@ pub fn render_line(node: &Node) -> String {
 /// The title with its `@due +project #tag` suffixes (what a list line
 /// shows after the checkbox; the CLI prints it too).
 pub fn item_text(node: &Node) -> String {
-    let mut line = node.title.clone();
+    let mut tokens = Vec::new();
     if let Some(due) = node.due {
-        line.push_str(&format!(" @{}", format_date(due)));
+        tokens.push(format!("@{}", format_date(due)));
     }
     if let Some(project) = &node.project {
-        line.push_str(&format!(" +{project}"));
+        let mut token = String::from("+");
+        for c in project.chars() {
+            if c.is_whitespace() {
+                token.push('\\');
+            }
+            token.push(c);
+        }
+        tokens.push(token);
     }
-    for tag in &node.tags {
-        line.push_str(&format!(" #{tag}"));
+    tokens.extend(node.tags.iter().map(|tag| format!("#{tag}")));
+    let mut line = escape_title(&node.title);
+    if !tokens.is_empty() && line.ends_with('\\') {
+        // A final `\` would escape the separator: a second space keeps
+        // the title's end where it is.
+        line.push(' ');
+    }
+    for token in tokens {
+        line.push(' ');
+        line.push_str(&token);
     }
     line
 }
@@ -118,8 +146,79 @@ pub fn render(nodes: &[Node]) -> Vec<String> {
     nodes.iter().map(render_line).collect()
 }
 
-/// Parses one line (1-based `number`); `None` for a blank line.
-pub fn parse_line(number: usize, text: &str) -> Result<Option<ListLine>, ParseError> {
+/// Byte ranges of the words of `text`: runs of non-whitespace, where a
+/// `\` before a whitespace character makes it part of the word (how a
+/// project's spaces are written).
+fn words(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c.is_whitespace() {
+            if let Some(s) = start.take() {
+                out.push((s, i));
+            }
+            continue;
+        }
+        start.get_or_insert(i);
+        if c == '\\' && chars.peek().is_some_and(|(_, next)| next.is_whitespace()) {
+            chars.next();
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, text.len()));
+    }
+    out
+}
+
+/// Whether a word reads as a trailing `@date`, `+project` or `#tag`.
+fn is_token(word: &str) -> bool {
+    let mut chars = word.chars();
+    matches!(chars.next(), Some('@' | '+' | '#')) && chars.next().is_some()
+}
+
+/// A title whose last word reads as a token or starts with `\` gets a
+/// `\` in front of that word; [`unescape_title`] takes it away.
+fn escape_title(title: &str) -> String {
+    let mut out = title.to_owned();
+    if let Some(&(start, end)) = words(title).last() {
+        if is_token(&title[start..end]) || title[start..].starts_with('\\') {
+            out.insert(start, '\\');
+        }
+    }
+    out
+}
+
+fn unescape_title(text: &str) -> String {
+    let mut title = text.to_owned();
+    if let Some(&(start, _)) = words(&title).last() {
+        if title[start..].starts_with('\\') {
+            title.remove(start);
+        }
+    }
+    title
+}
+
+/// A project token's value: `\ ` is a space.
+fn unescape_project(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && chars.peek().is_some_and(|next| next.is_whitespace()) {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Parses one line (1-based `number`); `None` for a blank line. `today`
+/// reads relative dates (`@tomorrow`, `@fri`, `@+3d`).
+pub fn parse_line(
+    number: usize,
+    text: &str,
+    today: time::Date,
+) -> Result<Option<ListLine>, ParseError> {
     let mut rest = text.trim();
     if rest.is_empty() {
         return Ok(None);
@@ -140,7 +239,9 @@ pub fn parse_line(number: usize, text: &str) -> Result<Option<ListLine>, ParseEr
         rest = tail.trim_start();
     }
     // Markdown list markers typed by habit are fine.
-    rest = rest.strip_prefix("- ").unwrap_or(rest).trim_start();
+    if id.is_none() {
+        rest = rest.strip_prefix("- ").unwrap_or(rest).trim_start();
+    }
     let mut status = None;
     for (mark, s) in [
         ("[ ]", Status::Todo),
@@ -155,29 +256,42 @@ pub fn parse_line(number: usize, text: &str) -> Result<Option<ListLine>, ParseEr
             break;
         }
     }
-    let mut words: Vec<&str> = rest.split_whitespace().collect();
+    let spans = words(rest);
     let (mut due, mut project, mut tags) = (None, None, BTreeSet::new());
-    while let Some(word) = words.last() {
-        if let Some(date) = word.strip_prefix('@') {
-            if due.is_some() {
-                return Err(ParseError::new(number, "more than one @due date"));
-            }
-            due = Some(parse_date(date).map_err(|e| ParseError::new(number, e.0))?);
-        } else if let Some(p) = word.strip_prefix('+').filter(|p| !p.is_empty()) {
-            if project.is_some() {
-                return Err(ParseError::new(number, "more than one +project"));
-            }
-            project = Some(p.to_owned());
-        } else if word.starts_with('#') && word.len() > 1 {
-            tags.insert(normalize_tag(word).map_err(|e| ParseError::new(number, e.0))?);
-        } else {
+    let fail = |message: String| ParseError::new(number, message);
+    let mut title_end = 0;
+    for &(start, end) in spans.iter().rev() {
+        let word = &rest[start..end];
+        if !is_token(word) {
+            title_end = end;
             break;
         }
-        words.pop();
+        let value = &word[1..];
+        match word.as_bytes()[0] {
+            b'@' => {
+                if due.is_some() {
+                    return Err(fail(
+                        "more than one @due date (write \\@ for a literal @)".into(),
+                    ));
+                }
+                due = Some(parse_day(value, today).map_err(|e| fail(e.0))?);
+            }
+            b'+' => {
+                if project.is_some() {
+                    return Err(fail(
+                        "more than one +project (write \\+ for a literal +)".into(),
+                    ));
+                }
+                project = Some(parse_project(&unescape_project(value)).map_err(|e| fail(e.0))?);
+            }
+            _ => {
+                tags.insert(normalize_tag(value).map_err(|e| fail(e.0))?);
+            }
+        }
     }
-    let title = words.join(" ");
-    if title.is_empty() {
-        return Err(ParseError::new(number, "the task has no title"));
+    let title = unescape_title(rest[..title_end].trim_end());
+    if title.trim().is_empty() {
+        return Err(fail("the task has no title".into()));
     }
     Ok(Some(ListLine {
         line: number,
@@ -185,20 +299,51 @@ pub fn parse_line(number: usize, text: &str) -> Result<Option<ListLine>, ParseEr
         status,
         title,
         due,
-        project,
+        project: project.filter(|p| !p.is_empty()),
         tags,
     }))
 }
 
-/// Compares edited lines with the nodes the list showed and plans the
-/// changes. Moving lines changes nothing.
-pub fn plan(lines: &[String], shown: &[Node]) -> Result<Vec<ListChange>, Vec<ParseError>> {
-    let by_id: HashMap<&str, &Node> = shown.iter().map(|n| (n.id.as_str(), n)).collect();
+/// Reads the lines a list was rendered with: the snapshot a save is
+/// planned against (id → what its line showed).
+pub fn snapshot(rendered: &[String], today: time::Date) -> HashMap<String, ListLine> {
+    rendered
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| parse_line(i + 1, text, today).ok().flatten())
+        .filter_map(|line| line.id.clone().map(|id| (id, line)))
+        .collect()
+}
+
+/// What a line shows of a node the snapshot does not hold (a line pasted
+/// from another list, an undone save): the node as it is now.
+pub fn shown(node: &Node) -> ListLine {
+    ListLine {
+        line: 0,
+        id: Some(node.id.clone()),
+        status: node.status,
+        title: node.title.clone(),
+        due: node.due,
+        project: node.project.clone(),
+        tags: node.tags.clone(),
+    }
+}
+
+/// Plans a save: the difference between the edited `lines` and the
+/// `snapshot` the buffer was rendered with. Lines whose id the snapshot
+/// lacks are edits of the node as `lookup` finds it now (restoring it when
+/// deleted); unknown ids are errors. Moving lines changes nothing.
+pub fn plan(
+    lines: &[String],
+    snapshot: &HashMap<String, ListLine>,
+    lookup: &dyn Fn(&str) -> Option<Node>,
+    today: time::Date,
+) -> Result<Vec<ListChange>, Vec<ParseError>> {
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
     let mut changes = Vec::new();
     for (index, text) in lines.iter().enumerate() {
-        let parsed = match parse_line(index + 1, text) {
+        let parsed = match parse_line(index + 1, text, today) {
             Ok(Some(p)) => p,
             Ok(None) => continue,
             Err(e) => {
@@ -210,13 +355,6 @@ pub fn plan(lines: &[String], shown: &[Node]) -> Result<Vec<ListChange>, Vec<Par
             changes.push(ListChange::Create(parsed));
             continue;
         };
-        let Some(node) = by_id.get(id.as_str()) else {
-            errors.push(ParseError::new(
-                parsed.line,
-                "this item is not part of this list; remove its id prefix to add it as a new task",
-            ));
-            continue;
-        };
         if !seen.insert(id.clone()) {
             errors.push(ParseError::new(
                 parsed.line,
@@ -224,60 +362,91 @@ pub fn plan(lines: &[String], shown: &[Node]) -> Result<Vec<ListChange>, Vec<Par
             ));
             continue;
         }
-        let mut patch = NodePatch::default();
-        let mut what = Vec::new();
-        if parsed.title != node.title {
-            patch.title = Some(parsed.title.clone());
-            what.push(format!("rename to \"{}\"", parsed.title));
-        }
-        if let Some(status) = parsed.status.filter(|s| Some(*s) != node.status) {
-            patch.status = Some(Some(status));
-            what.push(format!("mark {status}"));
-        }
-        if parsed.due != node.due {
-            patch.due = Some(parsed.due);
-            what.push(match parsed.due {
-                Some(d) => format!("due {}", format_date(d)),
-                None => "no due date".into(),
-            });
-        }
-        if parsed.project != node.project {
-            patch.project = Some(parsed.project.clone());
-            what.push(match &parsed.project {
-                Some(p) => format!("project {p}"),
-                None => "no project".into(),
-            });
-        }
-        if parsed.tags != node.tags {
-            patch.tags = Some(parsed.tags.clone());
-            what.push("tags".into());
-        }
-        if !patch.is_empty() {
-            changes.push(ListChange::Update {
-                id: id.clone(),
-                summary: format!("\"{}\": {}", node.title, what.join(", ")),
-                patch,
-            });
+        let (base, restore) = match snapshot.get(&id) {
+            Some(base) => (base.clone(), false),
+            None => match lookup(&id) {
+                Some(node) => (shown(&node), node.deleted),
+                None => {
+                    errors.push(ParseError::new(
+                        parsed.line,
+                        "no task has this id; delete the line (or all of its hidden '/id ' prefix to create a new task)",
+                    ));
+                    continue;
+                }
+            },
+        };
+        if let Some(change) = line_change(&id, &base, &parsed, restore) {
+            changes.push(change);
         }
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    for node in shown {
-        if !seen.contains(&node.id) {
+    let mut gone: Vec<&ListLine> = snapshot
+        .iter()
+        .filter(|(id, _)| !seen.contains(*id))
+        .map(|(_, line)| line)
+        .collect();
+    gone.sort_by_key(|line| line.line);
+    for line in gone {
+        if let Some(id) = &line.id {
             changes.push(ListChange::Delete {
-                id: node.id.clone(),
-                title: node.title.clone(),
+                id: id.clone(),
+                title: line.title.clone(),
             });
         }
     }
     Ok(changes)
 }
 
+/// The fields of one line that differ from what it showed.
+fn line_change(id: &str, base: &ListLine, edited: &ListLine, restore: bool) -> Option<ListChange> {
+    let mut patch = NodePatch::default();
+    let mut what = Vec::new();
+    if restore {
+        what.push("restore".to_owned());
+    }
+    if edited.title != base.title {
+        patch.title = Some(edited.title.clone());
+        what.push(format!("rename to \"{}\"", edited.title));
+    }
+    if let Some(status) = edited.status.filter(|s| Some(*s) != base.status) {
+        patch.status = Some(Some(status));
+        what.push(format!("mark {status}"));
+    }
+    if edited.due != base.due {
+        patch.due = Some(edited.due);
+        what.push(match edited.due {
+            Some(d) => format!("due {}", format_date(d)),
+            None => "no due date".into(),
+        });
+    }
+    if edited.project != base.project {
+        patch.project = Some(edited.project.clone());
+        what.push(match &edited.project {
+            Some(p) => format!("project {p}"),
+            None => "no project".into(),
+        });
+    }
+    if edited.tags != base.tags {
+        patch.tags = Some(edited.tags.clone());
+        what.push("tags".into());
+    }
+    (restore || !patch.is_empty()).then(|| ListChange::Update {
+        id: id.to_owned(),
+        summary: format!("\"{}\": {}", base.title, what.join(", ")),
+        patch,
+        restore,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::Kind;
+    use proptest::prelude::*;
+
+    const TODAY: time::Date = time::macros::date!(2026 - 11 - 30);
 
     fn task(id: &str, title: &str) -> Node {
         Node {
@@ -296,14 +465,19 @@ mod tests {
         }
     }
 
+    fn plan_on(lines: &[String], shown: &[Node]) -> Result<Vec<ListChange>, Vec<ParseError>> {
+        let snap = snapshot(&render(shown), TODAY);
+        plan(lines, &snap, &|_| None, TODAY)
+    }
+
     #[test]
     fn unchanged_and_reordered_lists_plan_nothing() {
         let shown = vec![task("a", "one"), task("b", "two")];
         let mut lines = render(&shown);
-        assert!(plan(&lines, &shown).unwrap().is_empty());
+        assert!(plan_on(&lines, &shown).unwrap().is_empty());
         lines.reverse();
         lines.push(String::new());
-        assert!(plan(&lines, &shown).unwrap().is_empty());
+        assert!(plan_on(&lines, &shown).unwrap().is_empty());
     }
 
     #[test]
@@ -317,9 +491,22 @@ mod tests {
             "/a [ ] uno".to_string(),
             "[ ] four @2026-12-24 +home #gift".to_string(),
         ];
-        let changes = plan(&lines, &shown).unwrap();
+        let changes = plan_on(&lines, &shown).unwrap();
         let actions: Vec<_> = changes.iter().map(|c| c.action()).collect();
         assert_eq!(actions, vec!["complete", "update", "create", "delete"]);
+        match &changes[0] {
+            ListChange::Update { patch, .. } => {
+                // Only the status: the other fields were not edited.
+                assert_eq!(
+                    *patch,
+                    NodePatch {
+                        status: Some(Some(Status::Done)),
+                        ..NodePatch::default()
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
         match &changes[2] {
             ListChange::Create(line) => {
                 assert_eq!(line.title, "four");
@@ -332,17 +519,134 @@ mod tests {
     }
 
     #[test]
+    fn a_task_the_list_never_showed_is_never_deleted() {
+        let shown = vec![task("a", "one")];
+        let lines = render(&shown);
+        let snap = snapshot(&lines, TODAY);
+        // "b" exists (arrived meanwhile) but the buffer never showed it.
+        let lookup = |id: &str| (id == "b").then(|| task("b", "new"));
+        assert!(plan(&lines, &snap, &lookup, TODAY).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_known_task_outside_the_snapshot_is_an_edit_not_an_error() {
+        let mut done = task("d", "finished");
+        done.status = Some(Status::Done);
+        done.deleted = true;
+        let snap = snapshot(&[], TODAY);
+        let lookup = |id: &str| (id == "d").then(|| done.clone());
+        let lines = vec!["/d [ ] finished".to_string()];
+        let changes = plan(&lines, &snap, &lookup, TODAY).unwrap();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].action(), "restore");
+        match &changes[0] {
+            ListChange::Update { patch, .. } => {
+                assert_eq!(patch.status, Some(Some(Status::Todo)))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn bad_lines_are_errors_with_numbers() {
         let shown = vec![task("a", "one")];
         let lines = vec![
             "/a [ ] one".to_string(),
             "/a [ ] one again".to_string(),
             "/zzz [ ] stranger".to_string(),
-            "[ ] @2026-13-01".to_string(),
+            "[ ] x @2026-13-01".to_string(),
             "[ ]".to_string(),
         ];
-        let errors = plan(&lines, &shown).unwrap_err();
+        let errors = plan_on(&lines, &shown).unwrap_err();
         let at: Vec<usize> = errors.iter().map(|e| e.line).collect();
         assert_eq!(at, vec![2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn titles_that_look_like_tokens_round_trip() {
+        let mut n = task("a", "Email @alice about +budget");
+        n.project = Some("P".into());
+        let line = render_line(&n);
+        let parsed = parse_line(1, &line, TODAY).unwrap().unwrap();
+        assert_eq!(parsed.title, n.title);
+        assert_eq!(parsed.project.as_deref(), Some("P"));
+        let n = task("b", "Fix bug #42");
+        assert_eq!(render_line(&n), "/b [ ] Fix bug \\#42");
+        assert_eq!(
+            parse_line(1, &render_line(&n), TODAY)
+                .unwrap()
+                .unwrap()
+                .title,
+            "Fix bug #42"
+        );
+        let mut n = task("c", "Plan");
+        n.project = Some("my big project".into());
+        let parsed = parse_line(1, &render_line(&n), TODAY).unwrap().unwrap();
+        assert_eq!(parsed.project.as_deref(), Some("my big project"));
+        assert_eq!(parsed.title, "Plan");
+    }
+
+    #[test]
+    fn typed_lines_take_relative_dates() {
+        let parsed = parse_line(1, "[ ] Buy bread @tomorrow +home #shop", TODAY)
+            .unwrap()
+            .unwrap();
+        assert_eq!(parsed.due, Some(time::macros::date!(2026 - 12 - 01)));
+        assert_eq!(parsed.title, "Buy bread");
+    }
+
+    fn title() -> impl Strategy<Value = String> {
+        let word = prop_oneof![
+            "[a-z]{1,6}",
+            "[@+#\\\\][a-z0-9]{0,4}",
+            "[a-z]{0,3}\\\\{1,3}",
+            "\\[[ x/-]\\]",
+            "\"[a-z ]{0,4}\"",
+            "[é日本-]{1,3}",
+        ];
+        prop::collection::vec((word, prop_oneof![Just(" "), Just("  "), Just("\t")]), 1..6)
+            .prop_map(|parts| {
+                let mut s = String::new();
+                for (w, sep) in parts {
+                    s.push_str(&w);
+                    s.push_str(sep);
+                }
+                s.trim().to_owned()
+            })
+            .prop_filter("titles are not empty", |t| !t.is_empty())
+    }
+
+    fn project() -> impl Strategy<Value = Option<String>> {
+        prop::option::of(
+            "[a-z@+#é]{1,5}( {1,2}[a-z#]{1,4}){0,2}"
+                .prop_map(|p: String| p.trim().to_owned())
+                .prop_filter("not empty", |p| !p.is_empty()),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn every_line_parses_back_to_its_values(
+            title in title(),
+            project in project(),
+            tags in prop::collection::btree_set("[a-z0-9_@+#.-]{1,6}", 0..4),
+            due in prop::option::of(0i64..3000),
+            status in prop::sample::select(vec![Status::Todo, Status::Doing, Status::Done, Status::Cancelled]),
+        ) {
+            let mut node = task("n1", &title);
+            node.project = project;
+            node.tags = tags.iter().filter_map(|t| normalize_tag(t).ok()).collect();
+            node.due = due.map(|d| TODAY + time::Duration::days(d));
+            node.status = Some(status);
+            let line = render_line(&node);
+            let parsed = parse_line(1, &line, TODAY).unwrap().unwrap();
+            prop_assert_eq!(&parsed.title, &node.title, "line {:?}", line);
+            prop_assert_eq!(&parsed.project, &node.project, "line {:?}", line);
+            prop_assert_eq!(&parsed.tags, &node.tags, "line {:?}", line);
+            prop_assert_eq!(parsed.due, node.due);
+            prop_assert_eq!(parsed.status, node.status);
+            // And the list plans nothing for it.
+            prop_assert!(plan_on(&[line], &[node]).unwrap().is_empty());
+        }
     }
 }

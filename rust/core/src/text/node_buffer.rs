@@ -12,38 +12,24 @@
 //! Body…
 //! ```
 
-use std::collections::BTreeSet;
-
 use super::ParseError;
-use crate::model::{format_date, normalize_tag, parse_date, Kind, Node, NodePatch, Status};
+use crate::fields::{self, Context, Value, FIELDS};
+use crate::model::{Kind, Node, NodePatch, Status};
 
 /// Header delimiter line.
 pub const FENCE: &str = "---";
 
 /// Renders a node as buffer lines.
 pub fn render(node: &Node) -> Vec<String> {
-    let mut lines = vec![FENCE.to_owned(), format!("title: {}", node.title)];
-    lines.push(format!("kind: {}", node.kind));
-    if node.kind == Kind::Task {
-        lines.push(format!(
-            "status: {}",
-            node.status.map(|s| s.as_str()).unwrap_or("todo")
-        ));
+    let mut lines = vec![FENCE.to_owned()];
+    for def in FIELDS.iter().filter(|def| (def.in_header)(node)) {
+        let value = match (def.get)(node) {
+            // A task always shows a status, so the key is there to edit.
+            Value::Status(None) if node.kind == Kind::Task => Value::Status(Some(Status::Todo)),
+            other => other,
+        };
+        lines.push(format!("{}: {}", def.name, value.render()));
     }
-    if node.kind == Kind::Task || node.due.is_some() {
-        lines.push(format!(
-            "due: {}",
-            node.due.map(format_date).unwrap_or_default()
-        ));
-    }
-    lines.push(format!(
-        "project: {}",
-        node.project.as_deref().unwrap_or("")
-    ));
-    lines.push(format!(
-        "tags: {}",
-        node.tags.iter().cloned().collect::<Vec<_>>().join(", ")
-    ));
     lines.push(FENCE.to_owned());
     lines.extend(body_lines(&node.body));
     lines
@@ -76,10 +62,38 @@ fn same_body(a: &str, b: &str) -> bool {
     trimmed(a) == trimmed(b)
 }
 
-/// Parses edited buffer lines into the changes relative to `current`.
-/// Keys left out of the header leave their field unchanged; a key with an
-/// empty value clears it. Every problem is reported, each with its line.
-pub fn parse(lines: &[String], current: &Node) -> Result<NodePatch, Vec<ParseError>> {
+/// A node buffer's text, read: the header's fields (those present, in
+/// order) and the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// Header fields that were present, with their 1-based lines.
+    pub fields: Vec<(usize, Value)>,
+    /// The body text.
+    pub body: String,
+}
+
+impl Parsed {
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.fields
+            .iter()
+            .find(|(_, v)| value_name(v) == name)
+            .map(|(_, v)| v)
+    }
+}
+
+fn value_name(value: &Value) -> &'static str {
+    match value {
+        Value::Title(_) => "title",
+        Value::Kind(_) => "kind",
+        Value::Status(_) => "status",
+        Value::Due(_) => "due",
+        Value::Project(_) => "project",
+        Value::Tags(_) => "tags",
+    }
+}
+
+/// Reads buffer lines. Every problem is reported, each with its line.
+pub fn read(lines: &[String], cx: &Context) -> Result<Parsed, Vec<ParseError>> {
     let mut errors = Vec::new();
     if lines.first().map(|l| l.trim_end()) != Some(FENCE) {
         return Err(vec![ParseError::new(
@@ -94,113 +108,87 @@ pub fn parse(lines: &[String], current: &Node) -> Result<NodePatch, Vec<ParseErr
         )]);
     };
     let close = close + 1;
-    let mut patch = NodePatch::default();
-    let mut seen = BTreeSet::new();
-    let mut kind = current.kind;
-    let mut status_line = None;
+    let mut fields: Vec<(usize, Value)> = Vec::new();
     for (index, line) in lines[1..close].iter().enumerate() {
         let number = index + 2;
         if line.trim().is_empty() {
             continue;
         }
-        let Some((key, value)) = line.split_once(':') else {
+        let Some((key, text)) = line.split_once(':') else {
             errors.push(ParseError::new(
                 number,
                 format!("expected 'key: value', got {:?}", truncate(line)),
             ));
             continue;
         };
-        let key = key.trim().to_ascii_lowercase();
-        let value = value.trim();
-        if !seen.insert(key.clone()) {
-            errors.push(ParseError::new(number, format!("'{key}' appears twice")));
-            continue;
-        }
-        match key.as_str() {
-            "title" => {
-                if value.is_empty() {
-                    errors.push(ParseError::new(number, "the title cannot be empty"));
-                } else if value != current.title {
-                    patch.title = Some(value.to_owned());
-                }
-            }
-            "kind" => match value.parse::<Kind>() {
-                Ok(k) => {
-                    kind = k;
-                    if k != current.kind {
-                        patch.kind = Some(k);
-                    }
-                }
-                Err(e) => errors.push(ParseError::new(number, e.0)),
-            },
-            "status" => {
-                status_line = Some(number);
-                let status = if value.is_empty() {
-                    Ok(None)
-                } else {
-                    value.parse::<Status>().map(Some)
-                };
-                match status {
-                    Ok(s) if s != current.status => patch.status = Some(s),
-                    Ok(_) => {}
-                    Err(e) => errors.push(ParseError::new(number, e.0)),
-                }
-            }
-            "due" => {
-                let due = if value.is_empty() {
-                    Ok(None)
-                } else {
-                    parse_date(value).map(Some)
-                };
-                match due {
-                    Ok(d) if d != current.due => patch.due = Some(d),
-                    Ok(_) => {}
-                    Err(e) => errors.push(ParseError::new(number, e.0)),
-                }
-            }
-            "project" => {
-                let project = (!value.is_empty()).then(|| value.to_owned());
-                if project != current.project {
-                    patch.project = Some(project);
-                }
-            }
-            "tags" => {
-                let mut tags = BTreeSet::new();
-                for raw in value.split([',', ' ']).filter(|t| !t.trim().is_empty()) {
-                    match normalize_tag(raw) {
-                        Ok(tag) => {
-                            tags.insert(tag);
-                        }
-                        Err(e) => errors.push(ParseError::new(number, e.0)),
-                    }
-                }
-                if tags != current.tags {
-                    patch.tags = Some(tags);
-                }
-            }
-            other => errors.push(ParseError::new(
+        let Some(def) = fields::field(key) else {
+            errors.push(ParseError::new(
                 number,
                 format!(
-                    "unknown header key '{}' (keys: title, kind, status, due, project, tags)",
-                    truncate(other)
+                    "unknown header key '{}' (keys: {})",
+                    truncate(key.trim()),
+                    fields::names()
                 ),
-            )),
+            ));
+            continue;
+        };
+        if fields.iter().any(|(_, v)| value_name(v) == def.name) {
+            errors.push(ParseError::new(
+                number,
+                format!("'{}' appears twice", def.name),
+            ));
+            continue;
         }
-    }
-    if let (Some(line), true) = (status_line, kind != Kind::Task) {
-        if patch.status.is_some() {
-            errors.push(ParseError::new(line, "status applies to tasks only"));
+        match (def.parse)(text, cx) {
+            Ok(value) => fields.push((number, value)),
+            Err(e) => errors.push(ParseError::new(number, e.0)),
         }
-    }
-    let body = join_body(&lines[close + 1..]);
-    if !same_body(&body, &current.body) {
-        patch.body = Some(body);
     }
     if errors.is_empty() {
-        Ok(patch)
+        Ok(Parsed {
+            fields,
+            body: join_body(&lines[close + 1..]),
+        })
     } else {
         Err(errors)
     }
+}
+
+/// The changes from `base` (what the buffer was rendered from) to
+/// `edited`: only fields the user changed, so a field changed elsewhere
+/// meanwhile is not written back. Keys left out of the header leave their
+/// field unchanged.
+pub fn diff(base: &Parsed, edited: &Parsed, kind_now: Kind) -> Result<NodePatch, Vec<ParseError>> {
+    let mut patch = NodePatch::default();
+    let mut status_line = None;
+    for (line, value) in &edited.fields {
+        if base.get(value_name(value)) == Some(value) {
+            continue;
+        }
+        if matches!(value, Value::Status(Some(_))) {
+            status_line = Some(*line);
+        }
+        value.clone().apply(&mut patch);
+    }
+    let kind = patch.kind.unwrap_or(kind_now);
+    if let (Some(line), true) = (status_line, kind != Kind::Task) {
+        return Err(vec![ParseError::new(line, "status applies to tasks only")]);
+    }
+    if !same_body(&base.body, &edited.body) {
+        patch.body = Some(edited.body.clone());
+    }
+    Ok(patch)
+}
+
+/// Parses edited buffer lines into the changes relative to `current`
+/// (a buffer rendered from `current` and edited).
+pub fn parse(lines: &[String], current: &Node, cx: &Context) -> Result<NodePatch, Vec<ParseError>> {
+    let base = read(&render(current), cx).map_err(|mut e| {
+        e.truncate(1);
+        e
+    })?;
+    let edited = read(lines, cx)?;
+    diff(&base, &edited, current.kind)
 }
 
 fn truncate(s: &str) -> String {
@@ -210,6 +198,14 @@ fn truncate(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::normalize_tag;
+    use proptest::prelude::*;
+
+    fn cx() -> Context {
+        Context {
+            today: time::macros::date!(2026 - 11 - 30),
+        }
+    }
 
     fn node() -> Node {
         Node {
@@ -233,13 +229,16 @@ mod tests {
         let n = node();
         let lines = render(&n);
         assert_eq!(lines[1], "title: Buy milk");
-        assert_eq!(parse(&lines, &n).unwrap(), NodePatch::default());
+        assert_eq!(parse(&lines, &n, &cx()).unwrap(), NodePatch::default());
         let mut note = n.clone();
         note.kind = Kind::Note;
         note.status = None;
         note.due = None;
         note.body = "no final newline".into();
-        assert_eq!(parse(&render(&note), &note).unwrap(), NodePatch::default());
+        assert_eq!(
+            parse(&render(&note), &note, &cx()).unwrap(),
+            NodePatch::default()
+        );
     }
 
     #[test]
@@ -251,7 +250,7 @@ mod tests {
         lines[4] = "due:".into();
         lines[6] = "tags: shop, #dairy".into();
         lines.push("more".into());
-        let patch = parse(&lines, &n).unwrap();
+        let patch = parse(&lines, &n, &cx()).unwrap();
         assert_eq!(patch.title.as_deref(), Some("Buy oat milk"));
         assert_eq!(patch.status, Some(Some(Status::Done)));
         assert_eq!(patch.due, Some(None));
@@ -270,14 +269,48 @@ mod tests {
         lines[2] = "kind: poem".into();
         lines[4] = "due: soon".into();
         lines.insert(5, "colour: red".into());
-        let errors = parse(&lines, &n).unwrap_err();
+        let errors = parse(&lines, &n, &cx()).unwrap_err();
         let at: Vec<usize> = errors.iter().map(|e| e.line).collect();
         assert_eq!(at, vec![3, 5, 6]);
         assert!(errors[2].message.contains("unknown header key"));
 
         let unclosed: Vec<String> = vec!["---".into(), "title: x".into(), "body".into()];
-        assert_eq!(parse(&unclosed, &n).unwrap_err()[0].line, 3);
-        assert_eq!(parse(&["hello".to_string()], &n).unwrap_err()[0].line, 1);
-        assert_eq!(parse(&[], &n).unwrap_err()[0].line, 1);
+        assert_eq!(parse(&unclosed, &n, &cx()).unwrap_err()[0].line, 3);
+        assert_eq!(
+            parse(&["hello".to_string()], &n, &cx()).unwrap_err()[0].line,
+            1
+        );
+        assert_eq!(parse(&[], &n, &cx()).unwrap_err()[0].line, 1);
+    }
+
+    proptest! {
+        #[test]
+        fn a_rendered_node_reads_back_as_itself(
+            title in "[a-zA-Z0-9:#@+\\\\ é-]{0,20}[a-z]",
+            project in prop::option::of("[a-z:#@+ é]{0,8}[a-z]"),
+            tags in prop::collection::btree_set("[a-z0-9_@+.-]{1,6}", 0..4),
+            due in prop::option::of(0i64..3000),
+            body in "(---|[a-z :#]{0,12}|)(\n(---|[a-z :#]{0,12}|)){0,5}\n?",
+            note in any::<bool>(),
+        ) {
+            let mut n = node();
+            n.title = title.trim().to_owned();
+            n.project = project.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty());
+            n.tags = tags.iter().filter_map(|t| normalize_tag(t).ok()).collect();
+            n.due = due.map(|d| time::macros::date!(2026 - 01 - 01) + time::Duration::days(d));
+            n.body = body;
+            if note {
+                n.kind = Kind::Note;
+                n.status = None;
+            }
+            let lines = render(&n);
+            prop_assert_eq!(parse(&lines, &n, &cx()).unwrap(), NodePatch::default());
+            let read = read(&lines, &cx()).unwrap();
+            let value = |name: &str| read.fields.iter().find(|(_, v)| value_name(v) == name).map(|(_, v)| v.clone());
+            prop_assert_eq!(value("title"), Some(Value::Title(n.title.clone())));
+            prop_assert_eq!(value("project"), Some(Value::Project(n.project.clone())));
+            prop_assert_eq!(value("tags"), Some(Value::Tags(n.tags.clone())));
+            prop_assert!(same_body(&read.body, &n.body), "{:?} vs {:?}", read.body, n.body);
+        }
     }
 }

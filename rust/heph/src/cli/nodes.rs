@@ -1,13 +1,12 @@
 //! Node commands: add, list, show, set, done, rm, restore, search, journal,
 //! export-ops, import-ops.
 
-use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use heph_core::model::{format_date, parse_date};
+use heph_core::model::format_date;
 use heph_core::{Kind, NewNode, Node, NodePatch, Op, Status};
 use heph_store::{ListFilter, Replica, StatusFilter};
 
@@ -65,6 +64,11 @@ pub struct SetArgs {
     /// FIELD=VALUE pairs: title, kind, status, due, project, tags (comma separated), body. An empty value clears.
     #[arg(required = true, num_args = 1..)]
     pub assignments: Vec<String>,
+    /// The body heads (`body_heads` of `heph show --json`, comma separated)
+    /// the new body was edited from: a body changed since is merged with
+    /// this edit instead of being replaced by it.
+    #[arg(long)]
+    pub base: Option<String>,
 }
 
 /// A single node id.
@@ -101,7 +105,7 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
 }
 
 fn parse_date_arg(s: &str) -> Result<time::Date, String> {
-    parse_date(s).map_err(|e| e.0)
+    heph_core::fields::parse_day(s, crate::local_day::today()).map_err(|e| e.0)
 }
 
 fn open(paths: &Paths) -> Result<Replica> {
@@ -121,13 +125,6 @@ fn open(paths: &Paths) -> Result<Replica> {
 pub fn dump(paths: &Paths) -> Result<ExitCode> {
     print!("{}", open(paths)?.canonical_dump()?);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Today in local time (UTC when the offset is unknown).
-pub fn today() -> time::Date {
-    time::OffsetDateTime::now_local()
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
-        .date()
 }
 
 /// JSON form of a node, shared by `list --json` and `show --json`.
@@ -214,7 +211,14 @@ pub fn show(paths: &Paths, args: ShowArgs) -> Result<ExitCode> {
     let replica = open(paths)?;
     let node = require(&replica, &args.id)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&node_json(&node))?);
+        let mut json = node_json(&node);
+        let heads: Vec<String> = replica
+            .body_heads(&node.id)?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        json["body_heads"] = serde_json::json!(heads);
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         println!("{}", summary_line(&node));
         println!("kind: {}", node.kind);
@@ -232,50 +236,21 @@ pub fn show(paths: &Paths, args: ShowArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Parses `FIELD=VALUE` pairs into a patch.
-pub(crate) fn parse_assignments(assignments: &[String]) -> Result<NodePatch> {
-    let mut patch = NodePatch::default();
-    for assignment in assignments {
-        let (field, value) = assignment
-            .split_once('=')
-            .with_context(|| format!("expected FIELD=VALUE, got {assignment:?}"))?;
-        let value = value.trim();
-        let optional = || (!value.is_empty()).then(|| value.to_owned());
-        match field.trim() {
-            "title" => patch.title = Some(value.to_owned()),
-            "kind" => patch.kind = Some(parse_kind(value).map_err(|e| anyhow!(e))?),
-            "status" => {
-                patch.status = Some(
-                    optional()
-                        .map(|v| v.parse::<Status>())
-                        .transpose()
-                        .map_err(|e| anyhow!(e.0))?,
-                )
-            }
-            "due" => {
-                patch.due = Some(
-                    optional()
-                        .map(|v| parse_date(&v))
-                        .transpose()
-                        .map_err(|e| anyhow!(e.0))?,
-                )
-            }
-            "project" => patch.project = Some(optional()),
-            "tags" => {
-                patch.tags = Some(
-                    value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|t| !t.is_empty())
-                        .map(str::to_owned)
-                        .collect::<BTreeSet<_>>(),
-                )
-            }
-            "body" => patch.body = Some(value.replace("\\n", "\n")),
-            other => bail!(
-                "unknown field {other:?} (fields: title, kind, status, due, project, tags, body)"
-            ),
-        }
+/// Parses `FIELD=VALUE` pairs into a patch with the field table (the
+/// grammar of node-buffer headers); in a body, `\n` is a newline.
+fn parse_assignments(assignments: &[String]) -> Result<NodePatch> {
+    let pairs = assignments
+        .iter()
+        .map(|a| {
+            a.split_once('=')
+                .with_context(|| format!("expected FIELD=VALUE, got {a:?}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut patch =
+        heph_core::fields::patch_from_pairs(pairs.iter().copied(), &crate::local_day::context())
+            .map_err(|e| anyhow!(e.0))?;
+    if let Some(body) = &mut patch.body {
+        *body = body.replace("\\n", "\n");
     }
     Ok(patch)
 }
@@ -285,7 +260,18 @@ pub fn set(paths: &Paths, args: SetArgs) -> Result<ExitCode> {
     let patch = parse_assignments(&args.assignments)?;
     let mut replica = open(paths)?;
     require(&replica, &args.id)?;
-    let changed = replica.update(&args.id, &patch)?;
+    let changed = match &args.base {
+        Some(base) => {
+            let heads = base
+                .split(',')
+                .filter(|h| !h.trim().is_empty())
+                .map(|h| h.trim().parse::<heph_core::Hlc>())
+                .collect::<Result<Vec<_>, _>>()
+                .context("--base takes the body_heads of `heph show --json`, comma separated")?;
+            replica.update_from(&args.id, &patch, &heads)?
+        }
+        None => replica.update(&args.id, &patch)?,
+    };
     if changed.is_empty() {
         eprintln!("nothing changed");
     } else {
@@ -354,7 +340,7 @@ pub fn search(paths: &Paths, args: SearchArgs) -> Result<ExitCode> {
 /// `heph journal`.
 pub fn journal(paths: &Paths, args: JournalArgs) -> Result<ExitCode> {
     let mut replica = open(paths)?;
-    let node = replica.journal(args.date.unwrap_or_else(today))?;
+    let node = replica.journal(args.date.unwrap_or_else(crate::local_day::today))?;
     println!("{}", node.id);
     Ok(ExitCode::SUCCESS)
 }

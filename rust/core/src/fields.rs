@@ -1,0 +1,331 @@
+//! The field table: every node field once, with its name, how its text is
+//! parsed and rendered, how it is read from a node and how it goes into a
+//! patch. The node-buffer header, the CLI's `FIELD=VALUE` assignments and
+//! the RPC's `fields` maps all go through this table (in the spirit of
+//! oil.nvim's columns), so a new field costs one entry here.
+//!
+//! Parsing yields the canonical form (trimmed, normalized): the form ops
+//! carry and validation accepts. An empty text clears an optional field.
+
+use std::collections::BTreeSet;
+
+use time::{Date, Duration, Weekday};
+
+use crate::model::{format_date, normalize_tag, FieldError, Kind, Node, NodePatch, Status};
+use crate::op::MAX_VALUE_BYTES;
+
+/// One field's value, canonical.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// A title (never empty).
+    Title(String),
+    /// The kind.
+    Kind(Kind),
+    /// A status, or none.
+    Status(Option<Status>),
+    /// A due date, or none.
+    Due(Option<Date>),
+    /// A project, or none.
+    Project(Option<String>),
+    /// The complete tag set.
+    Tags(BTreeSet<String>),
+}
+
+/// What parsing needs from outside: the user's local date, for `today`,
+/// `tomorrow`, weekday names and `+3d`.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    /// Today on the user's local calendar.
+    pub today: Date,
+}
+
+/// One entry of the table.
+pub struct FieldDef {
+    /// The name: header key, CLI field, RPC key and JSON key.
+    pub name: &'static str,
+    /// Text → canonical value.
+    pub parse: fn(&str, &Context) -> Result<Value, FieldError>,
+    /// A node's value.
+    pub get: fn(&Node) -> Value,
+    /// Whether the node buffer's header shows the field for this node.
+    pub in_header: fn(&Node) -> bool,
+}
+
+/// Every field a header, an assignment or an RPC map may name (the body is
+/// not a field: it is the text under the header).
+pub const FIELDS: &[FieldDef] = &[
+    FieldDef {
+        name: "title",
+        parse: parse_title,
+        get: |n| Value::Title(n.title.clone()),
+        in_header: |_| true,
+    },
+    FieldDef {
+        name: "kind",
+        parse: |s, _| s.parse::<Kind>().map(Value::Kind),
+        get: |n| Value::Kind(n.kind),
+        in_header: |_| true,
+    },
+    FieldDef {
+        name: "status",
+        parse: |s, _| optional(s, |v| v.parse::<Status>()).map(Value::Status),
+        get: |n| Value::Status(n.status),
+        in_header: |n| n.kind == Kind::Task,
+    },
+    FieldDef {
+        name: "due",
+        parse: |s, cx| optional(s, |v| parse_day(v, cx.today)).map(Value::Due),
+        get: |n| Value::Due(n.due),
+        in_header: |n| n.kind == Kind::Task || n.due.is_some(),
+    },
+    FieldDef {
+        name: "project",
+        parse: |s, _| optional(s, parse_project).map(Value::Project),
+        get: |n| Value::Project(n.project.clone()),
+        in_header: |_| true,
+    },
+    FieldDef {
+        name: "tags",
+        parse: |s, _| parse_tags(s).map(Value::Tags),
+        get: |n| Value::Tags(n.tags.clone()),
+        in_header: |_| true,
+    },
+];
+
+/// The names of every field, for messages.
+pub fn names() -> String {
+    FIELDS.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+}
+
+/// The entry for `name` (case-insensitive).
+pub fn field(name: &str) -> Option<&'static FieldDef> {
+    let name = name.trim();
+    FIELDS.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+}
+
+impl Value {
+    /// The value as text, the way headers and assignments write it (parses
+    /// back to the same value).
+    pub fn render(&self) -> String {
+        match self {
+            Value::Title(t) => t.clone(),
+            Value::Kind(k) => k.to_string(),
+            Value::Status(s) => s.map(|s| s.to_string()).unwrap_or_default(),
+            Value::Due(d) => d.map(format_date).unwrap_or_default(),
+            Value::Project(p) => p.clone().unwrap_or_default(),
+            Value::Tags(t) => t.iter().cloned().collect::<Vec<_>>().join(", "),
+        }
+    }
+
+    /// Puts the value into a patch.
+    pub fn apply(self, patch: &mut NodePatch) {
+        match self {
+            Value::Title(t) => patch.title = Some(t),
+            Value::Kind(k) => patch.kind = Some(k),
+            Value::Status(s) => patch.status = Some(s),
+            Value::Due(d) => patch.due = Some(d),
+            Value::Project(p) => patch.project = Some(p),
+            Value::Tags(t) => patch.tags = Some(t),
+        }
+    }
+}
+
+fn optional<T>(
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, FieldError>,
+) -> Result<Option<T>, FieldError> {
+    let text = text.trim();
+    if text.is_empty() {
+        Ok(None)
+    } else {
+        parse(text).map(Some)
+    }
+}
+
+fn check_len(what: &str, text: &str) -> Result<(), FieldError> {
+    if text.len() > MAX_VALUE_BYTES {
+        return Err(FieldError(format!(
+            "the {what} is longer than {MAX_VALUE_BYTES} bytes"
+        )));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(FieldError(format!(
+            "the {what} must be one line without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A title: one line, not empty, trimmed.
+pub fn parse_title(text: &str, _: &Context) -> Result<Value, FieldError> {
+    let title = text.trim();
+    if title.is_empty() {
+        return Err(FieldError("the title cannot be empty".into()));
+    }
+    check_len("title", title)?;
+    Ok(Value::Title(title.to_owned()))
+}
+
+/// A project: one line, trimmed, inner spaces kept, no `\` (list lines
+/// escape a project's spaces with it).
+pub fn parse_project(text: &str) -> Result<String, FieldError> {
+    let project = text.trim();
+    check_len("project", project)?;
+    if project.contains('\\') {
+        return Err(FieldError(format!(
+            "invalid project {project:?}: a project name cannot contain '\\'"
+        )));
+    }
+    Ok(project.to_owned())
+}
+
+/// Tags separated by commas and/or spaces, each normalized (`#` dropped).
+pub fn parse_tags(text: &str) -> Result<BTreeSet<String>, FieldError> {
+    text.split([',', ' ', '\t'])
+        .filter(|t| !t.trim().is_empty())
+        .map(normalize_tag)
+        .collect()
+}
+
+/// A day: `YYYY-MM-DD`, `today`, `tomorrow`, `yesterday`, a weekday name
+/// (the next such day, never today), `+3d`/`+2w`/`-1d`, or `next week`
+/// (Monday of next week). Stored as the ISO date.
+pub fn parse_day(text: &str, today: Date) -> Result<Date, FieldError> {
+    let word = text.trim().to_ascii_lowercase();
+    let relative = match word.as_str() {
+        "today" => Some(today),
+        "tomorrow" => today.next_day(),
+        "yesterday" => today.previous_day(),
+        "next week" => Some(today.next_occurrence(Weekday::Monday)),
+        _ => None,
+    };
+    if let Some(day) = relative {
+        return Ok(day);
+    }
+    if let Some(weekday) = weekday(&word) {
+        return Ok(today.next_occurrence(weekday));
+    }
+    if let Some(offset) = offset_days(&word) {
+        return today
+            .checked_add(Duration::days(offset))
+            .ok_or_else(|| FieldError(format!("the date {text:?} is out of range")));
+    }
+    crate::model::parse_date(text).map_err(|_| {
+        FieldError(format!(
+            "invalid date {:?} (expected YYYY-MM-DD, today, tomorrow, a weekday, +3d or next week)",
+            text.trim()
+        ))
+    })
+}
+
+fn weekday(word: &str) -> Option<Weekday> {
+    const DAYS: [(&str, Weekday); 7] = [
+        ("monday", Weekday::Monday),
+        ("tuesday", Weekday::Tuesday),
+        ("wednesday", Weekday::Wednesday),
+        ("thursday", Weekday::Thursday),
+        ("friday", Weekday::Friday),
+        ("saturday", Weekday::Saturday),
+        ("sunday", Weekday::Sunday),
+    ];
+    // Full names or their first three letters or more ("mon", "thurs").
+    (word.len() >= 3)
+        .then(|| DAYS.iter().find(|(name, _)| name.starts_with(word)))
+        .flatten()
+        .map(|(_, day)| *day)
+}
+
+fn offset_days(word: &str) -> Option<i64> {
+    let (sign, rest) = match word.as_bytes().first()? {
+        b'+' => (1, &word[1..]),
+        b'-' => (-1, &word[1..]),
+        _ => return None,
+    };
+    let unit = match rest.chars().last()? {
+        'd' => 1,
+        'w' => 7,
+        _ => return None,
+    };
+    let n: i64 = rest[..rest.len() - 1].parse().ok()?;
+    (n <= 100_000).then_some(sign * n * unit)
+}
+
+/// Parses `FIELD=VALUE` assignments (CLI) or a `{field = value}` map (RPC)
+/// into a patch; `body` is taken as the body text. Unknown fields and bad
+/// values are errors naming the field.
+pub fn patch_from_pairs<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    cx: &Context,
+) -> Result<NodePatch, FieldError> {
+    let mut patch = NodePatch::default();
+    for (name, value) in pairs {
+        if name.trim() == "body" {
+            patch.body = Some(value.to_owned());
+            continue;
+        }
+        let def = field(name).ok_or_else(|| {
+            FieldError(format!(
+                "unknown field {:?} (fields: {}, body)",
+                name.trim(),
+                names()
+            ))
+        })?;
+        let value =
+            (def.parse)(value, cx).map_err(|e| FieldError(format!("{}: {}", def.name, e.0)))?;
+        value.apply(&mut patch);
+    }
+    Ok(patch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    fn cx() -> Context {
+        // A Monday.
+        Context {
+            today: date!(2026 - 11 - 30),
+        }
+    }
+
+    #[test]
+    fn relative_days() {
+        let t = cx().today;
+        assert_eq!(parse_day("today", t).unwrap(), t);
+        assert_eq!(parse_day("Tomorrow", t).unwrap(), date!(2026 - 12 - 01));
+        assert_eq!(parse_day("+3d", t).unwrap(), date!(2026 - 12 - 03));
+        assert_eq!(parse_day("+2w", t).unwrap(), date!(2026 - 12 - 14));
+        assert_eq!(parse_day("fri", t).unwrap(), date!(2026 - 12 - 04));
+        assert_eq!(parse_day("monday", t).unwrap(), date!(2026 - 12 - 07));
+        assert_eq!(parse_day("next week", t).unwrap(), date!(2026 - 12 - 07));
+        assert_eq!(parse_day("2027-01-02", t).unwrap(), date!(2027 - 01 - 02));
+        for bad in ["soon", "+d", "2026-02-30", "mo", "+99999999999d"] {
+            assert!(parse_day(bad, t).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pairs_become_a_patch() {
+        let patch = patch_from_pairs(
+            [
+                ("title", "  Buy oat milk "),
+                ("status", "done"),
+                ("due", ""),
+                ("tags", "#a, b c"),
+                ("body", "text"),
+            ],
+            &cx(),
+        )
+        .unwrap();
+        assert_eq!(patch.title.as_deref(), Some("Buy oat milk"));
+        assert_eq!(patch.status, Some(Some(Status::Done)));
+        assert_eq!(patch.due, Some(None));
+        assert_eq!(patch.tags.unwrap().len(), 3);
+        assert_eq!(patch.body.as_deref(), Some("text"));
+        assert!(patch_from_pairs([("colour", "red")], &cx()).is_err());
+        assert!(patch_from_pairs([("title", " ")], &cx()).is_err());
+        assert!(patch_from_pairs([("project", "a\nb")], &cx()).is_err());
+        assert!(patch_from_pairs([("project", "a\\b")], &cx()).is_err());
+    }
+}
