@@ -157,6 +157,11 @@ function M.request(method, params)
   params = params or vim.empty_dict()
   for attempt = 1, 2 do
     local chan = M.ensure()
+    if M.writes[method] and vim.fn.jobwait({ chan }, 0)[1] ~= -1 then
+      -- Died since the last request: start a fresh one before writing.
+      H.chan = nil
+      chan = M.ensure()
+    end
     local ok, result = pcall(vim.rpcrequest, chan, method, params)
     if ok then
       return result

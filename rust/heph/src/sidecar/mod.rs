@@ -90,6 +90,11 @@ impl Sidecar {
         .await
         .map_err(|e| format!("request failed: {e}"))?;
         if reply.is_ok() && WRITES.contains(&name_for_write.as_str()) {
+            // Test seam: die after a committed write, before replying, as a
+            // crash would (the front end must not send the write again).
+            if std::env::var("HEPH_TEST_EXIT_AFTER").as_deref() == Ok(name_for_write.as_str()) {
+                std::process::exit(70);
+            }
             bridge.local_write_maybe();
         }
         reply
