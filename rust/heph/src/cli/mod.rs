@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::paths::Paths;
 
@@ -51,7 +51,7 @@ pub enum Command {
     /// Read ops as JSON lines from stdin and apply them.
     ImportOps,
     /// Run the msgpack-RPC sidecar for Neovim on stdin/stdout.
-    Sidecar(SidecarArgs),
+    Sidecar(crate::sidecar::SidecarArgs),
     /// Push and pull ops with the hub once.
     Sync(sync_cmd::SyncArgs),
     /// Show sync state: hub URL, last sync, pending ops, last error.
@@ -65,14 +65,6 @@ pub enum Command {
     Login(auth_cmd::LoginArgs),
     /// Forget the stored tokens.
     Logout(auth_cmd::LogoutArgs),
-}
-
-/// Options of `heph sidecar`.
-#[derive(Debug, Args)]
-pub struct SidecarArgs {
-    /// Log file (default: heph/sidecar.log under the state dir).
-    #[arg(long, value_name = "FILE")]
-    pub log_file: Option<PathBuf>,
 }
 
 /// Runs one parsed command line.

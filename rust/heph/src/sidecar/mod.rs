@@ -17,7 +17,6 @@ use nvim_rs::compat::tokio::Compat;
 use nvim_rs::{Handler, Neovim};
 use rmpv::Value;
 
-use crate::cli::SidecarArgs;
 use crate::paths::Paths;
 
 use methods::Context;
@@ -37,6 +36,14 @@ const WRITES: &[&str] = &[
     "list_apply",
     "promote",
 ];
+
+/// Options of `heph sidecar`.
+#[derive(Debug, clap::Args)]
+pub struct SidecarArgs {
+    /// Log file (default: heph/sidecar.log under the state dir).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+}
 
 #[derive(Clone)]
 struct Sidecar {
