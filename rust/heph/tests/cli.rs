@@ -200,3 +200,59 @@ fn a_mistyped_token_store_stops_login_before_it_starts() {
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("is not a token store"), "{stderr}");
 }
+
+#[test]
+fn set_with_a_base_merges_a_body_changed_since() {
+    let cli = Cli::new();
+    let id = cli.ok(&[
+        "add",
+        "--kind",
+        "note",
+        "--body",
+        "alpha\nbravo\ncharlie\n",
+        "Shared",
+    ]);
+    let id = id.trim();
+    let shown = cli.json(&["show", id, "--json"]);
+    let heads: Vec<&str> = shown["body_heads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    assert_eq!(heads.len(), 1);
+    // Another process changes the last line; this script then edits the
+    // first line of the text it read.
+    cli.ok(&["set", id, "body=alpha\\nbravo\\nCHARLIE\\n"]);
+    cli.ok(&[
+        "set",
+        id,
+        "--base",
+        &heads.join(","),
+        "body=ALPHA\\nbravo\\ncharlie\\n",
+    ]);
+    let body = cli.json(&["show", id, "--json"])["body"].clone();
+    assert_eq!(body, "ALPHA\nbravo\nCHARLIE\n");
+    // A base that is not a version of this node is refused, writing nothing.
+    let err = cli.err(&["set", id, "--base", "000000000001000000-zz", "body=lost"]);
+    assert!(err.contains("reload"), "{err}");
+    assert_eq!(cli.json(&["show", id, "--json"])["body"], body);
+}
+
+#[test]
+fn fields_use_one_grammar() {
+    let cli = Cli::new();
+    let id = cli.ok(&["add", "--due", "tomorrow", "Call", "Bob"]);
+    let id = id.trim();
+    let node = cli.json(&["show", id, "--json"]);
+    assert!(node["due"].as_str().unwrap().len() == 10, "{node}");
+    cli.ok(&["set", id, "tags=#a, b c", "project=my big project"]);
+    let node = cli.json(&["show", id, "--json"]);
+    assert_eq!(node["tags"], serde_json::json!(["a", "b", "c"]));
+    assert_eq!(node["project"], "my big project");
+    // The same rules as a node buffer's header: an empty title is refused
+    // before the store sees it, and a padded value is stored trimmed.
+    assert!(cli.err(&["set", id, "title= "]).contains("title"));
+    cli.ok(&["set", id, "status= done "]);
+    assert_eq!(cli.json(&["show", id, "--json"])["status"], "done");
+}
