@@ -103,12 +103,11 @@ fn the_best_store_is_a_keyring_when_there_is_one() {
     assert!(store.fallback_reason.is_none());
 }
 
-/// Child side of the fallback test (runs only with the env switch).
+/// Child side of the fallback tests; ignored in a normal run, the parents
+/// run it by name.
 #[test]
+#[ignore = "child process of the store fallback tests"]
 fn child_picks_a_store() {
-    if std::env::var("HEPH_TEST_STORE_CHILD").is_err() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let store = TokenStore::open(dir.path()).unwrap();
     println!("kind={:?}", store.kind());
@@ -137,7 +136,7 @@ fn no_reachable_keyring_falls_back_to_the_file_with_a_reason() {
             "-",
             "sh",
             "-c",
-            "keyctl setperm @s 0 && exec \"$0\" --exact child_picks_a_store --nocapture",
+            "keyctl setperm @s 0 && exec \"$0\" --ignored --exact child_picks_a_store --nocapture",
         ])
         .arg(&exe)
         .env("HEPH_TEST_STORE_CHILD", "1")
@@ -167,7 +166,7 @@ fn no_reachable_keyring_falls_back_to_the_file_with_a_reason() {
 #[test]
 fn an_unknown_forced_store_is_refused_by_name() {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_picks_a_store", "--nocapture"])
+        .args(["--ignored", "--exact", "child_picks_a_store", "--nocapture"])
         .env("HEPH_TEST_STORE_CHILD", "1")
         .env("HEPH_TOKEN_STORE", "wallet")
         .output()
@@ -178,15 +177,12 @@ fn an_unknown_forced_store_is_refused_by_name() {
     assert!(stderr.contains("is not a token store"), "{stderr}");
 }
 
-/// Child side of the cross-process test.
+/// Child side of the cross-process test; ignored in a normal run.
 #[test]
+#[ignore = "child process of the cross-process token test"]
 fn child_reads_a_token() {
-    let (Ok(kind), Ok(key)) = (
-        std::env::var("HEPH_TEST_READ_KIND"),
-        std::env::var("HEPH_TEST_READ_KEY"),
-    ) else {
-        return;
-    };
+    let kind = std::env::var("HEPH_TEST_READ_KIND").expect("run by its parent test");
+    let key = std::env::var("HEPH_TEST_READ_KEY").expect("run by its parent test");
     let kind = if kind == "ss" {
         StoreKind::SecretService
     } else {
@@ -217,7 +213,7 @@ fn another_process_reads_what_one_stored() {
         );
         store.set("access", &key, "shared-secret").unwrap();
         let out = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_reads_a_token", "--nocapture"])
+            .args(["--ignored", "--exact", "child_reads_a_token", "--nocapture"])
             .env("HEPH_TEST_READ_KIND", name)
             .env("HEPH_TEST_READ_KEY", &key)
             .output()
