@@ -290,7 +290,9 @@ fn versions_at(
     hlc: &Hlc,
 ) -> Result<Vec<StoredVersion>, StoreError> {
     let mut stmt = tx.prepare_cached(
-        "SELECT payload FROM ops WHERE hlc = ?1 AND node = ?2 AND action = 'set_body'",
+        // The unary plus keeps SQLite on the stamp index, not the node's
+        // (which would scan every version of the node).
+        "SELECT payload FROM ops WHERE hlc = ?1 AND +node = ?2 AND +action = 'set_body'",
     )?;
     let payloads: Vec<String> = stmt
         .query_map(params![hlc.to_string(), node], |r| r.get(0))?
@@ -346,6 +348,10 @@ fn merge_node_body(
     let (old_body, heads_json, body_hlc): (String, String, String) = tx
         .prepare_cached("SELECT body, body_heads, body_hlc FROM nodes WHERE id = ?1")?
         .query_row([node], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let old_newest = match body_hlc.as_str() {
+        "" => None,
+        key => Some(parse_key(key)?.0),
+    };
     let mut newest = body_hlc;
     // The heads: old heads and new versions no version was edited from.
     let child_in_new = |hlc: &Hlc| new.iter().any(|n| n.hlc > *hlc && n.base.contains(hlc));
@@ -367,7 +373,11 @@ fn merge_node_body(
         if key > newest {
             newest = key;
         }
-        if !checked.insert(n.hlc.clone()) || has_child(tx, node, &n.hlc)? {
+        if !checked.insert(n.hlc.clone()) || child_in_new(&n.hlc) {
+            continue;
+        }
+        // Only a version older than what we held can have a child there.
+        if old_newest.as_ref().is_some_and(|o| *o > n.hlc) && has_child(tx, node, &n.hlc)? {
             continue;
         }
         heads.extend(versions_at(tx, node, &n.hlc)?);
@@ -453,9 +463,8 @@ fn load_merge_region(
             }
             // Two branches: once one has no pending version left, no common
             // ancestor can follow.
-            if all == 3 && pending.values().all(|(_, p, _)| p & 1 == 0)
-                || all == 3 && pending.values().all(|(_, p, _)| p & 2 == 0)
-            {
+            let painted = pending.values().fold(0, |acc, (_, p, _)| acc | p);
+            if all == 3 && painted != all {
                 break;
             }
             let Some((key, (v, paint, mut stale))) = pending.pop_last() else {

@@ -110,7 +110,10 @@ fn same_line_edits_make_one_block_naming_both_devices() {
     let first = format!("<<<<<<< device {} · ", short(&a));
     let last = format!(">>>>>>> device {} · ", short(&b));
     assert!(text.contains(&first) && text.contains(&last), "{text}");
-    assert!(text.starts_with("intro\n") && text.ends_with("outro\n"), "{text}");
+    assert!(
+        text.starts_with("intro\n") && text.ends_with("outro\n"),
+        "{text}"
+    );
     assert!(!text.contains("ours") && !text.contains("theirs"));
     assert_eq!(report.conflicts, 1);
     assert_eq!(report.conflict_nodes, vec![id.clone()]);
