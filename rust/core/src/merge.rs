@@ -1,12 +1,41 @@
 //! Deterministic merge of concurrent body edits.
 //!
 //! Every body version records the versions its author saw (`base`). The body
-//! of a node is a pure function of the *set* of versions: replay them in clock
-//! order; a version whose author saw everything replayed so far replaces the
-//! text; one that did not is merged line-wise (three-way, from the text its
-//! author saw) into the text so far. Overlapping edits keep both sides between
-//! conflict markers. Nothing is ever silently dropped, and every replica with
-//! the same versions computes the same bytes.
+//! of a node is a pure function of the *set* of versions — any order, any
+//! duplicates, the same bytes on every replica:
+//!
+//! - A version is identified by its stamp and op id, `(hlc, op_id)`; versions
+//!   are ordered by that pair. A `base` lists stamps only, so a stamp shared by
+//!   several versions refers to all of them (only versions stamped strictly
+//!   earlier can be a base: a broken clock cannot make a cycle).
+//! - The *heads* are the versions no other version was edited from. One head
+//!   is the body. Several heads are merged git-style, in stamp order: each
+//!   head is merged into the result so far from their common ancestor; when
+//!   there are several best common ancestors (criss-cross), they are first
+//!   merged into one virtual ancestor, recursively.
+//! - The three-way merge is line-wise. Changes to different places both
+//!   apply. Insertions at the same place (two devices adding to an empty
+//!   journal, both appending) are all kept, in stamp order, without markers.
+//!   Only changes to the same lines of the ancestor conflict; each such
+//!   region becomes exactly one conflict block, never nested:
+//!
+//! ```text
+//! <<<<<<< device 1a2b3c · 2026-11-30 14:02 UTC
+//! the side stamped first
+//! =======
+//! the side stamped later
+//! >>>>>>> device 9f8e7d · 2026-11-30 14:05 UTC
+//! ```
+//!
+//! A side is named by the head it comes from ([`side_label`]: the first six
+//! characters of the head's origin and its clock time in UTC), so the block
+//! reads the same on every device. Sides are in stamp order; identical sides
+//! appear once. With three or more sides the separator before each middle
+//! side names it (`======= device … · … UTC`). When a later head conflicts
+//! with a region that already holds a block, the block grows a side instead
+//! of nesting. Nothing is ever silently dropped.
+
+mod diff;
 
 use std::collections::HashMap;
 
@@ -15,9 +44,11 @@ use crate::hlc::Hlc;
 /// One body version (a set-body op).
 #[derive(Debug, Clone, Copy)]
 pub struct BodyVersion<'a> {
-    /// The op's clock stamp, which identifies the version.
+    /// The op's clock stamp.
     pub hlc: &'a Hlc,
-    /// Versions the author saw when editing.
+    /// The op's id; with the stamp it identifies the version.
+    pub op_id: &'a str,
+    /// Stamps of the versions the author saw when editing.
     pub base: &'a [Hlc],
     /// The text the author saved.
     pub body: &'a str,
@@ -28,69 +59,316 @@ pub struct BodyVersion<'a> {
 pub struct MergedBody {
     /// The text.
     pub text: String,
-    /// The versions no other version was edited from: the `base` for the next edit.
+    /// Stamps of the heads, sorted and without repeats: the `base` for the
+    /// next edit.
     pub heads: Vec<Hlc>,
-    /// How many three-way merges had overlapping edits.
+    /// The heads as `(hlc, op_id)`, in that order.
+    pub head_versions: Vec<(Hlc, String)>,
+    /// Conflict blocks in `text` made by this merge.
     pub conflicts: usize,
-    /// How many three-way merges ran (with or without overlap).
+    /// How many three-way merges ran (heads − 1).
     pub merges: usize,
 }
 
 /// Computes the body from a set of versions, in any order, duplicates allowed.
 pub fn merge_body(versions: &[BodyVersion<'_>]) -> MergedBody {
     let mut sorted: Vec<BodyVersion<'_>> = versions.to_vec();
-    sorted.sort_by(|a, b| a.hlc.cmp(b.hlc));
-    sorted.dedup_by(|a, b| a.hlc == b.hlc);
+    // The full key makes even a forged duplicate id resolve the same way.
+    sorted.sort_by(|a, b| (a.hlc, a.op_id, a.body, a.base).cmp(&(b.hlc, b.op_id, b.body, b.base)));
+    sorted.dedup_by(|a, b| a.hlc == b.hlc && a.op_id == b.op_id);
     let graph = Graph::new(&sorted);
-    let all = BitSet::full(sorted.len());
+    let heads = graph.heads();
+    let mut lines = Lines::default();
     let mut memo = HashMap::new();
-    let replay = graph.replay(&all, &mut memo);
-    let heads = graph
-        .heads(&all)
-        .into_iter()
-        .map(|i| sorted[i].hlc.clone())
-        .collect();
+    let (doc, merges) = match heads.as_slice() {
+        [] => (Doc::default(), 0),
+        _ => (
+            graph.merge_heads(&mut lines, &heads, false, &mut memo),
+            heads.len() - 1,
+        ),
+    };
+    let conflicts = doc.toks.iter().filter(|&&t| lines.is_block(t)).count();
+    let text = lines.render(&doc, &sorted);
+    let mut head_stamps: Vec<Hlc> = heads.iter().map(|&i| sorted[i].hlc.clone()).collect();
+    head_stamps.dedup();
     MergedBody {
-        text: replay.text,
-        heads,
-        conflicts: replay.conflicts,
-        merges: replay.merges,
+        text,
+        heads: head_stamps,
+        head_versions: heads
+            .iter()
+            .map(|&i| (sorted[i].hlc.clone(), sorted[i].op_id.to_owned()))
+            .collect(),
+        conflicts,
+        merges,
     }
 }
 
-/// Line-wise three-way merge. Overlapping changes keep both sides between
-/// conflict markers; identical changes on both sides are taken once.
-pub fn merge3(base: &str, ours: &str, theirs: &str) -> (String, bool) {
-    if ours == theirs {
-        return (ours.to_owned(), false);
+/// How a conflict block names the side that comes from the version stamped
+/// `hlc`: `device <first 6 characters of the origin> · <YYYY-MM-DD HH:MM> UTC`.
+pub fn side_label(hlc: &Hlc) -> String {
+    let short: String = hlc.origin.chars().take(6).collect();
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    let when = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(hlc.millis) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(format).ok());
+    match when {
+        Some(when) => format!("device {short} · {when} UTC"),
+        None => format!("device {short} · {hlc}"),
     }
-    if base == ours {
-        return (theirs.to_owned(), false);
-    }
-    if base == theirs {
-        return (ours.to_owned(), false);
-    }
-    // diffy works on whole lines; give every input a final newline and take
-    // it away again when neither side had one.
-    let had_newline = ours.ends_with('\n') || theirs.ends_with('\n');
-    let terminate = |s: &str| {
-        if s.is_empty() || s.ends_with('\n') {
-            s.to_owned()
-        } else {
-            format!("{s}\n")
+}
+
+/// Opening line of a conflict block (followed by a space and a label).
+pub const CONFLICT_START: &str = "<<<<<<<";
+/// Separator line between the sides of a conflict block.
+pub const CONFLICT_SEPARATOR: &str = "=======";
+/// Closing line of a conflict block (followed by a space and a label).
+pub const CONFLICT_END: &str = ">>>>>>>";
+
+/// A text as interned lines, plus whether it ends with a newline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Doc {
+    toks: Vec<u32>,
+    newline: bool,
+}
+
+/// One side of a conflict block: the version it comes from and its lines.
+#[derive(Debug, Clone)]
+struct Side {
+    label: usize,
+    toks: Vec<u32>,
+}
+
+#[derive(Debug)]
+enum Item {
+    Line(String),
+    Block(Vec<Side>),
+}
+
+/// The interned lines (and conflict blocks) of one merge.
+#[derive(Debug, Default)]
+struct Lines {
+    index: HashMap<String, u32>,
+    items: Vec<Item>,
+}
+
+impl Lines {
+    fn line(&mut self, text: &str) -> u32 {
+        if let Some(&t) = self.index.get(text) {
+            return t;
         }
-    };
-    let (merged, conflict) =
-        match diffy::merge(&terminate(base), &terminate(ours), &terminate(theirs)) {
-            Ok(text) => (text, false),
-            Err(text) => (text, true),
+        let t = self.items.len() as u32;
+        self.items.push(Item::Line(text.to_owned()));
+        self.index.insert(text.to_owned(), t);
+        t
+    }
+
+    fn block(&mut self, sides: Vec<Side>) -> u32 {
+        let t = self.items.len() as u32;
+        self.items.push(Item::Block(sides));
+        t
+    }
+
+    fn is_block(&self, t: u32) -> bool {
+        matches!(self.items[t as usize], Item::Block(_))
+    }
+
+    fn doc(&mut self, text: &str) -> Doc {
+        if text.is_empty() {
+            return Doc::default();
+        }
+        let newline = text.ends_with('\n');
+        let body = if newline {
+            &text[..text.len() - 1]
+        } else {
+            text
         };
-    let merged = if !had_newline && merged.ends_with('\n') {
-        merged[..merged.len() - 1].to_owned()
-    } else {
-        merged
-    };
-    (merged, conflict)
+        Doc {
+            toks: body.split('\n').map(|l| self.line(l)).collect(),
+            newline,
+        }
+    }
+
+    fn render(&self, doc: &Doc, versions: &[BodyVersion<'_>]) -> String {
+        let mut out = String::new();
+        let mut push = |line: &str| {
+            out.push_str(line);
+            out.push('\n');
+        };
+        for &t in &doc.toks {
+            match &self.items[t as usize] {
+                Item::Line(l) => push(l),
+                Item::Block(sides) => {
+                    let label = |s: &Side| side_label(versions[s.label].hlc);
+                    push(&format!("{CONFLICT_START} {}", label(&sides[0])));
+                    for (k, side) in sides.iter().enumerate() {
+                        if k > 0 && k + 1 < sides.len() {
+                            push(&format!("{CONFLICT_SEPARATOR} {}", label(side)));
+                        } else if k > 0 {
+                            push(CONFLICT_SEPARATOR);
+                        }
+                        for &l in &side.toks {
+                            if let Item::Line(l) = &self.items[l as usize] {
+                                push(l);
+                            }
+                        }
+                    }
+                    push(&format!(
+                        "{CONFLICT_END} {}",
+                        label(sides.last().expect("a block has sides"))
+                    ));
+                }
+            }
+        }
+        let ends_in_block = doc.toks.last().is_some_and(|&t| self.is_block(t));
+        if !doc.newline && !ends_in_block {
+            out.pop();
+        }
+        out
+    }
+
+    /// The sides of a conflict region of one input: the region itself, or,
+    /// when it already holds blocks, one side per side of each block (the
+    /// others shown by their first side), so blocks grow instead of nesting.
+    fn expand(&self, toks: &[u32], label: usize) -> Vec<Side> {
+        let blocks: Vec<usize> = (0..toks.len())
+            .filter(|&i| self.is_block(toks[i]))
+            .collect();
+        if blocks.is_empty() {
+            return vec![Side {
+                label,
+                toks: toks.to_vec(),
+            }];
+        }
+        let sides_of = |t: u32| match &self.items[t as usize] {
+            Item::Block(sides) => sides.as_slice(),
+            Item::Line(_) => &[],
+        };
+        let mut out = Vec::new();
+        for &b in &blocks {
+            for side in sides_of(toks[b]) {
+                let mut text = Vec::new();
+                for (i, &t) in toks.iter().enumerate() {
+                    if i == b {
+                        text.extend_from_slice(&side.toks);
+                    } else if self.is_block(t) {
+                        text.extend_from_slice(&sides_of(t)[0].toks);
+                    } else {
+                        text.push(t);
+                    }
+                }
+                out.push(Side {
+                    label: side.label,
+                    toks: text,
+                });
+            }
+        }
+        out
+    }
+
+    /// Three-way merge of `a` (from version `la`) and `b` (from `lb > la`)
+    /// from `base`. In `virtual_` mode (building a virtual ancestor) a
+    /// conflict keeps both sides one after the other, without markers.
+    fn merge2(
+        &mut self,
+        base: &Doc,
+        a: &Doc,
+        la: usize,
+        b: &Doc,
+        lb: usize,
+        virtual_: bool,
+    ) -> Doc {
+        let newline = if a.newline == b.newline || a.newline != base.newline {
+            a.newline
+        } else {
+            b.newline
+        };
+        if a.toks == b.toks {
+            return Doc {
+                toks: a.toks.clone(),
+                newline,
+            };
+        }
+        let inputs = [a, b];
+        let mut hunks: Vec<(usize, diff::Hunk)> = diff::diff(&base.toks, &a.toks)
+            .into_iter()
+            .map(|h| (0, h))
+            .chain(diff::diff(&base.toks, &b.toks).into_iter().map(|h| (1, h)))
+            .collect();
+        hunks.sort_by_key(|(side, h)| (h.old.start, h.old.end, *side));
+        let new_lines = |side: usize, h: &diff::Hunk| &inputs[side].toks[h.new.clone()];
+
+        let mut out = Vec::new();
+        let mut pos = 0;
+        let mut i = 0;
+        while i < hunks.len() {
+            let start = hunks[i].1.old.start;
+            out.extend_from_slice(&base.toks[pos..start]);
+            if hunks[i].1.old.is_empty() {
+                // Insertions at one place: all kept, in stamp order, once.
+                let first = new_lines(hunks[i].0, &hunks[i].1);
+                out.extend_from_slice(first);
+                if let Some((side, h)) = hunks.get(i + 1).filter(|(_, h)| h.old == (start..start)) {
+                    if new_lines(*side, h) != first {
+                        out.extend_from_slice(new_lines(*side, h));
+                    }
+                    i += 1;
+                }
+                pos = start;
+                i += 1;
+                continue;
+            }
+            // A region of changed base lines: every hunk that overlaps it.
+            let mut end = hunks[i].1.old.end;
+            let mut j = i + 1;
+            while j < hunks.len() && hunks[j].1.old.start < end {
+                end = end.max(hunks[j].1.old.end);
+                j += 1;
+            }
+            let members = &hunks[i..j];
+            let side_text = |side: usize| -> Option<Vec<u32>> {
+                let mut text = Vec::new();
+                let mut q = start;
+                let mut touched = false;
+                for (s, h) in members.iter().filter(|(s, _)| *s == side) {
+                    touched = true;
+                    text.extend_from_slice(&base.toks[q..h.old.start]);
+                    text.extend_from_slice(new_lines(*s, h));
+                    q = h.old.end;
+                }
+                text.extend_from_slice(&base.toks[q..end]);
+                touched.then_some(text)
+            };
+            match (side_text(0), side_text(1)) {
+                (Some(ta), Some(tb)) if ta != tb => {
+                    if virtual_ {
+                        out.extend_from_slice(&ta);
+                        out.extend_from_slice(&tb);
+                    } else {
+                        let mut sides = self.expand(&ta, la);
+                        sides.extend(self.expand(&tb, lb));
+                        sides.sort_by_key(|s| s.label);
+                        let mut unique: Vec<Side> = Vec::with_capacity(sides.len());
+                        for side in sides {
+                            if !unique.iter().any(|u| u.toks == side.toks) {
+                                unique.push(side);
+                            }
+                        }
+                        if unique.len() == 1 {
+                            out.extend_from_slice(&unique[0].toks);
+                        } else {
+                            out.push(self.block(unique));
+                        }
+                    }
+                }
+                (Some(t), _) | (None, Some(t)) => out.extend_from_slice(&t),
+                (None, None) => unreachable!("a region has at least one hunk"),
+            }
+            pos = end;
+            i = j;
+        }
+        out.extend_from_slice(&base.toks[pos..]);
+        Doc { toks: out, newline }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -100,285 +378,127 @@ impl BitSet {
     fn empty(n: usize) -> Self {
         BitSet(vec![0; n.div_ceil(64)])
     }
-    fn full(n: usize) -> Self {
-        let mut s = Self::empty(n);
-        for i in 0..n {
-            s.insert(i);
-        }
-        s
-    }
     fn insert(&mut self, i: usize) {
         self.0[i / 64] |= 1 << (i % 64);
-    }
-    fn contains(&self, i: usize) -> bool {
-        self.0[i / 64] & (1 << (i % 64)) != 0
     }
     fn union_with(&mut self, other: &BitSet) {
         for (a, b) in self.0.iter_mut().zip(&other.0) {
             *a |= b;
         }
     }
-    fn is_superset(&self, other: &BitSet) -> bool {
-        self.0.iter().zip(&other.0).all(|(a, b)| a & b == *b)
+    fn intersect_with(&mut self, other: &BitSet) {
+        for (a, b) in self.0.iter_mut().zip(&other.0) {
+            *a &= b;
+        }
     }
-}
-
-struct Replay {
-    text: String,
-    conflicts: usize,
-    merges: usize,
+    fn subtract(&mut self, other: &BitSet) {
+        for (a, b) in self.0.iter_mut().zip(&other.0) {
+            *a &= !b;
+        }
+    }
+    fn members(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(w, &bits)| {
+            (0..64)
+                .filter(move |b| bits & (1 << b) != 0)
+                .map(move |b| w * 64 + b)
+        })
+    }
 }
 
 struct Graph<'a> {
     versions: &'a [BodyVersion<'a>],
-    /// Direct parents (indices of known versions that sort earlier).
-    parents: Vec<Vec<usize>>,
-    /// Transitive ancestors of each version.
+    /// Whether some version was edited from this one.
+    has_child: Vec<bool>,
+    /// Transitive ancestors of each version (not itself).
     ancestors: Vec<BitSet>,
 }
 
 impl<'a> Graph<'a> {
+    /// `versions` sorted by `(hlc, op_id)` without repeats.
     fn new(versions: &'a [BodyVersion<'a>]) -> Self {
         let n = versions.len();
-        let index: HashMap<&Hlc, usize> = versions
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v.hlc, i))
-            .collect();
-        let mut parents = Vec::with_capacity(n);
-        let mut ancestors: Vec<BitSet> = Vec::with_capacity(n);
+        let mut by_stamp: HashMap<&Hlc, Vec<usize>> = HashMap::new();
         for (i, v) in versions.iter().enumerate() {
-            // An edge to a later version can only come from a broken clock;
-            // ignoring it keeps the graph acyclic and the result deterministic.
-            let mut ps: Vec<usize> = v
-                .base
-                .iter()
-                .filter_map(|h| index.get(h).copied())
-                .filter(|&p| p < i)
-                .collect();
-            ps.sort_unstable();
-            ps.dedup();
+            by_stamp.entry(v.hlc).or_default().push(i);
+        }
+        let mut has_child = vec![false; n];
+        let mut ancestors: Vec<BitSet> = Vec::with_capacity(n);
+        for v in versions {
             let mut anc = BitSet::empty(n);
-            for &p in &ps {
-                anc.insert(p);
-                anc.union_with(&ancestors[p]);
+            for h in v.base.iter().filter(|h| *h < v.hlc) {
+                for &p in by_stamp.get(h).map(Vec::as_slice).unwrap_or(&[]) {
+                    has_child[p] = true;
+                    anc.insert(p);
+                    anc.union_with(&ancestors[p]);
+                }
             }
-            parents.push(ps);
             ancestors.push(anc);
         }
         Graph {
             versions,
-            parents,
+            has_child,
             ancestors,
         }
     }
 
-    /// Members of `set` that are no other member's ancestor.
-    fn heads(&self, set: &BitSet) -> Vec<usize> {
-        let members: Vec<usize> = (0..self.versions.len())
-            .filter(|&i| set.contains(i))
-            .collect();
-        members
-            .iter()
-            .copied()
-            .filter(|&i| {
-                !members
-                    .iter()
-                    .any(|&j| j != i && self.ancestors[j].contains(i))
-            })
+    fn heads(&self) -> Vec<usize> {
+        (0..self.versions.len())
+            .filter(|&i| !self.has_child[i])
             .collect()
     }
 
-    /// The text of a downward-closed set of versions.
-    fn replay(&self, set: &BitSet, memo: &mut HashMap<BitSet, String>) -> Replay {
-        let mut seen = BitSet::empty(self.versions.len());
-        let mut text = String::new();
-        let mut conflicts = 0;
-        let mut merges = 0;
-        for i in 0..self.versions.len() {
-            if !set.contains(i) {
-                continue;
-            }
-            let v = &self.versions[i];
-            if self.ancestors[i].is_superset(&seen) {
-                text = v.body.to_owned();
-            } else {
-                let base = self.text_of(&self.parents[i], memo);
-                let (merged, conflict) = merge3(&base, &text, v.body);
-                text = merged;
-                merges += 1;
-                conflicts += usize::from(conflict);
-            }
-            seen.insert(i);
-        }
-        Replay {
-            text,
-            conflicts,
-            merges,
-        }
+    /// A version and its ancestors.
+    fn closure(&self, i: usize) -> BitSet {
+        let mut set = self.ancestors[i].clone();
+        set.insert(i);
+        set
     }
 
-    /// The text its author saw for a version with these parents.
-    fn text_of(&self, parents: &[usize], memo: &mut HashMap<BitSet, String>) -> String {
-        match parents {
-            [] => String::new(),
-            // Replaying the ancestors of one version ends with that version.
-            [p] => self.versions[*p].body.to_owned(),
-            _ => {
-                let mut closure = BitSet::empty(self.versions.len());
-                for &p in parents {
-                    closure.insert(p);
-                    closure.union_with(&self.ancestors[p]);
-                }
-                if let Some(text) = memo.get(&closure) {
-                    return text.clone();
-                }
-                let text = self.replay(&closure, memo).text;
-                memo.insert(closure, text.clone());
-                text
-            }
+    /// Members of `set` that are no other member's ancestor.
+    fn maximal(&self, set: &BitSet) -> Vec<usize> {
+        let mut best = set.clone();
+        for i in set.members() {
+            best.subtract(&self.ancestors[i]);
         }
+        best.members().collect()
+    }
+
+    /// Merges `heads` (ascending) one after the other into the first.
+    fn merge_heads(
+        &self,
+        lines: &mut Lines,
+        heads: &[usize],
+        virtual_: bool,
+        memo: &mut HashMap<Vec<usize>, Doc>,
+    ) -> Doc {
+        let mut acc = lines.doc(self.versions[heads[0]].body);
+        let mut seen = self.closure(heads[0]);
+        let mut label = heads[0];
+        for &h in &heads[1..] {
+            let theirs = self.closure(h);
+            let mut common = seen.clone();
+            common.intersect_with(&theirs);
+            let bases = self.maximal(&common);
+            let base = match bases.as_slice() {
+                [] => Doc::default(),
+                [one] => lines.doc(self.versions[*one].body),
+                _ => match memo.get(&bases) {
+                    Some(doc) => doc.clone(),
+                    None => {
+                        let doc = self.merge_heads(lines, &bases, true, memo);
+                        memo.insert(bases, doc.clone());
+                        doc
+                    }
+                },
+            };
+            let next = lines.doc(self.versions[h].body);
+            acc = lines.merge2(&base, &acc, label, &next, h, virtual_);
+            seen.union_with(&theirs);
+            label = h;
+        }
+        acc
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn h(ms: u64, origin: &str) -> Hlc {
-        Hlc {
-            millis: ms,
-            counter: 0,
-            origin: origin.into(),
-        }
-    }
-
-    #[test]
-    fn linear_history_takes_the_latest() {
-        let (a, b) = (h(1, "x"), h(2, "x"));
-        let base_b = [a.clone()];
-        let vs = [
-            BodyVersion {
-                hlc: &b,
-                base: &base_b,
-                body: "two\n",
-            },
-            BodyVersion {
-                hlc: &a,
-                base: &[],
-                body: "one\n",
-            },
-        ];
-        let m = merge_body(&vs);
-        assert_eq!(m.text, "two\n");
-        assert_eq!(m.heads, vec![b.clone()]);
-        assert_eq!(m.merges, 0);
-    }
-
-    #[test]
-    fn disjoint_concurrent_edits_both_survive() {
-        let a = h(1, "x");
-        let b = h(2, "x");
-        let c = h(3, "y");
-        let base = [a.clone()];
-        let vs = [
-            BodyVersion {
-                hlc: &a,
-                base: &[],
-                body: "l1\nl2\nl3\n",
-            },
-            BodyVersion {
-                hlc: &b,
-                base: &base,
-                body: "L1\nl2\nl3\n",
-            },
-            BodyVersion {
-                hlc: &c,
-                base: &base,
-                body: "l1\nl2\nL3\n",
-            },
-        ];
-        let m = merge_body(&vs);
-        assert_eq!(m.text, "L1\nl2\nL3\n");
-        assert_eq!(m.conflicts, 0);
-        assert_eq!(m.heads.len(), 2);
-        // Any order gives the same bytes.
-        let rev: Vec<_> = vs.iter().rev().copied().collect();
-        assert_eq!(merge_body(&rev), m);
-    }
-
-    #[test]
-    fn overlapping_edits_keep_both_sides() {
-        let a = h(1, "x");
-        let b = h(2, "x");
-        let c = h(3, "y");
-        let base = [a.clone()];
-        let vs = [
-            BodyVersion {
-                hlc: &a,
-                base: &[],
-                body: "same\n",
-            },
-            BodyVersion {
-                hlc: &b,
-                base: &base,
-                body: "mine\n",
-            },
-            BodyVersion {
-                hlc: &c,
-                base: &base,
-                body: "theirs\n",
-            },
-        ];
-        let m = merge_body(&vs);
-        assert!(
-            m.text.contains("mine") && m.text.contains("theirs"),
-            "{}",
-            m.text
-        );
-        assert!(m.text.contains("<<<<<<<") && m.text.contains(">>>>>>>"));
-        assert_eq!(m.conflicts, 1);
-    }
-
-    #[test]
-    fn an_edit_of_the_merge_replaces_it() {
-        let a = h(1, "x");
-        let b = h(2, "x");
-        let c = h(3, "y");
-        let d = h(4, "x");
-        let base_a = [a.clone()];
-        let base_d = [b.clone(), c.clone()];
-        let vs = [
-            BodyVersion {
-                hlc: &a,
-                base: &[],
-                body: "1\n2\n",
-            },
-            BodyVersion {
-                hlc: &b,
-                base: &base_a,
-                body: "one\n2\n",
-            },
-            BodyVersion {
-                hlc: &c,
-                base: &base_a,
-                body: "1\ntwo\n",
-            },
-            BodyVersion {
-                hlc: &d,
-                base: &base_d,
-                body: "one\ntwo\nthree\n",
-            },
-        ];
-        let m = merge_body(&vs);
-        assert_eq!(m.text, "one\ntwo\nthree\n");
-        assert_eq!(m.heads, vec![d.clone()]);
-    }
-
-    #[test]
-    fn merge3_without_trailing_newlines() {
-        let (text, conflict) = merge3("a\nb\nc", "A\nb\nc", "a\nb\nC");
-        assert_eq!(text, "A\nb\nC");
-        assert!(!conflict);
-    }
-}
+mod tests;

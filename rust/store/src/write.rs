@@ -70,7 +70,7 @@ impl Replica {
             report: ApplyReport::default(),
         };
         let value = f(&mut writer)?;
-        let report = writer.report;
+        let report = crate::materialize::settle(&tx, writer.report)?;
         crate::materialize::reindex(&tx, &report.changed_nodes)?;
         tx.commit()?;
         Ok((value, report))

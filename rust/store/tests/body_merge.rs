@@ -1,0 +1,226 @@
+//! Body merges and equal stamps, end to end through replicas.
+
+use heph_core::{Action, Field, Hlc, Kind, NewNode, NodePatch, Op};
+use heph_store::Replica;
+
+fn set_body(r: &mut Replica, id: &str, body: &str) {
+    r.update(
+        id,
+        &NodePatch {
+            body: Some(body.into()),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
+}
+
+fn body(r: &Replica, id: &str) -> String {
+    r.get(id).unwrap().unwrap().body
+}
+
+/// Lets the wall clock move so stamps of the next edit are later.
+fn tick() {
+    std::thread::sleep(std::time::Duration::from_millis(3));
+}
+
+/// Two devices exchange everything, in both directions.
+fn exchange(a: &mut Replica, b: &mut Replica) {
+    let from_a = a.export_ops().unwrap();
+    let from_b = b.export_ops().unwrap();
+    a.apply_ops(&from_b).unwrap();
+    b.apply_ops(&from_a).unwrap();
+}
+
+fn short(r: &Replica) -> String {
+    r.origin().chars().take(6).collect()
+}
+
+#[test]
+fn journal_on_two_devices_keeps_both_lines() {
+    let date = time::macros::date!(2026 - 11 - 30);
+    let mut a = Replica::open_in_memory().unwrap();
+    let mut b = Replica::open_in_memory().unwrap();
+    let id = a.journal(date).unwrap().id;
+    assert_eq!(b.journal(date).unwrap().id, id);
+    set_body(&mut a, &id, "- call the plumber\n");
+    tick();
+    set_body(&mut b, &id, "- buy milk\n");
+    exchange(&mut a, &mut b);
+    let text = body(&a, &id);
+    assert_eq!(text, "- call the plumber\n- buy milk\n");
+    assert_eq!(body(&b, &id), text);
+    assert_eq!(a.canonical_dump().unwrap(), b.canonical_dump().unwrap());
+}
+
+#[test]
+fn interleaved_append_chains_keep_all_four_lines() {
+    let mut a = Replica::open_in_memory().unwrap();
+    let mut b = Replica::open_in_memory().unwrap();
+    let id = a
+        .create(NewNode {
+            kind: Some(Kind::Note),
+            title: "log".into(),
+            ..NewNode::default()
+        })
+        .unwrap()
+        .id;
+    b.apply_ops(&a.export_ops().unwrap()).unwrap();
+    tick();
+    set_body(&mut a, &id, "a1\n");
+    tick();
+    set_body(&mut b, &id, "b1\n");
+    tick();
+    set_body(&mut a, &id, "a1\na2\n");
+    tick();
+    set_body(&mut b, &id, "b1\nb2\n");
+    exchange(&mut a, &mut b);
+    assert_eq!(body(&a, &id), "a1\na2\nb1\nb2\n");
+    assert_eq!(a.canonical_dump().unwrap(), b.canonical_dump().unwrap());
+    // A third replica receiving the ops one at a time agrees.
+    let mut c = Replica::open_in_memory().unwrap();
+    for op in a.export_ops().unwrap().into_iter().rev() {
+        c.apply_ops(&[op]).unwrap();
+    }
+    assert_eq!(c.canonical_dump().unwrap(), a.canonical_dump().unwrap());
+}
+
+#[test]
+fn same_line_edits_make_one_block_naming_both_devices() {
+    let mut a = Replica::open_in_memory().unwrap();
+    let mut b = Replica::open_in_memory().unwrap();
+    let id = a
+        .create(NewNode {
+            kind: Some(Kind::Note),
+            title: "n".into(),
+            body: "intro\nshared line\noutro\n".into(),
+            ..NewNode::default()
+        })
+        .unwrap()
+        .id;
+    b.apply_ops(&a.export_ops().unwrap()).unwrap();
+    tick();
+    set_body(&mut a, &id, "intro\nalpha wrote this\noutro\n");
+    tick();
+    set_body(&mut b, &id, "intro\nbeta wrote this\noutro\n");
+    let report = a.apply_ops(&b.export_ops().unwrap()).unwrap();
+    b.apply_ops(&a.export_ops().unwrap()).unwrap();
+    let text = body(&a, &id);
+    assert_eq!(text.matches("<<<<<<<").count(), 1, "{text}");
+    assert_eq!(text.matches(">>>>>>>").count(), 1, "{text}");
+    let first = format!("<<<<<<< device {} · ", short(&a));
+    let last = format!(">>>>>>> device {} · ", short(&b));
+    assert!(text.contains(&first) && text.contains(&last), "{text}");
+    assert!(
+        text.starts_with("intro\n") && text.ends_with("outro\n"),
+        "{text}"
+    );
+    assert!(!text.contains("ours") && !text.contains("theirs"));
+    assert_eq!(report.conflicts, 1);
+    assert_eq!(report.conflict_nodes, vec![id.clone()]);
+    assert_eq!(body(&b, &id), text);
+}
+
+fn op(op_id: &str, hlc: &Hlc, node: &str, action: Action) -> Op {
+    Op {
+        op_id: op_id.into(),
+        hlc: hlc.clone(),
+        node: node.into(),
+        action,
+    }
+}
+
+#[test]
+fn ops_with_one_stamp_converge_in_both_orders() {
+    let t0: Hlc = "000000000001000000-aaaa".parse().unwrap();
+    let t1: Hlc = "000000000002000000-bbbb".parse().unwrap();
+    let node = "n1";
+    let create = op("c", &t0, node, Action::Create { kind: Kind::Note });
+    let first = vec![
+        op(
+            "x1",
+            &t1,
+            node,
+            Action::Set {
+                field: Field::Title,
+                value: Some("from x".into()),
+            },
+        ),
+        op(
+            "x2",
+            &t1,
+            node,
+            Action::SetBody {
+                body: "body x\n".into(),
+                base: vec![],
+            },
+        ),
+        op("x3", &t1, node, Action::AddTag { tag: "red".into() }),
+    ];
+    let second = vec![
+        op(
+            "y1",
+            &t1,
+            node,
+            Action::Set {
+                field: Field::Title,
+                value: Some("from y".into()),
+            },
+        ),
+        op(
+            "y2",
+            &t1,
+            node,
+            Action::SetBody {
+                body: "body y\n".into(),
+                base: vec![],
+            },
+        ),
+        op("y3", &t1, node, Action::RemoveTag { tag: "red".into() }),
+    ];
+    let mut dumps = Vec::new();
+    for (one, two) in [(&first, &second), (&second, &first)] {
+        let mut r = Replica::open_in_memory().unwrap();
+        r.apply_ops(std::slice::from_ref(&create)).unwrap();
+        for o in one.iter().chain(two.iter()) {
+            r.apply_ops(std::slice::from_ref(o)).unwrap();
+        }
+        let n = r.get(node).unwrap().unwrap();
+        assert_eq!(n.title, "from y");
+        assert!(!n.tags.contains("red"));
+        assert_eq!(n.body, "body x\nbody y\n");
+        dumps.push(r.canonical_dump().unwrap());
+    }
+    assert_eq!(dumps[0], dumps[1]);
+}
+
+/// A long linear history with two concurrent heads at the end.
+#[test]
+fn a_long_history_merges_from_the_common_ancestor() {
+    let mut a = Replica::open_in_memory().unwrap();
+    let id = a
+        .create(NewNode {
+            kind: Some(Kind::Note),
+            title: "long".into(),
+            body: "0\n".into(),
+            ..NewNode::default()
+        })
+        .unwrap()
+        .id;
+    let mut text = String::from("0\n");
+    for i in 1..300 {
+        text.push_str(&format!("{i}\n"));
+        set_body(&mut a, &id, &text);
+    }
+    let mut b = Replica::open_in_memory().unwrap();
+    b.apply_ops(&a.export_ops().unwrap()).unwrap();
+    tick();
+    set_body(&mut a, &id, &format!("top a\n{text}"));
+    tick();
+    set_body(&mut b, &id, &format!("{text}end b\n"));
+    let report = a.apply_ops(&b.export_ops().unwrap()).unwrap();
+    b.apply_ops(&a.export_ops().unwrap()).unwrap();
+    assert_eq!(body(&a, &id), format!("top a\n{text}end b\n"));
+    assert_eq!(report.merged, 1);
+    assert!(report.conflict_nodes.is_empty());
+    assert_eq!(a.canonical_dump().unwrap(), b.canonical_dump().unwrap());
+}
