@@ -346,17 +346,7 @@ impl Replica {
 
     /// The heads of a node's body (what the next body edit is based on).
     pub fn body_heads(&self, id: &str) -> Result<Vec<Hlc>> {
-        let json: Option<String> = self
-            .conn
-            .prepare_cached("SELECT body_heads FROM nodes WHERE id = ?1")?
-            .query_row([id], |r| r.get(0))
-            .optional()?;
-        match json {
-            Some(json) => {
-                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))
-            }
-            None => Ok(Vec::new()),
-        }
+        crate::materialize::body_heads(&self.conn, id)
     }
 
     /// How many nodes (live and deleted) the replica holds.
