@@ -85,11 +85,6 @@ impl StoredSession {
         self.expires_at <= now() + margin
     }
 
-    /// The keyring key: issuer + client id + hub.
-    fn key(&self) -> String {
-        format!("{}|{}|{}", self.issuer, self.client_id, self.hub)
-    }
-
     fn login_config(&self) -> LoginConfig {
         LoginConfig {
             issuer: self.issuer.clone(),
@@ -139,6 +134,23 @@ impl Session {
         self.dir.join("session.json")
     }
 
+    /// The keyring key: issuer + client id + hub + this replica's data dir.
+    /// The refresh lock and session.json are per data dir, so the tokens
+    /// are too: two replicas logged in to one hub each rotate their own
+    /// refresh token under their own lock, and logging out of one leaves
+    /// the other logged in.
+    fn key(&self, session: &StoredSession) -> String {
+        let dir =
+            std::fs::canonicalize(self.data_dir()).unwrap_or_else(|_| self.data_dir().to_owned());
+        format!(
+            "{}|{}|{}|{}",
+            session.issuer,
+            session.client_id,
+            session.hub,
+            dir.display()
+        )
+    }
+
     /// Which token store is used (for :checkhealth). `None` when not
     /// logged in.
     pub fn store_description(&self) -> Option<String> {
@@ -175,7 +187,7 @@ impl Session {
         })?;
         if session.token_store != StoreKind::File {
             let store = TokenStore::attach(self.data_dir(), session.token_store)?;
-            let key = session.key();
+            let key = self.key(&session);
             session.access_token = store.get("access", &key)?.unwrap_or_default();
             session.refresh_token = store.get("refresh", &key)?;
             if session.access_token.is_empty() && session.refresh_token.is_none() {
@@ -191,12 +203,16 @@ impl Session {
         let mut on_disk = session.clone();
         if session.token_store != StoreKind::File {
             let store = TokenStore::attach(self.data_dir(), session.token_store)?;
-            let key = session.key();
-            store.set("access", &key, &session.access_token)?;
+            let key = self.key(session);
+            // The refresh token first: it is the one that cannot be got
+            // again. A crash between the two writes then leaves a new
+            // refresh token beside an old access token (refreshed on next
+            // use), never the reverse.
             match &session.refresh_token {
                 Some(rt) => store.set("refresh", &key, rt)?,
                 None => store.delete("refresh", &key)?,
             }
+            store.set("access", &key, &session.access_token)?;
             on_disk.access_token = String::new();
             on_disk.refresh_token = None;
         }
@@ -253,8 +269,8 @@ impl Session {
         if let Ok(Some(session)) = self.load() {
             if session.token_store != StoreKind::File {
                 let store = TokenStore::attach(self.data_dir(), session.token_store)?;
-                store.delete("access", &session.key())?;
-                store.delete("refresh", &session.key())?;
+                store.delete("access", &self.key(&session))?;
+                store.delete("refresh", &self.key(&session))?;
             }
         }
         match std::fs::remove_file(self.file()) {

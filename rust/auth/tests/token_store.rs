@@ -245,7 +245,8 @@ fn tokens_removed_from_the_keyring_mean_login_needed() {
     assert_eq!(token.as_deref(), Some("access-secret"));
     // The user clears them in their keyring manager.
     let store = TokenStore::attach(dir.path(), stored.token_store).unwrap();
-    let key = format!("{}|heph-cli|{hub}", config.issuer);
+    let data_dir = std::fs::canonicalize(dir.path()).unwrap();
+    let key = format!("{}|heph-cli|{hub}|{}", config.issuer, data_dir.display());
     store.delete("access", &key).unwrap();
     store.delete("refresh", &key).unwrap();
     // No empty bearer and no refresh attempt (the issuer is a closed port):
@@ -253,6 +254,40 @@ fn tokens_removed_from_the_keyring_mean_login_needed() {
     let err = runtime.block_on(session.access_token(&hub)).unwrap_err();
     assert!(matches!(err, AuthError::LoginNeeded), "{err:?}");
     session.logout().unwrap();
+}
+
+/// Two replicas logged in to one hub keep their own tokens: each rotates
+/// its own refresh token under its own lock, and logging out of one leaves
+/// the other logged in.
+#[test]
+fn two_replicas_on_one_hub_keep_their_own_tokens() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (sa, sb) = (Session::new(a.path()), Session::new(b.path()));
+    let config = test_login();
+    let hub = format!("http://127.0.0.1:{}/shared", std::process::id());
+    sa.store_login(&config, &hub, tokens("access-a", Some("refresh-a")))
+        .unwrap();
+    sb.store_login(&config, &hub, tokens("access-b", Some("refresh-b")))
+        .unwrap();
+    if sa.load().unwrap().unwrap().token_store == StoreKind::File {
+        require_or_skip("a keyring", "the file store was chosen");
+        return;
+    }
+    let runtime = runtime();
+    assert_eq!(
+        runtime.block_on(sa.access_token(&hub)).unwrap().as_deref(),
+        Some("access-a")
+    );
+    assert_eq!(
+        runtime.block_on(sb.access_token(&hub)).unwrap().as_deref(),
+        Some("access-b")
+    );
+    sa.logout().unwrap();
+    assert_eq!(
+        runtime.block_on(sb.access_token(&hub)).unwrap().as_deref(),
+        Some("access-b")
+    );
+    sb.logout().unwrap();
 }
 
 #[cfg(target_os = "linux")]

@@ -497,10 +497,7 @@ fn load_merge_region(
 
 /// Current body heads of a node (the `base` for the next body edit): their
 /// stamps, sorted, without repeats.
-pub(crate) fn body_heads(
-    conn: &rusqlite::Connection,
-    node: &str,
-) -> Result<Vec<Hlc>, StoreError> {
+pub(crate) fn body_heads(conn: &rusqlite::Connection, node: &str) -> Result<Vec<Hlc>, StoreError> {
     let json: Option<String> = conn
         .prepare_cached("SELECT body_heads FROM nodes WHERE id = ?1")?
         .query_row([node], |r| r.get(0))
