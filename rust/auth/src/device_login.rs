@@ -135,7 +135,8 @@ pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Endpoints,
     Ok(endpoints)
 }
 
-fn now() -> u64 {
+/// Unix time in seconds (token expiry is kept in it).
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::device_login::{refresh, LoginConfig, Tokens};
+use crate::device_login::{now, refresh, LoginConfig, Tokens};
 use crate::token_store::{describe, StoreKind, TokenStore};
 use crate::AuthError;
 
@@ -102,13 +102,6 @@ pub fn normalize_hub_url(url: &str) -> String {
 
 fn file_store() -> StoreKind {
     StoreKind::File
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// The login of one replica (data dir).
