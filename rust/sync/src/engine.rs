@@ -76,8 +76,11 @@ fn push_batch(
 ) -> Result<(), SyncError> {
     let reply = match client.push(ops) {
         Ok(reply) => reply,
+        // A request the hub refuses whole (too large, or a shape it will
+        // not take): halve it until the op at fault is alone, and set that
+        // one aside.
         Err(ClientError::Status {
-            status: 413,
+            status: status @ (413 | 400),
             message,
         }) => {
             if ops.len() > 1 {
@@ -85,8 +88,18 @@ fn push_batch(
                 push_batch(replica, client, a, report)?;
                 return push_batch(replica, client, b, report);
             }
-            let reason = format!("the hub refused the op as too large (413): {message}");
-            replica.mark_refused(&[(ops[0].op_id.clone(), "too_large".into(), reason.clone())])?;
+            let (code, reason) = if status == 413 {
+                (
+                    "too_large",
+                    format!("the hub refused the op as too large (413): {message}"),
+                )
+            } else {
+                (
+                    "invalid",
+                    format!("the hub refused the op (400): {message}"),
+                )
+            };
+            replica.mark_refused(&[(ops[0].op_id.clone(), code.into(), reason.clone())])?;
             report.refused += 1;
             report.warnings.push(format!(
                 "op {} on node {} is set aside: {reason}",
