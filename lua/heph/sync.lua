@@ -14,6 +14,10 @@ local M = {}
 ---@field last_sync? string time of the last successful sync
 ---@field last_error? string
 ---@field offline_since? string
+---@field quarantined? integer pulled ops set aside (retried on every sync)
+---@field quarantine_reason? string why the newest one was set aside
+---@field refused? integer this device's ops the hub refused (kept locally)
+---@field refused_reason? string why the newest one was refused
 
 ---Stores a new status; fires User HephStatus when it differs.
 ---@param status heph.Status
@@ -67,6 +71,14 @@ function M.command(arg)
     table.insert(lines, "last sync: " .. (status.last_sync or "never"))
     if status.last_error then
       table.insert(lines, "last error: " .. status.last_error)
+    end
+    if (tonumber(status.quarantined) or 0) > 0 then
+      local reason = type(status.quarantine_reason) == "string" and status.quarantine_reason or ""
+      table.insert(lines, ("set aside: %d pulled op(s), retried on each sync; newest: %s"):format(status.quarantined, reason))
+    end
+    if (tonumber(status.refused) or 0) > 0 then
+      local reason = type(status.refused_reason) == "string" and status.refused_reason or ""
+      table.insert(lines, ("refused by the hub: %d op(s) kept on this device; newest: %s"):format(status.refused, reason))
     end
     return vim.notify(table.concat(lines, "\n"))
   elseif arg ~= nil then

@@ -30,8 +30,9 @@ pub enum HlcError {
     Invalid(String),
     /// A received stamp is further in the future than the allowed drift.
     #[error(
-        "refusing an op stamped {ahead_ms} ms in the future (limit {limit_ms} ms): \
-         the sending device's clock is wrong; fix its clock and sync again"
+        "op stamped {} in the future of this device's clock (limit {}): either the \
+         device that made it has a clock that runs ahead, or this device's clock is behind",
+        human_ms(*ahead_ms), human_ms(*limit_ms)
     )]
     TooFarAhead {
         /// How far ahead of local time the stamp is.
@@ -39,9 +40,30 @@ pub enum HlcError {
         /// The configured limit.
         limit_ms: u64,
     },
-    /// The counter would overflow within one millisecond.
+    /// The counter would overflow within one millisecond (no longer
+    /// returned: the clock moves to the next millisecond instead).
     #[error("clock counter overflow")]
     CounterOverflow,
+}
+
+/// Largest counter value a stamp can encode (six hex digits).
+pub const MAX_COUNTER: u32 = 0xff_ffff;
+
+/// A duration in milliseconds for people: `3 d 2 h`, `5 h 12 min`, `40 s`.
+pub fn human_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d} d {h} h")
+    } else if h > 0 {
+        format!("{h} h {m} min")
+    } else if m > 0 {
+        format!("{m} min {s} s")
+    } else if secs > 0 {
+        format!("{s} s")
+    } else {
+        format!("{ms} ms")
+    }
 }
 
 impl Hlc {
@@ -72,6 +94,15 @@ impl FromStr for Hlc {
         let bad = || HlcError::Invalid(s.chars().take(80).collect());
         let (stamp, origin) = s.split_once('-').ok_or_else(bad)?;
         if stamp.len() != 18 || origin.is_empty() || origin.len() > 64 {
+            return Err(bad());
+        }
+        // Lowercase hex only: the canonical spelling (byte order is time
+        // order), and every byte ASCII so the slicing below is on char
+        // boundaries.
+        if !stamp
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(bad());
         }
         if !origin
@@ -156,13 +187,13 @@ impl Clock {
         if physical_ms > self.last.millis {
             self.last.millis = physical_ms;
             self.last.counter = 0;
+        } else if self.last.counter >= MAX_COUNTER {
+            // The counter is full (e.g. a peer sent a stamp at its maximum):
+            // borrow the next millisecond instead of refusing to write.
+            self.last.millis += 1;
+            self.last.counter = 0;
         } else {
-            self.last.counter = self
-                .last
-                .counter
-                .checked_add(1)
-                .filter(|c| *c < 0x100_0000)
-                .ok_or(HlcError::CounterOverflow)?;
+            self.last.counter += 1;
         }
         Ok(self.last.clone())
     }
@@ -196,7 +227,8 @@ impl Clock {
         self.check_drift_at(remote, self.physical_ms())
     }
 
-    fn check_drift_at(&self, remote: &Hlc, physical_ms: u64) -> Result<(), HlcError> {
+    /// `check_drift` with an explicit physical time.
+    pub fn check_drift_at(&self, remote: &Hlc, physical_ms: u64) -> Result<(), HlcError> {
         let ahead = remote.millis.saturating_sub(physical_ms);
         if ahead > self.max_drift_ms {
             return Err(HlcError::TooFarAhead {
@@ -205,6 +237,11 @@ impl Clock {
             });
         }
         Ok(())
+    }
+
+    /// The configured drift limit in milliseconds.
+    pub fn max_drift_ms(&self) -> u64 {
+        self.max_drift_ms
     }
 
     /// The newest stamp this clock has issued or observed.
@@ -296,8 +333,35 @@ mod tests {
             "000000000001000000-",
             "0001-a",
             "000000000001000000-a b",
+            "00000000000A000000-a",
+            "+00000000001000000-a",
+            "0000000000é000000-a",
+            "000000000é00000000-a",
+            "ééééééééé-a",
         ] {
             assert!(bad.parse::<Hlc>().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_full_counter_moves_to_the_next_millisecond() {
+        let mut clock = Clock::new("o1", None);
+        let remote = Hlc {
+            millis: 5_000,
+            counter: MAX_COUNTER,
+            origin: "o2".into(),
+        };
+        clock.observe_at(&remote, 5_000).unwrap();
+        let next = clock.tick_at(5_000).unwrap();
+        assert_eq!((next.millis, next.counter), (5_001, 0));
+        assert!(next.to_string() > remote.to_string());
+        assert_eq!(next.to_string().parse::<Hlc>().unwrap(), next);
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_ms(3 * 86_400_000 + 7_200_000), "3 d 2 h");
+        assert_eq!(human_ms(90_000), "1 min 30 s");
+        assert_eq!(human_ms(12), "12 ms");
     }
 }

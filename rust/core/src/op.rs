@@ -11,6 +11,13 @@ use crate::model::{normalize_tag, parse_date, Field, Kind, Status};
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Largest title or other scalar value, in bytes.
 pub const MAX_VALUE_BYTES: usize = 4096;
+/// Largest op as JSON, in bytes. Local writes past it are refused when they
+/// are recorded (a body of control characters is six times larger as JSON
+/// than as text), and the hub refuses larger ops; it stays well below the
+/// hub's default request limit (4 MiB) so one op always fits in a push.
+pub const MAX_OP_JSON_BYTES: usize = 2 * 1024 * 1024;
+/// Most body versions a body op may name as its base.
+pub const MAX_BASE_VERSIONS: usize = 1024;
 
 /// One change to one node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +105,13 @@ impl Op {
                             "{field} is longer than {MAX_VALUE_BYTES} bytes"
                         )));
                     }
+                    if value.trim() != value || value.is_empty() {
+                        return Err(fail(format!(
+                            "{field} value {:?} is not in canonical form (empty, or \
+                             spaces around it)",
+                            value.chars().take(40).collect::<String>()
+                        )));
+                    }
                     check_field_value(*field, value).map_err(|e| fail(e.0))?;
                 } else if matches!(field, Field::Title | Field::Kind) {
                     return Err(fail(format!("{field} cannot be cleared")));
@@ -107,7 +121,7 @@ impl Op {
                 if body.len() > MAX_BODY_BYTES {
                     return Err(fail(format!("body is larger than {MAX_BODY_BYTES} bytes")));
                 }
-                if base.len() > 1024 {
+                if base.len() > MAX_BASE_VERSIONS {
                     return Err(fail("body base lists too many versions".into()));
                 }
             }
@@ -117,6 +131,53 @@ impl Op {
                     return Err(fail(format!("tag {tag:?} is not normalized")));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Reads one op from JSON text: never panics, whatever the input; the
+    /// error says why it cannot be read. Does not validate (see
+    /// [`Op::validate`]).
+    pub fn parse_json(text: &str) -> Result<Op, String> {
+        serde_json::from_str::<Op>(text).map_err(|e| e.to_string())
+    }
+
+    /// Size of the op as JSON, in bytes.
+    pub fn json_len(&self) -> usize {
+        serde_json::to_vec(self)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Refuses an op whose JSON is larger than [`MAX_OP_JSON_BYTES`].
+    pub fn check_json_size(&self) -> Result<(), InvalidOp> {
+        // Cheap bound first (no character takes more than six bytes in
+        // JSON), so ordinary writes are not serialized twice.
+        let text = match &self.action {
+            Action::Set { value, .. } => value.as_deref().map_or(0, str::len),
+            Action::SetBody { body, .. } => body.len(),
+            Action::AddTag { tag } | Action::RemoveTag { tag } => tag.len(),
+            Action::Create { .. } | Action::Delete | Action::Restore => 0,
+        };
+        let bases: usize = match &self.action {
+            Action::SetBody { base, .. } => base.iter().map(|h| h.origin.len() + 24).sum(),
+            _ => 0,
+        };
+        let bound =
+            6 * (text + self.op_id.len() + self.node.len() + self.hlc.origin.len()) + bases + 256;
+        if bound <= MAX_OP_JSON_BYTES {
+            return Ok(());
+        }
+        let len = self.json_len();
+        if len > MAX_OP_JSON_BYTES {
+            return Err(InvalidOp {
+                op_id: self.op_id.chars().take(64).collect(),
+                reason: format!(
+                    "the op is {} KiB as JSON, more than the {} KiB a hub accepts",
+                    len / 1024,
+                    MAX_OP_JSON_BYTES / 1024
+                ),
+            });
         }
         Ok(())
     }
@@ -200,5 +261,35 @@ mod tests {
         })
         .validate()
         .is_ok());
+    }
+
+    #[test]
+    fn padded_values_are_not_canonical() {
+        for (field, value) in [
+            (Field::Status, " done "),
+            (Field::Title, " x "),
+            (Field::Title, ""),
+            (Field::Project, "p "),
+        ] {
+            assert!(
+                op(Action::Set {
+                    field,
+                    value: Some(value.into())
+                })
+                .validate()
+                .is_err(),
+                "{field} {value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_json_is_refused() {
+        let big = op(Action::SetBody {
+            body: "\u{1}".repeat(MAX_BODY_BYTES),
+            base: Vec::new(),
+        });
+        assert!(big.validate().is_ok());
+        assert!(big.check_json_size().is_err());
     }
 }

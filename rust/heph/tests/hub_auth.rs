@@ -96,7 +96,13 @@ async fn the_hub_checks_every_token() {
     let r = client
         .post(&ops)
         .bearer_auth(&owner)
-        .json(&json!({"ops": [{"op_id": "secret-op"}]}))
+        // A valid op: the hub refuses ops it could not apply.
+        .json(&json!({"ops": [{
+            "op_id": "secret-op",
+            "hlc": "000000000001000000-aa",
+            "node": "n1",
+            "action": "delete",
+        }]}))
         .send()
         .await
         .unwrap();

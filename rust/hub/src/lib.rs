@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use auth::{BearerCheck, Rejection};
-pub use routes::{router, MAX_PULL_LIMIT};
+pub use routes::{router, MAX_DRIFT_MS, MAX_OP_DEPTH, MAX_PULL_BYTES, MAX_PULL_LIMIT};
 pub use store::{HubStore, PushOutcome};
 
 /// Default request body limit: pushes come in batches of about 1 MB.

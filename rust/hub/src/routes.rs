@@ -15,6 +15,75 @@ use crate::{HubConfig, HubStore};
 
 /// Most ops one pull returns.
 pub const MAX_PULL_LIMIT: usize = 5000;
+/// Most bytes of op JSON one pull returns (a client may ask for less with
+/// `max_bytes`); a page always holds at least one op.
+pub const MAX_PULL_BYTES: usize = 4 * 1024 * 1024;
+/// How far ahead of the hub's clock a pushed op may be stamped.
+pub const MAX_DRIFT_MS: u64 = heph_core::hlc::DEFAULT_MAX_DRIFT_MS;
+/// Deepest JSON nesting an op may have (real ops have two levels).
+pub const MAX_OP_DEPTH: usize = 32;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Nesting depth of a JSON value, without recursion.
+fn depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|i| (i, d + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Why one pushed op is refused: (code, reason, how far ahead).
+fn screen(op: &Value, text: &str, now: u64) -> Result<(), (&'static str, String, Option<u64>)> {
+    use heph_core::op::MAX_OP_JSON_BYTES;
+    if text.len() > MAX_OP_JSON_BYTES {
+        return Err((
+            "too_large",
+            format!(
+                "the op is {} KiB as JSON, more than the {} KiB the hub accepts",
+                text.len() / 1024,
+                MAX_OP_JSON_BYTES / 1024
+            ),
+            None,
+        ));
+    }
+    if depth(op) > MAX_OP_DEPTH {
+        return Err((
+            "invalid",
+            format!("the op is nested more than {MAX_OP_DEPTH} levels deep"),
+            None,
+        ));
+    }
+    let parsed = heph_core::Op::parse_json(text)
+        .map_err(|e| ("invalid", format!("unreadable op: {e}"), None))?;
+    parsed.validate().map_err(|e| ("invalid", e.reason, None))?;
+    let ahead = parsed.hlc.millis.saturating_sub(now);
+    if ahead > MAX_DRIFT_MS {
+        return Err((
+            "clock_ahead",
+            format!(
+                "the op is stamped {} ahead of the hub's clock (limit {}): the sending \
+                 device's clock is wrong",
+                heph_core::hlc::human_ms(ahead),
+                heph_core::hlc::human_ms(MAX_DRIFT_MS)
+            ),
+            Some(ahead),
+        ));
+    }
+    Ok(())
+}
 
 /// A JSON error reply.
 pub fn error(status: StatusCode, message: &str) -> Response {
@@ -79,7 +148,10 @@ async fn push(
     let Some(ops) = parsed.get("ops").and_then(Value::as_array) else {
         return error(StatusCode::BAD_REQUEST, "expected {\"ops\": [...]}");
     };
+    let now = now_ms();
     let mut rows = Vec::with_capacity(ops.len());
+    let mut accepted = Vec::with_capacity(ops.len());
+    let mut refused = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         let op_id = match op.get("op_id").and_then(Value::as_str) {
             Some(id) if !id.is_empty() && id.len() <= 128 => id.to_owned(),
@@ -92,11 +164,39 @@ async fn push(
                 )
             }
         };
-        rows.push((op_id, op.to_string()));
+        let text = op.to_string();
+        match screen(op, &text, now) {
+            Ok(()) => {
+                accepted.push(i);
+                rows.push((op_id, text));
+            }
+            Err((code, reason, ahead_ms)) => refused.push(json!({
+                "index": i,
+                "op_id": op_id,
+                "code": code,
+                "reason": reason,
+                "ahead_ms": ahead_ms,
+            })),
+        }
     }
+    if !refused.is_empty() {
+        tracing::warn!(refused = refused.len(), "refused pushed ops");
+    }
+    let count = ops.len();
     match tokio::task::spawn_blocking(move || store.push(&rows)).await {
         Ok(Ok(outcome)) => {
-            Json(json!({ "new": outcome.new, "seqs": outcome.seqs })).into_response()
+            // One entry per pushed op, in request order: null when refused.
+            let mut seqs: Vec<Option<i64>> = vec![None; count];
+            for (index, seq) in accepted.into_iter().zip(outcome.seqs) {
+                seqs[index] = Some(seq);
+            }
+            Json(json!({
+                "new": outcome.new,
+                "seqs": seqs,
+                "refused": refused,
+                "now": now,
+            }))
+            .into_response()
         }
         Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
@@ -107,6 +207,7 @@ async fn push(
 struct PullParams {
     after: Option<i64>,
     limit: Option<usize>,
+    max_bytes: Option<usize>,
 }
 
 async fn pull(
@@ -124,7 +225,11 @@ async fn pull(
     };
     let after = params.after.unwrap_or(0).max(0);
     let limit = params.limit.unwrap_or(1000).clamp(1, MAX_PULL_LIMIT);
-    let result = tokio::task::spawn_blocking(move || store.pull(after, limit)).await;
+    let max_bytes = params
+        .max_bytes
+        .unwrap_or(MAX_PULL_BYTES)
+        .clamp(1, MAX_PULL_BYTES);
+    let result = tokio::task::spawn_blocking(move || store.pull(after, limit, max_bytes)).await;
     let (rows, more) = match result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return internal(e),
@@ -140,7 +245,7 @@ async fn pull(
         }
         out.push_str(&format!("{{\"seq\":{seq},\"op\":{op}}}"));
     }
-    out.push_str(&format!("],\"more\":{more}}}"));
+    out.push_str(&format!("],\"more\":{more},\"now\":{}}}", now_ms()));
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         out,

@@ -78,18 +78,30 @@ impl HubStore {
         Ok(outcome)
     }
 
-    /// Ops after sequence `after`, at most `limit`, and whether more remain.
-    pub fn pull(&self, after: i64, limit: usize) -> Result<(Vec<(i64, String)>, bool), HubError> {
+    /// Ops after sequence `after`: at most `limit` of them and about
+    /// `max_bytes` of JSON (always at least one), and whether more remain.
+    pub fn pull(
+        &self,
+        after: i64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<(i64, String)>, bool), HubError> {
         let conn = self.lock();
         let mut stmt =
             conn.prepare_cached("SELECT seq, op FROM ops WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
-        let mut rows: Vec<(i64, String)> = stmt
-            .query_map(params![after, limit as i64 + 1], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        let more = rows.len() > limit;
-        rows.truncate(limit);
+        let mut cursor = stmt.query(params![after, limit as i64 + 1])?;
+        let mut rows: Vec<(i64, String)> = Vec::new();
+        let mut bytes = 0;
+        let mut more = false;
+        while let Some(row) = cursor.next()? {
+            let op: String = row.get(1)?;
+            if rows.len() == limit || (!rows.is_empty() && bytes + op.len() > max_bytes) {
+                more = true;
+                break;
+            }
+            bytes += op.len();
+            rows.push((row.get(0)?, op));
+        }
         Ok((rows, more))
     }
 

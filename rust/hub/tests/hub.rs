@@ -47,6 +47,15 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// A valid op (a delete of node n1) with this id, stamped now.
+fn op(id: &str) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    json!({"op_id": id, "hlc": format!("{now:012x}000000-aa"), "node": "n1", "action": "delete"})
+}
+
 async fn push(hub: &Hub, body: Value) -> (u16, Value) {
     let r = client()
         .post(format!("{}/v1/ops", hub.url))
@@ -71,25 +80,18 @@ async fn pull(hub: &Hub, after: i64, limit: usize) -> Value {
 #[tokio::test]
 async fn push_dedupes_and_assigns_sequences() {
     let hub = start(HubConfig::default()).await;
-    let (status, reply) = push(
-        &hub,
-        json!({"ops": [{"op_id": "a", "v": 1}, {"op_id": "b"}]}),
-    )
-    .await;
+    let a = op("a");
+    let (status, reply) = push(&hub, json!({"ops": [a.clone(), op("b")]})).await;
     assert_eq!(status, 200);
-    assert_eq!(reply, json!({"new": 2, "seqs": [1, 2]}));
-    let (_, reply) = push(
-        &hub,
-        json!({"ops": [{"op_id": "b"}, {"op_id": "c"}, {"op_id": "a", "v": 2}]}),
-    )
-    .await;
-    assert_eq!(reply, json!({"new": 1, "seqs": [2, 3, 1]}));
+    assert_eq!(reply["new"], 2);
+    assert_eq!(reply["seqs"], json!([1, 2]));
+    assert_eq!(reply["refused"], json!([]));
+    let (_, reply) = push(&hub, json!({"ops": [op("b"), op("c"), op("a")]})).await;
+    assert_eq!(reply["new"], 1);
+    assert_eq!(reply["seqs"], json!([2, 3, 1]));
     let page = pull(&hub, 0, 2).await;
     assert_eq!(page["more"], true);
-    assert_eq!(
-        page["ops"][0],
-        json!({"seq": 1, "op": {"op_id": "a", "v": 1}})
-    );
+    assert_eq!(page["ops"][0], json!({"seq": 1, "op": a}));
     let page = pull(&hub, 2, 2).await;
     assert_eq!(page["more"], false);
     assert_eq!(page["ops"].as_array().unwrap().len(), 1);
@@ -145,7 +147,7 @@ async fn concurrent_pushers_leave_no_gaps() {
         tasks.push(tokio::spawn(async move {
             for batch in 0..10 {
                 let ops: Vec<Value> = (0..20)
-                    .map(|i| json!({"op_id": format!("{pusher}-{batch}-{i}")}))
+                    .map(|i| op(&format!("{pusher}-{batch}-{i}")))
                     .collect();
                 let r = client()
                     .post(format!("{url}/v1/ops"))
@@ -205,7 +207,7 @@ async fn the_auth_seam_guards_ops_but_not_health() {
     let r = client()
         .post(&ops)
         .bearer_auth("bob")
-        .json(&json!({"ops": [{"op_id": "x"}]}))
+        .json(&json!({"ops": [op("x")]}))
         .send()
         .await
         .unwrap();

@@ -21,6 +21,7 @@ use rusqlite::{Connection, OpenFlags};
 pub use materialize::ApplyReport;
 pub use query::{ListFilter, ListOrder, SearchHit, StatusFilter};
 pub use schema::SCHEMA_VERSION;
+pub use sync_state::{PullOutcome, QuarantinedOp, RawOp, SetAside};
 pub use write::Edit;
 
 /// How long a writer waits for another process's transaction.

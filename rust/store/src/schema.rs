@@ -5,7 +5,8 @@ use rusqlite::Connection;
 use crate::StoreError;
 
 /// Each entry migrates from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -81,7 +82,30 @@ CREATE TABLE sync_state (
     value TEXT NOT NULL,
     PRIMARY KEY (hub, key)
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+-- Local ops the hub refused (reason and a short code: clock_ahead, invalid,
+-- too_large), set aside so they never block the ops behind them.
+ALTER TABLE ops ADD COLUMN refused TEXT;
+ALTER TABLE ops ADD COLUMN refused_code TEXT;
+ALTER TABLE ops ADD COLUMN refused_at TEXT;
+CREATE INDEX ops_refused ON ops(seq) WHERE refused IS NOT NULL;
+
+-- Pulled ops that cannot be applied (unreadable, invalid, or stamped beyond
+-- the drift limit), kept verbatim with the hub sequence they came with and
+-- retried on every sync pass.
+CREATE TABLE quarantine (
+    hub        TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    op_id      TEXT,
+    raw        TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen  TEXT NOT NULL,
+    PRIMARY KEY (hub, seq)
+);
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -1,19 +1,74 @@
 //! What sync needs from the replica: unacknowledged ops, acknowledgments,
 //! the pull cursor (a hub sequence number, never a clock) and status notes.
 
-use heph_core::Op;
+use heph_core::hlc::human_ms;
+use heph_core::{HlcError, Op};
 use rusqlite::{params, OptionalExtension};
 
-use crate::materialize::ApplyReport;
+use crate::materialize::{apply_op, ApplyReport};
 use crate::{Replica, Result, StoreError};
+
+/// SQLite's "now" as RFC 3339 UTC text.
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+
+/// One op as pulled from a hub: its hub sequence and its JSON text, not yet
+/// read (reading it is the replica's job, so a bad op can be set aside).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawOp {
+    /// Hub sequence number.
+    pub seq: i64,
+    /// The op's JSON text, verbatim.
+    pub raw: String,
+}
+
+/// What applying a pulled page (or retrying the quarantine) did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PullOutcome {
+    /// What the applied ops did.
+    pub applied: ApplyReport,
+    /// Ops set aside in the quarantine by this call.
+    pub quarantined: usize,
+    /// Quarantined ops that could be applied this time.
+    pub released: usize,
+}
+
+/// A count of ops set aside and the newest reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetAside {
+    /// How many.
+    pub count: u64,
+    /// Why the newest one was set aside.
+    pub newest_reason: Option<String>,
+    /// When (RFC 3339, UTC).
+    pub newest_at: Option<String>,
+}
+
+/// One quarantined op.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedOp {
+    /// The hub it came from.
+    pub hub: String,
+    /// Its hub sequence number.
+    pub seq: i64,
+    /// Its op id, when it could be read.
+    pub op_id: Option<String>,
+    /// The JSON text as received.
+    pub raw: String,
+    /// Why it is set aside.
+    pub reason: String,
+    /// First and last time it was tried (RFC 3339, UTC).
+    pub first_seen: String,
+    /// Last time it was tried.
+    pub last_seen: String,
+}
 
 impl Replica {
     /// Ops the hub has not acknowledged, oldest first, about `max_bytes` of
     /// JSON in all (always at least one when any is pending).
     pub fn unpushed_ops(&self, max_bytes: usize) -> Result<Vec<Op>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT payload FROM ops WHERE pushed = 0 ORDER BY seq")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT payload FROM ops WHERE pushed = 0 AND refused IS NULL ORDER BY seq",
+        )?;
         let mut rows = stmt.query([])?;
         let mut ops = Vec::new();
         let mut size = 0;
@@ -45,18 +100,242 @@ impl Replica {
         Ok(())
     }
 
-    /// Applies ops pulled from `hub` and moves its cursor to `new_cursor`, in
-    /// one transaction: a crash leaves either both or neither.
-    pub fn apply_pulled(&mut self, hub: &str, ops: &[Op], new_cursor: i64) -> Result<ApplyReport> {
-        self.apply_external(ops, true, |tx| {
-            tx.prepare_cached(
+    /// Sets aside local ops the hub refused (`(op_id, code, reason)`): they
+    /// stay in the replica but are no longer pushed, so they never block the
+    /// ops behind them. Codes: `clock_ahead`, `too_large`, `invalid`.
+    pub fn mark_refused(&mut self, refused: &[(String, String, String)]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached(&format!(
+                "UPDATE ops SET refused = ?2, refused_code = ?3, refused_at = {NOW}
+                 WHERE op_id = ?1 AND pushed = 0"
+            ))?;
+            for (id, code, reason) in refused {
+                stmt.execute(params![id, reason, code])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Puts refused ops with this code back in the push queue (a clock that
+    /// was ahead may have been fixed, or the hub's time may have come).
+    pub fn requeue_refused(&mut self, code: &str) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE ops SET refused = NULL, refused_code = NULL, refused_at = NULL
+             WHERE pushed = 0 AND refused_code = ?1",
+            [code],
+        )?)
+    }
+
+    /// Local ops the hub refused, and the newest reason.
+    pub fn refused_summary(&self) -> Result<SetAside> {
+        let count: i64 = self.conn.query_row(
+            "SELECT count(*) FROM ops WHERE refused IS NOT NULL AND pushed = 0",
+            [],
+            |r| r.get(0),
+        )?;
+        let newest = self
+            .conn
+            .query_row(
+                "SELECT refused, refused_at FROM ops WHERE refused IS NOT NULL AND pushed = 0
+                 ORDER BY refused_at DESC, seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+            )
+            .optional()?;
+        Ok(SetAside {
+            count: count as u64,
+            newest_reason: newest.as_ref().map(|n| n.0.clone()),
+            newest_at: newest.and_then(|n| n.1),
+        })
+    }
+
+    /// Reads, validates and drift-checks one pulled op. `hub_now_ms` (the
+    /// hub's clock, when it said) tells whose clock is off.
+    fn screen(&self, raw: &str, hub_now_ms: Option<u64>) -> std::result::Result<Op, String> {
+        let op = Op::parse_json(raw).map_err(|e| format!("unreadable op: {e}"))?;
+        op.validate()
+            .map_err(|e| format!("invalid op {}: {}", e.op_id, e.reason))?;
+        op.check_json_size()
+            .map_err(|e| format!("invalid op {}: {}", e.op_id, e.reason))?;
+        let now = self.clock.physical_ms();
+        match self.clock.check_drift_at(&op.hlc, now) {
+            Ok(()) => Ok(op),
+            Err(HlcError::TooFarAhead { ahead_ms, limit_ms }) => {
+                let hub_agrees = hub_now_ms.is_some_and(|h| op.hlc.millis <= h + limit_ms);
+                Err(if hub_agrees {
+                    let behind = hub_now_ms.unwrap_or(now).saturating_sub(now);
+                    format!(
+                        "op {} is stamped {} ahead of this device's clock, but not ahead of \
+                         the hub's: this device's clock seems to be behind (by about {}); \
+                         the op is kept aside and applies once this clock catches up",
+                        op.op_id,
+                        human_ms(ahead_ms),
+                        human_ms(behind)
+                    )
+                } else {
+                    format!(
+                        "op {} is stamped {} in the future (limit {}): the device that \
+                         made it has a clock that runs ahead, or this device's clock is \
+                         behind; the op is kept aside and applies once its time comes",
+                        op.op_id,
+                        human_ms(ahead_ms),
+                        human_ms(limit_ms)
+                    )
+                })
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Applies a page of ops pulled from `hub` and moves its cursor to
+    /// `new_cursor`, in one transaction: a crash leaves either both or
+    /// neither. An op that cannot be read, is invalid, or is stamped beyond
+    /// the drift limit is quarantined (raw text, hub sequence, reason) in
+    /// that same transaction instead of failing the page.
+    pub fn apply_pulled(
+        &mut self,
+        hub: &str,
+        ops: &[RawOp],
+        new_cursor: i64,
+        hub_now_ms: Option<u64>,
+    ) -> Result<PullOutcome> {
+        let mut good = Vec::with_capacity(ops.len());
+        let mut bad = Vec::new();
+        for op in ops {
+            match self.screen(&op.raw, hub_now_ms) {
+                Ok(parsed) => good.push(parsed),
+                Err(reason) => bad.push((op, reason)),
+            }
+        }
+        let quarantined = bad.len();
+        let ((), applied) = self.write(|w| {
+            for op in &good {
+                apply_op(w.tx, op, true, &mut w.report)?;
+            }
+            {
+                let mut put = w.tx.prepare_cached(&format!(
+                    "INSERT INTO quarantine (hub, seq, op_id, raw, reason, first_seen, last_seen)
+                     VALUES (?1, ?2, ?3, ?4, ?5, {NOW}, {NOW})
+                     ON CONFLICT (hub, seq) DO UPDATE SET
+                         reason = excluded.reason, last_seen = excluded.last_seen"
+                ))?;
+                for (op, reason) in &bad {
+                    put.execute(params![hub, op.seq, op_id_of(&op.raw), op.raw, reason])?;
+                }
+            }
+            w.tx.prepare_cached(
                 "INSERT INTO sync_state (hub, key, value) VALUES (?1, 'cursor', ?2)
                  ON CONFLICT (hub, key) DO UPDATE SET value = excluded.value
                  WHERE CAST(excluded.value AS INTEGER) > CAST(sync_state.value AS INTEGER)",
             )?
             .execute(params![hub, new_cursor.to_string()])?;
             Ok(())
+        })?;
+        for op in &good {
+            // Drift was checked above; the clock may only have moved on since.
+            let _ = self.clock.observe(&op.hlc);
+        }
+        Ok(PullOutcome {
+            applied,
+            quarantined,
+            released: 0,
         })
+    }
+
+    /// Tries every op quarantined from `hub` again: those that can now be
+    /// applied (a future stamp whose time came, an op a newer heph can
+    /// read) are applied and leave the quarantine, in one transaction; the
+    /// others keep their place with a fresh reason and `last_seen`.
+    pub fn retry_quarantine(&mut self, hub: &str, hub_now_ms: Option<u64>) -> Result<PullOutcome> {
+        let rows: Vec<(i64, String)> = self
+            .conn
+            .prepare_cached("SELECT seq, raw FROM quarantine WHERE hub = ?1 ORDER BY seq")?
+            .query_map([hub], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<_, _>>()?;
+        if rows.is_empty() {
+            return Ok(PullOutcome::default());
+        }
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for (seq, raw) in &rows {
+            match self.screen(raw, hub_now_ms) {
+                Ok(op) => good.push((*seq, op)),
+                Err(reason) => bad.push((*seq, reason)),
+            }
+        }
+        let ((), applied) = self.write(|w| {
+            let mut drop =
+                w.tx.prepare_cached("DELETE FROM quarantine WHERE hub = ?1 AND seq = ?2")?;
+            for (seq, op) in &good {
+                apply_op(w.tx, op, true, &mut w.report)?;
+                drop.execute(params![hub, seq])?;
+            }
+            let mut keep = w.tx.prepare_cached(&format!(
+                "UPDATE quarantine SET reason = ?3, last_seen = {NOW} WHERE hub = ?1 AND seq = ?2"
+            ))?;
+            for (seq, reason) in &bad {
+                keep.execute(params![hub, seq, reason])?;
+            }
+            Ok(())
+        })?;
+        for (_, op) in &good {
+            let _ = self.clock.observe(&op.hlc);
+        }
+        Ok(PullOutcome {
+            applied,
+            quarantined: 0,
+            released: good.len(),
+        })
+    }
+
+    /// Ops quarantined from `hub` (every hub when `None`), and the newest
+    /// reason.
+    pub fn quarantine_summary(&self, hub: Option<&str>) -> Result<SetAside> {
+        let count: i64 = self.conn.query_row(
+            "SELECT count(*) FROM quarantine WHERE ?1 IS NULL OR hub = ?1",
+            [hub],
+            |r| r.get(0),
+        )?;
+        let newest = self
+            .conn
+            .query_row(
+                "SELECT reason, last_seen FROM quarantine WHERE ?1 IS NULL OR hub = ?1
+                 ORDER BY first_seen DESC, seq DESC LIMIT 1",
+                [hub],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()?;
+        Ok(SetAside {
+            count: count as u64,
+            newest_reason: newest.as_ref().map(|n| n.0.clone()),
+            newest_at: newest.map(|n| n.1),
+        })
+    }
+
+    /// Every quarantined op, oldest hub sequence first.
+    pub fn quarantined(&self) -> Result<Vec<QuarantinedOp>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT hub, seq, op_id, raw, reason, first_seen, last_seen
+                 FROM quarantine ORDER BY hub, seq",
+            )?
+            .query_map([], |r| {
+                Ok(QuarantinedOp {
+                    hub: r.get(0)?,
+                    seq: r.get(1)?,
+                    op_id: r.get(2)?,
+                    raw: r.get(3)?,
+                    reason: r.get(4)?,
+                    first_seen: r.get(5)?,
+                    last_seen: r.get(6)?,
+                })
+            })?
+            .collect::<std::result::Result<_, _>>()?)
     }
 
     /// The hub sequence number up to which ops were pulled from `hub`.
@@ -69,11 +348,11 @@ impl Replica {
 
     /// Ops not yet acknowledged by the hub.
     pub fn pending_count(&self) -> Result<u64> {
-        Ok(self
-            .conn
-            .query_row("SELECT count(*) FROM ops WHERE pushed = 0", [], |r| {
-                r.get::<_, i64>(0)
-            })? as u64)
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM ops WHERE pushed = 0 AND refused IS NULL",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
     }
 
     /// A note kept per hub (`last_sync`, `last_error`, …).
@@ -105,4 +384,11 @@ impl Replica {
         };
         Ok(())
     }
+}
+
+/// The `op_id` of an op's JSON text, when it has a readable one.
+fn op_id_of(raw: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(raw).ok()?;
+    let id = value.get("op_id")?.as_str()?;
+    Some(id.chars().take(128).collect())
 }

@@ -41,6 +41,9 @@ impl Writer<'_, '_> {
             action,
         };
         op.validate().map_err(|e| StoreError::Invalid(e.reason))?;
+        // An op the hub would refuse is refused here, before it is recorded.
+        op.check_json_size()
+            .map_err(|e| StoreError::Invalid(e.reason))?;
         apply_op(self.tx, &op, false, &mut self.report)?;
         Ok(())
     }
@@ -196,6 +199,8 @@ impl Replica {
         for op in ops {
             op.validate()
                 .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            op.check_json_size()
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
             self.clock.check_drift(&op.hlc)?;
         }
         let ((), report) = self.write(|w| {
@@ -205,7 +210,8 @@ impl Replica {
             finish(w.tx)
         })?;
         for op in ops {
-            self.clock.observe(&op.hlc)?;
+            // Checked above; the clock may only have moved on since.
+            let _ = self.clock.observe(&op.hlc);
         }
         Ok(report)
     }

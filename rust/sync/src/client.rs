@@ -48,22 +48,72 @@ impl ClientError {
     }
 }
 
-/// One op of a pull reply.
-#[derive(Debug, Clone, Deserialize)]
-pub struct PulledOp {
-    /// Hub sequence number.
-    pub seq: i64,
-    /// The op, still as JSON (parsed by the caller, with a clear error).
-    pub op: serde_json::Value,
+/// Time allowed for a request before any body bytes count.
+pub const BASE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Slowest transfer rate tolerated, in bytes per second: each request gets
+/// `BASE_TIMEOUT` plus its size at this rate, so a slow link still makes
+/// progress page by page instead of failing one long request.
+pub const MIN_BYTES_PER_SEC: u64 = 16 * 1024;
+
+/// The timeout of a request moving about `bytes`.
+pub fn timeout_for(bytes: usize) -> Duration {
+    BASE_TIMEOUT + Duration::from_secs(bytes as u64 / MIN_BYTES_PER_SEC)
+}
+
+#[derive(Deserialize)]
+struct WireOp {
+    seq: i64,
+    op: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct WirePage {
+    ops: Vec<WireOp>,
+    more: bool,
+    #[serde(default)]
+    now: Option<u64>,
+}
+
+/// A page read without looking inside the ops (never fails on depth).
+#[derive(Deserialize)]
+struct SkimOp {
+    seq: i64,
+    #[allow(dead_code)]
+    op: serde::de::IgnoredAny,
+}
+
+#[derive(Deserialize)]
+struct SkimPage {
+    ops: Vec<SkimOp>,
+    more: bool,
+    #[serde(default)]
+    now: Option<u64>,
 }
 
 /// A pull reply.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct PullReply {
-    /// Ops in sequence order.
-    pub ops: Vec<PulledOp>,
+    /// Ops in sequence order, as JSON text (read by the replica, which
+    /// quarantines what it cannot apply).
+    pub ops: Vec<heph_store::RawOp>,
     /// Whether more ops follow.
     pub more: bool,
+    /// The hub's clock (ms since the epoch), when it said.
+    pub now: Option<u64>,
+}
+
+/// One pushed op the hub refused.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Refusal {
+    /// Its index in the request.
+    pub index: usize,
+    /// `clock_ahead`, `invalid` or `too_large`.
+    pub code: String,
+    /// Why, in words.
+    pub reason: String,
+    /// For `clock_ahead`: how far ahead of the hub's clock.
+    #[serde(default)]
+    pub ahead_ms: Option<u64>,
 }
 
 /// A push reply.
@@ -71,8 +121,11 @@ pub struct PullReply {
 pub struct PushReply {
     /// Ops that were new to the hub.
     pub new: usize,
-    /// Sequence of each pushed op.
-    pub seqs: Vec<i64>,
+    /// Sequence of each pushed op, `None` for refused ones.
+    pub seqs: Vec<Option<i64>>,
+    /// The ops the hub refused.
+    #[serde(default)]
+    pub refused: Vec<Refusal>,
 }
 
 #[derive(Serialize)]
@@ -96,7 +149,6 @@ impl HubClient {
         }
         let http = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ClientError::BadUrl(format!("{url}: {e}")))?;
@@ -149,16 +201,24 @@ impl HubClient {
 
     /// `GET /v1/health`.
     pub fn health(&self) -> Result<(), ClientError> {
-        self.send(self.http.get(format!("{}/v1/health", self.base)))?;
+        self.send(
+            self.http
+                .get(format!("{}/v1/health", self.base))
+                .timeout(BASE_TIMEOUT),
+        )?;
         Ok(())
     }
 
     /// `POST /v1/ops`.
     pub fn push(&self, ops: &[Op]) -> Result<PushReply, ClientError> {
+        let body = serde_json::to_vec(&PushBody { ops })
+            .map_err(|e| ClientError::Garbage(e.to_string()))?;
         let response = self.send(
             self.http
                 .post(format!("{}/v1/ops", self.base))
-                .json(&PushBody { ops }),
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .timeout(timeout_for(body.len()))
+                .body(body),
         )?;
         let reply: PushReply = response
             .json()
@@ -173,15 +233,63 @@ impl HubClient {
         Ok(reply)
     }
 
-    /// `GET /v1/ops?after=…&limit=…`.
-    pub fn pull(&self, after: i64, limit: usize) -> Result<PullReply, ClientError> {
-        let response = self.send(
-            self.http
-                .get(format!("{}/v1/ops?after={after}&limit={limit}", self.base)),
-        )?;
-        let reply: PullReply = response
-            .json()
-            .map_err(|e| ClientError::Garbage(e.without_url().to_string()))?;
+    /// `GET /v1/ops?after=…&limit=…&max_bytes=…`.
+    pub fn pull(
+        &self,
+        after: i64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<PullReply, ClientError> {
+        let text = self.pull_text(after, limit, max_bytes)?;
+        let reply = match serde_json::from_str::<WirePage>(&text) {
+            Ok(page) => PullReply {
+                ops: page
+                    .ops
+                    .into_iter()
+                    .map(|o| heph_store::RawOp {
+                        seq: o.seq,
+                        raw: o.op.to_string(),
+                    })
+                    .collect(),
+                more: page.more,
+                now: page.now,
+            },
+            Err(e) => {
+                // The page is well formed but an op in it is not readable
+                // (e.g. nested past the JSON reader's depth limit): learn the
+                // sequence numbers, then take the ops one by one so only the
+                // bad one is set aside.
+                let skim: SkimPage =
+                    serde_json::from_str(&text).map_err(|_| ClientError::Garbage(e.to_string()))?;
+                let mut ops = Vec::with_capacity(skim.ops.len());
+                if skim.ops.len() == 1 {
+                    ops.push(heph_store::RawOp {
+                        seq: skim.ops[0].seq,
+                        raw: single_op_text(&text, skim.ops[0].seq),
+                    });
+                } else {
+                    let mut prev = after;
+                    for op in &skim.ops {
+                        let one = self.pull(prev, 1, max_bytes)?;
+                        match one.ops.into_iter().next() {
+                            Some(o) if o.seq == op.seq => ops.push(o),
+                            _ => {
+                                return Err(ClientError::Garbage(format!(
+                                    "the hub changed op {} between two reads",
+                                    op.seq
+                                )))
+                            }
+                        }
+                        prev = op.seq;
+                    }
+                }
+                PullReply {
+                    ops,
+                    more: skim.more,
+                    now: skim.now,
+                }
+            }
+        };
         let mut last = after;
         for op in &reply.ops {
             if op.seq <= last {
@@ -194,4 +302,31 @@ impl HubClient {
         }
         Ok(reply)
     }
+
+    fn pull_text(&self, after: i64, limit: usize, max_bytes: usize) -> Result<String, ClientError> {
+        let response = self.send(
+            self.http
+                .get(format!(
+                    "{}/v1/ops?after={after}&limit={limit}&max_bytes={max_bytes}",
+                    self.base
+                ))
+                .timeout(timeout_for(max_bytes)),
+        )?;
+        response.text().map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: e.without_url().to_string(),
+        })
+    }
+}
+
+/// The op's own text from a one-op page `{"ops":[{"seq":N,"op":…}],…}`, or
+/// the whole page when it is not spelled that way.
+fn single_op_text(page: &str, seq: i64) -> String {
+    let prefix = format!("{{\"ops\":[{{\"seq\":{seq},\"op\":");
+    if let Some(rest) = page.strip_prefix(&prefix) {
+        if let Some(end) = rest.rfind("}],\"more\":") {
+            return rest[..end].to_owned();
+        }
+    }
+    page.to_owned()
 }

@@ -11,6 +11,9 @@ use crate::client::{ClientError, HubClient};
 pub const PUSH_BATCH_BYTES: usize = 1024 * 1024;
 /// Ops per pull request.
 pub const PULL_BATCH: usize = 2000;
+/// Bytes of op JSON per pull request (the hub caps it at its own limit and
+/// always sends at least one op).
+pub const PULL_PAGE_BYTES: usize = 1024 * 1024;
 
 /// What a pass moved.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -25,6 +28,14 @@ pub struct SyncReport {
     pub conflicts: usize,
     /// Nodes changed by pulled ops.
     pub changed_nodes: Vec<String>,
+    /// Local ops the hub refused in this pass (set aside, kept here).
+    pub refused: usize,
+    /// Pulled ops set aside in the quarantine in this pass.
+    pub quarantined: usize,
+    /// Quarantined ops applied in this pass (their time came).
+    pub released: usize,
+    /// What the user should know (clock wrong, ops set aside).
+    pub warnings: Vec<String>,
 }
 
 /// Why a pass stopped.
@@ -40,66 +51,188 @@ pub enum SyncError {
     /// Login or token refresh failed (including "login needed").
     #[error(transparent)]
     Auth(#[from] heph_auth::AuthError),
-    /// The hub sent an op this heph cannot read.
-    #[error("the hub sent an op this heph cannot read (seq {seq}): {reason}; upgrade heph on this device")]
-    BadOp {
-        /// Its sequence number.
-        seq: i64,
-        /// The parse error.
-        reason: String,
-    },
+}
+
+/// Opens the replica for a pass. `HEPH_CLOCK_SKEW_MS` (a test hook, as in
+/// the CLI) pretends this device's clock is off by that many ms.
+fn open_replica(path: &Path) -> Result<Replica, StoreError> {
+    let mut replica = Replica::open(path)?;
+    if let Some(skew) = std::env::var("HEPH_CLOCK_SKEW_MS")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    {
+        replica.clock_mut().set_offset_ms(skew);
+    }
+    Ok(replica)
+}
+
+/// Pushes one batch; ops the hub refuses (per op, or a 413 for a single op)
+/// are set aside with the reason. Every op of `ops` ends pushed or refused.
+fn push_batch(
+    replica: &mut Replica,
+    client: &HubClient,
+    ops: &[Op],
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let reply = match client.push(ops) {
+        Ok(reply) => reply,
+        // A request the hub refuses whole (too large, or a shape it will
+        // not take): halve it until the op at fault is alone, and set that
+        // one aside.
+        Err(ClientError::Status {
+            status: status @ (413 | 400),
+            message,
+        }) => {
+            if ops.len() > 1 {
+                let (a, b) = ops.split_at(ops.len() / 2);
+                push_batch(replica, client, a, report)?;
+                return push_batch(replica, client, b, report);
+            }
+            let (code, reason) = if status == 413 {
+                (
+                    "too_large",
+                    format!("the hub refused the op as too large (413): {message}"),
+                )
+            } else {
+                (
+                    "invalid",
+                    format!("the hub refused the op (400): {message}"),
+                )
+            };
+            replica.mark_refused(&[(ops[0].op_id.clone(), code.into(), reason.clone())])?;
+            report.refused += 1;
+            report.warnings.push(format!(
+                "op {} on node {} is set aside: {reason}",
+                ops[0].op_id, ops[0].node
+            ));
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut refused = Vec::new();
+    let mut ahead: Option<u64> = None;
+    let mut other_reasons = Vec::new();
+    for r in &reply.refused {
+        let Some(op) = ops.get(r.index) else { continue };
+        let reason = if r.code == "clock_ahead" {
+            let by = r.ahead_ms.unwrap_or(0);
+            ahead = Some(ahead.unwrap_or(0).max(by));
+            clock_ahead_message(by)
+        } else {
+            format!("the hub refused op {} ({}): {}", op.op_id, r.code, r.reason)
+        };
+        if r.code != "clock_ahead" {
+            other_reasons.push(reason.clone());
+        }
+        refused.push((op.op_id.clone(), r.code.clone(), reason));
+    }
+    let mut pushed = Vec::new();
+    for (op, seq) in ops.iter().zip(&reply.seqs) {
+        match seq {
+            Some(_) => pushed.push(op.op_id.clone()),
+            None if !refused.iter().any(|r| r.0 == op.op_id) => refused.push((
+                op.op_id.clone(),
+                "invalid".into(),
+                format!("the hub did not store op {} and gave no reason", op.op_id),
+            )),
+            None => {}
+        }
+    }
+    replica.mark_pushed(&pushed)?;
+    if !refused.is_empty() {
+        replica.mark_refused(&refused)?;
+    }
+    report.pushed += reply.new;
+    report.refused += refused.len();
+    if let Some(by) = ahead {
+        report.warnings.push(clock_ahead_message(by));
+    }
+    report.warnings.extend(other_reasons);
+    Ok(())
+}
+
+/// What the sending device hears when the hub refuses its future stamps.
+pub fn clock_ahead_message(ahead_ms: u64) -> String {
+    format!(
+        "this device's clock is wrong (ahead by {} of the hub's clock): the hub refused \
+         its op(s); fix the clock — they stay on this device and are sent again on each sync",
+        heph_core::hlc::human_ms(ahead_ms)
+    )
 }
 
 /// Pushes every unacknowledged op, then pulls until the hub has no more.
 /// Safe to interrupt anywhere: the next pass resends and re-pulls, and
-/// duplicates are no-ops.
+/// duplicates are no-ops. Ops the hub refuses are set aside (never blocking
+/// the ops behind them), a push failure other than an unreachable hub or
+/// refused credentials still lets the pull run, and pulled ops that cannot
+/// be applied are quarantined and retried on each pass.
 pub fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
     let hub = client.url().to_owned();
     // A fresh handle per pass: other processes write the same file, and no
     // transaction is ever held across a request.
-    let mut replica = Replica::open(replica_path)?;
+    let mut replica = open_replica(replica_path)?;
+    // Ops refused for a clock that was ahead: the clock may be fixed, or
+    // the hub's time may have come.
+    replica.requeue_refused("clock_ahead")?;
+    let mut push_error = None;
     loop {
         let ops = replica.unpushed_ops(PUSH_BATCH_BYTES)?;
         if ops.is_empty() {
             break;
         }
-        let reply = client.push(&ops)?;
-        let ids: Vec<String> = ops.into_iter().map(|o| o.op_id).collect();
-        replica.mark_pushed(&ids)?;
-        report.pushed += reply.new;
+        match push_batch(&mut replica, client, &ops, &mut report) {
+            Ok(()) => {}
+            Err(SyncError::Client(
+                e @ (ClientError::Unauthorized(_) | ClientError::Unreachable { .. }),
+            )) => return Err(e.into()),
+            Err(e) => {
+                push_error = Some(e);
+                break;
+            }
+        }
     }
     let mut changed = std::collections::HashSet::new();
     let mut cursor = replica.sync_cursor(&hub)?;
-    loop {
-        let page = client.pull(cursor, PULL_BATCH)?;
-        let Some(last) = page.ops.last().map(|o| o.seq) else {
-            break;
-        };
-        let ops = page
-            .ops
-            .into_iter()
-            .map(|p| {
-                serde_json::from_value::<Op>(p.op).map_err(|e| SyncError::BadOp {
-                    seq: p.seq,
-                    reason: e.to_string(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        // Ops and cursor move together, in one transaction.
-        let applied = replica.apply_pulled(&hub, &ops, last)?;
-        report.pulled += applied.new_ops;
-        report.merged += applied.merged;
-        report.conflicts += applied.conflicts;
-        for id in applied.changed_nodes {
+    let mut hub_now = None;
+    let mut absorb = |report: &mut SyncReport, outcome: heph_store::PullOutcome| {
+        report.pulled += outcome.applied.new_ops;
+        report.merged += outcome.applied.merged;
+        report.conflicts += outcome.applied.conflicts;
+        report.quarantined += outcome.quarantined;
+        report.released += outcome.released;
+        for id in outcome.applied.changed_nodes {
             if changed.insert(id.clone()) {
                 report.changed_nodes.push(id);
             }
         }
+    };
+    loop {
+        let page = client.pull(cursor, PULL_BATCH, PULL_PAGE_BYTES)?;
+        hub_now = page.now.or(hub_now);
+        let Some(last) = page.ops.last().map(|o| o.seq) else {
+            break;
+        };
+        // Ops, quarantine and cursor move together, in one transaction.
+        let outcome = replica.apply_pulled(&hub, &page.ops, last, page.now)?;
+        absorb(&mut report, outcome);
         cursor = last;
         if !page.more {
             break;
         }
+    }
+    let retried = replica.retry_quarantine(&hub, hub_now)?;
+    absorb(&mut report, retried);
+    if report.quarantined > 0 {
+        if let Some(reason) = replica.quarantine_summary(Some(&hub))?.newest_reason {
+            report.warnings.push(format!(
+                "{} pulled op(s) set aside: {reason}",
+                report.quarantined
+            ));
+        }
+    }
+    if let Some(e) = push_error {
+        return Err(e);
     }
     Ok(report)
 }

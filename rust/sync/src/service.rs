@@ -52,6 +52,66 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
     /// Local time (HH:MM) since when the hub is unreachable.
     pub offline_since: Option<String>,
+    /// Pulled ops set aside (unreadable, invalid, or stamped too far ahead),
+    /// retried on every pass.
+    pub quarantined: u64,
+    /// Why the newest quarantined op was set aside.
+    pub quarantine_reason: Option<String>,
+    /// This device's ops the hub refused (kept here, not pushed).
+    pub refused: u64,
+    /// Why the newest refused op was refused.
+    pub refused_reason: Option<String>,
+}
+
+impl SyncStatus {
+    /// A status with nothing set aside.
+    pub fn new(state: SyncState, hub: Option<String>) -> Self {
+        Self {
+            state,
+            pending: 0,
+            hub,
+            last_sync: None,
+            last_error: None,
+            offline_since: None,
+            quarantined: 0,
+            quarantine_reason: None,
+            refused: 0,
+            refused_reason: None,
+        }
+    }
+}
+
+/// What the replica holds for the status line.
+#[derive(Debug, Clone, Default)]
+struct Counts {
+    pending: u64,
+    quarantine: heph_store::SetAside,
+    refused: heph_store::SetAside,
+}
+
+impl Counts {
+    fn write_to(&self, s: &mut SyncStatus) -> bool {
+        let before = (
+            s.pending,
+            s.quarantined,
+            s.quarantine_reason.clone(),
+            s.refused,
+            s.refused_reason.clone(),
+        );
+        s.pending = self.pending;
+        s.quarantined = self.quarantine.count;
+        s.quarantine_reason = self.quarantine.newest_reason.clone();
+        s.refused = self.refused.count;
+        s.refused_reason = self.refused.newest_reason.clone();
+        before
+            != (
+                s.pending,
+                s.quarantined,
+                s.quarantine_reason.clone(),
+                s.refused,
+                s.refused_reason.clone(),
+            )
+    }
 }
 
 enum Request {
@@ -88,14 +148,8 @@ impl SyncService {
         // One spelling of the URL, so status notes land where the cursor is.
         let hub_url = crate::normalize_hub_url(&hub_url);
         let (requests, mut rx) = mpsc::channel(64);
-        let (status_tx, status) = watch::channel(SyncStatus {
-            state: SyncState::Pending,
-            pending: 0,
-            hub: Some(hub_url.clone()),
-            last_sync: None,
-            last_error: None,
-            offline_since: None,
-        });
+        let (status_tx, status) =
+            watch::channel(SyncStatus::new(SyncState::Pending, Some(hub_url.clone())));
         let (changes, _) = broadcast::channel(64);
         let changes_tx = changes.clone();
         tokio::spawn(async move {
@@ -111,11 +165,10 @@ impl SyncService {
                             if backoff.is_none() {
                                 next = Instant::now() + DEBOUNCE;
                             }
-                            let pending = pending_count(&replica).await;
+                            let counts = counts(&replica, &hub_url).await;
                             status_tx.send_if_modified(|s| {
-                                let state = if s.state == SyncState::Synced && pending > 0 { SyncState::Pending } else { s.state };
-                                let changed = s.pending != pending || s.state != state;
-                                s.pending = pending;
+                                let state = if s.state == SyncState::Synced && counts.pending > 0 { SyncState::Pending } else { s.state };
+                                let changed = counts.write_to(s) || s.state != state;
                                 s.state = state;
                                 changed
                             });
@@ -127,7 +180,8 @@ impl SyncService {
                 };
                 status_tx.send_modify(|s| s.state = SyncState::Syncing);
                 let outcome = run_pass(replica.clone(), hub_url.clone()).await;
-                let pending = pending_count(&replica).await;
+                let counts = counts(&replica, &hub_url).await;
+                let pending = counts.pending;
                 let result = match &outcome {
                     Ok(report) => {
                         backoff = None;
@@ -138,7 +192,7 @@ impl SyncService {
                             } else {
                                 SyncState::Synced
                             };
-                            s.pending = pending;
+                            counts.write_to(s);
                             s.last_sync = Some(clock_time());
                             s.last_error = None;
                             s.offline_since = None;
@@ -170,7 +224,7 @@ impl SyncService {
                                 s.offline_since = Some(clock_time());
                             }
                             s.state = state;
-                            s.pending = pending;
+                            counts.write_to(s);
                             s.last_error = Some(e.to_string());
                         });
                         Err(e.to_string())
@@ -230,13 +284,19 @@ async fn run_pass(replica: PathBuf, hub: String) -> Result<SyncReport, SyncError
     })
 }
 
-async fn pending_count(replica: &std::path::Path) -> u64 {
+async fn counts(replica: &std::path::Path, hub: &str) -> Counts {
     let replica = replica.to_owned();
+    let hub = hub.to_owned();
     tokio::task::spawn_blocking(move || {
-        heph_store::Replica::open(&replica)
-            .and_then(|r| r.pending_count())
-            .unwrap_or(0)
+        let Ok(r) = heph_store::Replica::open(&replica) else {
+            return Counts::default();
+        };
+        Counts {
+            pending: r.pending_count().unwrap_or(0),
+            quarantine: r.quarantine_summary(Some(&hub)).unwrap_or_default(),
+            refused: r.refused_summary().unwrap_or_default(),
+        }
     })
     .await
-    .unwrap_or(0)
+    .unwrap_or_default()
 }

@@ -373,11 +373,8 @@ pub fn import_ops(paths: &Paths) -> Result<ExitCode> {
         ops.push(op);
     }
     let mut replica = open(paths)?;
-    let mut new_ops = 0;
-    // Chunks keep each transaction short so other writers are not starved.
-    for chunk in ops.chunks(5_000) {
-        new_ops += replica.apply_ops(chunk)?.new_ops;
-    }
+    // One transaction for the whole file: all of it lands or none of it.
+    let new_ops = replica.apply_ops(&ops)?.new_ops;
     eprintln!(
         "imported {new_ops} new ops ({} already present)",
         ops.len() - new_ops

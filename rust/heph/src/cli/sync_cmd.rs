@@ -55,19 +55,26 @@ pub fn sync(paths: &Paths, args: SyncArgs) -> Result<ExitCode> {
     let outcome = heph_sync::sync_with_login(&paths.replica(), client.url());
     heph_sync::engine::record_outcome(&paths.replica(), client.url(), &outcome)?;
     let report = outcome.with_context(|| format!("sync with {hub} failed"))?;
+    for warning in &report.warnings {
+        eprintln!("heph: warning: {warning}");
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!(
-            "pushed {}, pulled {}{}",
-            report.pushed,
-            report.pulled,
-            if report.merged > 0 {
-                format!(", merged {} concurrent edit(s)", report.merged)
-            } else {
-                String::new()
-            }
-        );
+        let mut extra = String::new();
+        if report.merged > 0 {
+            extra.push_str(&format!(", merged {} concurrent edit(s)", report.merged));
+        }
+        if report.refused > 0 {
+            extra.push_str(&format!(", {} refused by the hub", report.refused));
+        }
+        if report.quarantined > 0 {
+            extra.push_str(&format!(", {} set aside", report.quarantined));
+        }
+        if report.released > 0 {
+            extra.push_str(&format!(", {} applied from quarantine", report.released));
+        }
+        println!("pushed {}, pulled {}{extra}", report.pushed, report.pulled);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -82,6 +89,8 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
     let replica = Replica::open(&paths.replica())?;
     let pending = replica.pending_count()?;
     let key = hub.as_deref().map(heph_sync::normalize_hub_url);
+    let quarantine = replica.quarantine_summary(key.as_deref())?;
+    let refused = replica.refused_summary()?;
     let (last_sync, last_error, cursor) = match &key {
         Some(h) => (
             replica.sync_value(h, "last_sync")?,
@@ -112,6 +121,10 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
                 "last_sync": last_sync,
                 "last_error": last_error,
                 "cursor": cursor,
+                "quarantined": quarantine.count,
+                "quarantine_reason": quarantine.newest_reason,
+                "refused": refused.count,
+                "refused_reason": refused.newest_reason,
                 "login": login,
                 "token_store": token_store,
             })
@@ -125,6 +138,20 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
         println!("last sync:  {}", last_sync.as_deref().unwrap_or("never"));
         if let Some(e) = last_error {
             println!("last error: {e}");
+        }
+        if quarantine.count > 0 {
+            println!(
+                "set aside:  {} pulled op(s) in quarantine, retried on each sync; newest: {}",
+                quarantine.count,
+                quarantine.newest_reason.as_deref().unwrap_or("")
+            );
+        }
+        if refused.count > 0 {
+            println!(
+                "refused:    {} op(s) of this device refused by the hub (kept here); newest: {}",
+                refused.count,
+                refused.newest_reason.as_deref().unwrap_or("")
+            );
         }
         match token_store {
             Some(store) => println!("login:      {login}; tokens in {store}"),

@@ -93,12 +93,8 @@ impl SyncBridge {
         let mut status = match &self.service {
             Some(service) => status_json(&service.status().borrow()),
             None => status_json(&SyncStatus {
-                state: SyncState::Disabled,
-                pending: 0,
-                hub: None,
-                last_sync: None,
                 last_error: self.config_error.clone(),
-                offline_since: None,
+                ..SyncStatus::new(SyncState::Disabled, None)
             }),
         };
         let session = Session::new(&self.paths.data_dir);

@@ -1,0 +1,211 @@
+//! Pulled ops that cannot be applied are quarantined, in the transaction
+//! that moves the cursor; they are retried later; local writes too large
+//! for a hub are refused before they are recorded.
+
+use heph_core::hlc::MAX_COUNTER;
+use heph_core::{Hlc, NewNode, Op};
+use heph_store::{RawOp, Replica};
+
+const HUB: &str = "http://127.0.0.1:1";
+const DAY: i64 = 24 * 3600 * 1000;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// The ops of a task made on another replica, as pulled JSON.
+fn remote_task(title: &str, skew_ms: i64) -> Vec<String> {
+    let mut other = Replica::open_in_memory().unwrap();
+    other.clock_mut().set_offset_ms(skew_ms);
+    other
+        .create(NewNode {
+            title: title.into(),
+            ..NewNode::default()
+        })
+        .unwrap();
+    other
+        .export_ops()
+        .unwrap()
+        .iter()
+        .map(|op| serde_json::to_string(op).unwrap())
+        .collect()
+}
+
+fn page(first_seq: i64, raws: &[String]) -> Vec<RawOp> {
+    raws.iter()
+        .enumerate()
+        .map(|(i, raw)| RawOp {
+            seq: first_seq + i as i64,
+            raw: raw.clone(),
+        })
+        .collect()
+}
+
+#[test]
+fn bad_ops_are_quarantined_with_the_cursor_in_one_transaction() {
+    let mut r = Replica::open_in_memory().unwrap();
+    let mut raws = remote_task("good", 0);
+    let good = raws.len();
+    let hostile = [
+        r#"{"op_id":"h1","node":"n1","action":"delete"}"#.to_owned(),
+        r#"{"op_id":"h2","hlc":"ééééééééé-aa","node":"n1","action":"delete"}"#.to_owned(),
+        r#"{"op_id":"h3","hlc":"000000000001000000-aa","node":"a/b","action":"delete"}"#
+            .to_owned(),
+        r#"{"op_id":"h4","hlc":"000000000001000000-aa","node":"n1","action":"explode"}"#
+            .to_owned(),
+        r#"{"op_id":"h5","hlc":"000000000001000000-aa","node":"n1","action":"set","field":"status","value":" done "}"#
+            .to_owned(),
+        "not json at all".to_owned(),
+    ];
+    raws.extend(hostile.iter().cloned());
+    raws.extend(remote_task("future", 3 * DAY));
+    let pulled = page(10, &raws);
+    let last = pulled.last().unwrap().seq;
+    let outcome = r.apply_pulled(HUB, &pulled, last, None).unwrap();
+    assert_eq!(outcome.applied.new_ops, good);
+    assert_eq!(outcome.quarantined, raws.len() - good);
+    assert_eq!(r.sync_cursor(HUB).unwrap(), last, "the cursor moved on");
+    assert_eq!(r.op_count().unwrap() as usize, good);
+    let kept = r.quarantined().unwrap();
+    assert_eq!(kept.len(), raws.len() - good);
+    assert_eq!(kept[0].seq, 10 + good as i64);
+    assert_eq!(kept[0].raw, hostile[0]);
+    assert_eq!(kept[0].op_id.as_deref(), Some("h1"));
+    assert!(kept[0].reason.contains("unreadable"), "{}", kept[0].reason);
+    assert!(kept[2].reason.contains("a/b"), "{}", kept[2].reason);
+    assert!(kept[4].reason.contains("canonical"), "{}", kept[4].reason);
+    assert!(kept.last().unwrap().reason.contains("future"));
+    let summary = r.quarantine_summary(Some(HUB)).unwrap();
+    assert_eq!(summary.count as usize, raws.len() - good);
+    assert!(summary.newest_reason.is_some());
+    // The same page again (a crash before the reply was seen): no duplicates.
+    r.apply_pulled(HUB, &pulled, last, None).unwrap();
+    assert_eq!(r.quarantined().unwrap().len(), raws.len() - good);
+    assert_eq!(r.op_count().unwrap() as usize, good);
+    // Local writes still work.
+    r.create(NewNode {
+        title: "local".into(),
+        ..NewNode::default()
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_future_op_applies_once_its_time_comes() {
+    let mut r = Replica::open_in_memory().unwrap();
+    // This device's clock is two days behind.
+    r.clock_mut().set_offset_ms(-2 * DAY);
+    let raws = remote_task("from the present", 0);
+    let outcome = r
+        .apply_pulled(HUB, &page(1, &raws), raws.len() as i64, Some(now_ms()))
+        .unwrap();
+    assert_eq!(outcome.quarantined, raws.len());
+    assert_eq!(r.node_count().unwrap(), 0);
+    let reason = r.quarantine_summary(None).unwrap().newest_reason.unwrap();
+    assert!(
+        reason.contains("this device's clock seems to be behind"),
+        "{reason}"
+    );
+    assert!(!reason.contains("sending device"), "{reason}");
+    // Still behind: stays.
+    assert_eq!(r.retry_quarantine(HUB, None).unwrap().released, 0);
+    // The clock catches up.
+    r.clock_mut().set_offset_ms(0);
+    let retried = r.retry_quarantine(HUB, None).unwrap();
+    assert_eq!(retried.released, raws.len());
+    assert_eq!(retried.applied.new_ops, raws.len());
+    assert_eq!(r.quarantine_summary(None).unwrap().count, 0);
+    assert_eq!(r.node_count().unwrap(), 1);
+    assert_eq!(
+        r.pending_count().unwrap(),
+        0,
+        "pulled ops are not pushed back"
+    );
+}
+
+#[test]
+fn a_body_too_large_as_json_is_refused_when_written() {
+    let mut r = Replica::open_in_memory().unwrap();
+    // Under the 1 MiB body limit as text, about 6 MB as JSON.
+    let body = "\u{1}".repeat(1_000_000);
+    let err = r
+        .create(NewNode {
+            title: "control".into(),
+            body,
+            ..NewNode::default()
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("JSON"), "{err}");
+    assert_eq!(r.op_count().unwrap(), 0, "nothing was recorded");
+    assert_eq!(r.pending_count().unwrap(), 0);
+}
+
+#[test]
+fn a_remote_counter_at_its_maximum_does_not_block_local_writes() {
+    let mut r = Replica::open_in_memory().unwrap();
+    let hlc = Hlc {
+        millis: now_ms() + 60_000,
+        counter: MAX_COUNTER,
+        origin: "zz".into(),
+    };
+    let op = Op {
+        op_id: "full-counter".into(),
+        hlc: hlc.clone(),
+        node: "n1".into(),
+        action: heph_core::Action::Create {
+            kind: heph_core::Kind::Note,
+        },
+    };
+    r.apply_ops(&[op]).unwrap();
+    for i in 0..3 {
+        r.create(NewNode {
+            title: format!("after {i}"),
+            ..NewNode::default()
+        })
+        .unwrap();
+    }
+    let newest = r
+        .export_ops()
+        .unwrap()
+        .into_iter()
+        .map(|o| o.hlc)
+        .max()
+        .unwrap();
+    assert!(newest.millis > hlc.millis);
+}
+
+#[test]
+fn refused_local_ops_are_set_aside_and_do_not_block() {
+    let mut r = Replica::open_in_memory().unwrap();
+    for t in ["a", "b"] {
+        r.create(NewNode {
+            title: t.into(),
+            ..NewNode::default()
+        })
+        .unwrap();
+    }
+    let ops = r.unpushed_ops(usize::MAX).unwrap();
+    assert_eq!(ops.len(), 6);
+    r.mark_refused(&[(
+        ops[0].op_id.clone(),
+        "clock_ahead".into(),
+        "this device's clock is wrong".into(),
+    )])
+    .unwrap();
+    let next = r.unpushed_ops(usize::MAX).unwrap();
+    assert_eq!(next.len(), 5);
+    assert_eq!(next[0].op_id, ops[1].op_id);
+    assert_eq!(r.pending_count().unwrap(), 5);
+    let refused = r.refused_summary().unwrap();
+    assert_eq!(refused.count, 1);
+    assert_eq!(
+        refused.newest_reason.as_deref(),
+        Some("this device's clock is wrong")
+    );
+    assert_eq!(r.requeue_refused("clock_ahead").unwrap(), 1);
+    assert_eq!(r.pending_count().unwrap(), 6);
+    assert_eq!(r.refused_summary().unwrap().count, 0);
+}

@@ -1,0 +1,85 @@
+//! The background service's status (the sidecar's status map, shown by
+//! `:HephSync status`) counts quarantined and refused ops, with the newest
+//! reason, and a pass with set-aside ops is still a successful pass.
+
+use std::time::Duration;
+
+use heph_core::NewNode;
+use heph_store::Replica;
+use heph_sync::{SyncService, SyncState};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_counts_quarantined_and_refused_ops() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hub_db = db.clone();
+    tokio::spawn(async move {
+        heph_hub::serve(
+            listener,
+            &hub_db,
+            heph_hub::HubConfig::default(),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    });
+    // An op an older hub let through: unknown action.
+    let store = heph_hub::HubStore::open(&db).unwrap();
+    store
+        .push(&[(
+            "bad".into(),
+            r#"{"op_id":"bad","hlc":"000000000001000000-aa","node":"n1","action":"explode"}"#
+                .into(),
+        )])
+        .unwrap();
+    let replica = dir.path().join("replica.db");
+    {
+        let mut r = Replica::open(&replica).unwrap();
+        // This replica's clock is three days ahead: the hub refuses its ops.
+        r.clock_mut().set_offset_ms(3 * 24 * 3600 * 1000);
+        r.create(NewNode {
+            title: "from the future".into(),
+            ..NewNode::default()
+        })
+        .unwrap();
+    }
+    let service = SyncService::start(replica.clone(), url, Duration::from_secs(3600));
+    let report = service.sync_now().await.unwrap();
+    assert_eq!(report.refused, 3);
+    assert_eq!(report.quarantined, 1);
+    assert!(report
+        .warnings
+        .iter()
+        .any(|w| w.contains("this device's clock is wrong (ahead by")));
+    let mut rx = service.status();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let s = rx.borrow_and_update().clone();
+        if s.state != SyncState::Syncing && s.quarantined == 1 {
+            break s;
+        }
+        tokio::time::timeout_at(deadline, rx.changed())
+            .await
+            .expect("status")
+            .unwrap();
+    };
+    assert_eq!(status.state, SyncState::Synced, "{status:?}");
+    assert_eq!(status.pending, 0);
+    assert_eq!(status.refused, 3);
+    assert!(status
+        .refused_reason
+        .unwrap()
+        .contains("this device's clock is wrong"));
+    assert!(status.quarantine_reason.unwrap().contains("unreadable op"));
+    let json = serde_json::to_value(service.status().borrow().clone()).unwrap();
+    for key in [
+        "quarantined",
+        "quarantine_reason",
+        "refused",
+        "refused_reason",
+    ] {
+        assert!(json.get(key).is_some(), "{key} missing from {json}");
+    }
+}
