@@ -302,11 +302,7 @@ fn ids_take_a_unique_prefix_or_a_title() {
     let a = cli.ok(&["add", "Water plants"]).trim().to_owned();
     let b = cli.ok(&["add", "Feed cat"]).trim().to_owned();
     // The shortest prefix that tells them apart.
-    let common = a
-        .chars()
-        .zip(b.chars())
-        .take_while(|(x, y)| x == y)
-        .count();
+    let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
     let short_a = &a[..common + 1];
     assert_eq!(cli.json(&["show", short_a, "--json"])["id"], a.as_str());
     if common > 0 {

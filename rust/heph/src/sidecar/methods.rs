@@ -389,9 +389,7 @@ fn adopt_pasted(
             continue;
         }
         let existing = changes.iter_mut().find_map(|c| match c {
-            list_buffer::ListChange::Update {
-                id: cid, patch, ..
-            } if *cid == id => Some(patch),
+            list_buffer::ListChange::Update { id: cid, patch, .. } if *cid == id => Some(patch),
             _ => None,
         });
         match existing {
