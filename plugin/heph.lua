@@ -50,6 +50,7 @@ vim.api.nvim_create_autocmd("BufWriteCmd", {
 local function check_versions()
   if package.loaded["heph.rpc"] and require("heph.rpc").running() then
     require("heph.buffers").check_versions()
+    require("heph.buffers").refresh_others()
   end
 end
 vim.api.nvim_create_autocmd("FocusGained", { group = group, callback = check_versions })

@@ -50,6 +50,6 @@ echo "heph: hub at $hub_url, data in $try"
   --cmd "set rtp+=$try/help" \
   --cmd "runtime plugin/heph.lua" \
   -c "lua require('heph').setup({ cmd = { '$heph' }, keymaps = true })" \
-  -c "set statusline=%f\ %m%=%{v:lua.require'heph'.statusline()}\ " \
+  -c "set statusline=%{get(b:,'heph_title',bufname())}\ %m%=%{v:lua.require'heph'.statusline()}\ " \
   -c "Heph home" \
   "$@"

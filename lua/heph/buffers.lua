@@ -154,6 +154,17 @@ end
 ---@param state heph.BufState
 function H.set_state(buf, state)
   vim.b[buf].heph = state
+  -- A readable name for status lines and pickers (the buffer name holds
+  -- the id): `%{get(b:, 'heph_title', bufname())}`.
+  local title = state.title
+  if state.kind == "home" then
+    title = "heph home"
+  elseif state.kind == "node" and title and state.node_kind and state.node_kind ~= "journal" then
+    title = ("%s [%s]"):format(title, state.node_kind)
+  elseif state.kind == "node" and state.journal_date then
+    title = "journal " .. state.journal_date
+  end
+  vim.b[buf].heph_title = title
 end
 
 ---@param buf integer
@@ -374,12 +385,36 @@ function H.read_home(buf)
   H.wire_lines(buf, false)
 end
 
+---Shows the buffer named `name` instead of `buf` in its windows, then
+---wipes `buf` (after this event: buffers cannot change inside BufReadCmd).
+---@param buf integer
+---@param name string
+function H.redirect(buf, name)
+  vim.schedule(function()
+    if not vim.api.nvim_buf_is_valid(buf) or vim.bo[buf].modified then
+      return
+    end
+    local target = vim.fn.bufadd(name)
+    vim.bo[target].buflisted = true
+    for _, win in ipairs(vim.fn.win_findbuf(buf)) do
+      vim.api.nvim_win_set_buf(win, target)
+    end
+    vim.fn.bufload(target)
+    pcall(vim.api.nvim_buf_delete, buf, { force = true })
+  end)
+end
+
 ---BufReadCmd for heph://*.
 ---@param buf integer
 function M.read(buf)
   local kind, arg = M.parse_name(vim.api.nvim_buf_get_name(buf))
+  local journal_day = kind == "node" and arg and arg:match("^journal%-(%d%d%d%d%-%d%d%-%d%d)$")
   local ok, err = pcall(function()
-    if kind == "node" then
+    if journal_day then
+      -- One buffer per day: heph://node/journal-DATE becomes heph://journal/DATE.
+      H.read_journal(buf, journal_day)
+      H.redirect(buf, "heph://journal/" .. journal_day)
+    elseif kind == "node" then
       H.read_node(buf, arg)
     elseif kind == "journal" then
       H.read_journal(buf, arg ~= "" and arg or nil)
