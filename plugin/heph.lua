@@ -5,7 +5,6 @@ if vim.g.loaded_heph or vim.g.heph_disable then
 end
 vim.g.loaded_heph = true
 
-
 vim.api.nvim_create_user_command("Heph", function(cmd)
   require("heph.commands").run(cmd)
 end, {
@@ -51,10 +50,20 @@ vim.api.nvim_create_autocmd("BufWriteCmd", {
 local function check_versions()
   if package.loaded["heph.rpc"] and require("heph.rpc").running() then
     require("heph.buffers").check_versions()
+    require("heph.buffers").refresh_others()
   end
 end
 vim.api.nvim_create_autocmd("FocusGained", { group = group, callback = check_versions })
-vim.api.nvim_create_autocmd("BufEnter", { group = group, pattern = "heph://*", callback = check_versions })
+-- Entering a list or home buffer shows the replica as it is now.
+vim.api.nvim_create_autocmd("BufEnter", {
+  group = group,
+  pattern = "heph://*",
+  callback = function(ev)
+    if package.loaded["heph.rpc"] and require("heph.rpc").running() then
+      require("heph.buffers").entered(ev.buf)
+    end
+  end,
+})
 
 local plugs = {
   ["<Plug>(heph-home)"] = "home",
@@ -65,6 +74,9 @@ local plugs = {
   ["<Plug>(heph-new)"] = "new",
   ["<Plug>(heph-done)"] = "done",
   ["<Plug>(heph-sync)"] = "sync",
+  ["<Plug>(heph-notes)"] = "notes",
+  ["<Plug>(heph-journal-next)"] = "journal next",
+  ["<Plug>(heph-journal-prev)"] = "journal prev",
 }
 for lhs, sub in pairs(plugs) do
   vim.keymap.set("n", lhs, function()

@@ -49,6 +49,10 @@ end
 ---@field query? string list query
 ---@field version? string node version shown
 ---@field warned? string version we already warned about
+---@field node_kind? "task"|"note"|"journal" the node's kind
+---@field title? string the node's (or list's) title
+---@field journal_date? string a journal's day
+---@field missing? boolean a journal not created yet: its first save creates it
 
 ---Parses a heph:// buffer name.
 ---@param name string
@@ -68,10 +72,21 @@ function M.node_name(id)
   return "heph://node/" .. id
 end
 
----Opens a node in the current window.
+---Opens a node in the current window. A journal opens as
+---heph://journal/<date>, so a day has one buffer however it is reached.
 ---@param id string
 function M.open_node(id)
+  local date = id:match("^journal%-(%d%d%d%d%-%d%d%-%d%d)$")
+  if date then
+    return M.open_journal(date)
+  end
   vim.cmd.edit(vim.fn.fnameescape(M.node_name(id)))
+end
+
+---Opens a day's journal (not created until its first save).
+---@param date string YYYY-MM-DD
+function M.open_journal(date)
+  vim.cmd.edit(vim.fn.fnameescape("heph://journal/" .. date))
 end
 
 ---Opens a list buffer.
@@ -88,12 +103,49 @@ function H.map(value)
   return type(value) == "table" and value or {}
 end
 
+---A reply's value, with msgpack nil (vim.NIL) as nil.
+---@param value any
+---@return any
+function H.val(value)
+  if value == vim.NIL then
+    return nil
+  end
+  return value
+end
+
+---Shows `lines`, replacing only the lines that differ so the cursor stays
+---where it was in every window. `fresh`: a first load, which `u` must not
+---undo into an empty buffer.
 ---@param buf integer
 ---@param lines string[]
-function H.set_lines(buf, lines)
+---@param fresh? boolean
+function H.set_lines(buf, lines, fresh)
   local was = vim.bo[buf].modifiable
   vim.bo[buf].modifiable = true
-  vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
+  local levels = vim.bo[buf].undolevels
+  if fresh then
+    vim.bo[buf].undolevels = -1
+  end
+  local current = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+  local first = 1
+  while first <= #current and first <= #lines and current[first] == lines[first] do
+    first = first + 1
+  end
+  local tail = 0
+  while
+    tail < #current - first + 1
+    and tail < #lines - first + 1
+    and current[#current - tail] == lines[#lines - tail]
+  do
+    tail = tail + 1
+  end
+  if first <= #current or first <= #lines then
+    local middle = vim.list_slice(lines, first, #lines - tail)
+    vim.api.nvim_buf_set_lines(buf, first - 1, #current - tail, false, middle)
+  end
+  if fresh then
+    vim.bo[buf].undolevels = levels
+  end
   vim.bo[buf].modifiable = was
   vim.bo[buf].modified = false
 end
@@ -102,6 +154,17 @@ end
 ---@param state heph.BufState
 function H.set_state(buf, state)
   vim.b[buf].heph = state
+  -- A readable name for status lines and pickers (the buffer name holds
+  -- the id): `%{get(b:, 'heph_title', bufname())}`.
+  local title = state.title
+  if state.kind == "home" then
+    title = "heph home"
+  elseif state.kind == "node" and title and state.node_kind and state.node_kind ~= "journal" then
+    title = ("%s [%s]"):format(title, state.node_kind)
+  elseif state.kind == "node" and state.journal_date then
+    title = "journal " .. state.journal_date
+  end
+  vim.b[buf].heph_title = title
 end
 
 ---@param buf integer
@@ -127,93 +190,234 @@ function H.common_options(buf)
   vim.bo[buf].bufhidden = "hide"
 end
 
+---The editable text of a list or home line starts after its hidden
+---`/id ` prefix; 0 when there is none.
+---@param line string
+---@return integer
+function M.prefix_len(line)
+  local prefix = line:match("^/[A-Za-z0-9_-]+ ")
+  return prefix and #prefix or 0
+end
+
+---Keeps the cursor off the hidden `/id ` prefix (oil.nvim does the same).
+function H.constrain_cursor()
+  local row, col = unpack(vim.api.nvim_win_get_cursor(0))
+  local p = M.prefix_len(vim.api.nvim_get_current_line())
+  if p > 0 and col < p then
+    vim.api.nvim_win_set_cursor(0, { row, p })
+  end
+end
+
+---`cc`/`S` on a list line: clear the text but keep the hidden id, so the
+---line renames its task instead of creating a new one.
+function M.clear_keep_prefix()
+  local row = vim.api.nvim_win_get_cursor(0)[1]
+  local line = vim.api.nvim_get_current_line()
+  vim.api.nvim_buf_set_lines(0, row - 1, row, false, { line:sub(1, M.prefix_len(line)) })
+end
+
+---Conceal for the id prefix, window-local for this buffer only (like
+---`:setlocal`), so it does not leak into the next file of the window.
+---@param buf integer
+function H.conceal(buf)
+  for _, win in ipairs(vim.fn.win_findbuf(buf)) do
+    vim.wo[win][0].conceallevel = 3
+    vim.wo[win][0].concealcursor = "nvic"
+  end
+end
+
+---Syntax, mappings and autocmds of list and home buffers.
+---@param buf integer
+---@param editable boolean
+function H.wire_lines(buf, editable)
+  vim.api.nvim_buf_call(buf, function()
+    vim.cmd([[syntax match HephListId /^\/[A-Za-z0-9_-]\+ / conceal]])
+    if editable then
+      vim.cmd([[syntax match HephListDone /\[x\].*$/]])
+      vim.cmd([[syntax match HephListMeta /\s\zs[@+#]\S\+/]])
+      vim.cmd([[highlight default link HephListDone Comment]])
+      vim.cmd([[highlight default link HephListMeta Special]])
+    end
+  end)
+  H.conceal(buf)
+  local group = vim.api.nvim_create_augroup("heph_buf_" .. buf, { clear = true })
+  vim.api.nvim_create_autocmd("BufWinEnter", {
+    group = group,
+    buffer = buf,
+    callback = function()
+      H.conceal(buf)
+    end,
+  })
+  vim.api.nvim_create_autocmd({ "CursorMoved", "CursorMovedI" }, {
+    group = group,
+    buffer = buf,
+    callback = H.constrain_cursor,
+  })
+  local map = function(modes, lhs, rhs, desc, expr)
+    vim.keymap.set(modes, lhs, rhs, { buffer = buf, desc = "heph: " .. desc, expr = expr })
+  end
+  local to_text = function()
+    local row = vim.api.nvim_win_get_cursor(0)[1]
+    vim.api.nvim_win_set_cursor(0, { row, M.prefix_len(vim.api.nvim_get_current_line()) })
+  end
+  map({ "n", "x" }, "0", to_text, "start of the text (after the hidden id)")
+  map({ "n", "x" }, "^", to_text, "start of the text (after the hidden id)")
+  for _, lhs in ipairs({ "<CR>", "gf" }) do
+    map("n", lhs, function()
+      M.follow(buf, lhs)
+    end, "open the item")
+  end
+  if not editable then
+    return
+  end
+  map("n", "I", function()
+    local line = vim.api.nvim_get_current_line()
+    local p = M.prefix_len(line)
+    if p == 0 then
+      return "I"
+    end
+    local box = line:sub(p + 1):match("^%[.%] ")
+    return ("<Cmd>call cursor(line('.'), %d)<CR>i"):format(p + (box and #box or 0) + 1)
+  end, "insert before the title", true)
+  for _, lhs in ipairs({ "cc", "S" }) do
+    map("n", lhs, function()
+      if M.prefix_len(vim.api.nvim_get_current_line()) == 0 then
+        return lhs
+      end
+      return "<Cmd>lua require('heph.buffers').clear_keep_prefix()<CR>A"
+    end, "change the line, keeping its id", true)
+  end
+end
+
+---`<CR>`/`gf` in node buffers follow [[links]], else do what Vim does.
+---@param buf integer
+function H.wire_node(buf)
+  for _, lhs in ipairs({ "<CR>", "gf" }) do
+    vim.keymap.set("n", lhs, function()
+      M.follow(buf, lhs)
+    end, { buffer = buf, desc = "heph: follow [[link]]" })
+  end
+end
+
+---Shows a node in `buf`.
+---@param buf integer
+---@param node table node_get's reply
+---@param extra? table more state (journal_date, missing)
+function H.show_node(buf, node, extra)
+  H.set_lines(buf, node.lines, M.state(buf) == nil)
+  H.set_base(buf, { lines = node.lines, heads = H.val(node.heads) })
+  H.set_state(
+    buf,
+    vim.tbl_extend("force", {
+      kind = "node",
+      id = node.id,
+      node_kind = H.val(node.kind),
+      title = H.val(node.title),
+      version = H.val(node.version),
+    }, extra or {})
+  )
+  H.common_options(buf)
+  vim.bo[buf].filetype = "markdown"
+  H.wire_node(buf)
+  vim.diagnostic.reset(M.ns, buf)
+  if H.val(node.deleted) == true then
+    vim.notify("heph: this node is deleted; :Heph restore brings it back", vim.log.levels.WARN)
+  end
+end
+
 ---Loads a node into `buf`.
 ---@param buf integer
 ---@param id string
 function H.read_node(buf, id)
-  local node = rpc.request("node_get", { id = id })
-  H.set_lines(buf, node.lines)
-  H.set_base(buf, { lines = node.lines, heads = node.heads })
-  H.set_state(buf, { kind = "node", id = node.id, version = node.version })
-  H.common_options(buf)
-  vim.bo[buf].filetype = "markdown"
-  vim.keymap.set("n", "gf", function()
-    M.follow(buf)
-  end, { buffer = buf, desc = "heph: follow [[link]]" })
-  vim.diagnostic.reset(M.ns, buf)
-  if node.deleted then
-    vim.notify("heph: this node is deleted; :Heph restore brings it back", vim.log.levels.WARN)
+  H.show_node(buf, rpc.request("node_get", { id = id }))
+end
+
+---Loads a day's journal. A day without one shows the blank journal, which
+---its first save creates: looking creates nothing.
+---@param buf integer
+---@param date string|nil
+function H.read_journal(buf, date)
+  local j = rpc.request("journal_get", { date = date })
+  if j.exists == true then
+    H.show_node(buf, rpc.request("node_get", { id = j.id }), { journal_date = j.date })
+  else
+    H.show_node(buf, { id = j.id, kind = "journal", title = j.date, lines = j.lines }, {
+      journal_date = j.date,
+      missing = true,
+    })
   end
 end
+
+---Namespace of the "cut at its limit" note under a list.
+M.ns_info = vim.api.nvim_create_namespace("heph_info")
 
 ---@param buf integer
 ---@param query string
 function H.read_list(buf, query)
   local list = rpc.request("list_get", { query = query })
-  H.set_lines(buf, list.lines)
+  H.set_lines(buf, list.lines, M.state(buf) == nil)
   H.set_base(buf, { lines = list.lines, versions = H.map(list.versions) })
-  H.set_state(buf, { kind = "list", query = query })
+  H.set_state(buf, { kind = "list", query = query, title = H.val(list.title) })
   H.common_options(buf)
   vim.bo[buf].filetype = "heph_list"
-  vim.api.nvim_buf_call(buf, function()
-    vim.cmd([[syntax match HephListId /^\/[A-Za-z0-9_-]\+ / conceal]])
-    vim.cmd([[syntax match HephListDone /\[x\].*$/]])
-    vim.cmd([[syntax match HephListMeta /\s\zs[@+#]\S\+/]])
-    vim.cmd([[highlight default link HephListDone Comment]])
-    vim.cmd([[highlight default link HephListMeta Special]])
-  end)
-  for _, win in ipairs(vim.fn.win_findbuf(buf)) do
-    vim.wo[win].conceallevel = 3
-    vim.wo[win].concealcursor = "nvic"
-  end
-  vim.api.nvim_create_autocmd("BufWinEnter", {
-    buffer = buf,
-    callback = function()
-      vim.wo.conceallevel = 3
-      vim.wo.concealcursor = "nvic"
-    end,
-  })
-  vim.keymap.set("n", "<CR>", function()
-    M.follow(buf)
-  end, { buffer = buf, desc = "heph: open the task" })
+  H.wire_lines(buf, true)
   vim.diagnostic.reset(M.ns, buf)
+  vim.api.nvim_buf_clear_namespace(buf, M.ns_info, 0, -1)
+  local total = H.val(list.total)
+  if total then
+    vim.api.nvim_buf_set_extmark(buf, M.ns_info, math.max(#list.lines - 1, 0), 0, {
+      virt_lines = { { { ("%d of %d — :Heph list tasks for all"):format(#list.lines, total), "Comment" } } },
+    })
+  end
 end
 
 ---@param buf integer
 function H.read_home(buf)
   local home = rpc.request("home", {})
   vim.bo[buf].modifiable = true
-  H.set_lines(buf, home.lines)
+  H.set_lines(buf, home.lines, M.state(buf) == nil)
   H.set_state(buf, { kind = "home" })
   vim.bo[buf].buftype = "nofile"
   vim.bo[buf].swapfile = false
   vim.bo[buf].bufhidden = "hide"
   vim.bo[buf].modifiable = false
   vim.bo[buf].filetype = "markdown"
-  vim.api.nvim_buf_call(buf, function()
-    vim.cmd([[syntax match HephListId /^\/[A-Za-z0-9_-]\+ / conceal]])
+  H.wire_lines(buf, false)
+end
+
+---Shows the buffer named `name` instead of `buf` in its windows, then
+---wipes `buf` (after this event: buffers cannot change inside BufReadCmd).
+---@param buf integer
+---@param name string
+function H.redirect(buf, name)
+  vim.schedule(function()
+    if not vim.api.nvim_buf_is_valid(buf) or vim.bo[buf].modified then
+      return
+    end
+    local target = vim.fn.bufadd(name)
+    vim.bo[target].buflisted = true
+    for _, win in ipairs(vim.fn.win_findbuf(buf)) do
+      vim.api.nvim_win_set_buf(win, target)
+    end
+    vim.fn.bufload(target)
+    pcall(vim.api.nvim_buf_delete, buf, { force = true })
   end)
-  for _, win in ipairs(vim.fn.win_findbuf(buf)) do
-    vim.wo[win].conceallevel = 3
-    vim.wo[win].concealcursor = "nvic"
-  end
-  for _, lhs in ipairs({ "<CR>", "gf" }) do
-    vim.keymap.set("n", lhs, function()
-      M.follow(buf)
-    end, { buffer = buf, desc = "heph: open item" })
-  end
 end
 
 ---BufReadCmd for heph://*.
 ---@param buf integer
 function M.read(buf)
   local kind, arg = M.parse_name(vim.api.nvim_buf_get_name(buf))
-  H.guard(function()
-    if kind == "node" then
+  local journal_day = kind == "node" and arg and arg:match("^journal%-(%d%d%d%d%-%d%d%-%d%d)$")
+  local ok, err = pcall(function()
+    if journal_day then
+      -- One buffer per day: heph://node/journal-DATE becomes heph://journal/DATE.
+      H.read_journal(buf, journal_day)
+      H.redirect(buf, "heph://journal/" .. journal_day)
+    elseif kind == "node" then
       H.read_node(buf, arg)
     elseif kind == "journal" then
-      local j = rpc.request("journal", { date = arg ~= "" and arg or nil })
-      H.read_node(buf, j.id)
+      H.read_journal(buf, arg ~= "" and arg or nil)
     elseif kind == "list" then
       H.read_list(buf, arg)
     elseif kind == "home" then
@@ -222,6 +426,18 @@ function M.read(buf)
       error("heph: unknown buffer " .. vim.api.nvim_buf_get_name(buf), 0)
     end
   end)
+  if ok then
+    return
+  end
+  -- One message, and no empty buffer left behind in :ls.
+  vim.notify(tostring(err), vim.log.levels.WARN)
+  if not M.state(buf) then
+    vim.schedule(function()
+      if vim.api.nvim_buf_is_valid(buf) and not M.state(buf) then
+        pcall(vim.api.nvim_buf_delete, buf, { force = true })
+      end
+    end)
+  end
 end
 
 ---Shows parse errors as diagnostics and moves the cursor to the first.
@@ -244,9 +460,16 @@ function H.show_errors(buf, errors)
     local line = math.min(math.max(first.line, 1), vim.api.nvim_buf_line_count(buf))
     vim.api.nvim_win_set_cursor(0, { line, 0 })
   end
+  -- A warning, not an error: inside BufWriteCmd an error message comes
+  -- with "Error detected while processing…" and a hit-enter prompt. The
+  -- buffer stays modified, so :wq does not quit.
   vim.notify(
-    ("heph: not saved, %d error%s; first on line %d: %s"):format(#errors, #errors == 1 and "" or "s", first.line, first.message),
-    vim.log.levels.ERROR
+    ("heph: not saved: line %d: %s%s"):format(
+      first.line,
+      first.message,
+      #errors > 1 and (" (+%d more)"):format(#errors - 1) or ""
+    ),
+    vim.log.levels.WARN
   )
 end
 
@@ -254,15 +477,42 @@ end
 ---@param buf integer
 ---@param lines string[]
 function H.refresh_lines(buf, lines)
-  local current = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
-  if not vim.deep_equal(current, lines) then
-    local view = vim.api.nvim_get_current_buf() == buf and vim.fn.winsaveview() or nil
-    vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
-    if view then
-      vim.fn.winrestview(view)
+  H.set_lines(buf, lines)
+end
+
+---Tasks promoted in a buffer, created by its next save when their link is
+---still there (so `u` or :q! leaves nothing behind).
+---@type table<integer, {title: string, done: boolean}[]>
+H.promoted = {}
+
+---Remembers promoted lines of `buf` for its next save.
+---@param buf integer
+---@param tasks {title: string, done: boolean}[]
+function M.add_promotions(buf, tasks)
+  H.promoted[buf] = H.promoted[buf] or {}
+  vim.list_extend(H.promoted[buf], tasks)
+end
+
+---Creates the promoted tasks whose [[link]] the saved lines still hold.
+---@param buf integer
+---@param lines string[]
+---@return integer created
+function H.create_promoted(buf, lines)
+  local pending = H.promoted[buf]
+  if not pending then
+    return 0
+  end
+  H.promoted[buf] = nil
+  local text = table.concat(lines, "\n")
+  local created, seen = 0, {}
+  for _, task in ipairs(pending) do
+    if not seen[task.title] and text:find("[[" .. task.title .. "]]", 1, true) then
+      seen[task.title] = true
+      rpc.request("node_create", { kind = "task", title = task.title, status = task.done and "done" or nil })
+      created = created + 1
     end
   end
-  vim.bo[buf].modified = false
+  return created
 end
 
 ---Asks before destructive list changes. Replaceable in tests.
@@ -281,6 +531,12 @@ end
 function H.write_node(buf, state)
   local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
   local base = H.bases[buf] or {}
+  if state.missing then
+    -- A journal shown before it existed: created by this first save.
+    rpc.request("journal", { date = state.journal_date })
+    state.missing = nil
+    H.set_state(buf, state)
+  end
   local reply = rpc.request("node_save", {
     id = state.id,
     lines = lines,
@@ -293,10 +549,13 @@ function H.write_node(buf, state)
   end
   vim.diagnostic.reset(M.ns, buf)
   H.refresh_lines(buf, reply.lines)
-  H.set_base(buf, { lines = reply.lines, heads = reply.heads })
-  state.version = reply.version
+  H.set_base(buf, { lines = reply.lines, heads = H.val(reply.heads) })
+  state.version = H.val(reply.version)
+  state.title = H.val(reply.title) or state.title
+  state.node_kind = H.val(reply.kind) or state.node_kind
   state.warned = nil
   H.set_state(buf, state)
+  local created = H.create_promoted(buf, reply.lines)
   if reply.conflict == true then
     vim.notify(
       "heph: saved; your edit and a change made elsewhere touched the same lines: both are kept between <<<<<<< and >>>>>>> markers, edit and :w again",
@@ -304,8 +563,12 @@ function H.write_node(buf, state)
     )
   elseif reply.merged == true then
     vim.notify("heph: saved, merged with a change made elsewhere")
+  else
+    local tasks = created > 0 and (", %d task%s created"):format(created, created == 1 and "" or "s") or ""
+    vim.notify(("heph: %q saved%s"):format(state.title or state.id, tasks))
   end
   vim.api.nvim_exec_autocmds("User", { pattern = "HephSaved", modeline = false, data = { id = state.id } })
+  M.refresh_others(buf)
 end
 
 ---@param buf integer
@@ -340,10 +603,9 @@ function H.write_list(buf, state)
     if reply.ok then
       H.refresh_lines(buf, reply.lines)
       H.set_base(buf, { lines = reply.lines, versions = H.map(reply.versions) })
-      if #reply.changes > 0 then
-        vim.notify(("heph: %d change%s saved"):format(#reply.changes, #reply.changes == 1 and "" or "s"))
-      end
+      vim.notify(#reply.changes == 0 and "heph: nothing changed" or ("heph: %d change%s saved"):format(#reply.changes, #reply.changes == 1 and "" or "s"))
       vim.api.nvim_exec_autocmds("User", { pattern = "HephSaved", modeline = false, data = { query = state.query } })
+      M.refresh_others(buf)
       return
     end
     plan = reply
@@ -364,7 +626,7 @@ function M.write(buf)
     return
   end
   H.saving = true
-  H.guard(function()
+  local ok, err = pcall(function()
     if state.kind == "node" then
       H.write_node(buf, state)
     elseif state.kind == "list" then
@@ -372,6 +634,9 @@ function M.write(buf)
     end
   end)
   H.saving = false
+  if not ok then
+    vim.notify("heph: not saved: " .. tostring(err):gsub("^heph: ", ""), vim.log.levels.WARN)
+  end
 end
 
 ---Reloads a heph buffer from the replica when unmodified; warns otherwise.
@@ -397,6 +662,41 @@ function M.reload(buf)
   if view then
     pcall(vim.fn.winrestview, view)
   end
+end
+
+---Re-renders a list or home buffer from the replica when it is unmodified
+---(on BufEnter, after writes and pulls), keeping the cursor.
+---@param buf integer
+function M.refresh(buf)
+  local state = M.state(buf)
+  if not state or (state.kind ~= "list" and state.kind ~= "home") or vim.bo[buf].modified then
+    return
+  end
+  pcall(function()
+    if state.kind == "list" then
+      H.read_list(buf, state.query)
+    else
+      H.read_home(buf)
+    end
+  end)
+end
+
+---Re-renders the other list and home buffers shown in a window.
+---@param except? integer
+function M.refresh_others(except)
+  for _, buf in ipairs(vim.api.nvim_list_bufs()) do
+    if buf ~= except and vim.api.nvim_buf_is_loaded(buf) and #vim.fn.win_findbuf(buf) > 0 then
+      M.refresh(buf)
+    end
+  end
+end
+
+---BufEnter of a heph buffer: lists and home show the replica as it is now;
+---node buffers reload when their node changed.
+---@param buf integer
+function M.entered(buf)
+  M.refresh(buf)
+  M.check_versions()
 end
 
 ---Node buffers that are loaded, by id.
@@ -445,9 +745,8 @@ function M.nodes_changed(ids)
     end
   end
   for _, buf in ipairs(vim.api.nvim_list_bufs()) do
-    local state = vim.api.nvim_buf_is_loaded(buf) and M.state(buf)
-    if state and (state.kind == "list" or state.kind == "home") then
-      M.reload(buf)
+    if vim.api.nvim_buf_is_loaded(buf) then
+      M.refresh(buf)
     end
   end
 end
@@ -459,28 +758,41 @@ function M.line_id(line)
   return line:match("^/([A-Za-z0-9_-]+) ")
 end
 
----Follows the item or [[link]] under the cursor.
+---Follows the item or [[link]] under the cursor; `lhs` (`gf`, `<CR>`)
+---falls back to Vim's own when there is neither.
 ---@param buf integer
-function M.follow(buf)
+---@param lhs? string
+function M.follow(buf, lhs)
   local line = vim.api.nvim_get_current_line()
   local id = M.line_id(line)
   if id then
     return M.open_node(id)
   end
   local project = line:match("^%+(%S+)")
-  if project then
+  if project and (M.state(buf) or {}).kind == "home" then
     return M.open_list("project:" .. project)
   end
-  local col = vim.api.nvim_win_get_cursor(0)[2]
-  H.guard(function()
-    local reply = rpc.request("resolve_link", { target = line, col = col })
-    if reply.id then
-      M.open_node(reply.id)
-    elseif reply.title then
-      vim.notify(("heph: no node titled %q; create it with :Heph new %s"):format(reply.title, reply.title), vim.log.levels.WARN)
+  if line:find("[[", 1, true) and line:find("]]", 1, true) then
+    local col = vim.api.nvim_win_get_cursor(0)[2]
+    return H.guard(function()
+      local reply = rpc.request("resolve_link", { target = line, col = col })
+      if H.val(reply.journal) then
+        M.open_journal(reply.journal)
+      elseif H.val(reply.id) then
+        M.open_node(reply.id)
+      elseif H.val(reply.title) then
+        vim.notify(("heph: no node titled %q; create it with :Heph new %s"):format(reply.title, reply.title), vim.log.levels.WARN)
+      end
+    end)
+  end
+  if lhs == "gf" then
+    local ok, err = pcall(vim.cmd.normal, { "gf", bang = true })
+    if not ok then
+      vim.notify((tostring(err):gsub("^Vim%(normal%):", "")), vim.log.levels.ERROR)
     end
-  end)
-
+  elseif lhs == "<CR>" then
+    vim.cmd.normal({ vim.v.count1 .. "\r", bang = true })
+  end
 end
 
 return M

@@ -26,11 +26,14 @@ function H.text_or_input(given, prompt, on_text)
   end)
 end
 
+---A task's text is read like a list line (`Buy bread @tomorrow +home
+---#shop`); a note's is its title.
 ---@param kind "task"|"note"
 ---@param title string
 function H.create(kind, title)
   H.text_or_input(title, kind == "task" and "New task: " or "New note: ", function(text)
-    local ok, reply = pcall(rpc.request, "node_create", { kind = kind, title = text })
+    local params = kind == "task" and { kind = kind, line = text } or { kind = kind, title = text }
+    local ok, reply = pcall(rpc.request, "node_create", params)
     if not ok then
       return H.report(reply)
     end
@@ -56,6 +59,9 @@ function H.done()
   if not id then
     return vim.notify("heph: no task here (use it in a task buffer or on a list line)", vim.log.levels.WARN)
   end
+  if state and state.kind == "node" and state.node_kind ~= "task" then
+    return vim.notify(("heph: this is a %s; only tasks can be done"):format(state.node_kind or "node"), vim.log.levels.WARN)
+  end
   if state and state.kind == "node" and vim.bo[buf].modified then
     return vim.notify("heph: save or undo your edits first", vim.log.levels.WARN)
   end
@@ -68,17 +74,38 @@ function H.done()
   end
 end
 
----:Heph promote — lines of a note or journal become tasks, links remain.
+---The last line of a node buffer's front matter (0 when there is none).
+---@param buf integer
+---@return integer
+function H.header_end(buf)
+  local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+  if lines[1] ~= "---" then
+    return 0
+  end
+  for i = 2, #lines do
+    if lines[i] == "---" then
+      return i
+    end
+  end
+  return #lines
+end
+
+---:Heph promote — body lines of a note or journal become [[links]]; their
+---tasks are created by the next save (so `u` and :q! leave none behind).
 ---@param line1 integer
 ---@param line2 integer
 function H.promote(line1, line2)
   local buf = vim.api.nvim_get_current_buf()
   local state = buffers.state(buf)
-  if not state or state.kind ~= "node" then
+  if not state or state.kind ~= "node" or (state.node_kind ~= "note" and state.node_kind ~= "journal") then
     return vim.notify("heph: promote works in note and journal buffers", vim.log.levels.WARN)
   end
+  line1 = math.max(line1, H.header_end(buf) + 1)
+  if line1 > line2 then
+    return vim.notify("heph: nothing to promote: the header is not promoted", vim.log.levels.WARN)
+  end
   local lines = vim.api.nvim_buf_get_lines(buf, line1 - 1, line2, false)
-  local ok, reply = pcall(rpc.request, "promote", { id = state.id, lines = lines })
+  local ok, reply = pcall(rpc.request, "promote_plan", { id = state.id, lines = lines })
   if not ok then
     return H.report(reply)
   end
@@ -86,7 +113,76 @@ function H.promote(line1, line2)
     return vim.notify("heph: nothing to promote on these lines", vim.log.levels.WARN)
   end
   vim.api.nvim_buf_set_lines(buf, line1 - 1, line2, false, reply.lines)
-  vim.notify(("heph: %d task%s created; save to keep the links"):format(#reply.tasks, #reply.tasks == 1 and "" or "s"))
+  buffers.add_promotions(buf, reply.tasks)
+  vim.notify(("heph: %d line%s promoted; :w creates the task%s"):format(#reply.tasks, #reply.tasks == 1 and "" or "s", #reply.tasks == 1 and "" or "s"))
+end
+
+---:Heph delete — the node of this buffer, after a confirmation.
+function H.delete()
+  local buf = vim.api.nvim_get_current_buf()
+  local state = buffers.state(buf)
+  if not state or state.kind ~= "node" then
+    return vim.notify("heph: :Heph delete works in a node buffer; in a list, delete the line and :w", vim.log.levels.WARN)
+  end
+  if state.missing then
+    return vim.notify("heph: this journal was never saved; there is nothing to delete", vim.log.levels.WARN)
+  end
+  if not buffers.confirm({ { action = "delete", summary = ("delete %q"):format(state.title or state.id) } }) then
+    return vim.notify("heph: nothing deleted")
+  end
+  local ok, err = pcall(rpc.request, "node_delete", { id = state.id })
+  if not ok then
+    return H.report(err)
+  end
+  vim.bo[buf].modified = false
+  buffers.reload(buf)
+end
+
+---The day `n` days after `date`.
+---@param date string YYYY-MM-DD
+---@param n integer
+---@return string
+function H.add_days(date, n)
+  local y, m, d = date:match("^(%d+)-(%d+)-(%d+)$")
+  return os.date("%Y-%m-%d", os.time({ year = tonumber(y), month = tonumber(m), day = tonumber(d) + n, hour = 12 })) --[[@as string]]
+end
+
+---:Heph journal [DATE|next|prev] — a day given as the header's `due:`
+---takes it (2026-11-22, yesterday, fri, -3d…); next/prev move from the
+---journal shown. Checked before a buffer is made, so a bad date leaves
+---none behind.
+---@param args string
+function H.journal(args)
+  local state = buffers.state(0)
+  local shown = state and state.journal_date or os.date("%Y-%m-%d")
+  local date = args
+  if args == "next" or args == "prev" then
+    date = H.add_days(shown, args == "next" and 1 or -1)
+  end
+  local ok, reply = pcall(rpc.request, "journal_get", { date = date ~= "" and date or nil })
+  if not ok then
+    return vim.notify(("heph: no such day %q: %s"):format(date, tostring(reply):gsub("^heph: ", "")), vim.log.levels.ERROR)
+  end
+  buffers.open_journal(reply.date)
+end
+
+---:Heph open {id|title} — checked before a buffer is made.
+---@param args string
+function H.open(args)
+  if args == "" then
+    return vim.notify("heph: :Heph open <id or title>", vim.log.levels.ERROR)
+  end
+  local ok, reply = pcall(rpc.request, "resolve_link", { target = args })
+  if not ok then
+    return H.report(reply)
+  end
+  if reply.journal and reply.journal ~= vim.NIL then
+    return buffers.open_journal(reply.journal)
+  end
+  if not reply.id or reply.id == vim.NIL then
+    return vim.notify(("heph: no node with id or title %q"):format(args), vim.log.levels.ERROR)
+  end
+  buffers.open_node(reply.id)
 end
 
 ---:Heph search — results through vim.ui.select, so any picker works.
@@ -120,20 +216,22 @@ M.subcommands = {
     vim.cmd.edit("heph://home")
   end,
   today = function()
-    vim.cmd.edit("heph://journal/" .. os.date("%Y-%m-%d"))
+    H.journal("")
   end,
   journal = function(args)
-    local date = args ~= "" and args or os.date("%Y-%m-%d")
-    if not date:match("^%d%d%d%d%-%d%d%-%d%d$") then
-      return vim.notify("heph: journal wants a date like 2026-11-22", vim.log.levels.ERROR)
-    end
-    vim.cmd.edit("heph://journal/" .. date)
+    H.journal(args)
   end,
   next = function()
     buffers.open_list("next")
   end,
   list = function(args)
     buffers.open_list(args ~= "" and args or "tasks")
+  end,
+  notes = function()
+    buffers.open_list("notes")
+  end,
+  delete = function()
+    H.delete()
   end,
   search = function(args)
     H.search(args)
@@ -151,10 +249,7 @@ M.subcommands = {
     H.promote(cmd.line1, cmd.line2)
   end,
   open = function(args)
-    if args == "" then
-      return vim.notify("heph: :Heph open <id>", vim.log.levels.ERROR)
-    end
-    buffers.open_node(args)
+    H.open(args)
   end,
   restore = function()
     local state = buffers.state(0)
@@ -207,7 +302,12 @@ function M.complete(arglead, line)
   if words[2] == "list" then
     return vim.tbl_filter(function(s)
       return vim.startswith(s, arglead)
-    end, { "next", "tasks", "all", "done", "project:", "tag:" })
+    end, { "next", "tasks", "all", "done", "notes", "project:", "tag:" })
+  end
+  if words[2] == "journal" then
+    return vim.tbl_filter(function(s)
+      return vim.startswith(s, arglead)
+    end, { "next", "prev", "today", "yesterday", "tomorrow" })
   end
   if words[2] == "sync" then
     return { "status" }

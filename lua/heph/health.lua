@@ -29,7 +29,18 @@ function M.check()
   health.info("log file: " .. (hello.log_file or rpc.log_file()))
   local sok, status = pcall(rpc.request, "status", {})
   if sok then
-    health.info("sync: " .. (status.state or "unknown") .. (status.hub and (" with " .. status.hub) or ""))
+    status = require("heph.sync").clean(status)
+    health.start("heph: sync")
+    local text = "sync: " .. (status.state or "unknown") .. (status.hub and (" with " .. status.hub) or "")
+    if status.state == "login_needed" then
+      health.warn("login needed: sync is paused", { "Run :HephLogin" })
+    elseif status.state == "error" then
+      health.warn(text .. (status.last_error and (": " .. status.last_error) or ""), { "See :HephSync status and the log file" })
+    elseif status.state == "synced" or status.state == "pending" or status.state == "syncing" then
+      health.ok(text)
+    else
+      health.info(text)
+    end
     if status.token_store then
       health.info("token store: " .. status.token_store)
     end

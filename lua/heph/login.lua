@@ -69,7 +69,14 @@ function M.on_event(ev)
       return
     end
     H.offered = ev.user_code
-    vim.ui.select({ "Open the browser", "Not now" }, { prompt = "heph login" }, function(choice)
+    -- The built-in vim.ui.select blocks on a prompt before the float is
+    -- drawn: draw it first, and put the code in the question too.
+    vim.cmd.redraw()
+    local prompt = ("heph login: enter code %s at %s — open the browser?"):format(
+      ev.user_code or "?",
+      ev.verification_uri or "?"
+    )
+    vim.ui.select({ "Open the browser", "Not now" }, { prompt = prompt }, function(choice)
       if choice == "Open the browser" and vim.ui.open then
         vim.ui.open(ev.verification_uri_complete or ev.verification_uri)
       end

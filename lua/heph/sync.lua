@@ -19,21 +19,36 @@ local M = {}
 ---@field refused? integer this device's ops the hub refused (kept locally)
 ---@field refused_reason? string why the newest one was refused
 
----Stores a new status; fires User HephStatus when it differs.
+---A reply without its msgpack nils: they arrive as vim.NIL, which is truthy.
+---@param value any
+---@return table
+function M.clean(value)
+  if type(value) ~= "table" then
+    return {}
+  end
+  return vim.tbl_map(function(v)
+    return v ~= vim.NIL and v or nil
+  end, value)
+end
+
+---Stores a new status; fires User HephStatus and redraws the status lines
+---when it differs.
 ---@param status heph.Status
 function M.set_status(status)
+  status = M.clean(status)
   if vim.deep_equal(vim.g.heph_status, status) then
     return
   end
   vim.g.heph_status = status
   vim.api.nvim_exec_autocmds("User", { pattern = "HephStatus", modeline = false })
+  vim.cmd("redrawstatus!")
 end
 
 ---A short status text for a status line.
 ---@param status? heph.Status defaults to vim.g.heph_status
 ---@return string
 function M.statusline(status)
-  status = status or vim.g.heph_status
+  status = M.clean(status or vim.g.heph_status)
   if type(status) ~= "table" or not status.state or status.state == "disabled" then
     return ""
   end
@@ -62,6 +77,7 @@ function M.command(arg)
     if not ok then
       return vim.notify(tostring(status), vim.log.levels.ERROR)
     end
+    status = M.clean(status)
     M.set_status(status)
     local lines = { "heph sync: " .. (status.state or "unknown") }
     if status.hub then
@@ -88,6 +104,7 @@ function M.command(arg)
   if not ok then
     return vim.notify(tostring(report), vim.log.levels.ERROR)
   end
+  report = M.clean(report)
   vim.notify(
     ("heph: synced — pushed %d, pulled %d%s"):format(
       report.pushed or 0,

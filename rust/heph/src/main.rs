@@ -8,9 +8,25 @@ mod sidecar;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // An empty variable means "not set", as in most tools: `HEPH_TOKEN_STORE=`
+    // must not force a store named "".
+    for name in ["HEPH_TOKEN_STORE", "HEPH_DATA_DIR"] {
+        if std::env::var_os(name).is_some_and(|v| v.is_empty()) {
+            std::env::remove_var(name);
+        }
+    }
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(code) => code,
+        // `heph show ID | head -1`: the reader left; exit quietly, as cat does.
+        Err(err)
+            if err.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            std::process::ExitCode::from(141)
+        }
         Err(err) => {
             eprintln!("heph: {err:#}");
             std::process::ExitCode::FAILURE

@@ -256,3 +256,70 @@ fn fields_use_one_grammar() {
     cli.ok(&["set", id, "status= done "]);
     assert_eq!(cli.json(&["show", id, "--json"])["status"], "done");
 }
+
+#[test]
+fn an_empty_token_store_variable_means_unset() {
+    let cli = Cli::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_heph"))
+        .arg("--data-dir")
+        .arg(cli.dir.path())
+        .args(["login", "--issuer", "http://127.0.0.1:9"])
+        .args(["--client-id", "heph-cli", "--hub", "http://127.0.0.1:9"])
+        .env("HEPH_TOKEN_STORE", "")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("is not a token store"), "{stderr}");
+}
+
+#[test]
+fn show_into_a_closed_pipe_exits_quietly() {
+    let cli = Cli::new();
+    let body = "line of a long body\n".repeat(5_000);
+    let id = cli.ok(&["add", "--kind", "note", "--body", &body, "Long"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_heph"))
+        .arg("--data-dir")
+        .arg(cli.dir.path())
+        .args(["show", id.trim()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `| head -1`: read one line, then close the pipe.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.trim().is_empty(), "{stderr}");
+}
+
+#[test]
+fn ids_take_a_unique_prefix_or_a_title() {
+    let cli = Cli::new();
+    let a = cli.ok(&["add", "Water plants"]).trim().to_owned();
+    let b = cli.ok(&["add", "Feed cat"]).trim().to_owned();
+    // The shortest prefix that tells them apart.
+    let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+    let short_a = &a[..common + 1];
+    assert_eq!(cli.json(&["show", short_a, "--json"])["id"], a.as_str());
+    if common > 0 {
+        let err = cli.err(&["show", &a[..common]]);
+        assert!(err.contains("give more of it"), "{err}");
+    }
+    assert_eq!(
+        cli.json(&["show", "--title", "feed CAT", "--json"])["id"],
+        b.as_str()
+    );
+    cli.ok(&["set", "--title", "Feed cat", "due=2026-12-01"]);
+    assert_eq!(cli.json(&["show", &b, "--json"])["due"], "2026-12-01");
+    cli.ok(&["done", "--title", "Water plants"]);
+    assert_eq!(cli.json(&["show", &a, "--json"])["status"], "done");
+    cli.ok(&["rm", &b[..common + 1]]);
+    cli.ok(&["restore", "--title", "Feed cat"]);
+    assert_eq!(cli.json(&["show", &b, "--json"])["deleted"], false);
+    let err = cli.err(&["show", "--title", "Nothing like it"]);
+    assert!(err.contains("no node titled"), "{err}");
+}

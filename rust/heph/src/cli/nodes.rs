@@ -49,8 +49,12 @@ pub struct ListArgs {
 /// Options of `heph show`.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// Node id.
-    pub id: String,
+    /// Node id, or a unique prefix of one.
+    #[arg(required_unless_present = "title")]
+    pub id: Option<String>,
+    /// Find the node by its title instead (case-insensitive).
+    #[arg(long, conflicts_with = "id")]
+    pub title: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -59,10 +63,13 @@ pub struct ShowArgs {
 /// Options of `heph set`.
 #[derive(Debug, Args)]
 pub struct SetArgs {
-    /// Node id.
-    pub id: String,
+    /// Node id, or a unique prefix of one (leave it out with --title).
+    pub id: Option<String>,
+    /// Find the node by its title instead (case-insensitive).
+    #[arg(long)]
+    pub title: Option<String>,
     /// FIELD=VALUE pairs: title, kind, status, due, project, tags (comma separated), body. An empty value clears.
-    #[arg(required = true, num_args = 1..)]
+    #[arg(num_args = 0..)]
     pub assignments: Vec<String>,
     /// The body heads (`body_heads` of `heph show --json`, comma separated)
     /// the new body was edited from: a body changed since is merged with
@@ -71,11 +78,15 @@ pub struct SetArgs {
     pub base: Option<String>,
 }
 
-/// A single node id.
+/// A single node: its id (or a unique prefix), or `--title`.
 #[derive(Debug, Args)]
 pub struct IdArg {
-    /// Node id.
-    pub id: String,
+    /// Node id, or a unique prefix of one.
+    #[arg(required_unless_present = "title")]
+    pub id: Option<String>,
+    /// Find the node by its title instead (case-insensitive).
+    #[arg(long, conflicts_with = "id")]
+    pub title: Option<String>,
 }
 
 /// Options of `heph search`.
@@ -201,15 +212,55 @@ pub fn list(paths: &Paths, args: ListArgs) -> Result<ExitCode> {
 }
 
 fn require(replica: &Replica, id: &str) -> Result<Node> {
-    replica
-        .get(id)?
-        .ok_or_else(|| anyhow!("no node with id {id:?} (see `heph list --all`)"))
+    if let Some(node) = replica.get(id)? {
+        return Ok(node);
+    }
+    // A unique prefix, as git takes for commits.
+    let all = replica.list(&ListFilter {
+        status: StatusFilter::Any,
+        include_deleted: true,
+        ..ListFilter::default()
+    })?;
+    let mut matches: Vec<Node> = all
+        .into_iter()
+        .filter(|n| !id.is_empty() && n.id.starts_with(id))
+        .collect();
+    match matches.len() {
+        0 => bail!("no node with id {id:?} (see `heph list --all`)"),
+        1 => Ok(matches.remove(0)),
+        n => {
+            let shown: Vec<String> = matches
+                .iter()
+                .take(5)
+                .map(|m| format!("  {}  {}", m.id, m.title))
+                .collect();
+            bail!(
+                "{n} nodes have ids starting with {id:?}; give more of it:\n{}",
+                shown.join("\n")
+            )
+        }
+    }
+}
+
+/// The node named by an id (or unique prefix) or by `--title`.
+fn find(replica: &Replica, id: Option<&str>, title: Option<&str>) -> Result<Node> {
+    match (id, title) {
+        (_, Some(title)) => {
+            let id = replica
+                .find_by_title(title)?
+                .ok_or_else(|| anyhow!("no node titled {title:?} (see `heph list --all`)"))?;
+            require(replica, &id)
+        }
+        (Some(id), None) => require(replica, id),
+        (None, None) => bail!("give a node id or --title"),
+    }
 }
 
 /// `heph show`.
 pub fn show(paths: &Paths, args: ShowArgs) -> Result<ExitCode> {
     let replica = open(paths)?;
-    let node = require(&replica, &args.id)?;
+    let node = find(&replica, args.id.as_deref(), args.title.as_deref())?;
+    let mut out = std::io::stdout().lock();
     if args.json {
         let mut json = node_json(&node);
         let heads: Vec<String> = replica
@@ -218,21 +269,22 @@ pub fn show(paths: &Paths, args: ShowArgs) -> Result<ExitCode> {
             .map(ToString::to_string)
             .collect();
         json["body_heads"] = serde_json::json!(heads);
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
     } else {
-        println!("{}", summary_line(&node));
-        println!("kind: {}", node.kind);
+        writeln!(out, "{}", summary_line(&node))?;
+        writeln!(out, "kind: {}", node.kind)?;
         if node.deleted {
-            println!("deleted: yes (heph restore {})", node.id);
+            writeln!(out, "deleted: yes (heph restore {})", node.id)?;
         }
         if !node.body.is_empty() {
-            println!();
-            print!("{}", node.body);
+            writeln!(out)?;
+            write!(out, "{}", node.body)?;
             if !node.body.ends_with('\n') {
-                println!();
+                writeln!(out)?;
             }
         }
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -256,10 +308,19 @@ fn parse_assignments(assignments: &[String]) -> Result<NodePatch> {
 }
 
 /// `heph set`.
-pub fn set(paths: &Paths, args: SetArgs) -> Result<ExitCode> {
+pub fn set(paths: &Paths, mut args: SetArgs) -> Result<ExitCode> {
+    if args.title.is_some() {
+        // With --title the first positional word is an assignment.
+        if let Some(first) = args.id.take() {
+            args.assignments.insert(0, first);
+        }
+    }
+    if args.assignments.is_empty() {
+        bail!("nothing to set: give FIELD=VALUE pairs");
+    }
     let patch = parse_assignments(&args.assignments)?;
     let mut replica = open(paths)?;
-    require(&replica, &args.id)?;
+    let id = find(&replica, args.id.as_deref(), args.title.as_deref())?.id;
     let changed = match &args.base {
         Some(base) => {
             let heads = base
@@ -268,9 +329,9 @@ pub fn set(paths: &Paths, args: SetArgs) -> Result<ExitCode> {
                 .map(|h| h.trim().parse::<heph_core::Hlc>())
                 .collect::<Result<Vec<_>, _>>()
                 .context("--base takes the body_heads of `heph show --json`, comma separated")?;
-            replica.update_from(&args.id, &patch, &heads)?
+            replica.update_from(&id, &patch, &heads)?
         }
-        None => replica.update(&args.id, &patch)?,
+        None => replica.update(&id, &patch)?,
     };
     if changed.is_empty() {
         eprintln!("nothing changed");
@@ -283,12 +344,12 @@ pub fn set(paths: &Paths, args: SetArgs) -> Result<ExitCode> {
 /// `heph done`.
 pub fn done(paths: &Paths, args: IdArg) -> Result<ExitCode> {
     let mut replica = open(paths)?;
-    let node = require(&replica, &args.id)?;
+    let node = find(&replica, args.id.as_deref(), args.title.as_deref())?;
     if node.kind != Kind::Task {
         bail!("{} is a {}, not a task", node.id, node.kind);
     }
     replica.update(
-        &args.id,
+        &node.id,
         &NodePatch {
             status: Some(Some(Status::Done)),
             ..NodePatch::default()
@@ -300,17 +361,30 @@ pub fn done(paths: &Paths, args: IdArg) -> Result<ExitCode> {
 /// `heph rm`.
 pub fn rm(paths: &Paths, args: IdArg) -> Result<ExitCode> {
     let mut replica = open(paths)?;
-    require(&replica, &args.id)?;
-    replica.delete(&args.id)?;
-    eprintln!("deleted {} (undo with `heph restore {}`)", args.id, args.id);
+    let id = find(&replica, args.id.as_deref(), args.title.as_deref())?.id;
+    replica.delete(&id)?;
+    eprintln!("deleted {id} (undo with `heph restore {id}`)");
     Ok(ExitCode::SUCCESS)
 }
 
 /// `heph restore`.
 pub fn restore(paths: &Paths, args: IdArg) -> Result<ExitCode> {
     let mut replica = open(paths)?;
-    require(&replica, &args.id)?;
-    replica.restore(&args.id)?;
+    let id = match (&args.id, &args.title) {
+        // A deleted node has no live title: look among the deleted ones.
+        (None, Some(title)) => replica
+            .list(&ListFilter {
+                status: StatusFilter::Any,
+                include_deleted: true,
+                ..ListFilter::default()
+            })?
+            .into_iter()
+            .find(|n| n.deleted && n.title.eq_ignore_ascii_case(title.trim()))
+            .map(|n| n.id)
+            .ok_or_else(|| anyhow!("no deleted node titled {title:?}"))?,
+        _ => find(&replica, args.id.as_deref(), None)?.id,
+    };
+    replica.restore(&id)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -318,16 +392,18 @@ pub fn restore(paths: &Paths, args: IdArg) -> Result<ExitCode> {
 pub fn search(paths: &Paths, args: SearchArgs) -> Result<ExitCode> {
     let replica = open(paths)?;
     let hits = replica.search(&args.query.join(" "), args.limit)?;
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&hits)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&hits)?)?;
     } else {
         for hit in &hits {
-            println!(
+            writeln!(
+                out,
                 "{}  {}  {}",
                 hit.id,
                 hit.title,
                 hit.snippet.replace('\n', " ")
-            );
+            )?;
         }
     }
     Ok(if hits.is_empty() {

@@ -14,10 +14,12 @@ pub struct ListQuery {
     pub project: Option<String>,
     /// Tag given to tasks added in this list.
     pub tag: Option<String>,
+    /// Kind of the nodes a new line creates.
+    pub new_kind: Kind,
 }
 
-/// `next`, `tasks`, `all`, `done`, `project:<name>`, `tag:<name>`, or
-/// search terms over open tasks.
+/// `next`, `tasks`, `all` (every node, like `heph list --all`), `done`,
+/// `notes`, `project:<name>`, `tag:<name>`, or search terms over open tasks.
 pub fn parse(query: &str) -> ListQuery {
     let query = query.trim();
     let tasks = |status| ListFilter {
@@ -41,7 +43,26 @@ pub fn parse(query: &str) -> ListQuery {
             None,
             None,
         ),
-        "all" => ("All tasks".to_owned(), tasks(StatusFilter::Any), None, None),
+        "all" => (
+            "Everything".to_owned(),
+            ListFilter {
+                status: StatusFilter::Any,
+                ..ListFilter::default()
+            },
+            None,
+            None,
+        ),
+        "notes" => (
+            "Notes".to_owned(),
+            ListFilter {
+                kinds: vec![Kind::Note],
+                status: StatusFilter::Any,
+                order: ListOrder::RecentlyUpdated,
+                ..ListFilter::default()
+            },
+            None,
+            None,
+        ),
         "done" => (
             "Done tasks".to_owned(),
             ListFilter {
@@ -85,26 +106,33 @@ pub fn parse(query: &str) -> ListQuery {
             None,
         ),
     };
+    let new_kind = if query == "notes" {
+        Kind::Note
+    } else {
+        Kind::Task
+    };
     ListQuery {
         title,
         filter,
         project,
         tag,
+        new_kind,
     }
 }
 
 impl ListQuery {
-    /// A new task from a list line, with the list's project or tag.
+    /// A new node from a list line (a task, or a note in `notes`), with the
+    /// list's project or tag.
     pub fn new_task(&self, line: heph_core::text::list_buffer::ListLine) -> NewNode {
         let mut tags = line.tags;
         if let Some(tag) = &self.tag {
             tags.insert(tag.clone());
         }
         NewNode {
-            kind: Some(Kind::Task),
+            kind: Some(self.new_kind),
             title: line.title,
             body: String::new(),
-            status: line.status,
+            status: line.status.filter(|_| self.new_kind == Kind::Task),
             due: line.due,
             project: line.project.or_else(|| self.project.clone()),
             tags,
@@ -125,5 +153,7 @@ mod tests {
         assert_eq!(parse("tag:#x").tag.as_deref(), Some("x"));
         assert_eq!(parse("milk").filter.text.as_deref(), Some("milk"));
         assert_eq!(parse("done").filter.status, StatusFilter::Closed);
+        assert!(parse("all").filter.kinds.is_empty());
+        assert_eq!(parse("notes").new_kind, Kind::Note);
     }
 }

@@ -46,14 +46,16 @@ pub fn dispatch(ctx: &mut Context, method: &str, p: &Params<'_>) -> Reply {
             ctx.replica.restore(&id).map_err(err)?;
             Ok(json!({}))
         }
-        "journal" => journal(ctx, p),
+        "journal" => journal(ctx, p, false),
+        "journal_get" => journal(ctx, p, true),
         "list_get" => list_get(ctx, p),
         "list_plan" => list_plan(ctx, p, false),
         "list_apply" => list_plan(ctx, p, true),
         "home" => home_page(ctx),
         "resolve_link" => resolve_link(ctx, p),
         "search" => search(ctx, p),
-        "promote" => promote_lines(ctx, p),
+        "promote" => promote_lines(ctx, p, true),
+        "promote_plan" => promote_lines(ctx, p, false),
         "versions" => {
             let ids = p.strings("ids")?;
             let versions = ctx.replica.versions(&ids).map_err(err)?;
@@ -169,7 +171,13 @@ fn parse_due(value: Option<String>) -> Result<Option<time::Date>, String> {
         .transpose()
 }
 
+/// Creates a node. With `line`, the title is read with the list-line
+/// grammar (`Buy bread @tomorrow +home #shop`); explicit params win over
+/// the line's tokens.
 fn node_create(ctx: &mut Context, p: &Params<'_>) -> Reply {
+    if let Some(text) = p.opt_str("line")? {
+        return quick_add(ctx, p, &text);
+    }
     let kind = match p.opt_str("kind")? {
         Some(k) => Some(k.parse::<Kind>().map_err(|e| e.0)?),
         None => None,
@@ -197,33 +205,102 @@ fn node_create(ctx: &mut Context, p: &Params<'_>) -> Reply {
     Ok(json!({ "id": node.id }))
 }
 
+fn quick_add(ctx: &mut Context, p: &Params<'_>, text: &str) -> Reply {
+    let kind = match p.opt_str("kind")? {
+        Some(k) => k.parse::<Kind>().map_err(|e| e.0)?,
+        None => Kind::Task,
+    };
+    let line = list_buffer::parse_line(1, text, crate::local_day::today())
+        .map_err(|e| e.message)?
+        .ok_or("the title is empty")?;
+    if line.id.is_some() {
+        return Err("a new node's title cannot start with '/'".into());
+    }
+    let status = match kind {
+        Kind::Task => line.status,
+        _ => None,
+    };
+    let node = ctx
+        .replica
+        .create(NewNode {
+            kind: Some(kind),
+            title: line.title,
+            body: p.opt_str("body")?.unwrap_or_default(),
+            status,
+            due: line.due,
+            project: line.project,
+            tags: line.tags,
+        })
+        .map_err(err)?;
+    Ok(json!({ "id": node.id, "title": node.title }))
+}
+
 fn node_set(ctx: &mut Context, p: &Params<'_>) -> Reply {
     let id = p.str("id")?;
-    require(&ctx.replica, &id)?;
+    let node = require(&ctx.replica, &id)?;
     let fields = p.string_map("fields")?;
     let patch = heph_core::fields::patch_from_pairs(
         fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         &crate::local_day::context(),
     )
     .map_err(|e| e.0)?;
+    let kind = patch.kind.unwrap_or(node.kind);
+    if kind != Kind::Task && matches!(patch.status, Some(Some(_))) {
+        return Err(format!(
+            "\"{}\" is a {kind}: only tasks have a status",
+            node.title
+        ));
+    }
     let changed = ctx.replica.update(&id, &patch).map_err(err)?;
     let node = require(&ctx.replica, &id)?;
     Ok(json!({ "changed": changed, "version": node.version }))
 }
 
-fn journal(ctx: &mut Context, p: &Params<'_>) -> Reply {
+/// The journal of `date` (today when absent). `journal` creates it when
+/// missing; `journal_get` (`peek`) does not: it answers `exists=false` with
+/// the lines the new journal would show, so looking creates nothing.
+fn journal(ctx: &mut Context, p: &Params<'_>, peek: bool) -> Reply {
     let date = match p.opt_str("date")? {
         Some(d) if !d.is_empty() => {
             heph_core::fields::parse_day(&d, crate::local_day::today()).map_err(|e| e.0)?
         }
         _ => crate::local_day::today(),
     };
+    if peek {
+        let id = heph_core::id::journal_id(date);
+        if let Some(node) = ctx.replica.get(&id).map_err(err)? {
+            return Ok(json!({ "id": node.id, "date": format_date(date), "exists": true }));
+        }
+        // Not created by looking: the buffer shows what the node would be
+        // and the first save creates it.
+        let blank = Node {
+            id: id.clone(),
+            kind: Kind::Journal,
+            title: format_date(date),
+            body: String::new(),
+            status: None,
+            due: None,
+            project: None,
+            tags: Default::default(),
+            created_ms: 0,
+            updated_ms: 0,
+            deleted: false,
+            version: String::new(),
+        };
+        return Ok(json!({
+            "id": id,
+            "date": format_date(date),
+            "exists": false,
+            "lines": node_buffer::render(&blank),
+        }));
+    }
     let node = ctx.replica.journal(date).map_err(err)?;
-    Ok(json!({ "id": node.id, "date": format_date(date) }))
+    Ok(json!({ "id": node.id, "date": format_date(date), "exists": true }))
 }
 
 /// A list as a buffer shows it. The lines are also the snapshot a save is
-/// planned against; `versions` tells which shown nodes changed since.
+/// planned against; `versions` tells which shown nodes changed since. A
+/// list cut at its limit says so with `total` (how many match).
 fn list_get(ctx: &mut Context, p: &Params<'_>) -> Reply {
     let query = list_query::parse(&p.opt_str("query")?.unwrap_or_default());
     let nodes = ctx.replica.list(&query.filter).map_err(err)?;
@@ -231,11 +308,119 @@ fn list_get(ctx: &mut Context, p: &Params<'_>) -> Reply {
         .iter()
         .map(|n| (n.id.clone(), json!(n.version)))
         .collect();
-    Ok(json!({
+    let mut reply = json!({
         "title": query.title,
-        "lines": list_buffer::render(&nodes),
+        "lines": nodes.iter().map(list_line).collect::<Vec<_>>(),
         "versions": versions,
-    }))
+    });
+    if query.filter.limit.is_some_and(|limit| nodes.len() >= limit) {
+        let all = ListFilter {
+            limit: None,
+            ..query.filter.clone()
+        };
+        let total = ctx.replica.list(&all).map_err(err)?.len();
+        if total > nodes.len() {
+            reply["total"] = json!(total);
+        }
+    }
+    Ok(reply)
+}
+
+/// A list line: tasks with their checkbox, other nodes without one (they
+/// have no status).
+fn list_line(node: &Node) -> String {
+    match node.kind {
+        Kind::Task => list_buffer::render_line(node),
+        _ => format!("/{} {}", node.id, list_buffer::item_text(node)),
+    }
+}
+
+/// Lines whose node the snapshot does not hold (yanked from another list,
+/// an undone save) join this list: in a `project:`/`tag:` list they get
+/// its project or tag, unless the line itself changed them. A checkbox on
+/// a node that is not a task is an error: only tasks have a status.
+fn adopt_pasted(
+    query: &list_query::ListQuery,
+    lines: &[String],
+    snapshot: &std::collections::HashMap<String, list_buffer::ListLine>,
+    lookup: &dyn Fn(&str) -> Option<Node>,
+    today: time::Date,
+    changes: &mut Vec<list_buffer::ListChange>,
+) -> Result<(), Vec<heph_core::text::ParseError>> {
+    let mut errors = Vec::new();
+    for (index, text) in lines.iter().enumerate() {
+        let Ok(Some(line)) = list_buffer::parse_line(index + 1, text, today) else {
+            continue;
+        };
+        let Some(id) = line.id.clone() else {
+            continue;
+        };
+        let Some(node) = lookup(&id) else {
+            continue;
+        };
+        let base_status = snapshot.get(&id).map_or(node.status, |b| b.status);
+        if node.kind != Kind::Task && line.status.is_some() && line.status != base_status {
+            errors.push(heph_core::text::ParseError {
+                line: index + 1,
+                message: format!(
+                    "\"{}\" is a {}: only tasks have a status; remove the checkbox",
+                    node.title, node.kind
+                ),
+            });
+            continue;
+        }
+        if snapshot.contains_key(&id) {
+            continue;
+        }
+        let mut extra = heph_core::NodePatch::default();
+        if let Some(project) = &query.project {
+            if line.project == node.project && node.project.as_ref() != Some(project) {
+                extra.project = Some(Some(project.clone()));
+            }
+        }
+        if let Some(tag) = &query.tag {
+            if line.tags == node.tags && !node.tags.contains(tag) {
+                let mut tags = node.tags.clone();
+                tags.insert(tag.clone());
+                extra.tags = Some(tags);
+            }
+        }
+        if extra.is_empty() {
+            continue;
+        }
+        let existing = changes.iter_mut().find_map(|c| match c {
+            list_buffer::ListChange::Update { id: cid, patch, .. } if *cid == id => Some(patch),
+            _ => None,
+        });
+        match existing {
+            Some(patch) => {
+                if patch.project.is_none() {
+                    patch.project = extra.project;
+                }
+                if let Some(tags) = extra.tags {
+                    let tags = match patch.tags.take() {
+                        Some(mut mine) => {
+                            mine.extend(tags);
+                            mine
+                        }
+                        None => tags,
+                    };
+                    patch.tags = Some(tags);
+                }
+            }
+            None => changes.push(list_buffer::ListChange::Update {
+                id: id.clone(),
+                summary: format!("move \"{}\" to {}", node.title, query.title),
+                patch: extra,
+                restore: node.deleted,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// Plans (and with `apply`, applies) a list save: the difference between
@@ -253,10 +438,13 @@ fn list_plan(ctx: &mut Context, p: &Params<'_>, apply: bool) -> Reply {
     let snapshot = list_buffer::snapshot(&base, today);
     let replica = &ctx.replica;
     let lookup = |id: &str| replica.get(id).ok().flatten();
-    let changes = match list_buffer::plan(&lines, &snapshot, &lookup, today) {
+    let mut changes = match list_buffer::plan(&lines, &snapshot, &lookup, today) {
         Ok(changes) => changes,
         Err(errors) => return Ok(errors_reply(&errors)),
     };
+    if let Err(errors) = adopt_pasted(&query, &lines, &snapshot, &lookup, today, &mut changes) {
+        return Ok(errors_reply(&errors));
+    }
     let touched: Vec<String> = changes
         .iter()
         .filter_map(|c| c.id().map(str::to_owned))
@@ -383,6 +571,13 @@ fn resolve_link(ctx: &mut Context, p: &Params<'_>) -> Reply {
         // The whole line was sent: find the link under the cursor.
         target = links::link_at(&target, col).ok_or("no [[link]] on this line")?;
     }
+    // `[[2026-11-22]]` is that day's journal, whether it exists yet or not.
+    if let Ok(date) = heph_core::model::parse_date(&target) {
+        return Ok(json!({
+            "id": heph_core::id::journal_id(date),
+            "journal": format_date(date),
+        }));
+    }
     if let Some(node) = ctx.replica.get(&target).map_err(err)? {
         return Ok(json!({ "id": node.id }));
     }
@@ -399,9 +594,23 @@ fn search(ctx: &mut Context, p: &Params<'_>) -> Reply {
     Ok(json!({ "hits": hits }))
 }
 
-fn promote_lines(ctx: &mut Context, p: &Params<'_>) -> Reply {
+/// Promotes body lines to tasks. `promote` creates them now;
+/// `promote_plan` only answers the replacement lines and the tasks
+/// (`{title, done}`) a save should create, so undo leaves nothing behind.
+fn promote_lines(ctx: &mut Context, p: &Params<'_>, create: bool) -> Reply {
     let lines = p.strings("lines")?;
     let promotions = promote::promotions(&lines);
+    if !create {
+        let mut out = lines.clone();
+        let tasks: Vec<_> = promotions
+            .iter()
+            .map(|pr| {
+                out[pr.index] = promote::link_line(&lines[pr.index], &pr.title);
+                json!({ "title": pr.title, "done": pr.done })
+            })
+            .collect();
+        return Ok(json!({ "tasks": tasks, "lines": out }));
+    }
     let edits = promotions
         .iter()
         .map(|pr| {

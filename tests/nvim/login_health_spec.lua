@@ -1,0 +1,80 @@
+local h = require("helpers")
+
+describe(":HephLogin code", function()
+  before_each(function()
+    h.fresh()
+  end)
+
+  it("is shown before the browser question is asked", function()
+    local orig = vim.ui.select
+    local prompt, float_open
+    vim.ui.select = function(_, opts, on_choice)
+      prompt = opts.prompt
+      float_open = require("heph.login").window() ~= nil
+      on_choice("Not now")
+    end
+    require("heph.login").on_event({
+      state = "code",
+      user_code = "WXYZ-1234",
+      verification_uri = "http://127.0.0.1:9/device",
+    })
+    vim.ui.select = orig
+    require("heph.login").forget()
+    assert.is_true(float_open)
+    assert.truthy(prompt and prompt:find("WXYZ-1234", 1, true), prompt)
+  end)
+end)
+
+describe(":checkhealth heph", function()
+  before_each(function()
+    h.fresh()
+  end)
+
+  it("shows login needed as a warning", function()
+    local rpc = require("heph.rpc")
+    local orig_request, orig_health = rpc.request, vim.health
+    local calls = {}
+    local record = function(kind)
+      return function(msg)
+        table.insert(calls, { kind = kind, msg = msg })
+      end
+    end
+    vim.health = {
+      start = record("start"),
+      ok = record("ok"),
+      info = record("info"),
+      warn = record("warn"),
+      error = record("error"),
+    }
+    rpc.request = function(method, params)
+      if method == "status" then
+        return { state = "login_needed", pending = 1, hub = "http://hub", last_sync = vim.NIL, token_store = vim.NIL }
+      end
+      return orig_request(method, params)
+    end
+    local ok, err = pcall(require("heph.health").check)
+    rpc.request, vim.health = orig_request, orig_health
+    assert(ok, err)
+    local warned = vim.tbl_filter(function(c)
+      return c.kind == "warn" and c.msg:match("login needed")
+    end, calls)
+    assert.are.equal(1, #warned, vim.inspect(calls))
+  end)
+end)
+
+describe(":help heph", function()
+  it("works once try.sh has generated the help tags", function()
+    local try = table.concat(vim.fn.readfile("scripts/try.sh"), "\n")
+    assert.truthy(try:match("helptags"), "try.sh generates help tags")
+    assert.is_nil(try:match("install%-deps"), "try.sh installs no test packages")
+    local dir = vim.fn.tempname() .. "/rtp"
+    vim.fn.mkdir(dir .. "/doc", "p")
+    vim.fn.writefile(vim.fn.readfile("doc/heph.txt"), dir .. "/doc/heph.txt")
+    vim.cmd("helptags " .. vim.fn.fnameescape(dir .. "/doc"))
+    vim.opt.rtp:append(dir)
+    vim.cmd("help heph")
+    assert.are.equal("help", vim.bo.buftype)
+    vim.cmd("helpclose")
+    vim.opt.rtp:remove(dir)
+  end)
+end)
