@@ -36,6 +36,11 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check || failed+=("cargo fmt")
 
+step "cargo machete (unused dependencies)"
+command -v cargo-machete >/dev/null || cargo install cargo-machete --locked --quiet --version 0.9.2 \
+  || { echo "cargo install cargo-machete failed"; exit 1; }
+cargo machete || failed+=("cargo machete")
+
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings || failed+=("cargo clippy")
 
