@@ -7,6 +7,7 @@
 local rpc = require("heph.rpc")
 
 local M = {}
+local H = {}
 
 ---@class heph.Status
 ---@field state "synced"|"pending"|"syncing"|"offline"|"error"|"login_needed"|"disabled"
@@ -100,18 +101,62 @@ function M.command(arg)
   elseif arg ~= nil then
     return vim.notify("heph: :HephSync takes no argument or 'status'", vim.log.levels.ERROR)
   end
-  local ok, report = pcall(rpc.request, "sync", {})
-  if not ok then
-    return vim.notify(tostring(report), vim.log.levels.ERROR)
+  -- A sync whose sidecar died never reports: stop waiting after 2 min.
+  if H.running and vim.uv.now() - H.running < 120000 then
+    return vim.notify("heph: a sync is already running; you will be told when it is done")
   end
-  report = M.clean(report)
-  vim.notify(
-    ("heph: synced — pushed %d, pulled %d%s"):format(
-      report.pushed or 0,
-      report.pulled or 0,
-      (report.merged or 0) > 0 and (", merged %d concurrent edit(s)"):format(report.merged) or ""
-    )
-  )
+  local ok, err = pcall(rpc.request, "sync_start", {})
+  if not ok then
+    return vim.notify(tostring(err), vim.log.levels.ERROR)
+  end
+  H.running = vim.uv.now()
+  vim.notify("heph: syncing…")
 end
+
+---The outcome of a :HephSync (the `sync_done` notification).
+---@param payload {ok: boolean, report?: table, error?: string}
+function M.on_done(payload)
+  H.running = nil
+  payload = M.clean(payload) or {}
+  if payload.ok ~= true then
+    return vim.notify("heph: sync failed: " .. tostring(payload.error or "unknown error"), vim.log.levels.ERROR)
+  end
+  local report = M.clean(payload.report) or {}
+  local text = ("heph: synced — pushed %d, pulled %d%s"):format(
+    report.pushed or 0,
+    report.pulled or 0,
+    (report.merged or 0) > 0 and (", merged %d concurrent edit(s)"):format(report.merged) or ""
+  )
+  local level = vim.log.levels.INFO
+  local conflicts = type(report.conflict_nodes) == "table" and report.conflict_nodes or {}
+  if #conflicts > 0 then
+    local titles = {}
+    for _, id in ipairs(conflicts) do
+      local got, node = pcall(rpc.request, "node_get", { id = id })
+      table.insert(titles, got and ("%q (:Heph open %s)"):format(node.title, id) or id)
+    end
+    text = text .. "\nconflicting edits kept side by side in " .. table.concat(titles, ", ")
+    level = vim.log.levels.WARN
+  end
+  for _, warning in ipairs(type(report.warnings) == "table" and report.warnings or {}) do
+    text = text .. "\n" .. warning
+    level = vim.log.levels.WARN
+  end
+  vim.notify(text, level)
+end
+
+---On exit: push pending ops, waiting at most 1.5 s (the sidecar bounds it).
+function H.flush_on_exit()
+  local status = vim.g.heph_status
+  if not rpc.running() or type(status) ~= "table" or (tonumber(status.pending) or 0) == 0 then
+    return
+  end
+  pcall(rpc.request, "sync_flush", { timeout_ms = 1500 })
+end
+
+vim.api.nvim_create_autocmd("VimLeavePre", {
+  group = vim.api.nvim_create_augroup("heph_sync_flush", { clear = true }),
+  callback = H.flush_on_exit,
+})
 
 return M

@@ -18,6 +18,25 @@ local function start_hub()
   return job, url
 end
 
+---Runs :HephSync and waits (bounded) for its report, which comes later.
+---@return {msg: string, level: integer}[] messages
+local function sync_and_wait()
+  local seen, stop = h.capture_notifications()
+  vim.cmd("HephSync")
+  h.wait(function()
+    return vim.iter(seen):any(function(n)
+      return n.msg:match("^heph: synced") or n.msg:match("^heph: sync failed")
+    end)
+  end, 10000)
+  stop()
+  return seen
+end
+
+---Syncs the second Neovim and waits for it.
+local function child_sync(child)
+  vim.rpcrequest(child, "nvim_exec_lua", "require('heph.rpc').request('sync', {})", {})
+end
+
 describe("sync in Neovim", function()
   local hub, url, child, other_dir
   before_each(function()
@@ -42,22 +61,67 @@ describe("sync in Neovim", function()
   it("an edit in A reaches B's open buffer after :HephSync", function()
     vim.cmd("Heph task Shared task")
     local id = require("heph.buffers").state(0).id
-    local seen = h.notifications(function()
-      vim.cmd("HephSync")
-    end)
+    local seen = sync_and_wait()
     assert.truthy(seen[#seen].msg:match("pushed %d+"), vim.inspect(seen))
     -- B pulls and opens the task.
-    vim.rpcrequest(child, "nvim_command", "HephSync")
+    child_sync(child)
     vim.rpcrequest(child, "nvim_command", "edit heph://node/" .. id)
     assert.are.equal("title: Shared task", vim.rpcrequest(child, "nvim_buf_get_lines", 0, 1, 2, false)[1])
     -- A renames; B's unmodified buffer follows after its next sync.
     vim.api.nvim_buf_set_lines(0, 1, 2, false, { "title: Renamed in A" })
     vim.cmd.write()
-    vim.cmd("HephSync")
-    vim.rpcrequest(child, "nvim_command", "HephSync")
+    sync_and_wait()
+    child_sync(child)
     assert.is_true(h.wait(function()
       return vim.rpcrequest(child, "nvim_buf_get_lines", 0, 1, 2, false)[1] == "title: Renamed in A"
     end))
+  end)
+
+  it(":HephSync returns at once and reports when done", function()
+    vim.cmd("Heph task Background")
+    local seen, stop = h.capture_notifications()
+    vim.cmd("HephSync")
+    -- Back in the editor before the sync reported.
+    assert.are.equal("heph: syncing…", seen[#seen].msg)
+    assert.is_true(h.wait(function()
+      return seen[#seen].msg:match("^heph: synced") ~= nil
+    end, 10000), vim.inspect(seen))
+    stop()
+  end)
+
+  it("says which node holds a conflict a sync made", function()
+    vim.cmd("Heph new Shared note")
+    local id = require("heph.buffers").state(0).id
+    vim.api.nvim_buf_set_lines(0, -1, -1, false, { "same line" })
+    vim.cmd.write()
+    sync_and_wait()
+    child_sync(child)
+    vim.rpcrequest(child, "nvim_command", "edit heph://node/" .. id)
+    vim.rpcrequest(child, "nvim_exec_lua", [[
+      local last = vim.api.nvim_buf_line_count(0)
+      vim.api.nvim_buf_set_lines(0, last - 1, last, false, { "same line, edited in B" })
+      vim.cmd.write()
+      require('heph.rpc').request('sync', {})
+    ]], {})
+    vim.api.nvim_buf_set_lines(0, -2, -1, false, { "same line, edited in A" })
+    vim.cmd.write()
+    local seen = sync_and_wait()
+    local last = seen[#seen]
+    assert.are.equal(vim.log.levels.WARN, last.level, vim.inspect(seen))
+    assert.truthy(last.msg:find("Shared note", 1, true), last.msg)
+    assert.truthy(last.msg:find(id, 1, true), last.msg)
+  end)
+
+  it("pushes pending ops when Neovim quits right after a write", function()
+    vim.rpcrequest(child, "nvim_command", "Heph task Written just before quitting")
+    local id = vim.rpcrequest(child, "nvim_exec_lua", "return require('heph.buffers').state(0).id", {})
+    h.wait(function()
+      local s = vim.rpcrequest(child, "nvim_get_var", "heph_status")
+      return type(s) == "table" and (s.pending or 0) > 0
+    end, 3000)
+    pcall(vim.rpcrequest, child, "nvim_command", "qall!")
+    sync_and_wait()
+    assert.are.equal("Written just before quitting", h.show(id).title)
   end)
 
   it("publishes status for the status line", function()
@@ -67,7 +131,7 @@ describe("sync in Neovim", function()
       local s = vim.g.heph_status
       return s ~= nil and s.state ~= nil
     end), "no status arrived")
-    vim.cmd("HephSync")
+    sync_and_wait()
     assert.is_true(h.wait(function()
       return vim.g.heph_status.state == "synced"
     end), vim.inspect(vim.g.heph_status))
@@ -76,9 +140,7 @@ describe("sync in Neovim", function()
     vim.fn.jobstop(hub)
     vim.fn.jobwait({ hub }, 5000)
     vim.cmd("Heph task Offline work")
-    h.notifications(function()
-      vim.cmd("HephSync")
-    end)
+    sync_and_wait()
     assert.is_true(h.wait(function()
       return vim.g.heph_status.state == "offline"
     end), vim.inspect(vim.g.heph_status))

@@ -28,6 +28,8 @@ pub struct SyncReport {
     pub conflicts: usize,
     /// Nodes changed by pulled ops.
     pub changed_nodes: Vec<String>,
+    /// Nodes whose body now holds a conflict block made by this pass.
+    pub conflict_nodes: Vec<String>,
     /// Local ops the hub refused in this pass (set aside, kept here).
     pub refused: usize,
     /// Pulled ops set aside in the quarantine in this pass.
@@ -199,6 +201,11 @@ pub fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncReport, 
         report.pulled += outcome.applied.new_ops;
         report.merged += outcome.applied.merged;
         report.conflicts += outcome.applied.conflicts;
+        for id in outcome.applied.conflict_nodes {
+            if !report.conflict_nodes.contains(&id) {
+                report.conflict_nodes.push(id);
+            }
+        }
         report.quarantined += outcome.quarantined;
         report.released += outcome.released;
         for id in outcome.applied.changed_nodes {

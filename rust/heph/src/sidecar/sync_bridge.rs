@@ -89,6 +89,10 @@ impl SyncBridge {
         });
     }
 
+    fn nvim(&self) -> Option<Neovim<Writer>> {
+        self.neovim.lock().ok().and_then(|slot| slot.clone())
+    }
+
     fn status(&self) -> serde_json::Value {
         let mut status = match &self.service {
             Some(service) => status_json(&service.status().borrow()),
@@ -108,7 +112,7 @@ impl SyncBridge {
     pub async fn handle(
         &self,
         method: &str,
-        _args: &[Value],
+        args: &[Value],
         _neovim: Neovim<Writer>,
     ) -> Option<Result<serde_json::Value, String>> {
         match method {
@@ -121,6 +125,43 @@ impl SyncBridge {
                 None => Err(self.config_error.clone().unwrap_or_else(|| {
                     "sync is not configured: set hub_url in config.toml or in setup()".into()
                 })),
+            }),
+            // :HephSync: answers at once; the outcome comes as a
+            // `sync_done` notification, so the editor never waits.
+            "sync_start" => Some(match (&self.service, self.nvim()) {
+                (Some(service), Some(nvim)) => {
+                    let service = service.clone();
+                    tokio::spawn(async move {
+                        let payload = match service.sync_now().await {
+                            Ok(report) => json!({ "ok": true, "report": report }),
+                            Err(e) => json!({ "ok": false, "error": e }),
+                        };
+                        notify(&nvim, "sync_done", payload).await;
+                    });
+                    Ok(json!({ "started": true }))
+                }
+                _ => Err(self.config_error.clone().unwrap_or_else(|| {
+                    "sync is not configured: set hub_url in config.toml or in setup()".into()
+                })),
+            }),
+            // On exit: push what is pending, but never hold the editor
+            // longer than `timeout_ms` (default 1500).
+            "sync_flush" => Some(match &self.service {
+                Some(service) => {
+                    let ms = super::params::Params::new("sync_flush", args)
+                        .and_then(|p| p.opt_usize("timeout_ms"))
+                        .ok()
+                        .flatten()
+                        .unwrap_or(1500)
+                        .min(10_000);
+                    let done = tokio::time::timeout(
+                        std::time::Duration::from_millis(ms as u64),
+                        service.sync_now(),
+                    )
+                    .await;
+                    Ok(json!({ "done": matches!(done, Ok(Ok(_))) }))
+                }
+                None => Ok(json!({ "done": false })),
             }),
             "login" => Some(self.start_login()),
             "logout" => Some(self.logout()),
