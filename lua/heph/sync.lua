@@ -53,6 +53,19 @@ function M.statusline(status)
   if type(status) ~= "table" or not status.state or status.state == "disabled" then
     return ""
   end
+  local text = H.state_text(status)
+  -- Ops set aside (quarantined pulls, pushes the hub refused) stay visible
+  -- until they apply: `:HephSync status` says why.
+  local aside = (tonumber(status.quarantined) or 0) + (tonumber(status.refused) or 0)
+  if aside > 0 then
+    text = ("%s · %d set aside"):format(text, aside)
+  end
+  return text
+end
+
+---@param status heph.Status
+---@return string
+function H.state_text(status)
   local s = status.state
   if s == "synced" then
     return "heph ✓"

@@ -35,7 +35,17 @@ describe("list buffer", function()
     })
     vim.cmd.write()
     assert.is_false(vim.bo.modified)
-    assert.truthy(asked)
+    -- The confirmation listed exactly the four changes, the delete by name.
+    local listed = vim.tbl_map(function(c)
+      return c.action .. ": " .. c.summary
+    end, asked)
+    table.sort(listed)
+    assert.are.same({
+      "complete: \"beta\": mark done",
+      "create: create \"delta\"",
+      "delete: delete \"gamma\"",
+      "update: \"alpha\": rename to \"alpha renamed\"",
+    }, listed)
     assert.are.equal("alpha renamed", h.show(a).title)
     assert.are.equal("done", h.show(b).status)
     assert.is_true(h.show(c).deleted)

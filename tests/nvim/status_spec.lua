@@ -107,3 +107,15 @@ describe("status line", function()
     assert.are.equal("heph offline", require("heph").statusline())
   end)
 end)
+
+describe("the status line", function()
+  it("shows ops set aside until they apply", function()
+    local sync = require("heph.sync")
+    assert.are.equal("heph ✓", sync.statusline({ state = "synced", pending = 0, quarantined = 0, refused = vim.NIL }))
+    assert.are.equal(
+      "heph ✓ · 3 set aside",
+      sync.statusline({ state = "synced", pending = 0, quarantined = 2, refused = 1, quarantine_reason = vim.NIL })
+    )
+    assert.are.equal("heph 2 pending · 1 set aside", sync.statusline({ state = "pending", pending = 2, refused = 1 }))
+  end)
+end)
