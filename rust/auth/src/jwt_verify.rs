@@ -10,10 +10,10 @@
 //!   flight): a slow issuer delays only tokens whose key is unknown, never
 //!   tokens signed with a cached key;
 //! - a good key set is never replaced by an empty or unusable one;
-//! - when the keys cannot be fetched at all, the answer is
+//! - when no key set could be fetched at all, the answer is
 //!   [`Rejection::Unavailable`] (503: "the hub cannot reach the issuer"),
-//!   not 401 ("log in again"); with no key set yet, fetches are retried
-//!   after [`VerifierConfig::unavailable_retry`] rather than the cooldown;
+//!   not 401 ("log in again"); until a key set is fetched, fetches are
+//!   retried after [`VerifierConfig::unavailable_retry`], not the cooldown;
 //! - `iss` is compared exactly with the issuer the discovery document states
 //!   (Auth0-style `https://x/` issuers work);
 //! - only asymmetric algorithms, and only the one family each key belongs
@@ -67,9 +67,8 @@ pub struct VerifierConfig {
     pub leeway: Duration,
     /// Least time between two JWKS fetches caused by unknown keys.
     pub refetch_cooldown: Duration,
-    /// Least time between two fetches while no key set could be fetched yet
-    /// (or the last fetch failed), so an issuer back from an outage is
-    /// noticed soon.
+    /// Least time between two fetches while no key set could be fetched
+    /// yet, so an issuer back from an outage is noticed soon.
     pub unavailable_retry: Duration,
     /// Timeout of one discovery or JWKS request.
     pub fetch_timeout: Duration,
@@ -103,6 +102,9 @@ struct FetchState {
     last_attempt: Option<Instant>,
     /// Why the last fetch failed, when it did.
     last_error: Option<String>,
+    /// Fetches finished so far: a request that waited for another's fetch
+    /// uses its outcome instead of fetching again.
+    generation: u64,
 }
 
 /// Verifies bearer tokens for the hub.
@@ -200,17 +202,17 @@ impl JwtVerifier {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether a fetch may start now (cooldown, shorter while failing).
+    /// Whether a fetch may start now: once per cooldown, or once per
+    /// `unavailable_retry` while there is no key set at all.
     fn may_fetch(&self, have_keys: bool) -> bool {
-        let state = self.state();
-        let wait = if !have_keys || state.last_error.is_some() {
-            self.config
-                .unavailable_retry
-                .min(self.config.refetch_cooldown)
-        } else {
+        let wait = if have_keys {
             self.config.refetch_cooldown
+        } else {
+            self.config.unavailable_retry.min(self.config.refetch_cooldown)
         };
-        state.last_attempt.is_none_or(|t| t.elapsed() >= wait)
+        self.state()
+            .last_attempt
+            .is_none_or(|t| t.elapsed() >= wait)
     }
 
     /// Fetches the key set (discovering the issuer first when needed) and
@@ -268,28 +270,33 @@ impl JwtVerifier {
             return Ok(found.clone());
         }
         if self.may_fetch(!self.current_keys().is_empty()) {
+            let seen = self.state().generation;
             let _gate = self.fetching.lock().await;
-            // Another request may have fetched while this one waited.
-            if let Some(found) = self.current_keys().get(kid) {
-                return Ok(found.clone());
-            }
-            if self.may_fetch(!self.current_keys().is_empty()) {
+            // Another request may have fetched while this one waited: its
+            // outcome stands (single flight).
+            if self.state().generation == seen {
                 let outcome = self.fetch_keys().await;
                 if let Err(e) = &outcome {
                     // Cached keys stay usable; this token's key is unknown.
                     tracing::warn!(error = %e, "cannot refresh the issuer's keys");
                 }
-                self.state().last_error = outcome.err();
+                let mut state = self.state();
+                state.last_error = outcome.err();
+                state.generation += 1;
             }
         }
         if let Some(found) = self.current_keys().get(kid) {
             return Ok(found.clone());
         }
-        match &self.state().last_error {
-            // The key may be a rotated one the hub cannot fetch yet.
-            Some(why) => Err(unavailable(why)),
-            None => Err(unauthorized("token signed with an unknown key")),
+        if self.current_keys().is_empty() {
+            // No key set at all: the token cannot be judged, and asking the
+            // user to log in again would not help.
+            let why = self.state().last_error.clone();
+            return Err(unavailable(
+                why.as_deref().unwrap_or("the issuer's keys are not fetched yet"),
+            ));
         }
+        Err(unauthorized("token signed with an unknown key"))
     }
 
     /// Checks a bearer token.
