@@ -117,12 +117,20 @@ fn default_log_file() -> PathBuf {
 }
 
 fn init_logging(path: &PathBuf) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            crate::paths::private_dir(dir)?;
+        }
     }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // The log names files and nodes: the owner's only.
+        options.mode(0o600);
+    }
+    let file = options
         .open(path)
         .with_context(|| format!("cannot open log file {}", path.display()))?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("HEPH_LOG")
@@ -132,6 +140,7 @@ fn init_logging(path: &PathBuf) -> Result<()> {
         .with_ansi(false)
         .with_writer(Mutex::new(file))
         .init();
+    crate::paths::make_private(path);
     Ok(())
 }
 
