@@ -208,7 +208,9 @@ impl JwtVerifier {
         let wait = if have_keys {
             self.config.refetch_cooldown
         } else {
-            self.config.unavailable_retry.min(self.config.refetch_cooldown)
+            self.config
+                .unavailable_retry
+                .min(self.config.refetch_cooldown)
         };
         self.state()
             .last_attempt
@@ -293,7 +295,8 @@ impl JwtVerifier {
             // user to log in again would not help.
             let why = self.state().last_error.clone();
             return Err(unavailable(
-                why.as_deref().unwrap_or("the issuer's keys are not fetched yet"),
+                why.as_deref()
+                    .unwrap_or("the issuer's keys are not fetched yet"),
             ));
         }
         Err(unauthorized("token signed with an unknown key"))

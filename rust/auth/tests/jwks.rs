@@ -57,7 +57,12 @@ async fn issuer(trailing_slash: bool) -> Issuer {
     let down = Arc::new(Mutex::new(false));
     let fetches = Arc::new(AtomicUsize::new(0));
     let (d1, i1) = (down.clone(), iss.clone());
-    let (k, dl, d2, f) = (keys.clone(), delay_ms.clone(), down.clone(), fetches.clone());
+    let (k, dl, d2, f) = (
+        keys.clone(),
+        delay_ms.clone(),
+        down.clone(),
+        fetches.clone(),
+    );
     let app = Router::new()
         .route(
             "/.well-known/openid-configuration",
@@ -67,7 +72,9 @@ async fn issuer(trailing_slash: bool) -> Issuer {
                     if *d.lock().unwrap() {
                         return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
                     }
-                    Ok(Json(json!({ "issuer": iss, "jwks_uri": format!("{base}/jwks") })))
+                    Ok(Json(
+                        json!({ "issuer": iss, "jwks_uri": format!("{base}/jwks") }),
+                    ))
                 }
             }),
         )
@@ -160,7 +167,10 @@ async fn a_slow_issuer_does_not_delay_cached_keys_and_fetches_once() {
     }
     // Single flight: the ten unknown kids did not each fetch.
     let fetches = iss.fetches.load(Ordering::SeqCst);
-    assert!(fetches <= 3, "{fetches} fetches for 10 concurrent unknown kids");
+    assert!(
+        fetches <= 3,
+        "{fetches} fetches for 10 concurrent unknown kids"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,9 +247,16 @@ async fn tokens_with_crit_headers_are_refused() {
     v.verify(Some(&token(&owner, &iss.iss, |_| {})))
         .await
         .unwrap();
-    for crit in [vec!["exp".to_owned()], vec!["urn:x:unknown".to_owned()], vec![]] {
+    for crit in [
+        vec!["exp".to_owned()],
+        vec!["urn:x:unknown".to_owned()],
+        vec![],
+    ] {
         let t = token(&owner, &iss.iss, |h| h.crit = Some(crit.clone()));
         let r = v.verify(Some(&t)).await;
-        assert!(matches!(r, Err(Rejection::Unauthorized(_))), "{crit:?}: {r:?}");
+        assert!(
+            matches!(r, Err(Rejection::Unauthorized(_))),
+            "{crit:?}: {r:?}"
+        );
     }
 }
