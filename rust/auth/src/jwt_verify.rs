@@ -271,12 +271,15 @@ impl JwtVerifier {
         if let Some(found) = self.current_keys().get(kid) {
             return Ok(found.clone());
         }
-        if self.may_fetch(!self.current_keys().is_empty()) {
-            let seen = self.state().generation;
+        let seen = self.state().generation;
+        // A fetch in flight is waited for whatever the cooldown says (it may
+        // be the first one); otherwise a fetch starts when one is due.
+        let in_flight = self.fetching.try_lock().is_err();
+        if in_flight || self.may_fetch(!self.current_keys().is_empty()) {
             let _gate = self.fetching.lock().await;
             // Another request may have fetched while this one waited: its
             // outcome stands (single flight).
-            if self.state().generation == seen {
+            if self.state().generation == seen && self.may_fetch(!self.current_keys().is_empty()) {
                 let outcome = self.fetch_keys().await;
                 if let Err(e) = &outcome {
                     // Cached keys stay usable; this token's key is unknown.

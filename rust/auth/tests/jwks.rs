@@ -260,3 +260,23 @@ async fn tokens_with_crit_headers_are_refused() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_requests_share_the_first_fetch() {
+    let iss = issuer(false).await;
+    let owner = key("k1");
+    iss.keys.lock().unwrap().push(owner.jwk.clone());
+    iss.delay_ms.store(500, Ordering::SeqCst);
+    let v = verifier(&iss.iss, Duration::from_secs(60));
+    let good = token(&owner, &iss.iss, |_| {});
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let (v, t) = (Arc::clone(&v), good.clone());
+        tasks.push(tokio::spawn(async move { v.verify(Some(&t)).await }));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(iss.fetches.load(Ordering::SeqCst), 1);
+}

@@ -66,7 +66,10 @@ fn slow_clients_do_not_stop_the_hub_and_sigterm_is_bounded() {
             worst = worst.max(took);
         }
     }
-    assert!(worst < Duration::from_secs(1), "worst answer took {worst:?}");
+    assert!(
+        worst < Duration::from_secs(1),
+        "worst answer took {worst:?}"
+    );
     // The slow clients are closed after their 2 s timeouts.
     let started = Instant::now();
     for (i, s) in slow.iter_mut().enumerate() {
@@ -77,7 +80,10 @@ fn slow_clients_do_not_stop_the_hub_and_sigterm_is_bounded() {
                 Ok(0) => break,
                 Ok(_) => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-                Err(e) => panic!("slow client {i} still open after {:?}: {e}", started.elapsed()),
+                Err(e) => panic!(
+                    "slow client {i} still open after {:?}: {e}",
+                    started.elapsed()
+                ),
             }
         }
     }
