@@ -2,6 +2,7 @@
 //! replica, log and hub file 0600 under umask 022 (existing ones are fixed);
 //! files that are not heph replicas are refused with a message naming them;
 //! damaged data gives errors, not panics; a read-only replica can be read.
+#![cfg(unix)]
 
 mod common;
 
@@ -77,6 +78,15 @@ fn a_sidecar_start_makes_private_files() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     let log = root.path().join("state").join("heph").join("sidecar.log");
+    // A log from before, readable by all, is made private.
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, b"old line\n").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        log.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     let mut child = Command::new("sh")
         .arg("-c")
         .arg("umask 022; exec \"$0\" \"$@\"")
@@ -103,7 +113,6 @@ fn a_sidecar_start_makes_private_files() {
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&replica), 0o600);
     assert_eq!(mode(&log), 0o600);
-    assert_eq!(mode(log.parent().unwrap()), 0o700);
     for suffix in ["-wal", "-shm"] {
         let companion = with_suffix(&replica, suffix);
         if companion.exists() {
@@ -167,6 +176,22 @@ fn a_hub_start_makes_private_files() {
     wait_for(&data.join("hub.db"));
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("hub.db")), 0o600);
+    drop(_hub2);
+    // A hub database from before, readable by all, is made private.
+    let old = root.path().join("old-hub.db");
+    std::fs::write(&old, b"").unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (child, _) = common::spawn_hub(&old, "127.0.0.1:0", &[]);
+    let _hub3 = common::Proc(child);
+    let started = Instant::now();
+    while mode(&old) != 0o600 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still {:o}",
+            mode(&old)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn wait_for(path: &Path) {

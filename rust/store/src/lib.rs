@@ -337,6 +337,9 @@ fn create(path: &Path) -> Result<()> {
     let linked = built.and_then(|()| match std::fs::hard_link(&tmp, path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        // A file system without hard links: a rename, unless the file
+        // appeared meanwhile.
+        Err(_) if !path.exists() => std::fs::rename(&tmp, path).map_err(io_err),
         Err(e) => Err(io_err(e)),
     });
     for suffix in ["", "-wal", "-shm"] {
