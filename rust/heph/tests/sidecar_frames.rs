@@ -6,7 +6,6 @@
 mod common;
 
 use std::io::Write;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
@@ -21,6 +20,10 @@ struct Sidecar {
 }
 
 fn start() -> Sidecar {
+    start_with(&[])
+}
+
+fn start_with(env: &[(&str, &str)]) -> Sidecar {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("sidecar.log");
     let mut child = Command::new(common::BIN)
@@ -32,6 +35,8 @@ fn start() -> Sidecar {
         .env("XDG_CONFIG_HOME", dir.path().join("config"))
         .env("XDG_STATE_HOME", dir.path().join("state"))
         .env("HEPH_LOG", "info")
+        .env_remove("HEPH_HUB_URL")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -307,20 +312,42 @@ fn unrecoverable_streams_exit_non_zero_with_a_reason() {
 }
 
 #[test]
-fn an_unexpected_response_ends_the_sidecar_with_a_reason() {
-    let mut s = start();
-    s.send(&request(1, "hello"));
-    assert_serving(&s, 1, "start");
+fn only_answers_to_the_sidecars_own_requests_pass() {
+    // With a hub configured the sidecar asks Neovim to show its status
+    // (nvim_exec_lua requests); the hub is unreachable, which is fine.
+    let mut s = start_with(&[("HEPH_HUB_URL", "http://127.0.0.1:9")]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let asked = loop {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .expect("the sidecar sent no request");
+        let v = s.replies.recv_timeout(left).expect("no request");
+        if v[0].as_u64() == Some(0) {
+            break v;
+        }
+    };
+    assert_eq!(asked[2].as_str(), Some("nvim_exec_lua"));
+    let id = asked[1].as_u64().unwrap();
+    let answer = encode(&arr(vec![1.into(), id.into(), Value::Nil, Value::Nil]));
+    s.send(&answer);
+    // The same answer again, and answers to requests never made: dropped.
+    s.send(&answer);
     s.send(&encode(&arr(vec![
         1.into(),
         999_999.into(),
         Value::Nil,
         Value::Nil,
     ])));
-    let status = s.exit_within(Duration::from_secs(10));
-    assert!(!status.success());
-    assert!(s.log_text().contains("999999"), "{}", s.log_text());
-    let _ = Path::new("");
+    s.send(&request(1, "hello"));
+    assert_serving(&s, 1, "after stray responses");
+    assert!(
+        s.log_text()
+            .contains("a response to no request (msgid 999999)"),
+        "{}",
+        s.log_text()
+    );
+    drop(s.child.stdin.take());
+    assert!(s.exit_within(Duration::from_secs(10)).success());
 }
 
 #[test]

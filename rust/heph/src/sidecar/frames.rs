@@ -11,13 +11,73 @@
 //! - any other complete frame (not an array, an unknown message type, no
 //!   readable msgid, a malformed notification) is logged and dropped: its
 //!   end is known, so the stream stays in step;
+//! - a response is passed on only when it answers a request the sidecar
+//!   sent ([`relay`] notes each one on its way to stdout); any other is
+//!   dropped (nvim-rs would end on it);
 //! - bytes that are not msgpack at all (the reserved marker 0xc1), a frame
 //!   declaring more than [`MAX_FRAME`] bytes, or stdin closing inside a
 //!   frame cannot be resynchronised: the guard reports why, and the
 //!   sidecar logs it and exits with a non-zero status (the editor says so).
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use rmpv::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Msgids of the requests the sidecar sent and Neovim has not answered.
+#[derive(Clone, Default)]
+pub struct Pending(Arc<Mutex<HashSet<u64>>>);
+
+impl Pending {
+    fn sent(&self, msgid: u64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(msgid);
+    }
+
+    fn answered(&self, msgid: u64) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&msgid)
+    }
+}
+
+/// Copies the sidecar's own frames from `input` (the pipe nvim-rs writes
+/// to) to `output` (stdout), noting the msgid of each request it sends.
+/// Blocking; runs on its own thread until `input` closes.
+pub fn relay(
+    mut input: impl std::io::Read,
+    mut output: impl std::io::Write,
+    pending: Pending,
+) -> std::io::Result<()> {
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let mut start = 0;
+        while let Scan::Complete { len, .. } = scan(&buf[start..]) {
+            let frame = &buf[start..start + len];
+            if let Some((0, Some(msgid))) = head(frame) {
+                // Noted before Neovim can see it, so before it can answer.
+                pending.sent(msgid);
+            }
+            start += len;
+        }
+        if start > 0 {
+            output.write_all(&buf[..start])?;
+            output.flush()?;
+            buf.drain(..start);
+        }
+        let n = input.read(&mut chunk)?;
+        if n == 0 {
+            output.write_all(&buf)?;
+            return output.flush();
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
 
 /// The method a malformed request is turned into; its one parameter is
 /// the reason. Not a name Neovim can send (it starts with a NUL byte).
@@ -196,7 +256,7 @@ enum Verdict {
     Drop(String),
 }
 
-fn judge(frame: &[u8], too_deep: bool) -> Verdict {
+fn judge(frame: &[u8], too_deep: bool, pending: &Pending) -> Verdict {
     if too_deep {
         let why = format!("a frame nested deeper than {MAX_DEPTH} levels");
         return match head(frame) {
@@ -230,7 +290,13 @@ fn judge(frame: &[u8], too_deep: bool) -> Verdict {
             }
         }
         (Some(0), None) => Verdict::Drop("a request without a valid msgid".into()),
-        (Some(1), Some(_)) if items.len() == 4 => Verdict::Pass,
+        (Some(1), Some(msgid)) if items.len() == 4 => {
+            if pending.answered(msgid) {
+                Verdict::Pass
+            } else {
+                Verdict::Drop(format!("a response to no request (msgid {msgid})"))
+            }
+        }
         (Some(1), _) => Verdict::Drop("a malformed response".into()),
         (Some(2), _) if items.len() == 3 && method_ok(items.get(1)) && params_ok(items.get(2)) => {
             Verdict::Pass
@@ -243,7 +309,11 @@ fn judge(frame: &[u8], too_deep: bool) -> Verdict {
 
 /// Copies whole, checked frames from `input` to `output` until the input
 /// ends; see the module documentation.
-pub async fn guard(mut input: impl AsyncRead + Unpin, mut output: impl AsyncWrite + Unpin) -> End {
+pub async fn guard(
+    mut input: impl AsyncRead + Unpin,
+    mut output: impl AsyncWrite + Unpin,
+    pending: Pending,
+) -> End {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
@@ -255,7 +325,7 @@ pub async fn guard(mut input: impl AsyncRead + Unpin, mut output: impl AsyncWrit
                 Scan::Invalid(why) => return End::Broken(why),
                 Scan::Complete { len, too_deep } => {
                     let frame = &buf[start..start + len];
-                    let written = match judge(frame, too_deep) {
+                    let written = match judge(frame, too_deep, &pending) {
                         Verdict::Pass => output.write_all(frame).await,
                         Verdict::Refuse(msgid, why) => {
                             tracing::warn!(msgid, reason = %why, "malformed request answered with an error");
@@ -366,6 +436,8 @@ mod tests {
     fn judge_sorts_frames() {
         let v = |v: Value| encode(&v);
         let arr = Value::Array;
+        let pending = Pending::default();
+        let judge = |frame: &[u8], deep: bool| super::judge(frame, deep, &pending);
         assert_eq!(
             judge(
                 &v(arr(vec![0.into(), 3.into(), "m".into(), arr(vec![])])),
@@ -389,5 +461,10 @@ mod tests {
             Verdict::Drop(_)
         ));
         assert!(matches!(judge(&v(42.into()), false), Verdict::Drop(_)));
+        let response = v(arr(vec![1.into(), 7.into(), Value::Nil, Value::Nil]));
+        assert!(matches!(judge(&response, false), Verdict::Drop(_)));
+        pending.sent(7);
+        assert_eq!(judge(&response, false), Verdict::Pass);
+        assert!(matches!(judge(&response, false), Verdict::Drop(_)));
     }
 }

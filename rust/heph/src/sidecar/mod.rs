@@ -182,11 +182,28 @@ pub fn run(paths: &Paths, args: SidecarArgs) -> Result<ExitCode> {
         };
         // Stdin goes through the frame guard (frames.rs), which answers or
         // drops malformed frames; nvim-rs reads only whole, checked frames.
+        // Its replies go through a pipe and a relay thread that notes the
+        // requests the sidecar sends, so only answers to them pass in.
+        let pending = frames::Pending::default();
         let (to_rpc, from_guard) = tokio::io::duplex(256 * 1024);
-        let guard = tokio::spawn(frames::guard(tokio::io::stdin(), to_rpc));
-        let stdout = tokio::fs::File::from_std(
-            nvim_rs::create::unbuffered_stdout().context("cannot attach to stdout")?,
-        );
+        let guard = tokio::spawn(frames::guard(
+            tokio::io::stdin(),
+            to_rpc,
+            pending.clone(),
+        ));
+        let stdout = nvim_rs::create::unbuffered_stdout().context("cannot attach to stdout")?;
+        let (from_rpc, to_relay) = std::io::pipe().context("cannot create a pipe")?;
+        std::thread::Builder::new()
+            .name("rpc-out".into())
+            .spawn(move || {
+                if let Err(e) = frames::relay(from_rpc, stdout, pending) {
+                    tracing::debug!(error = %e, "stdout closed");
+                }
+            })
+            .context("cannot start the output relay")?;
+        let stdout = tokio::fs::File::from_std(std::fs::File::from(std::os::fd::OwnedFd::from(
+            to_relay,
+        )));
         let (neovim, io) = nvim_rs::Neovim::new(from_guard.compat(), stdout.compat_write(), handler);
         let io = tokio::spawn(io);
         bridge.attach(neovim);
