@@ -186,7 +186,7 @@ pub fn run(paths: &Paths, args: SidecarArgs) -> Result<ExitCode> {
         // requests the sidecar sends, so only answers to them pass in.
         let pending = frames::Pending::default();
         let (to_rpc, from_guard) = tokio::io::duplex(256 * 1024);
-        let guard = tokio::spawn(frames::guard(
+        let mut guard = tokio::spawn(frames::guard(
             tokio::io::stdin(),
             to_rpc,
             pending.clone(),
@@ -213,14 +213,17 @@ pub fn run(paths: &Paths, args: SidecarArgs) -> Result<ExitCode> {
             Ok(Err(e)) => Some(format!("the RPC loop ended: {e}")),
             Err(e) => Some(format!("the RPC loop panicked: {e}")),
         };
-        let end = if guard.is_finished() {
-            guard.await.unwrap_or_else(|e| {
-                frames::End::Broken(format!("the input guard failed: {e}"))
-            })
-        } else {
-            // The RPC loop ended on its own (its error says why).
-            guard.abort();
-            frames::End::Closed
+        // The guard ends first when the stream ended; if the RPC loop ended
+        // on its own (its error says why), the guard is still reading.
+        let end = match tokio::time::timeout(std::time::Duration::from_millis(500), &mut guard)
+            .await
+        {
+            Ok(Ok(end)) => end,
+            Ok(Err(e)) => frames::End::Broken(format!("the input guard failed: {e}")),
+            Err(_) => {
+                guard.abort();
+                frames::End::Closed
+            }
         };
         anyhow::Ok(match (end, rpc_error) {
             (frames::End::Broken(why), _) => {
