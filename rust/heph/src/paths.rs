@@ -28,9 +28,62 @@ impl Paths {
         self.data_dir.join("replica.db")
     }
 
-    /// Creates the data dir when missing.
+    /// Creates the data dir when missing, readable by its owner only (0700);
+    /// an existing one open to others is made private, with a notice.
     pub fn ensure(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.data_dir)
-            .with_context(|| format!("cannot create data dir {}", self.data_dir.display()))
+        private_dir(&self.data_dir)
+    }
+}
+
+/// Creates `dir` (and missing parents) with mode 0700 for `dir` itself, or
+/// removes group and other access from it when it exists.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    match builder.create(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot create data dir {}", dir.display()))
+        }
+    }
+    make_private(dir);
+    Ok(())
+}
+
+/// Removes group and other permissions from an existing file or
+/// directory, with a notice in the log.
+pub fn make_private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            return;
+        }
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700)) {
+            Ok(()) => tracing::warn!(
+                path = %path.display(),
+                old = format!("{mode:o}"),
+                new = format!("{:o}", mode & 0o700),
+                "was readable by others; made private"
+            ),
+            Err(e) => tracing::warn!(
+                path = %path.display(),
+                error = %e,
+                "is readable by others and cannot be made private"
+            ),
+        }
     }
 }

@@ -8,14 +8,8 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// Why a request was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rejection {
-    /// No token, or a token that is not valid: 401.
-    Unauthorized(String),
-    /// A valid token of someone who is not the owner: 403.
-    Forbidden(String),
-}
+/// Why a request was refused (one type, shared with the JWT verifier).
+pub use heph_auth::Rejection;
 
 /// Checks the bearer token of a request.
 #[async_trait::async_trait]
@@ -28,6 +22,22 @@ pub trait BearerCheck: Send + Sync {
         "Bearer realm=\"heph\"".to_owned()
     }
 }
+
+/// The hub accepts the owner's JWT access tokens.
+#[async_trait::async_trait]
+impl BearerCheck for heph_auth::JwtVerifier {
+    async fn check(&self, bearer: Option<&str>) -> Result<(), Rejection> {
+        self.verify(bearer).await.map(|_| ())
+    }
+
+    fn challenge(&self) -> String {
+        self.www_authenticate("a valid access token is required")
+    }
+}
+
+/// How long a client should wait before retrying when the issuer's keys
+/// cannot be fetched.
+const UNAVAILABLE_RETRY_SECS: &str = "30";
 
 /// Middleware: refuses requests the verifier does not accept.
 pub async fn require_bearer(
@@ -57,6 +67,14 @@ pub async fn require_bearer(
         }
         Err(Rejection::Forbidden(msg)) => {
             crate::routes::error(StatusCode::FORBIDDEN, &msg).into_response()
+        }
+        Err(Rejection::Unavailable(msg)) => {
+            let mut response = crate::routes::error(StatusCode::SERVICE_UNAVAILABLE, &msg);
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(UNAVAILABLE_RETRY_SECS),
+            );
+            response
         }
     }
 }

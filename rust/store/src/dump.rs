@@ -12,8 +12,11 @@ impl Replica {
     pub fn export_ops(&self) -> Result<Vec<Op>> {
         let mut stmt = self.conn.prepare("SELECT payload FROM ops ORDER BY seq")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        rows.map(|p| serde_json::from_str(&p?).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .collect()
+        rows.map(|p| {
+            let p = p.map_err(|e| StoreError::Corrupt(format!("an op: {e}")))?;
+            serde_json::from_str(&p).map_err(|e| StoreError::Corrupt(format!("an op: {e}")))
+        })
+        .collect()
     }
 
     /// Number of ops held.
@@ -38,7 +41,16 @@ impl Replica {
         while let Some(row) = rows.next()? {
             let mut fields = Vec::with_capacity(19);
             for i in 0..19 {
-                let value: rusqlite::types::Value = row.get(i)?;
+                let value = owned(row.get_ref(i)?).map_err(|what| {
+                    let id = String::from_utf8_lossy(
+                        row.get_ref(0)
+                            .ok()
+                            .and_then(|v| v.as_bytes().ok())
+                            .unwrap_or_default(),
+                    )
+                    .into_owned();
+                    StoreError::Corrupt(format!("node {id:?}, column {i}: {what}"))
+                })?;
                 fields.push(format!("{value:?}"));
             }
             let _ = writeln!(out, "node {}", fields.join(" | "));
@@ -48,8 +60,11 @@ impl Replica {
             .prepare("SELECT node, tag, hlc, present FROM tags ORDER BY node, tag")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let (node, tag, hlc, present): (String, String, String, bool) =
-                (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+            let read = || -> rusqlite::Result<(String, String, String, bool)> {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            };
+            let (node, tag, hlc, present) =
+                read().map_err(|e| StoreError::Corrupt(format!("a tag row: {e}")))?;
             let _ = writeln!(out, "tag {node} {tag} {hlc} {present}");
         }
         let ops: i64 = self
@@ -58,4 +73,23 @@ impl Replica {
         let _ = writeln!(out, "ops {ops}");
         Ok(out)
     }
+}
+
+/// An owned copy of a column value; text that is not UTF-8 is an error
+/// (rusqlite's own conversion would panic on it).
+fn owned(
+    value: rusqlite::types::ValueRef<'_>,
+) -> std::result::Result<rusqlite::types::Value, String> {
+    use rusqlite::types::{Value, ValueRef};
+    Ok(match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(f) => Value::Real(f),
+        ValueRef::Text(t) => Value::Text(
+            std::str::from_utf8(t)
+                .map_err(|e| format!("text is not valid UTF-8 ({e})"))?
+                .to_owned(),
+        ),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    })
 }

@@ -61,6 +61,27 @@ pub enum StoreError {
         /// Why.
         source: rusqlite::Error,
     },
+    /// The file exists but is not a heph replica (truncated, damaged, or
+    /// something else); heph refuses to touch it.
+    #[error(
+        "{path} is not a heph replica ({reason}); heph will not use or overwrite it. \
+         Move it aside and restore a backup copy of it, or sync into a new replica \
+         (a missing file starts a new one)"
+    )]
+    NotAReplica {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A file-system operation on the replica failed.
+    #[error("cannot use replica {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Shorthand for store results.
@@ -80,33 +101,114 @@ impl std::fmt::Debug for Replica {
 }
 
 impl Replica {
-    /// Opens (creating if needed) the replica at `path` and migrates it.
+    /// Opens the replica at `path` and migrates it; a missing file becomes
+    /// a new replica (created whole, readable by its owner only). A file
+    /// that is not a heph replica is refused, never reinitialised; a file
+    /// this process may not write is opened read-only, so reading works.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open_with_flags(
-            path,
+        let io_err = |source| StoreError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let read_only = match std::fs::metadata(path) {
+            Ok(_) => {
+                check_header(path)?;
+                make_private(path);
+                !writable(path).map_err(io_err)?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                create(path)?;
+                false
+            }
+            Err(e) => return Err(io_err(e)),
+        };
+        if read_only {
+            tracing::warn!(file = %path.display(), "the replica is not writable; opened read-only");
+        }
+        let replica = match Self::open_as(path, read_only, false) {
+            // A WAL replica in a directory this process cannot write has no
+            // shared-memory file to coordinate through: read it as an
+            // immutable snapshot instead.
+            Err(StoreError::Open { source, .. })
+                if read_only
+                    && matches!(
+                        source.sqlite_error_code(),
+                        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+                    ) =>
+            {
+                Self::open_as(path, true, true)?
+            }
+            other => other?,
+        };
+        for companion in ["-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(companion);
+            make_private(Path::new(&name));
+        }
+        Ok(replica)
+    }
+
+    fn open_as(path: &Path, read_only: bool, immutable: bool) -> Result<Self> {
+        let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        flags |= if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        } else {
             OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
+        };
+        let conn = if immutable {
+            Connection::open_with_flags(
+                format!("file:{}?immutable=1", uri_path(path)),
+                flags | OpenFlags::SQLITE_OPEN_URI,
+            )
+        } else {
+            Connection::open_with_flags(path, flags)
+        }
         .map_err(|source| StoreError::Open {
             path: path.to_owned(),
             source,
         })?;
-        Self::init(conn, Some(path.to_owned()))
+        Self::init(conn, Some(path.to_owned()), read_only).map_err(|e| match e {
+            StoreError::Sqlite(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+                ) =>
+            {
+                not_a_replica(path, e)
+            }
+            StoreError::Sqlite(source) => StoreError::Open {
+                path: path.to_owned(),
+                source,
+            },
+            other => other,
+        })
     }
 
     /// An in-memory replica (tests, benchmarks).
     pub fn open_in_memory() -> Result<Self> {
-        Self::init(Connection::open_in_memory()?, None)
+        Self::init(Connection::open_in_memory()?, None, false)
     }
 
-    fn init(mut conn: Connection, path: Option<PathBuf>) -> Result<Self> {
+    fn init(mut conn: Connection, path: Option<PathBuf>, read_only: bool) -> Result<Self> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        // WAL lets readers proceed while another process writes.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        if let Some(path) = &path {
+            check_schema(&conn, path)?;
+        }
+        if !read_only {
+            // WAL lets readers proceed while another process writes.
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.set_prepared_statement_cache_capacity(64);
+        if read_only {
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version < SCHEMA_VERSION {
+                return Err(StoreError::Invalid(format!(
+                    "the replica is read-only and needs an upgrade (schema {version} → {SCHEMA_VERSION}); make it writable once"
+                )));
+            }
+        }
         schema::migrate(&mut conn)?;
         // Each open replica gets its own origin, so two processes sharing the
         // file never mint the same clock stamp.
@@ -117,6 +219,11 @@ impl Replica {
             clock.witness(&last);
         }
         Ok(Self { conn, clock, path })
+    }
+
+    /// Whether this handle can only read (the file is not writable).
+    pub fn is_read_only(&self) -> bool {
+        self.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false)
     }
 
     /// The database file, when not in memory.
@@ -141,4 +248,161 @@ impl Replica {
             .conn
             .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
+}
+
+/// The first bytes of every SQLite database file.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+fn not_a_replica(path: &Path, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::NotAReplica {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Refuses a file too short or of another format to be an SQLite database
+/// (SQLite itself would take an empty file for a new database).
+fn check_header(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(100);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(100).read_to_end(&mut head))
+        .map_err(|source| StoreError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    if head.len() < 100 {
+        return Err(not_a_replica(
+            path,
+            format!("the file is only {} bytes long: truncated", head.len()),
+        ));
+    }
+    if &head[..16] != SQLITE_MAGIC {
+        return Err(not_a_replica(path, "the file is not an SQLite database"));
+    }
+    Ok(())
+}
+
+/// Refuses an SQLite database that is not (the start of) a heph replica.
+fn check_schema(conn: &Connection, path: &Path) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let has = |name: &str| tables.iter().any(|t| t == name);
+    if version == 0 && tables.is_empty() {
+        // Created but never migrated (an interrupted first open): nothing
+        // to lose, so it is finished as a new replica.
+        return Ok(());
+    }
+    if version == 0 || !(has("meta") && has("ops") && has("nodes")) {
+        return Err(not_a_replica(
+            path,
+            "an SQLite database, but without heph's tables",
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a new, empty replica at `path` atomically: it is built under a
+/// temporary name (mode 0600, which SQLite gives its WAL and shared-memory
+/// files too) and linked into place only when complete, so another process
+/// never sees a half-made file. Losing a race with another process that
+/// creates it at the same time is fine.
+fn create(path: &Path) -> Result<()> {
+    let io_err = |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(format!(".new-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(&tmp).map_err(io_err)?;
+    let built = (|| -> Result<()> {
+        let mut conn = Connection::open(&tmp)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        schema::migrate(&mut conn)?;
+        // Closing the last connection checkpoints the WAL into the file.
+        conn.close().map_err(|(_, e)| e)?;
+        Ok(())
+    })();
+    let linked = built.and_then(|()| match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        // A file system without hard links: a rename, unless the file
+        // appeared meanwhile.
+        Err(_) if !path.exists() => std::fs::rename(&tmp, path).map_err(io_err),
+        Err(e) => Err(io_err(e)),
+    });
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = tmp.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(&name);
+    }
+    linked
+}
+
+/// Whether this process may write `path`.
+fn writable(path: &Path) -> std::io::Result<bool> {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(false),
+        // EROFS: a read-only file system.
+        Err(e) if e.raw_os_error() == Some(30) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes group and other permissions from `path` when it has any, with a
+/// notice: replicas hold every note.
+fn make_private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            return;
+        }
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700)) {
+            Ok(()) => tracing::warn!(
+                file = %path.display(),
+                old = format!("{mode:o}"),
+                new = format!("{:o}", mode & 0o700),
+                "the replica file was readable by others; it is now private"
+            ),
+            Err(e) => tracing::warn!(
+                file = %path.display(),
+                error = %e,
+                "the replica file is readable by others and cannot be made private"
+            ),
+        }
+    }
+}
+
+/// `path` escaped for an SQLite `file:` URI.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for byte in path.as_os_str().as_encoded_bytes() {
+        match byte {
+            b'?' | b'#' | b'%' | 0x80..=0xff | 0..=0x20 => out.push_str(&format!("%{byte:02X}")),
+            _ => out.push(*byte as char),
+        }
+    }
+    out
 }

@@ -3,12 +3,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use heph_auth::{JwtVerifier, Rejection, VerifierConfig};
+use heph_auth::{JwtVerifier, VerifierConfig};
 
 /// Options of `heph hub`.
 #[derive(Debug, Args)]
@@ -34,6 +34,41 @@ pub struct HubArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = heph_hub::DEFAULT_MAX_BODY)]
     pub max_body: usize,
+    /// Most connections open at once; further clients wait to be accepted.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub max_connections: usize,
+    /// Time a client has to send request headers; also the keep-alive idle
+    /// timeout (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "TIME")]
+    pub header_timeout: Duration,
+    /// Longest pause between two pieces of a request body.
+    #[arg(long, default_value = "15s", value_parser = parse_duration, value_name = "TIME")]
+    pub body_timeout: Duration,
+    /// Longest a request may take, body included (408 after).
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "TIME")]
+    pub request_timeout: Duration,
+    /// How long SIGTERM waits for requests in flight before closing every
+    /// connection.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "TIME")]
+    pub shutdown_grace: Duration,
+}
+
+/// Parses `10`, `10s`, `500ms` or `2m`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 10s, 500ms, 2m)"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "ms" => Ok(Duration::from_millis(number)),
+        "m" => Ok(Duration::from_secs(number * 60)),
+        _ => Err(format!("{text:?} is not a duration (e.g. 10s, 500ms, 2m)")),
+    }
 }
 
 /// Serves until SIGTERM/SIGINT.
@@ -60,7 +95,7 @@ pub fn run(paths: &crate::paths::Paths, args: HubArgs) -> Result<ExitCode> {
         )
         .init();
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -73,7 +108,7 @@ pub fn run(paths: &crate::paths::Paths, args: HubArgs) -> Result<ExitCode> {
             (Some(issuer), Some(audience), Some(owner)) => {
                 tracing::info!(%issuer, %audience, "bearer tokens required");
                 let verifier = JwtVerifier::new(VerifierConfig::new(&issuer, &audience, &owner));
-                Some(Arc::new(JwtBearer(verifier)) as Arc<dyn heph_hub::BearerCheck>)
+                Some(Arc::new(verifier) as Arc<dyn heph_hub::BearerCheck>)
             }
             _ => None,
         };
@@ -81,34 +116,25 @@ pub fn run(paths: &crate::paths::Paths, args: HubArgs) -> Result<ExitCode> {
             max_body: args.max_body,
             auth,
         };
-        heph_hub::serve(listener, &db, config, shutdown_signal())
+        let limits = heph_hub::ServeLimits {
+            header_timeout: args.header_timeout,
+            body_timeout: args.body_timeout,
+            request_timeout: args.request_timeout,
+            max_connections: args.max_connections,
+            shutdown_grace: args.shutdown_grace,
+        };
+        heph_hub::serve_with_limits(listener, &db, config, limits, shutdown_signal())
             .await
             .context("hub failed")?;
         tracing::info!("hub stopped");
         anyhow::Ok(())
-    })?;
+    });
+    // Work still running on the blocking pool (a database call of a
+    // connection closed at the end of the grace period) gets a moment to
+    // finish; the process does not wait for it indefinitely.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Adapts the JWT verifier to the hub's bearer seam.
-struct JwtBearer(JwtVerifier);
-
-#[async_trait::async_trait]
-impl heph_hub::BearerCheck for JwtBearer {
-    async fn check(&self, bearer: Option<&str>) -> Result<(), heph_hub::Rejection> {
-        self.0
-            .verify(bearer)
-            .await
-            .map(|_| ())
-            .map_err(|r| match r {
-                Rejection::Unauthorized(m) => heph_hub::Rejection::Unauthorized(m),
-                Rejection::Forbidden(m) => heph_hub::Rejection::Forbidden(m),
-            })
-    }
-
-    fn challenge(&self) -> String {
-        self.0.www_authenticate("a valid access token is required")
-    }
 }
 
 async fn shutdown_signal() {

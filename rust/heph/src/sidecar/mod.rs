@@ -2,6 +2,7 @@
 //! run on the blocking pool against one replica handle; stdout belongs to
 //! the RPC channel, so logs go to a file.
 
+mod frames;
 mod list_query;
 mod methods;
 mod params;
@@ -61,6 +62,13 @@ impl Handler for Sidecar {
         args: Vec<Value>,
         neovim: Neovim<Writer>,
     ) -> Result<Value, Value> {
+        if name == frames::MALFORMED {
+            // A request the input guard could not pass on as it was.
+            return Err(args
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| "malformed request".into()));
+        }
         let started = std::time::Instant::now();
         let reply = self.request(&name, args, neovim).await;
         match &reply {
@@ -117,12 +125,20 @@ fn default_log_file() -> PathBuf {
 }
 
 fn init_logging(path: &PathBuf) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            crate::paths::private_dir(dir)?;
+        }
     }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // The log names files and nodes: the owner's only.
+        options.mode(0o600);
+    }
+    let file = options
         .open(path)
         .with_context(|| format!("cannot open log file {}", path.display()))?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("HEPH_LOG")
@@ -132,10 +148,15 @@ fn init_logging(path: &PathBuf) -> Result<()> {
         .with_ansi(false)
         .with_writer(Mutex::new(file))
         .init();
+    crate::paths::make_private(path);
     Ok(())
 }
 
-/// Serves Neovim until stdin closes.
+/// Exit status when stdin carries bytes that cannot be read as msgpack-RPC
+/// (sysexits' EX_DATAERR); the editor reports any non-zero exit.
+const EXIT_BAD_STREAM: u8 = 65;
+
+/// Serves Neovim until stdin closes; exits non-zero when the stream breaks.
 pub fn run(paths: &Paths, args: SidecarArgs) -> Result<ExitCode> {
     let log_file = args.log_file.unwrap_or_else(default_log_file);
     init_logging(&log_file)?;
@@ -152,23 +173,75 @@ pub fn run(paths: &Paths, args: SidecarArgs) -> Result<ExitCode> {
         .max_blocking_threads(4)
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
+        use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
         let bridge = Arc::new(sync_bridge::SyncBridge::new(paths.clone()));
         let handler = Sidecar {
             ctx: Arc::new(Mutex::new(ctx)),
             bridge: Arc::clone(&bridge),
         };
-        let (neovim, io) = nvim_rs::create::tokio::new_parent(handler)
-            .await
-            .context("cannot attach to stdin/stdout")?;
+        // Stdin goes through the frame guard (frames.rs), which answers or
+        // drops malformed frames; nvim-rs reads only whole, checked frames.
+        // Its replies go through a pipe and a relay thread that notes the
+        // requests the sidecar sends, so only answers to them pass in.
+        let pending = frames::Pending::default();
+        let (to_rpc, from_guard) = tokio::io::duplex(256 * 1024);
+        let mut guard = tokio::spawn(frames::guard(
+            tokio::io::stdin(),
+            to_rpc,
+            pending.clone(),
+        ));
+        let stdout = nvim_rs::create::unbuffered_stdout().context("cannot attach to stdout")?;
+        let (from_rpc, to_relay) = std::io::pipe().context("cannot create a pipe")?;
+        std::thread::Builder::new()
+            .name("rpc-out".into())
+            .spawn(move || {
+                if let Err(e) = frames::relay(from_rpc, stdout, pending) {
+                    tracing::debug!(error = %e, "stdout closed");
+                }
+            })
+            .context("cannot start the output relay")?;
+        let stdout = tokio::fs::File::from_std(std::fs::File::from(std::os::fd::OwnedFd::from(
+            to_relay,
+        )));
+        let (neovim, io) = nvim_rs::Neovim::new(from_guard.compat(), stdout.compat_write(), handler);
+        let io = tokio::spawn(io);
         bridge.attach(neovim);
-        match io.await {
-            Ok(Ok(())) => tracing::info!("stdin closed; exiting"),
-            Ok(Err(e)) if e.is_channel_closed() => tracing::info!("channel closed; exiting"),
-            Ok(Err(e)) => tracing::error!(error = %e, "rpc loop ended"),
-            Err(e) => tracing::error!(error = %e, "rpc loop panicked"),
-        }
-        anyhow::Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+        let rpc_error = match io.await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) if e.is_channel_closed() => None,
+            Ok(Err(e)) => Some(format!("the RPC loop ended: {e}")),
+            Err(e) => Some(format!("the RPC loop panicked: {e}")),
+        };
+        // The guard ends first when the stream ended; if the RPC loop ended
+        // on its own (its error says why), the guard is still reading.
+        let end = match tokio::time::timeout(std::time::Duration::from_millis(500), &mut guard)
+            .await
+        {
+            Ok(Ok(end)) => end,
+            Ok(Err(e)) => frames::End::Broken(format!("the input guard failed: {e}")),
+            Err(_) => {
+                guard.abort();
+                frames::End::Closed
+            }
+        };
+        anyhow::Ok(match (end, rpc_error) {
+            (frames::End::Broken(why), _) => {
+                tracing::error!(reason = %why, "the input stream cannot be resynchronised; exiting");
+                ExitCode::from(EXIT_BAD_STREAM)
+            }
+            (frames::End::Closed, Some(why)) => {
+                tracing::error!(reason = %why, "exiting");
+                ExitCode::FAILURE
+            }
+            (frames::End::Closed, None) => {
+                tracing::info!("stdin closed; exiting");
+                ExitCode::SUCCESS
+            }
+        })
+    });
+    // A read of stdin still pending on the blocking pool must not keep the
+    // process alive once it has decided to exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    code
 }
