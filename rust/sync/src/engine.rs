@@ -177,6 +177,10 @@ pub fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncReport, 
     // Ops refused for a clock that was ahead: the clock may be fixed, or
     // the hub's time may have come.
     replica.requeue_refused("clock_ahead")?;
+    // A clock that was ahead and is fixed: this device's own future stamps
+    // (refused, or never sent) get fresh ones, so they go out now instead of
+    // when real time catches up.
+    replica.restamp_future_ops()?;
     let mut push_error = None;
     loop {
         let ops = replica.unpushed_ops(PUSH_BATCH_BYTES)?;
