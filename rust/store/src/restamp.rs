@@ -45,11 +45,16 @@ pub(crate) fn restamp_future(tx: &Transaction<'_>, clock: &mut Clock) -> Result<
     }
     let first: Option<String> = tx
         .prepare_cached(
-            "SELECT min(hlc) FROM ops WHERE pushed = 0
-             AND (hlc >= ?1 OR (refused_code = 'clock_ahead' AND hlc >= ?2))",
+            // The range on the stamp index first: empty on every write but
+            // those just after a clock fix.
+            "SELECT min(hlc) FROM ops WHERE hlc >= ?2 AND pushed = 0
+             AND (hlc >= ?1 OR refused_code = 'clock_ahead')",
         )?
         .query_row(
-            params![from_ms(limit.saturating_add(1)), from_ms(now.saturating_add(1))],
+            params![
+                from_ms(limit.saturating_add(1)),
+                from_ms(now.saturating_add(1))
+            ],
             |r| r.get(0),
         )?;
     let Some(first) = first else {
@@ -65,7 +70,13 @@ pub(crate) fn restamp_future(tx: &Transaction<'_>, clock: &mut Clock) -> Result<
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     clock.reset(kept.as_ref());
 
-    type Row = (String, String, Option<String>, Option<String>, Option<String>);
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let rows: Vec<Row> = tx
         .prepare_cached(
             "SELECT payload, action, refused, refused_code, refused_at FROM ops
