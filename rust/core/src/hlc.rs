@@ -222,6 +222,14 @@ impl Clock {
         }
     }
 
+    /// Puts the clock back to just after `last` (or to nothing), even when it
+    /// had moved further: after this replica's own future stamps were
+    /// replaced, the clock must stop counting from them.
+    pub fn reset(&mut self, last: Option<&Hlc>) {
+        self.last.millis = last.map_or(0, |l| l.millis);
+        self.last.counter = last.map_or(0, |l| l.counter);
+    }
+
     /// Refuses a stamp too far ahead of local time, without changing the clock.
     pub fn check_drift(&self, remote: &Hlc) -> Result<(), HlcError> {
         self.check_drift_at(remote, self.physical_ms())

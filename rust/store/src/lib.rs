@@ -8,6 +8,7 @@
 mod dump;
 mod materialize;
 mod query;
+mod restamp;
 mod schema;
 mod sync_state;
 mod write;

@@ -41,6 +41,8 @@ pub struct ApplyReport {
     pub conflicts: usize,
     /// Nodes whose body now holds a conflict block made by this apply.
     pub conflict_nodes: Vec<String>,
+    /// Own future-stamped ops given fresh stamps before this write.
+    pub restamped: usize,
     touched: HashSet<String>,
     /// Bodies to merge when the transaction ends, with their new versions.
     pending_bodies: BTreeMap<String, Vec<NewVersion>>,
@@ -67,7 +69,7 @@ impl PartialEq for ApplyReport {
 }
 
 impl ApplyReport {
-    fn touch(&mut self, node: &str) {
+    pub(crate) fn touch(&mut self, node: &str) {
         if self.touched.insert(node.to_owned()) {
             self.changed_nodes.push(node.to_owned());
         }
@@ -116,10 +118,22 @@ pub(crate) fn apply_op(
         return Ok(false);
     }
     let seq = tx.last_insert_rowid();
+    report.new_ops += 1;
+    materialize(tx, op, seq, report)?;
+    Ok(true)
+}
+
+/// Materializes one op already in the log at `seq`.
+fn materialize(
+    tx: &Transaction<'_>,
+    op: &Op,
+    seq: i64,
+    report: &mut ApplyReport,
+) -> Result<(), StoreError> {
+    let hlc = op.hlc.to_string();
     // Last-writer-wins values are stamped with the op id too, so two ops
     // with one stamp resolve the same way in any order.
     let key = version_key(&op.hlc, &op.op_id);
-    report.new_ops += 1;
     report.touch(&op.node);
     tx.prepare_cached("INSERT OR IGNORE INTO nodes (id) VALUES (?1)")?
         .execute([&op.node])?;
@@ -158,7 +172,43 @@ pub(crate) fn apply_op(
              updated_hlc = max(updated_hlc, ?4), last_seq = ?5 WHERE id = ?1",
     )?
     .execute(params![op.node, delete_hlc, alive_hlc, hlc, seq])?;
-    Ok(true)
+    Ok(())
+}
+
+/// Rebuilds the materialized state of `node` from its ops in the log (after
+/// some of them were re-stamped): its row, tags and index entry are dropped
+/// and every op is applied again in `(hlc, op_id)` order, without touching
+/// the log. Bodies needing a merge are left in `report` for [`settle`].
+pub(crate) fn rebuild_node(
+    tx: &Transaction<'_>,
+    node: &str,
+    report: &mut ApplyReport,
+) -> Result<(), StoreError> {
+    // The index row first: it is keyed by the node's rowid.
+    tx.prepare_cached(
+        "DELETE FROM nodes_fts WHERE rowid = (SELECT rowid FROM nodes WHERE id = ?1)",
+    )?
+    .execute([node])?;
+    tx.prepare_cached("DELETE FROM nodes WHERE id = ?1")?
+        .execute([node])?;
+    tx.prepare_cached("DELETE FROM tags WHERE node = ?1")?
+        .execute([node])?;
+    report.pending_bodies.remove(node);
+    let rows: Vec<(i64, String)> = tx
+        .prepare_cached("SELECT seq, payload FROM ops WHERE node = ?1 ORDER BY hlc, op_id")?
+        .query_map([node], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (seq, payload) in &rows {
+        let op: Op =
+            serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        materialize(tx, &op, *seq, report)?;
+    }
+    // The node's version is its newest op in the log, as after any apply.
+    tx.prepare_cached(
+        "UPDATE nodes SET last_seq = (SELECT max(seq) FROM ops WHERE node = ?1) WHERE id = ?1",
+    )?
+    .execute([node])?;
+    Ok(())
 }
 
 fn set_scalar(

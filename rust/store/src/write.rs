@@ -63,6 +63,10 @@ impl Replica {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Our own unacknowledged ops stamped in the future (the clock was
+        // ahead and is fixed now) get fresh stamps first, so the clock does
+        // not go on from them.
+        let restamped = crate::restamp::restamp_future(&tx, &mut self.clock)?;
         let last: Option<String> = tx.query_row("SELECT max(hlc) FROM ops", [], |r| r.get(0))?;
         if let Some(last) = last.and_then(|h| h.parse::<Hlc>().ok()) {
             self.clock.witness(&last);
@@ -72,11 +76,24 @@ impl Replica {
             clock: &mut self.clock,
             report: ApplyReport::default(),
         };
+        for node in &restamped.nodes {
+            writer.report.touch(node);
+        }
+        writer.report.restamped = restamped.ops;
         let value = f(&mut writer)?;
         let report = crate::materialize::settle(&tx, writer.report)?;
         crate::materialize::reindex(&tx, &report.changed_nodes)?;
         tx.commit()?;
         Ok((value, report))
+    }
+
+    /// Gives fresh stamps to this device's ops the hub never acknowledged
+    /// that are stamped beyond the drift limit of the (fixed) clock, and
+    /// rebuilds the nodes they touch (see the `restamp` module). Every write
+    /// does this first; a sync pass calls it before pushing. Returns how
+    /// many ops were re-stamped.
+    pub fn restamp_future_ops(&mut self) -> Result<usize> {
+        Ok(self.write(|_| Ok(()))?.1.restamped)
     }
 
     /// Creates a node and returns it.

@@ -174,6 +174,10 @@ pub fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncReport, 
     // A fresh handle per pass: other processes write the same file, and no
     // transaction is ever held across a request.
     let mut replica = open_replica(replica_path)?;
+    // A clock that was ahead and is fixed: this device's own future stamps
+    // (refused, or never sent) get fresh ones, so they go out now instead of
+    // when real time catches up.
+    replica.restamp_future_ops()?;
     // Ops refused for a clock that was ahead: the clock may be fixed, or
     // the hub's time may have come.
     replica.requeue_refused("clock_ahead")?;

@@ -35,10 +35,14 @@ async fn status_counts_quarantined_and_refused_ops() {
         )])
         .unwrap();
     let replica = dir.path().join("replica.db");
+    // This device's clock is three days ahead, for the pass too (the only
+    // test of this binary: nothing else reads the environment): the hub
+    // refuses its ops. A fixed clock would re-stamp them instead.
+    let skew = 3 * 24 * 3600 * 1000;
+    std::env::set_var("HEPH_CLOCK_SKEW_MS", skew.to_string());
     {
         let mut r = Replica::open(&replica).unwrap();
-        // This replica's clock is three days ahead: the hub refuses its ops.
-        r.clock_mut().set_offset_ms(3 * 24 * 3600 * 1000);
+        r.clock_mut().set_offset_ms(skew);
         r.create(NewNode {
             title: "from the future".into(),
             ..NewNode::default()
