@@ -96,8 +96,22 @@ impl StoredSession {
 
 /// The one spelling of a hub URL that keys both a login and the hub's sync
 /// state (cursor, last sync), so a stray space or slash still matches.
+///
+/// It is also the only spelling that is shown, logged or stored: userinfo
+/// (`http://alice:secret@proxy…`) is taken out, and kept only by the HTTP
+/// client that needs it to connect.
 pub fn normalize_hub_url(url: &str) -> String {
-    url.trim().trim_end_matches('/').to_owned()
+    let url = url.trim().trim_end_matches('/');
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
+    }
 }
 
 fn file_store() -> StoreKind {

@@ -135,7 +135,10 @@ struct PushBody<'a> {
 
 /// A client for one hub.
 pub struct HubClient {
+    /// The hub as shown and stored (no userinfo).
     base: String,
+    /// The hub as requests reach it (with userinfo, for a proxy that asks).
+    connect: String,
     http: reqwest::blocking::Client,
     token: Option<String>,
 }
@@ -145,15 +148,17 @@ impl HubClient {
     pub fn new(url: &str) -> Result<Self, ClientError> {
         let base = normalize_hub_url(url);
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ClientError::BadUrl(url.to_owned()));
+            return Err(ClientError::BadUrl(base));
         }
+        let connect = url.trim().trim_end_matches('/').to_owned();
         let http = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| ClientError::BadUrl(format!("{url}: {e}")))?;
+            .map_err(|e| ClientError::BadUrl(format!("{base}: {e}")))?;
         Ok(Self {
             base,
+            connect,
             http,
             token: None,
         })
@@ -203,7 +208,7 @@ impl HubClient {
     pub fn health(&self) -> Result<(), ClientError> {
         self.send(
             self.http
-                .get(format!("{}/v1/health", self.base))
+                .get(format!("{}/v1/health", self.connect))
                 .timeout(BASE_TIMEOUT),
         )?;
         Ok(())
@@ -215,7 +220,7 @@ impl HubClient {
             .map_err(|e| ClientError::Garbage(e.to_string()))?;
         let response = self.send(
             self.http
-                .post(format!("{}/v1/ops", self.base))
+                .post(format!("{}/v1/ops", self.connect))
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .timeout(timeout_for(body.len()))
                 .body(body),
@@ -308,7 +313,7 @@ impl HubClient {
             self.http
                 .get(format!(
                     "{}/v1/ops?after={after}&limit={limit}&max_bytes={max_bytes}",
-                    self.base
+                    self.connect
                 ))
                 .timeout(timeout_for(max_bytes)),
         )?;

@@ -288,6 +288,7 @@ pub fn record_outcome(
     hub: &str,
     outcome: &Result<SyncReport, SyncError>,
 ) -> Result<(), StoreError> {
+    let hub = &crate::normalize_hub_url(hub);
     let mut replica = Replica::open(replica_path)?;
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

@@ -146,6 +146,9 @@ impl SyncService {
     /// called inside a tokio runtime.
     pub fn start(replica: PathBuf, hub_url: String, interval: Duration) -> Self {
         // One spelling of the URL, so status notes land where the cursor is.
+        // Passes connect with the URL as given (userinfo included); status
+        // and stored notes use its one spelling without userinfo.
+        let connect_url = hub_url.trim().to_owned();
         let hub_url = crate::normalize_hub_url(&hub_url);
         let (requests, mut rx) = mpsc::channel(64);
         let (status_tx, status) =
@@ -179,7 +182,7 @@ impl SyncService {
                     _ = tokio::time::sleep_until(next) => None,
                 };
                 status_tx.send_modify(|s| s.state = SyncState::Syncing);
-                let outcome = run_pass(replica.clone(), hub_url.clone()).await;
+                let outcome = run_pass(replica.clone(), connect_url.clone()).await;
                 let counts = counts(&replica, &hub_url).await;
                 let pending = counts.pending;
                 let result = match &outcome {

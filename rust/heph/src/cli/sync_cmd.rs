@@ -52,9 +52,9 @@ pub fn sync(paths: &Paths, args: SyncArgs) -> Result<ExitCode> {
     let hub = hub_url(args.hub)?;
     paths.ensure()?;
     let client = HubClient::new(&hub)?;
-    let outcome = heph_sync::sync_with_login(&paths.replica(), client.url());
+    let outcome = heph_sync::sync_with_login(&paths.replica(), &hub);
     heph_sync::engine::record_outcome(&paths.replica(), client.url(), &outcome)?;
-    let report = outcome.with_context(|| format!("sync with {hub} failed"))?;
+    let report = outcome.with_context(|| format!("sync with {} failed", client.url()))?;
     for warning in &report.warnings {
         eprintln!("heph: warning: {warning}");
     }
