@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+pub use heph_store::make_private;
 
 /// Resolved locations for one replica.
 #[derive(Debug, Clone)]
@@ -57,33 +58,4 @@ pub fn private_dir(dir: &Path) -> Result<()> {
     }
     make_private(dir);
     Ok(())
-}
-
-/// Removes group and other permissions from an existing file or
-/// directory, with a notice in the log.
-pub fn make_private(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let Ok(meta) = std::fs::metadata(path) else {
-            return;
-        };
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 == 0 {
-            return;
-        }
-        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700)) {
-            Ok(()) => tracing::warn!(
-                path = %path.display(),
-                old = format!("{mode:o}"),
-                new = format!("{:o}", mode & 0o700),
-                "was readable by others; made private"
-            ),
-            Err(e) => tracing::warn!(
-                path = %path.display(),
-                error = %e,
-                "is readable by others and cannot be made private"
-            ),
-        }
-    }
 }

@@ -2,13 +2,13 @@
 //! for their future stamps, and the edits made after the fix, reach the hub
 //! in the next pass instead of when real time catches up with the stamps.
 
-use std::process::{Child, Command};
+use std::process::Child;
 
 use serde_json::Value;
 
 mod common;
 
-use common::BIN;
+use common::Device;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
@@ -37,44 +37,7 @@ impl Drop for Hub {
     }
 }
 
-struct Device {
-    dir: tempfile::TempDir,
-    skew_ms: i64,
-}
-
 impl Device {
-    fn new() -> Self {
-        Device {
-            dir: tempfile::tempdir().unwrap(),
-            skew_ms: 0,
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--data-dir")
-            .arg(self.dir.path())
-            .args(args)
-            .env("HEPH_CONFIG", self.dir.path().join("no-config.toml"))
-            .env("HEPH_CLOCK_SKEW_MS", self.skew_ms.to_string());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = self.cmd(args).output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(ok, "{args:?} failed: {err}");
-        out
-    }
-
     /// One sync pass that must succeed; returns (stdout, stderr).
     fn sync(&self, hub: &Hub) -> (String, String) {
         let (ok, out, err) = self.run(&["sync", "--hub", &hub.url]);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::BIN;
+use common::Device;
 
 struct Hub {
     child: Child,
@@ -43,54 +43,13 @@ impl Drop for Hub {
     }
 }
 
-struct Device {
-    dir: tempfile::TempDir,
-    skew_ms: i64,
-}
-
 impl Device {
-    fn new() -> Self {
-        Device {
-            dir: tempfile::tempdir().unwrap(),
-            skew_ms: 0,
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--data-dir")
-            .arg(self.dir.path())
-            .args(args)
-            .env("HEPH_CONFIG", self.dir.path().join("no-config.toml"))
-            .env("HEPH_CLOCK_SKEW_MS", self.skew_ms.to_string());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = self.cmd(args).output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(ok, "{args:?} failed: {err}");
-        out
-    }
-
     fn sync(&self, hub: &Hub) -> String {
         self.ok(&["sync", "--hub", &hub.url])
     }
 
     fn dump(&self) -> String {
         self.ok(&["dump"])
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
     }
 }
 

@@ -367,9 +367,10 @@ fn writable(path: &Path) -> std::io::Result<bool> {
     }
 }
 
-/// Removes group and other permissions from `path` when it has any, with a
-/// notice: replicas hold every note.
-fn make_private(path: &Path) {
+/// Removes group and other permissions from `path` (a file or the data
+/// dir) when it has any, with a notice in the log: replicas hold every
+/// note.
+pub fn make_private(path: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -382,15 +383,15 @@ fn make_private(path: &Path) {
         }
         match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700)) {
             Ok(()) => tracing::warn!(
-                file = %path.display(),
+                path = %path.display(),
                 old = format!("{mode:o}"),
                 new = format!("{:o}", mode & 0o700),
-                "the replica file was readable by others; it is now private"
+                "was readable by others; it is now private"
             ),
             Err(e) => tracing::warn!(
-                file = %path.display(),
+                path = %path.display(),
                 error = %e,
-                "the replica file is readable by others and cannot be made private"
+                "is readable by others and cannot be made private"
             ),
         }
     }

@@ -8,6 +8,54 @@ use std::process::{Child, Command, Stdio};
 /// The `heph` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_heph");
 
+/// A device: its own replica in a temporary dir, driven through the CLI,
+/// with a clock skewed by `skew_ms` (`HEPH_CLOCK_SKEW_MS`).
+pub struct Device {
+    pub dir: tempfile::TempDir,
+    pub skew_ms: i64,
+}
+
+impl Device {
+    pub fn new() -> Self {
+        Device {
+            dir: tempfile::tempdir().unwrap(),
+            skew_ms: 0,
+        }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--data-dir")
+            .arg(self.dir.path())
+            .args(args)
+            .env("HEPH_CONFIG", self.dir.path().join("no-config.toml"))
+            .env("HEPH_CLOCK_SKEW_MS", self.skew_ms.to_string());
+        cmd
+    }
+
+    /// Runs a command: (success, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = self.cmd(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs a command that must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "{args:?} failed: {err}");
+        out
+    }
+
+    /// Runs a command that prints JSON.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+}
+
 /// A child process killed when dropped.
 pub struct Proc(pub Child);
 
