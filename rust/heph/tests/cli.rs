@@ -323,3 +323,39 @@ fn ids_take_a_unique_prefix_or_a_title() {
     let err = cli.err(&["show", "--title", "Nothing like it"]);
     assert!(err.contains("no node titled"), "{err}");
 }
+
+#[test]
+fn list_takes_the_query_language_of_list_buffers() {
+    let cli = Cli::new();
+    cli.ok(&[
+        "add",
+        "--project",
+        "home",
+        "--due",
+        "2026-12-01",
+        "Fix sink",
+    ]);
+    cli.ok(&[
+        "add",
+        "--project",
+        "work",
+        "--tag",
+        "urgent",
+        "Write report",
+    ]);
+    cli.ok(&["add", "--kind", "note", "Ideas"]);
+    let titles = |args: &[&str]| -> Vec<String> {
+        cli.json(&[&["list", "--json"][..], args].concat())
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(titles(&["project:home"]), ["Fix sink"]);
+    assert_eq!(titles(&["tag:urgent"]), ["Write report"]);
+    assert_eq!(titles(&["notes"]), ["Ideas"]);
+    assert_eq!(titles(&["next"]).len(), 2);
+    assert_eq!(titles(&["all"]).len(), titles(&["--all"]).len());
+    assert_eq!(titles(&["report"]), ["Write report"]);
+}

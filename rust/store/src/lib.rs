@@ -6,6 +6,7 @@
 //! SQLite's lock (busy timeout) instead of failing.
 
 mod dump;
+pub mod list_query;
 mod materialize;
 mod query;
 mod restamp;

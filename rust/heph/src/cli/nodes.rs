@@ -38,7 +38,11 @@ pub struct AddArgs {
 /// Options of `heph list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Every node, not only open tasks.
+    /// What to list, as in `:Heph list`: next, tasks, all, done, notes,
+    /// project:NAME, tag:NAME, or words to search open tasks for (open
+    /// tasks when absent).
+    pub query: Vec<String>,
+    /// Every node, not only open tasks (the same as the query `all`).
     #[arg(long)]
     pub all: bool,
     /// Print JSON (an array of nodes).
@@ -187,16 +191,16 @@ pub fn add(paths: &Paths, args: AddArgs) -> Result<ExitCode> {
 /// `heph list`.
 pub fn list(paths: &Paths, args: ListArgs) -> Result<ExitCode> {
     let replica = open(paths)?;
+    let query = args.query.join(" ");
     let filter = if args.all {
-        ListFilter {
-            status: StatusFilter::Any,
-            ..ListFilter::default()
-        }
-    } else {
+        heph_store::list_query::parse("all").filter
+    } else if query.trim().is_empty() {
         ListFilter {
             kinds: vec![Kind::Task],
             ..ListFilter::default()
         }
+    } else {
+        heph_store::list_query::parse(&query).filter
     };
     let nodes = replica.list(&filter)?;
     let mut out = std::io::stdout().lock();

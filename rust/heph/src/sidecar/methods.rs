@@ -9,8 +9,8 @@ use heph_core::{Kind, NewNode, Node, Status};
 use heph_store::{Edit, ListFilter, ListOrder, Replica, StatusFilter};
 use serde_json::json;
 
-use super::list_query;
 use super::params::{Params, Reply};
+use heph_store::list_query;
 
 /// What handlers work with.
 pub struct Context {

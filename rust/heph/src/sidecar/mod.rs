@@ -3,7 +3,6 @@
 //! the RPC channel, so logs go to a file.
 
 mod frames;
-mod list_query;
 mod methods;
 mod params;
 mod sync_bridge;

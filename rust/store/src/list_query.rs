@@ -1,7 +1,8 @@
-//! What a `heph://list/<query>` buffer shows, and what new lines in it get.
+//! The list query language: what a `heph://list/<query>` buffer and
+//! `heph list <query>` show, and what new lines in a list buffer get.
 
+use crate::{ListFilter, ListOrder, StatusFilter};
 use heph_core::{Kind, NewNode};
-use heph_store::{ListFilter, ListOrder, StatusFilter};
 
 /// A parsed list query.
 #[derive(Debug, Clone, PartialEq, Eq)]
