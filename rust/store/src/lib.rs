@@ -24,7 +24,7 @@ pub use materialize::ApplyReport;
 pub use query::{ListFilter, ListOrder, SearchHit, StatusFilter};
 pub use schema::SCHEMA_VERSION;
 pub use sync_state::{PullOutcome, QuarantinedOp, RawOp, SetAside};
-pub use write::Edit;
+pub use write::{Edit, Saved};
 
 /// How long a writer waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);

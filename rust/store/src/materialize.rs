@@ -270,6 +270,18 @@ fn read_heads(json: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// The stamps of the heads in a `body_heads` column, sorted, without
+/// repeats (the `base` an edit of them records).
+fn head_stamps(json: &str) -> Result<Vec<Hlc>, StoreError> {
+    let mut heads = Vec::new();
+    for key in read_heads(json)? {
+        heads.push(parse_key(&key)?.0);
+    }
+    heads.sort();
+    heads.dedup();
+    Ok(heads)
+}
+
 fn apply_body(
     tx: &Transaction<'_>,
     op: &Op,
@@ -289,12 +301,7 @@ fn apply_body(
     let (heads_json, body_hlc): (String, String) = tx
         .prepare_cached("SELECT body_heads, body_hlc FROM nodes WHERE id = ?1")?
         .query_row([&op.node], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let mut heads = Vec::new();
-    for key in read_heads(&heads_json)? {
-        heads.push(parse_key(&key)?.0);
-    }
-    heads.sort();
-    heads.dedup();
+    let heads = head_stamps(&heads_json)?;
     let mut base_sorted = base.to_vec();
     base_sorted.sort();
     base_sorted.dedup();
@@ -552,13 +559,7 @@ pub(crate) fn body_heads(conn: &rusqlite::Connection, node: &str) -> Result<Vec<
         .prepare_cached("SELECT body_heads FROM nodes WHERE id = ?1")?
         .query_row([node], |r| r.get(0))
         .optional()?;
-    let mut heads = Vec::new();
-    for key in read_heads(json.as_deref().unwrap_or("[]"))? {
-        heads.push(parse_key(&key)?.0);
-    }
-    heads.sort();
-    heads.dedup();
-    Ok(heads)
+    head_stamps(json.as_deref().unwrap_or("[]"))
 }
 
 fn field_column(field: Field) -> &'static str {

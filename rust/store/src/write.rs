@@ -24,6 +24,17 @@ pub enum Edit {
     Restore(String, NodePatch),
 }
 
+/// What [`Replica::update_from`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saved {
+    /// The names of the changed fields.
+    pub changed: Vec<&'static str>,
+    /// The body was merged with versions the editor had not seen.
+    pub merged: bool,
+    /// That merge left a conflict block in the body.
+    pub conflict: bool,
+}
+
 /// Records ops inside one write transaction.
 pub(crate) struct Writer<'a, 'c> {
     pub(crate) tx: &'a Transaction<'c>,
@@ -118,13 +129,13 @@ impl Replica {
     /// the body versions `body_base` (the heads the editor saw), so a body
     /// changed elsewhere meanwhile is merged with this edit, not replaced.
     /// Base stamps this replica does not know are refused.
-    pub fn update_from(
-        &mut self,
-        id: &str,
-        patch: &NodePatch,
-        body_base: &[Hlc],
-    ) -> Result<Vec<&'static str>> {
-        Ok(self.write(|w| update_in(w, id, patch, Some(body_base)))?.0)
+    pub fn update_from(&mut self, id: &str, patch: &NodePatch, body_base: &[Hlc]) -> Result<Saved> {
+        let (changed, report) = self.write(|w| update_in(w, id, patch, Some(body_base)))?;
+        Ok(Saved {
+            changed,
+            merged: report.merged > 0,
+            conflict: report.conflict_nodes.iter().any(|n| n == id),
+        })
     }
 
     /// Several edits in one transaction: all land or none does. Returns the

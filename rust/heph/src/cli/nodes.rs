@@ -333,7 +333,7 @@ pub fn set(paths: &Paths, mut args: SetArgs) -> Result<ExitCode> {
                 .map(|h| h.trim().parse::<heph_core::Hlc>())
                 .collect::<Result<Vec<_>, _>>()
                 .context("--base takes the body_heads of `heph show --json`, comma separated")?;
-            replica.update_from(&id, &patch, &heads)?
+            replica.update_from(&id, &patch, &heads)?.changed
         }
         None => replica.update(&id, &patch)?,
     };

@@ -115,22 +115,16 @@ fn node_save(ctx: &mut Context, p: &Params<'_>) -> Reply {
     let lines = p.strings("lines")?;
     let node = require(&ctx.replica, &id)?;
     let cx = crate::local_day::context();
-    let base_lines = p.opt_strings("base_lines")?;
+    let base_lines = p
+        .opt_strings("base_lines")?
+        .unwrap_or_else(|| node_buffer::render(&node));
     let base_heads = p.opt_strings("base_heads")?;
-    let base = match &base_lines {
-        Some(base) => node_buffer::read(base, &cx).map_err(|e| {
-            format!(
-                "node_save: the base lines do not parse ({}); reload the buffer with :e!",
-                e.first().map(ToString::to_string).unwrap_or_default()
-            )
-        })?,
-        None => node_buffer::read(&node_buffer::render(&node), &cx).map_err(|e| {
-            format!(
-                "the stored node does not render cleanly: {}",
-                e.first().map(ToString::to_string).unwrap_or_default()
-            )
-        })?,
-    };
+    let base = node_buffer::read(&base_lines, &cx).map_err(|e| {
+        format!(
+            "node_save: the base lines do not parse ({}); reload the buffer with :e!",
+            e.first().map(ToString::to_string).unwrap_or_default()
+        )
+    })?;
     let edited = match node_buffer::read(&lines, &cx) {
         Ok(edited) => edited,
         Err(errors) => return Ok(errors_reply(&errors)),
@@ -139,27 +133,25 @@ fn node_save(ctx: &mut Context, p: &Params<'_>) -> Reply {
         Ok(patch) => patch,
         Err(errors) => return Ok(errors_reply(&errors)),
     };
-    let changed = match base_heads {
-        Some(heads) => {
-            let heads = heads
-                .iter()
-                .map(|h| h.parse::<heph_core::Hlc>())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("node_save: param 'base_heads': {e}"))?;
-            ctx.replica.update_from(&id, &patch, &heads).map_err(err)?
-        }
-        None => ctx.replica.update(&id, &patch).map_err(err)?,
+    // Without base heads the body is an edit of the current heads.
+    let heads = match base_heads {
+        Some(heads) => heads
+            .iter()
+            .map(|h| h.parse::<heph_core::Hlc>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("node_save: param 'base_heads': {e}"))?,
+        None => ctx.replica.body_heads(&id).map_err(err)?,
     };
+    let saved = ctx.replica.update_from(&id, &patch, &heads).map_err(err)?;
     let node = require(&ctx.replica, &id)?;
     let mut reply = node_reply(&ctx.replica, &node)?;
     reply["ok"] = json!(true);
-    reply["changed"] = json!(changed);
-    // The stored body differs from what was saved when a change made
-    // elsewhere was merged in; say so, and whether it conflicted.
-    if patch.body.as_ref().is_some_and(|body| body != &node.body) {
+    reply["changed"] = json!(saved.changed);
+    // A change made elsewhere was merged in: say so, and whether the merge
+    // kept both sides of the same lines in a conflict block.
+    if saved.merged {
         reply["merged"] = json!(true);
-        reply["conflict"] =
-            json!(node.body.contains("\n<<<<<<< ") || node.body.starts_with("<<<<<<< "));
+        reply["conflict"] = json!(saved.conflict);
     }
     Ok(reply)
 }

@@ -89,8 +89,10 @@ impl SyncBridge {
         });
     }
 
-    fn nvim(&self) -> Option<Neovim<Writer>> {
-        self.neovim.lock().ok().and_then(|slot| slot.clone())
+    fn not_configured(&self) -> String {
+        self.config_error.clone().unwrap_or_else(|| {
+            "sync is not configured: set hub_url in config.toml or in setup()".into()
+        })
     }
 
     fn status(&self) -> serde_json::Value {
@@ -113,7 +115,7 @@ impl SyncBridge {
         &self,
         method: &str,
         args: &[Value],
-        _neovim: Neovim<Writer>,
+        neovim: Neovim<Writer>,
     ) -> Option<Result<serde_json::Value, String>> {
         match method {
             "status" => Some(Ok(self.status())),
@@ -122,27 +124,23 @@ impl SyncBridge {
                     .sync_now()
                     .await
                     .map(|report| serde_json::to_value(report).unwrap_or_default()),
-                None => Err(self.config_error.clone().unwrap_or_else(|| {
-                    "sync is not configured: set hub_url in config.toml or in setup()".into()
-                })),
+                None => Err(self.not_configured()),
             }),
             // :HephSync: answers at once; the outcome comes as a
             // `sync_done` notification, so the editor never waits.
-            "sync_start" => Some(match (&self.service, self.nvim()) {
-                (Some(service), Some(nvim)) => {
+            "sync_start" => Some(match &self.service {
+                Some(service) => {
                     let service = service.clone();
                     tokio::spawn(async move {
                         let payload = match service.sync_now().await {
                             Ok(report) => json!({ "ok": true, "report": report }),
                             Err(e) => json!({ "ok": false, "error": e }),
                         };
-                        notify(&nvim, "sync_done", payload).await;
+                        notify(&neovim, "sync_done", payload).await;
                     });
                     Ok(json!({ "started": true }))
                 }
-                _ => Err(self.config_error.clone().unwrap_or_else(|| {
-                    "sync is not configured: set hub_url in config.toml or in setup()".into()
-                })),
+                None => Err(self.not_configured()),
             }),
             // On exit: push what is pending, but never hold the editor
             // longer than `timeout_ms` (default 1500).
