@@ -440,6 +440,20 @@ function M.read(buf)
   end
 end
 
+---A save the sidecar refused: text that does not parse becomes
+---diagnostics; anything else goes on to M.write's message.
+---@param buf integer
+---@param err any
+function H.save_failed(buf, err)
+  if rpc.is_error(err, "invalid") and err.errors and #err.errors > 0 then
+    return H.show_errors(buf, err.errors)
+  end
+  if rpc.is_error(err, "invalid") and err.line then
+    return H.show_errors(buf, { { line = err.line, message = err.message } })
+  end
+  error(err, 0)
+end
+
 ---Shows parse errors as diagnostics and moves the cursor to the first.
 ---@param buf integer
 ---@param errors {line: integer, message: string}[]
@@ -537,15 +551,14 @@ function H.write_node(buf, state)
     state.missing = nil
     H.set_state(buf, state)
   end
-  local reply = rpc.request("node_save", {
+  local ok, reply = pcall(rpc.request, "node_save", {
     id = state.id,
     lines = lines,
     base_lines = base.lines,
     base_heads = base.heads,
   })
-  if not reply.ok then
-    H.show_errors(buf, reply.errors)
-    return
+  if not ok then
+    return H.save_failed(buf, reply)
   end
   vim.diagnostic.reset(M.ns, buf)
   H.refresh_lines(buf, reply.lines)
@@ -582,14 +595,13 @@ function H.write_list(buf, state)
     base = base.lines,
     versions = base.versions or {},
   }
-  local plan = rpc.request("list_plan", params)
+  local ok, plan = pcall(rpc.request, "list_plan", params)
+  if not ok then
+    return H.save_failed(buf, plan)
+  end
   -- The plan the user confirms is the plan applied: when a touched task
   -- changed in between, the sidecar answers `stale` and we ask again.
   for _ = 1, 3 do
-    if not plan.ok and plan.stale ~= true then
-      H.show_errors(buf, plan.errors)
-      return
-    end
     vim.diagnostic.reset(M.ns, buf)
     local deletes = vim.tbl_filter(function(c)
       return c.action == "delete"

@@ -16,6 +16,57 @@ H.crashes = {}
 ---@type string|nil
 H.log_file = nil
 
+---A failed request: the sidecar's typed error (doc/rpc.md, "Errors"), or
+---`sidecar` when the process itself failed. `tostring()` gives the message
+---as users see it.
+---@class heph.RpcError
+---@field code "bad_request"|"invalid"|"not_found"|"stale"|"busy"|"damaged"|"failed"|"sidecar"
+---@field message string
+---@field line? integer 1-based buffer line the error is about
+---@field errors? {line: integer, message: string}[] every error of a buffer that does not parse
+local RpcError = {}
+RpcError.__index = RpcError
+RpcError.__tostring = function(e)
+  return "heph: " .. e.message
+end
+
+---What users are told to do, by code, after the message.
+H.advice = {
+  busy = "another heph process is writing the replica; try again",
+  damaged = "see :checkhealth heph",
+}
+
+---@param code string
+---@param message string
+---@return heph.RpcError
+function H.error(code, message)
+  return setmetatable({ code = code, message = message }, RpcError)
+end
+
+---Reads the error text of a failed request: the sidecar's JSON object, or
+---plain text from Neovim itself.
+---@param text string
+---@return heph.RpcError
+function H.decode_error(text)
+  local json = text:match("^%s*(%b{})%s*$")
+  local ok, obj = pcall(vim.json.decode, json or "", { luanil = { object = true, array = true } })
+  if not (ok and type(obj) == "table" and type(obj.code) == "string" and type(obj.message) == "string") then
+    return H.error("failed", text)
+  end
+  if H.advice[obj.code] then
+    obj.message = obj.message .. " (" .. H.advice[obj.code] .. ")"
+  end
+  return setmetatable(obj, RpcError)
+end
+
+---Whether `err` (from a pcall of `request`) is a typed error, of `code` when given.
+---@param err any
+---@param code? string
+---@return boolean
+function M.is_error(err, code)
+  return getmetatable(err) == RpcError and (code == nil or err.code == code)
+end
+
 ---The plugin's root folder (two levels above this file's lua/heph/).
 ---@return string
 function M.plugin_root()
@@ -63,11 +114,11 @@ function M.ensure()
     return now - t < 60000
   end, H.crashes)
   if #H.crashes > 3 then
-    error("heph: the sidecar keeps dying; see " .. M.log_file() .. " (restart Neovim to try again)", 0)
+    error(H.error("sidecar", "the sidecar keeps dying; see " .. M.log_file() .. " (restart Neovim to try again)"), 0)
   end
   local cmd, why = M.command()
   if not cmd then
-    error("heph: " .. why, 0)
+    error(H.error("sidecar", why), 0)
   end
   if config.values.data_dir then
     vim.list_extend(cmd, { "--data-dir", config.values.data_dir })
@@ -114,7 +165,7 @@ function M.ensure()
     })
   end)
   if not ok or not chan or chan <= 0 then
-    error(("heph: cannot start %s: %s"):format(cmd[1], ok and "jobstart failed" or err), 0)
+    error(H.error("sidecar", ("cannot start %s: %s"):format(cmd[1], ok and "jobstart failed" or tostring(err))), 0)
   end
   H.chan = chan
   H.stopping = false
@@ -148,8 +199,9 @@ M.writes = {
   journal = true,
 }
 
----Sends a request and waits for the reply. Errors are raised as clean
----messages (no Lua traceback); a dead sidecar is restarted once.
+---Sends a request and waits for the reply. Failures are raised as
+---`heph.RpcError` objects (no Lua traceback; `tostring` gives the message);
+---a dead sidecar is restarted once.
 ---@param method string
 ---@param params? table
 ---@return table
@@ -175,13 +227,15 @@ function M.request(method, params)
       H.chan = nil
     end
     if dead and M.writes[method] then
-      error(("heph: the sidecar stopped during %s; the change may or may not have been saved: check, then try again"):format(method), 0)
-    elseif attempt == 2 or not dead then
+      error(H.error("sidecar", ("the sidecar stopped during %s; the change may or may not have been saved: check, then try again"):format(method)), 0)
+    elseif not dead then
       msg = msg:gsub("^Vim:", ""):gsub("^Error invoking '[^']*' on channel %d+:%s*", "")
-      error("heph: " .. msg, 0)
+      error(H.decode_error(msg), 0)
+    elseif attempt == 2 then
+      error(H.error("sidecar", "the sidecar stopped while answering " .. method), 0)
     end
   end
-  error("heph: the sidecar is not answering", 0)
+  error(H.error("sidecar", "the sidecar is not answering"), 0)
 end
 
 ---Stops the sidecar (tests, :checkhealth).

@@ -103,6 +103,21 @@ pub fn field(name: &str) -> Option<&'static FieldDef> {
     FIELDS.iter().find(|f| f.name.eq_ignore_ascii_case(name))
 }
 
+/// JSON (`heph show --json`, `heph list --json`): text fields as strings,
+/// an unset optional field as null, a date as `YYYY-MM-DD`, tags as a list.
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Title(t) => s.serialize_str(t),
+            Value::Kind(k) => k.serialize(s),
+            Value::Status(status) => status.serialize(s),
+            Value::Due(d) => d.map(format_date).serialize(s),
+            Value::Project(p) => p.serialize(s),
+            Value::Tags(t) => t.serialize(s),
+        }
+    }
+}
+
 impl Value {
     /// The value as text, the way headers and assignments write it (parses
     /// back to the same value).

@@ -10,7 +10,7 @@ use time::Date;
 use crate::id::NodeId;
 
 /// What a node is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// Something to do.
@@ -22,7 +22,7 @@ pub enum Kind {
 }
 
 /// Where a task stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Not started.
@@ -58,6 +58,14 @@ macro_rules! text_enum {
             }
         }
 
+        // As its name in every format: a derived unit variant would be an
+        // array in msgpack (rmpv), a string only in JSON.
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
         impl FromStr for $ty {
             type Err = FieldError;
 
@@ -86,7 +94,7 @@ impl Status {
 }
 
 /// A scalar field set by last-writer-wins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Field {
     /// The node's title.

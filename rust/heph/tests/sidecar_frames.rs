@@ -260,8 +260,12 @@ fn malformed_frames_are_answered_or_dropped_and_serving_goes_on() {
         s.send(&frame);
         if let Some(id) = answered {
             let (error, _) = s.reply(id);
+            // A typed error (doc/rpc.md): JSON text naming the code.
+            let typed: serde_json::Value =
+                serde_json::from_str(error.as_str().unwrap_or("")).unwrap_or_default();
+            assert_eq!(typed["code"], "bad_request", "{what}: error {error}");
             assert!(
-                error.is_str() && !error.as_str().unwrap().is_empty(),
+                typed["message"].as_str().is_some_and(|m| !m.is_empty()),
                 "{what}: error {error}"
             );
         }

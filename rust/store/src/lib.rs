@@ -41,6 +41,10 @@ pub enum StoreError {
     /// A value or op from outside is not acceptable.
     #[error("{0}")]
     Invalid(String),
+    /// An edit names a base version this replica does not have (the
+    /// buffer came from elsewhere): reload before saving.
+    #[error("{0}")]
+    UnknownBase(String),
     /// An op's clock is too far ahead.
     #[error(transparent)]
     Clock(#[from] heph_core::HlcError),
@@ -84,6 +88,20 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+impl StoreError {
+    /// Whether another connection holds the replica (retrying may help).
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _))
+                if matches!(
+                    failure.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                )
+        )
+    }
 }
 
 /// Shorthand for store results.

@@ -384,7 +384,7 @@ fn known_body_base(tx: &Transaction<'_>, id: &str, base: &[Hlc]) -> Result<Vec<H
     )?;
     for stamp in base {
         if !stmt.exists(rusqlite::params![id, stamp.to_string()])? {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::UnknownBase(format!(
                 "the buffer was based on a version of {id} this replica does not have; reload it"
             )));
         }

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use heph_core::model::format_date;
 use heph_core::{Kind, NewNode, Node, NodePatch, Op, Status};
 use heph_store::{ListFilter, Replica, StatusFilter};
 
@@ -144,19 +143,18 @@ pub fn dump(paths: &Paths) -> Result<ExitCode> {
 
 /// JSON form of a node, shared by `list --json` and `show --json`.
 pub fn node_json(node: &Node) -> serde_json::Value {
-    serde_json::json!({
-        "id": node.id,
-        "kind": node.kind,
-        "title": node.title,
-        "body": node.body,
-        "status": node.status,
-        "due": node.due.map(format_date),
-        "project": node.project,
-        "tags": node.tags,
-        "created_ms": node.created_ms,
-        "updated_ms": node.updated_ms,
-        "deleted": node.deleted,
-    })
+    let mut json = serde_json::Map::new();
+    json.insert("id".into(), node.id.clone().into());
+    // Every field of the field table, under its name.
+    for field in heph_core::fields::FIELDS {
+        let value = serde_json::to_value((field.get)(node)).unwrap_or_default();
+        json.insert(field.name.into(), value);
+    }
+    json.insert("body".into(), node.body.clone().into());
+    json.insert("created_ms".into(), node.created_ms.into());
+    json.insert("updated_ms".into(), node.updated_ms.into());
+    json.insert("deleted".into(), node.deleted.into());
+    serde_json::Value::Object(json)
 }
 
 fn summary_line(node: &Node) -> String {

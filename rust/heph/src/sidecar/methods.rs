@@ -7,9 +7,11 @@ use heph_core::model::format_date;
 use heph_core::text::{home, links, list_buffer, node_buffer, promote};
 use heph_core::{Kind, NewNode, Node, Status};
 use heph_store::{Edit, ListFilter, ListOrder, Replica, StatusFilter};
-use serde_json::json;
+use rmpv::Value;
+use serde::Deserialize;
 
-use super::params::{Params, Reply};
+use super::params::{decode, lua_list, lua_map, map, opt_lua_list, reply, set, Reply};
+use super::rpc_error::{ErrorCode, RpcError};
 use heph_store::list_query;
 
 /// What handlers work with.
@@ -23,86 +25,98 @@ pub struct Context {
 }
 
 /// Runs one request. Unknown methods are errors, not crashes.
-pub fn dispatch(ctx: &mut Context, method: &str, p: &Params<'_>) -> Reply {
+pub fn dispatch(ctx: &mut Context, method: &str, args: &[Value]) -> Reply {
     match method {
-        "hello" => Ok(json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "data_dir": ctx.data_dir,
-            "replica": ctx.replica.path().map(|p| p.display().to_string()),
-            "log_file": ctx.log_file,
-            "pid": std::process::id(),
-        })),
-        "node_get" => node_get(ctx, p),
-        "node_save" => node_save(ctx, p),
-        "node_create" => node_create(ctx, p),
-        "node_set" => node_set(ctx, p),
+        "hello" => map! {
+            "version" => env!("CARGO_PKG_VERSION"),
+            "data_dir" => ctx.data_dir,
+            "replica" => ctx.replica.path().map(|p| p.display().to_string()),
+            "log_file" => ctx.log_file,
+            "pid" => std::process::id(),
+        },
+        "node_get" => node_get(ctx, decode(method, args)?),
+        "node_save" => node_save(ctx, decode(method, args)?),
+        "node_create" => node_create(ctx, decode(method, args)?),
+        "node_set" => node_set(ctx, decode(method, args)?),
         "node_delete" => {
-            let id = p.str("id")?;
-            ctx.replica.delete(&id).map_err(err)?;
-            Ok(json!({}))
+            let IdParams { id } = decode(method, args)?;
+            ctx.replica.delete(&id)?;
+            map! {}
         }
         "node_restore" => {
-            let id = p.str("id")?;
-            ctx.replica.restore(&id).map_err(err)?;
-            Ok(json!({}))
+            let IdParams { id } = decode(method, args)?;
+            ctx.replica.restore(&id)?;
+            map! {}
         }
-        "journal" => journal(ctx, p, false),
-        "journal_get" => journal(ctx, p, true),
-        "list_get" => list_get(ctx, p),
-        "list_plan" => list_plan(ctx, p, false),
-        "list_apply" => list_plan(ctx, p, true),
+        "journal" => journal(ctx, decode(method, args)?, false),
+        "journal_get" => journal(ctx, decode(method, args)?, true),
+        "list_get" => list_get(ctx, &decode::<ListParams>(method, args)?.query),
+        "list_plan" => list_plan(ctx, decode(method, args)?, false),
+        "list_apply" => list_plan(ctx, decode(method, args)?, true),
         "home" => home_page(ctx),
-        "resolve_link" => resolve_link(ctx, p),
-        "search" => search(ctx, p),
-        "promote" => promote_lines(ctx, p, true),
-        "promote_plan" => promote_lines(ctx, p, false),
+        "resolve_link" => resolve_link(ctx, decode(method, args)?),
+        "search" => search(ctx, decode(method, args)?),
+        "promote" => promote_lines(ctx, decode(method, args)?, true),
+        "promote_plan" => promote_lines(ctx, decode(method, args)?, false),
         "versions" => {
-            let ids = p.strings("ids")?;
-            let versions = ctx.replica.versions(&ids).map_err(err)?;
-            Ok(json!({ "versions": versions }))
+            let VersionsParams { ids } = decode(method, args)?;
+            let versions = ctx.replica.versions(&ids)?;
+            map! { "versions" => versions }
         }
-        other => Err(format!("unknown method '{other}'")),
+        other => Err(RpcError::bad_request(format!("unknown method '{other}'"))),
     }
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+#[derive(Deserialize)]
+struct IdParams {
+    id: String,
 }
 
-fn require(replica: &Replica, id: &str) -> Result<Node, String> {
+#[derive(Deserialize)]
+struct VersionsParams {
+    #[serde(deserialize_with = "lua_list")]
+    ids: Vec<String>,
+}
+
+fn require(replica: &Replica, id: &str) -> Result<Node, RpcError> {
     replica
-        .get(id)
-        .map_err(err)?
-        .ok_or_else(|| format!("no node with id {id:?}"))
+        .get(id)?
+        .ok_or_else(|| RpcError::new(ErrorCode::NotFound, format!("no node with id {id:?}")))
 }
 
 /// A node as a buffer shows it, with what a save must send back as its
 /// base: the body heads the lines were rendered from.
 fn node_reply(replica: &Replica, node: &Node) -> Reply {
     let heads: Vec<String> = replica
-        .body_heads(&node.id)
-        .map_err(err)?
+        .body_heads(&node.id)?
         .iter()
         .map(ToString::to_string)
         .collect();
-    Ok(json!({
-        "id": node.id,
-        "kind": node.kind,
-        "title": node.title,
-        "lines": node_buffer::render(node),
-        "heads": heads,
-        "version": node.version,
-        "deleted": node.deleted,
-    }))
+    map! {
+        "id" => node.id,
+        "kind" => node.kind,
+        "title" => node.title,
+        "lines" => node_buffer::render(node),
+        "heads" => heads,
+        "version" => node.version,
+        "deleted" => node.deleted,
+    }
 }
 
-fn node_get(ctx: &mut Context, p: &Params<'_>) -> Reply {
-    let node = require(&ctx.replica, &p.str("id")?)?;
+fn node_get(ctx: &mut Context, p: IdParams) -> Reply {
+    let node = require(&ctx.replica, &p.id)?;
     node_reply(&ctx.replica, &node)
 }
 
-fn errors_reply(errors: &[heph_core::text::ParseError]) -> serde_json::Value {
-    json!({ "ok": false, "errors": errors })
+#[derive(Deserialize)]
+struct NodeSaveParams {
+    id: String,
+    #[serde(deserialize_with = "lua_list")]
+    lines: Vec<String>,
+    #[serde(default, deserialize_with = "opt_lua_list")]
+    base_lines: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "opt_lua_list")]
+    base_heads: Option<Vec<String>>,
 }
 
 /// Saves a node buffer. `base` is what the buffer was rendered from
@@ -110,100 +124,102 @@ fn errors_reply(errors: &[heph_core::text::ParseError]) -> serde_json::Value {
 /// changed relative to it are written, and the body is recorded as an edit
 /// of those heads, so a change made elsewhere meanwhile is merged, not
 /// overwritten. Without a base the current node is the base.
-fn node_save(ctx: &mut Context, p: &Params<'_>) -> Reply {
-    let id = p.str("id")?;
-    let lines = p.strings("lines")?;
+fn node_save(ctx: &mut Context, p: NodeSaveParams) -> Reply {
+    let NodeSaveParams {
+        id,
+        lines,
+        base_lines,
+        base_heads,
+    } = p;
     let node = require(&ctx.replica, &id)?;
     let cx = crate::local_day::context();
-    let base_lines = p
-        .opt_strings("base_lines")?
-        .unwrap_or_else(|| node_buffer::render(&node));
-    let base_heads = p.opt_strings("base_heads")?;
+    let base_lines = base_lines.unwrap_or_else(|| node_buffer::render(&node));
     let base = node_buffer::read(&base_lines, &cx).map_err(|e| {
-        format!(
-            "node_save: the base lines do not parse ({}); reload the buffer with :e!",
-            e.first().map(ToString::to_string).unwrap_or_default()
+        RpcError::new(
+            ErrorCode::Stale,
+            format!(
+                "the lines this buffer was loaded from do not parse ({}); reload it with :e!",
+                e.first().map(ToString::to_string).unwrap_or_default()
+            ),
         )
     })?;
-    let edited = match node_buffer::read(&lines, &cx) {
-        Ok(edited) => edited,
-        Err(errors) => return Ok(errors_reply(&errors)),
-    };
-    let patch = match node_buffer::diff(&base, &edited, node.kind) {
-        Ok(patch) => patch,
-        Err(errors) => return Ok(errors_reply(&errors)),
-    };
+    let edited = node_buffer::read(&lines, &cx).map_err(RpcError::parse)?;
+    let patch = node_buffer::diff(&base, &edited, node.kind).map_err(RpcError::parse)?;
     // Without base heads the body is an edit of the current heads.
     let heads = match base_heads {
         Some(heads) => heads
             .iter()
             .map(|h| h.parse::<heph_core::Hlc>())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("node_save: param 'base_heads': {e}"))?,
-        None => ctx.replica.body_heads(&id).map_err(err)?,
+            .map_err(|e| RpcError::bad_request(format!("node_save: param 'base_heads': {e}")))?,
+        None => ctx.replica.body_heads(&id)?,
     };
-    let saved = ctx.replica.update_from(&id, &patch, &heads).map_err(err)?;
+    let saved = ctx.replica.update_from(&id, &patch, &heads)?;
     let node = require(&ctx.replica, &id)?;
     let mut reply = node_reply(&ctx.replica, &node)?;
-    reply["ok"] = json!(true);
-    reply["changed"] = json!(saved.changed);
+    set(&mut reply, "ok", &true);
+    set(&mut reply, "changed", &saved.changed);
     // A change made elsewhere was merged in: say so, and whether the merge
     // kept both sides of the same lines in a conflict block.
     if saved.merged {
-        reply["merged"] = json!(true);
-        reply["conflict"] = json!(saved.conflict);
+        set(&mut reply, "merged", &true);
+        set(&mut reply, "conflict", &saved.conflict);
     }
     Ok(reply)
 }
 
-fn parse_due(value: Option<String>) -> Result<Option<time::Date>, String> {
+fn parse_due(value: Option<String>) -> Result<Option<time::Date>, RpcError> {
     value
         .filter(|v| !v.is_empty())
-        .map(|v| heph_core::fields::parse_day(&v, crate::local_day::today()).map_err(|e| e.0))
+        .map(|v| heph_core::fields::parse_day(&v, crate::local_day::today()))
         .transpose()
+        .map_err(Into::into)
+}
+
+#[derive(Deserialize)]
+struct NodeCreateParams {
+    line: Option<String>,
+    kind: Option<String>,
+    title: Option<String>,
+    body: Option<String>,
+    status: Option<String>,
+    due: Option<String>,
+    project: Option<String>,
+    #[serde(default, deserialize_with = "lua_list")]
+    tags: Vec<String>,
 }
 
 /// Creates a node. With `line`, the title is read with the list-line
 /// grammar (`Buy bread @tomorrow +home #shop`); explicit params win over
 /// the line's tokens.
-fn node_create(ctx: &mut Context, p: &Params<'_>) -> Reply {
-    if let Some(text) = p.opt_str("line")? {
-        return quick_add(ctx, p, &text);
+fn node_create(ctx: &mut Context, p: NodeCreateParams) -> Reply {
+    if let Some(text) = &p.line {
+        return quick_add(ctx, &p, text);
     }
-    let kind = match p.opt_str("kind")? {
-        Some(k) => Some(k.parse::<Kind>().map_err(|e| e.0)?),
-        None => None,
-    };
-    let status = match p.opt_str("status")? {
-        Some(s) => Some(s.parse::<Status>().map_err(|e| e.0)?),
-        None => None,
-    };
-    let node = ctx
-        .replica
-        .create(NewNode {
-            kind,
-            title: p.str("title")?,
-            body: p.opt_str("body")?.unwrap_or_default(),
-            status,
-            due: parse_due(p.opt_str("due")?)?,
-            project: p.opt_str("project")?,
-            tags: p
-                .opt_strings("tags")?
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
-        })
-        .map_err(err)?;
-    Ok(json!({ "id": node.id }))
+    let kind = p.kind.as_deref().map(str::parse::<Kind>).transpose()?;
+    let status = p.status.as_deref().map(str::parse::<Status>).transpose()?;
+    let title = p
+        .title
+        .ok_or_else(|| RpcError::bad_request("node_create: missing param 'title'"))?;
+    let node = ctx.replica.create(NewNode {
+        kind,
+        title,
+        body: p.body.unwrap_or_default(),
+        status,
+        due: parse_due(p.due)?,
+        project: p.project,
+        tags: p.tags.into_iter().collect(),
+    })?;
+    map! { "id" => node.id }
 }
 
-fn quick_add(ctx: &mut Context, p: &Params<'_>, text: &str) -> Reply {
-    let kind = match p.opt_str("kind")? {
-        Some(k) => k.parse::<Kind>().map_err(|e| e.0)?,
+fn quick_add(ctx: &mut Context, p: &NodeCreateParams, text: &str) -> Reply {
+    let kind = match &p.kind {
+        Some(k) => k.parse::<Kind>()?,
         None => Kind::Task,
     };
     let line = list_buffer::parse_line(1, text, crate::local_day::today())
-        .map_err(|e| e.message)?
+        .map_err(|e| RpcError::from(e.message))?
         .ok_or("the title is empty")?;
     if line.id.is_some() {
         return Err("a new node's title cannot start with '/'".into());
@@ -212,56 +228,57 @@ fn quick_add(ctx: &mut Context, p: &Params<'_>, text: &str) -> Reply {
         Kind::Task => line.status,
         _ => None,
     };
-    let node = ctx
-        .replica
-        .create(NewNode {
-            kind: Some(kind),
-            title: line.title,
-            body: p.opt_str("body")?.unwrap_or_default(),
-            status,
-            due: line.due,
-            project: line.project,
-            tags: line.tags,
-        })
-        .map_err(err)?;
-    Ok(json!({ "id": node.id, "title": node.title }))
+    let node = ctx.replica.create(NewNode {
+        kind: Some(kind),
+        title: line.title,
+        body: p.body.clone().unwrap_or_default(),
+        status,
+        due: line.due,
+        project: line.project,
+        tags: line.tags,
+    })?;
+    map! { "id" => node.id, "title" => node.title }
 }
 
-fn node_set(ctx: &mut Context, p: &Params<'_>) -> Reply {
-    let id = p.str("id")?;
-    let node = require(&ctx.replica, &id)?;
-    let fields = p.string_map("fields")?;
+#[derive(Deserialize)]
+struct NodeSetParams {
+    id: String,
+    #[serde(default, deserialize_with = "lua_map")]
+    fields: Vec<(String, String)>,
+}
+
+fn node_set(ctx: &mut Context, p: NodeSetParams) -> Reply {
+    let node = require(&ctx.replica, &p.id)?;
     let patch = heph_core::fields::patch_from_pairs(
-        fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        p.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         &crate::local_day::context(),
-    )
-    .map_err(|e| e.0)?;
+    )?;
     let kind = patch.kind.unwrap_or(node.kind);
     if kind != Kind::Task && matches!(patch.status, Some(Some(_))) {
-        return Err(format!(
-            "\"{}\" is a {kind}: only tasks have a status",
-            node.title
-        ));
+        return Err(format!("\"{}\" is a {kind}: only tasks have a status", node.title).into());
     }
-    let changed = ctx.replica.update(&id, &patch).map_err(err)?;
-    let node = require(&ctx.replica, &id)?;
-    Ok(json!({ "changed": changed, "version": node.version }))
+    let changed = ctx.replica.update(&p.id, &patch)?;
+    let node = require(&ctx.replica, &p.id)?;
+    map! { "changed" => changed, "version" => node.version }
+}
+
+#[derive(Deserialize)]
+struct JournalParams {
+    date: Option<String>,
 }
 
 /// The journal of `date` (today when absent). `journal` creates it when
 /// missing; `journal_get` (`peek`) does not: it answers `exists=false` with
 /// the lines the new journal would show, so looking creates nothing.
-fn journal(ctx: &mut Context, p: &Params<'_>, peek: bool) -> Reply {
-    let date = match p.opt_str("date")? {
-        Some(d) if !d.is_empty() => {
-            heph_core::fields::parse_day(&d, crate::local_day::today()).map_err(|e| e.0)?
-        }
+fn journal(ctx: &mut Context, p: JournalParams, peek: bool) -> Reply {
+    let date = match p.date {
+        Some(d) if !d.is_empty() => heph_core::fields::parse_day(&d, crate::local_day::today())?,
         _ => crate::local_day::today(),
     };
     if peek {
         let id = heph_core::id::journal_id(date);
-        if let Some(node) = ctx.replica.get(&id).map_err(err)? {
-            return Ok(json!({ "id": node.id, "date": format_date(date), "exists": true }));
+        if let Some(node) = ctx.replica.get(&id)? {
+            return map! { "id" => node.id, "date" => format_date(date), "exists" => true };
         }
         // Not created by looking: the buffer shows what the node would be
         // and the first save creates it.
@@ -279,40 +296,46 @@ fn journal(ctx: &mut Context, p: &Params<'_>, peek: bool) -> Reply {
             deleted: false,
             version: String::new(),
         };
-        return Ok(json!({
-            "id": id,
-            "date": format_date(date),
-            "exists": false,
-            "lines": node_buffer::render(&blank),
-        }));
+        return map! {
+            "id" => id,
+            "date" => format_date(date),
+            "exists" => false,
+            "lines" => node_buffer::render(&blank),
+        };
     }
-    let node = ctx.replica.journal(date).map_err(err)?;
-    Ok(json!({ "id": node.id, "date": format_date(date), "exists": true }))
+    let node = ctx.replica.journal(date)?;
+    map! { "id" => node.id, "date" => format_date(date), "exists" => true }
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    #[serde(default)]
+    query: String,
 }
 
 /// A list as a buffer shows it. The lines are also the snapshot a save is
 /// planned against; `versions` tells which shown nodes changed since. A
 /// list cut at its limit says so with `total` (how many match).
-fn list_get(ctx: &mut Context, p: &Params<'_>) -> Reply {
-    let query = list_query::parse(&p.opt_str("query")?.unwrap_or_default());
-    let nodes = ctx.replica.list(&query.filter).map_err(err)?;
-    let versions: serde_json::Map<String, serde_json::Value> = nodes
+fn list_get(ctx: &mut Context, query: &str) -> Reply {
+    let query = list_query::parse(query);
+    let nodes = ctx.replica.list(&query.filter)?;
+    let versions: BTreeMap<&str, &str> = nodes
         .iter()
-        .map(|n| (n.id.clone(), json!(n.version)))
+        .map(|n| (n.id.as_str(), n.version.as_str()))
         .collect();
-    let mut reply = json!({
-        "title": query.title,
-        "lines": nodes.iter().map(list_line).collect::<Vec<_>>(),
-        "versions": versions,
-    });
+    let mut reply = map! {
+        "title" => query.title,
+        "lines" => nodes.iter().map(list_line).collect::<Vec<_>>(),
+        "versions" => versions,
+    }?;
     if query.filter.limit.is_some_and(|limit| nodes.len() >= limit) {
         let all = ListFilter {
             limit: None,
             ..query.filter.clone()
         };
-        let total = ctx.replica.list(&all).map_err(err)?.len();
+        let total = ctx.replica.list(&all)?.len();
         if total > nodes.len() {
-            reply["total"] = json!(total);
+            set(&mut reply, "total", &total);
         }
     }
     Ok(reply)
@@ -421,32 +444,49 @@ fn adopt_pasted(
 /// nodes it touches; `list_apply` re-plans and applies only when the
 /// fingerprint is the one the user confirmed, else it answers `stale` with
 /// the new plan.
-fn list_plan(ctx: &mut Context, p: &Params<'_>, apply: bool) -> Reply {
-    let query = list_query::parse(&p.opt_str("query")?.unwrap_or_default());
-    let lines = p.strings("lines")?;
+#[derive(Deserialize)]
+struct ListPlanParams {
+    #[serde(default)]
+    query: String,
+    #[serde(deserialize_with = "lua_list")]
+    lines: Vec<String>,
+    #[serde(deserialize_with = "lua_list")]
+    base: Vec<String>,
+    #[serde(default, deserialize_with = "lua_map")]
+    versions: Vec<(String, String)>,
+    fingerprint: Option<String>,
+}
+
+/// One planned change of a list save, as the confirmation shows it.
+#[derive(serde::Serialize)]
+struct PlannedChange<'a> {
+    action: &'a str,
+    id: Option<&'a str>,
+    summary: String,
+}
+
+fn list_plan(ctx: &mut Context, p: ListPlanParams, apply: bool) -> Reply {
+    let query = list_query::parse(&p.query);
+    let lines = &p.lines;
     let today = crate::local_day::today();
-    let base = p.strings("base")?;
-    let shown_versions = p.string_map("versions")?;
-    let snapshot = list_buffer::snapshot(&base, today);
+    let snapshot = list_buffer::snapshot(&p.base, today);
     let replica = &ctx.replica;
     let lookup = |id: &str| replica.get(id).ok().flatten();
-    let mut changes = match list_buffer::plan(&lines, &snapshot, &lookup, today) {
-        Ok(changes) => changes,
-        Err(errors) => return Ok(errors_reply(&errors)),
-    };
-    if let Err(errors) = adopt_pasted(&query, &lines, &snapshot, &lookup, today, &mut changes) {
-        return Ok(errors_reply(&errors));
-    }
+    let mut changes =
+        list_buffer::plan(lines, &snapshot, &lookup, today).map_err(RpcError::parse)?;
+    adopt_pasted(&query, lines, &snapshot, &lookup, today, &mut changes)
+        .map_err(RpcError::parse)?;
     let touched: Vec<String> = changes
         .iter()
         .filter_map(|c| c.id().map(str::to_owned))
         .collect();
-    let now = ctx.replica.versions(&touched).map_err(err)?;
-    let shown: BTreeMap<&str, &str> = shown_versions
+    let now = ctx.replica.versions(&touched)?;
+    let shown: BTreeMap<&str, &str> = p
+        .versions
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let summary: Vec<_> = changes
+    let summary: Vec<PlannedChange<'_>> = changes
         .iter()
         .map(|c| {
             let changed_elsewhere = c.id().is_some_and(|id| {
@@ -457,21 +497,26 @@ fn list_plan(ctx: &mut Context, p: &Params<'_>, apply: bool) -> Reply {
             if changed_elsewhere {
                 text.push_str(" (changed elsewhere since the list was shown)");
             }
-            json!({ "action": c.action(), "id": c.id(), "summary": text })
+            PlannedChange {
+                action: c.action(),
+                id: c.id(),
+                summary: text,
+            }
         })
         .collect();
     let fingerprint = plan_fingerprint(&summary, &now);
     if !apply {
-        return Ok(json!({ "ok": true, "changes": summary, "fingerprint": fingerprint }));
+        return map! { "ok" => true, "changes" => summary, "fingerprint" => fingerprint };
     }
-    if p.opt_str("fingerprint")?.as_deref() != Some(fingerprint.as_str()) {
-        return Ok(json!({
-            "ok": false,
-            "stale": true,
-            "changes": summary,
-            "fingerprint": fingerprint,
-        }));
+    if p.fingerprint.as_deref() != Some(fingerprint.as_str()) {
+        return map! {
+            "ok" => false,
+            "stale" => true,
+            "changes" => summary,
+            "fingerprint" => fingerprint,
+        };
     }
+    let summary = reply(&summary)?;
     let edits: Vec<Edit> = changes
         .into_iter()
         .map(|change| match change {
@@ -486,23 +531,23 @@ fn list_plan(ctx: &mut Context, p: &Params<'_>, apply: bool) -> Reply {
             list_buffer::ListChange::Delete { id, .. } => Edit::Delete(id),
         })
         .collect();
-    ctx.replica.batch(edits).map_err(err)?;
-    let mut reply = list_get(ctx, p)?;
-    reply["ok"] = json!(true);
-    reply["changes"] = json!(summary);
-    Ok(reply)
+    ctx.replica.batch(edits)?;
+    let mut out = list_get(ctx, &p.query)?;
+    set(&mut out, "ok", &true);
+    set(&mut out, "changes", &summary);
+    Ok(out)
 }
 
 /// Identifies a plan and the state of the nodes it touches.
 fn plan_fingerprint(
-    summary: &[serde_json::Value],
+    summary: &[PlannedChange<'_>],
     versions: &std::collections::HashMap<String, String>,
 ) -> String {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     for change in summary {
-        change.to_string().hash(&mut hasher);
-        if let Some(id) = change["id"].as_str() {
+        (change.action, change.id, &change.summary).hash(&mut hasher);
+        if let Some(id) = change.id {
             versions.get(id).hash(&mut hasher);
         }
     }
@@ -513,34 +558,24 @@ fn home_page(ctx: &mut Context) -> Reply {
     let today = crate::local_day::today();
     let journal = ctx
         .replica
-        .get(&heph_core::id::journal_id(today))
-        .map_err(err)?
+        .get(&heph_core::id::journal_id(today))?
         .filter(|n| !n.deleted);
-    let next = ctx
-        .replica
-        .list(&ListFilter {
-            kinds: vec![Kind::Task],
-            limit: Some(10),
-            ..ListFilter::default()
-        })
-        .map_err(err)?;
-    let notes = ctx
-        .replica
-        .list(&ListFilter {
-            kinds: vec![Kind::Note],
-            status: StatusFilter::Any,
-            order: ListOrder::RecentlyUpdated,
-            limit: Some(10),
-            ..ListFilter::default()
-        })
-        .map_err(err)?;
-    let open = ctx
-        .replica
-        .list(&ListFilter {
-            kinds: vec![Kind::Task],
-            ..ListFilter::default()
-        })
-        .map_err(err)?;
+    let next = ctx.replica.list(&ListFilter {
+        kinds: vec![Kind::Task],
+        limit: Some(10),
+        ..ListFilter::default()
+    })?;
+    let notes = ctx.replica.list(&ListFilter {
+        kinds: vec![Kind::Note],
+        status: StatusFilter::Any,
+        order: ListOrder::RecentlyUpdated,
+        limit: Some(10),
+        ..ListFilter::default()
+    })?;
+    let open = ctx.replica.list(&ListFilter {
+        kinds: vec![Kind::Task],
+        ..ListFilter::default()
+    })?;
     let mut projects: BTreeMap<String, usize> = BTreeMap::new();
     for task in &open {
         if let Some(p) = &task.project {
@@ -554,43 +589,70 @@ fn home_page(ctx: &mut Context) -> Reply {
         notes,
         projects: projects.into_iter().collect(),
     });
-    Ok(json!({ "lines": lines }))
+    map! { "lines" => lines }
 }
 
-fn resolve_link(ctx: &mut Context, p: &Params<'_>) -> Reply {
-    let mut target = p.str("target")?;
-    if let Some(col) = p.opt_usize("col")? {
+#[derive(Deserialize)]
+struct ResolveLinkParams {
+    target: String,
+    col: Option<usize>,
+}
+
+fn resolve_link(ctx: &mut Context, p: ResolveLinkParams) -> Reply {
+    let mut target = p.target;
+    if let Some(col) = p.col {
         // The whole line was sent: find the link under the cursor.
         target = links::link_at(&target, col).ok_or("no [[link]] on this line")?;
     }
     // `[[2026-11-22]]` is that day's journal, whether it exists yet or not.
     if let Ok(date) = heph_core::model::parse_date(&target) {
-        return Ok(json!({
-            "id": heph_core::id::journal_id(date),
-            "journal": format_date(date),
-        }));
+        return map! {
+            "id" => heph_core::id::journal_id(date),
+            "journal" => format_date(date),
+        };
     }
-    if let Some(node) = ctx.replica.get(&target).map_err(err)? {
-        return Ok(json!({ "id": node.id }));
+    if let Some(node) = ctx.replica.get(&target)? {
+        return map! { "id" => node.id };
     }
-    match ctx.replica.find_by_title(&target).map_err(err)? {
-        Some(id) => Ok(json!({ "id": id })),
-        None => Ok(json!({ "title": target })),
+    match ctx.replica.find_by_title(&target)? {
+        Some(id) => map! { "id" => id },
+        None => map! { "title" => target },
     }
 }
 
-fn search(ctx: &mut Context, p: &Params<'_>) -> Reply {
-    let query = p.str("query")?;
-    let limit = p.opt_usize("limit")?.unwrap_or(50).min(500);
-    let hits = ctx.replica.search(&query, limit).map_err(err)?;
-    Ok(json!({ "hits": hits }))
+#[derive(Deserialize)]
+struct SearchParams {
+    query: String,
+    limit: Option<usize>,
+}
+
+fn search(ctx: &mut Context, p: SearchParams) -> Reply {
+    let limit = p.limit.unwrap_or(50).min(500);
+    let hits = ctx.replica.search(&p.query, limit)?;
+    map! { "hits" => hits }
 }
 
 /// Promotes body lines to tasks. `promote` creates them now;
 /// `promote_plan` only answers the replacement lines and the tasks
 /// (`{title, done}`) a save should create, so undo leaves nothing behind.
-fn promote_lines(ctx: &mut Context, p: &Params<'_>, create: bool) -> Reply {
-    let lines = p.strings("lines")?;
+#[derive(Deserialize)]
+struct LinesParams {
+    #[serde(deserialize_with = "lua_list")]
+    lines: Vec<String>,
+}
+
+/// A task a promotion creates (or would create).
+#[derive(serde::Serialize)]
+struct Promoted<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    title: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    done: Option<bool>,
+}
+
+fn promote_lines(ctx: &mut Context, p: LinesParams, create: bool) -> Reply {
+    let lines = p.lines;
     let promotions = promote::promotions(&lines);
     if !create {
         let mut out = lines.clone();
@@ -598,10 +660,14 @@ fn promote_lines(ctx: &mut Context, p: &Params<'_>, create: bool) -> Reply {
             .iter()
             .map(|pr| {
                 out[pr.index] = promote::link_line(&lines[pr.index], &pr.title);
-                json!({ "title": pr.title, "done": pr.done })
+                Promoted {
+                    id: None,
+                    title: &pr.title,
+                    done: Some(pr.done),
+                }
             })
-            .collect();
-        return Ok(json!({ "tasks": tasks, "lines": out }));
+            .collect::<Vec<_>>();
+        return map! { "tasks" => tasks, "lines" => out };
     }
     let edits = promotions
         .iter()
@@ -614,12 +680,16 @@ fn promote_lines(ctx: &mut Context, p: &Params<'_>, create: bool) -> Reply {
             })
         })
         .collect();
-    let ids = ctx.replica.batch(edits).map_err(err)?;
+    let ids = ctx.replica.batch(edits)?;
     let mut out = lines.clone();
     let mut tasks = Vec::new();
     for (promotion, id) in promotions.iter().zip(ids) {
         out[promotion.index] = promote::link_line(&lines[promotion.index], &promotion.title);
-        tasks.push(json!({ "id": id, "title": promotion.title }));
+        tasks.push(Promoted {
+            id: Some(id),
+            title: &promotion.title,
+            done: None,
+        });
     }
-    Ok(json!({ "tasks": tasks, "lines": out }))
+    map! { "tasks" => tasks, "lines" => out }
 }

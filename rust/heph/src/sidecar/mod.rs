@@ -5,6 +5,7 @@
 mod frames;
 mod methods;
 mod params;
+mod rpc_error;
 mod sync_bridge;
 
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use rmpv::Value;
 use crate::paths::Paths;
 
 use methods::Context;
-use params::{to_msgpack, Params};
+use rpc_error::RpcError;
 
 /// The writer half nvim-rs gives a parent-connected process.
 type Writer = Compat<tokio::fs::File>;
@@ -63,10 +64,11 @@ impl Handler for Sidecar {
     ) -> Result<Value, Value> {
         if name == frames::MALFORMED {
             // A request the input guard could not pass on as it was.
-            return Err(args
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| "malformed request".into()));
+            let why = args
+                .first()
+                .and_then(Value::as_str)
+                .unwrap_or("malformed request");
+            return Err(RpcError::bad_request(why).to_value());
         }
         let started = std::time::Instant::now();
         let reply = self.request(&name, args, neovim).await;
@@ -76,7 +78,7 @@ impl Handler for Sidecar {
             }
             Err(e) => tracing::warn!(method = %name, error = %e, "request failed"),
         }
-        reply.map(|v| to_msgpack(&v)).map_err(Value::from)
+        reply.map_err(|e| e.to_value())
     }
 }
 
@@ -86,23 +88,24 @@ impl Sidecar {
         name: &str,
         args: Vec<Value>,
         neovim: Neovim<Writer>,
-    ) -> Result<serde_json::Value, String> {
+    ) -> Result<Value, RpcError> {
         if let Some(reply) = self.bridge.handle(name, &args, neovim).await {
-            return reply;
+            return reply
+                .map_err(RpcError::failed)
+                .and_then(|v| params::reply(&v));
         }
         let ctx = Arc::clone(&self.ctx);
         let name = name.to_owned();
         let name_for_write = name.clone();
         let bridge = Arc::clone(&self.bridge);
         let reply = tokio::task::spawn_blocking(move || {
-            let params = Params::new(&name, &args)?;
-            let mut ctx = ctx
-                .lock()
-                .map_err(|_| "the replica handle is poisoned; restart the sidecar".to_owned())?;
-            methods::dispatch(&mut ctx, &name, &params)
+            let mut ctx = ctx.lock().map_err(|_| {
+                RpcError::failed("the replica handle is poisoned; restart the sidecar")
+            })?;
+            methods::dispatch(&mut ctx, &name, &args)
         })
         .await
-        .map_err(|e| format!("request failed: {e}"))?;
+        .map_err(|e| RpcError::failed(format!("request failed: {e}")))?;
         if reply.is_ok() && WRITES.contains(&name_for_write.as_str()) {
             // Test seam: die after a committed write, before replying, as a
             // crash would (the front end must not send the write again).

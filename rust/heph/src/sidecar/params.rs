@@ -1,122 +1,221 @@
-//! Reading request params: one msgpack map per request. Every accessor
-//! fails with a one-line message naming the param, so a bad request gets a
-//! clear error reply instead of a crash.
+//! Request params: one msgpack map per request, decoded with serde into the
+//! struct of its method. A bad request gets a `bad_request` reply naming
+//! the method and what is wrong, never a crash.
+
+use std::collections::BTreeMap;
 
 use rmpv::Value;
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::Deserialize;
 
-/// The params map of one request.
-pub struct Params<'a> {
-    method: &'a str,
-    map: Vec<(String, &'a Value)>,
+use super::rpc_error::RpcError;
+
+/// Shorthand for handler results.
+pub type Reply = Result<Value, RpcError>;
+
+/// Decodes the first argument of a request (a map; absent or nil means no
+/// params) into `T`.
+pub fn decode<T: DeserializeOwned>(method: &str, args: &[Value]) -> Result<T, RpcError> {
+    let map = match args.first() {
+        None | Some(Value::Nil) => Value::Map(Vec::new()),
+        // An empty Lua table arrives as an array.
+        Some(Value::Array(items)) if items.is_empty() => Value::Map(Vec::new()),
+        Some(map @ Value::Map(_)) => map.clone(),
+        Some(_) => {
+            return Err(RpcError::bad_request(format!(
+                "{method}: params must be a table"
+            )))
+        }
+    };
+    rmpv::ext::from_value(map)
+        .map_err(|e| RpcError::bad_request(format!("{method}: bad params: {e}")))
 }
 
-/// Shorthand for handler results: errors are one-line messages.
-pub type Reply = Result<serde_json::Value, String>;
+/// Serializes a reply straight to msgpack, structs as maps of their field
+/// names (rmpv's own serializer writes structs and enums as arrays).
+pub fn reply<T: serde::Serialize + ?Sized>(value: &T) -> Reply {
+    encode(value).map_err(|e| RpcError::failed(format!("cannot encode reply: {e}")))
+}
 
-impl<'a> Params<'a> {
-    /// Takes the first argument, which must be a map (or absent / nil).
-    pub fn new(method: &'a str, args: &'a [Value]) -> Result<Self, String> {
-        let map = match args.first() {
-            None | Some(Value::Nil) => Vec::new(),
-            Some(Value::Map(entries)) => entries
-                .iter()
-                .filter_map(|(k, v)| k.as_str().map(|k| (k.to_owned(), v)))
-                .collect(),
-            // An empty Lua table arrives as an array.
-            Some(Value::Array(items)) if items.is_empty() => Vec::new(),
-            Some(_) => return Err(format!("{method}: params must be a table")),
-        };
-        Ok(Self { method, map })
+fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Value, String> {
+    let bytes = rmp_serde::to_vec_named(value).map_err(|e| e.to_string())?;
+    rmpv::decode::read_value(&mut bytes.as_slice()).map_err(|e| e.to_string())
+}
+
+/// Builds a msgpack map reply from `key => value` pairs, each value
+/// serialized directly (no JSON in between).
+macro_rules! map {
+    ($($key:literal => $value:expr),* $(,)?) => {
+        $crate::sidecar::params::Map::new()$(.with($key, &$value))*.done()
+    };
+}
+pub(crate) use map;
+
+/// A reply map under construction (see [`map!`]).
+#[derive(Default)]
+pub struct Map {
+    entries: Vec<(Value, Value)>,
+    error: Option<String>,
+}
+
+impl Map {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        self.map
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| *v)
-            .filter(|v| !v.is_nil())
-    }
-
-    fn bad(&self, key: &str, what: &str) -> String {
-        format!("{}: param '{key}' must be {what}", self.method)
-    }
-
-    /// A required string.
-    pub fn str(&self, key: &str) -> Result<String, String> {
-        self.opt_str(key)?
-            .ok_or_else(|| format!("{}: missing param '{key}'", self.method))
-    }
-
-    /// An optional string.
-    pub fn opt_str(&self, key: &str) -> Result<Option<String>, String> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => v
-                .as_str()
-                .map(|s| Some(s.to_owned()))
-                .ok_or_else(|| self.bad(key, "a string")),
+    /// Adds `key`, serializing `value`.
+    pub fn with<T: serde::Serialize + ?Sized>(mut self, key: &str, value: &T) -> Self {
+        match encode(value) {
+            Ok(v) => self.entries.push((Value::from(key), v)),
+            Err(e) => self.error = Some(format!("cannot encode {key}: {e}")),
         }
+        self
     }
 
-    /// An optional non-negative integer.
-    pub fn opt_usize(&self, key: &str) -> Result<Option<usize>, String> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(|n| Some(n as usize))
-                .ok_or_else(|| self.bad(key, "a non-negative integer")),
-        }
-    }
-
-    /// A required list of strings (buffer lines, ids).
-    pub fn strings(&self, key: &str) -> Result<Vec<String>, String> {
-        match self.get(key) {
-            None => Err(format!("{}: missing param '{key}'", self.method)),
-            // An empty Lua table may arrive as a map.
-            Some(Value::Map(m)) if m.is_empty() => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_owned)
-                        .ok_or_else(|| self.bad(key, "a list of strings"))
-                })
-                .collect(),
-            Some(_) => Err(self.bad(key, "a list of strings")),
-        }
-    }
-
-    /// An optional list of strings.
-    pub fn opt_strings(&self, key: &str) -> Result<Option<Vec<String>>, String> {
-        if self.get(key).is_none() {
-            return Ok(None);
-        }
-        self.strings(key).map(Some)
-    }
-
-    /// An optional map of string → string (e.g. `fields`).
-    pub fn string_map(&self, key: &str) -> Result<Vec<(String, String)>, String> {
-        match self.get(key) {
-            None => Ok(Vec::new()),
-            Some(Value::Map(entries)) => entries
-                .iter()
-                .map(|(k, v)| match (k.as_str(), v) {
-                    (Some(k), Value::Nil) => Ok((k.to_owned(), String::new())),
-                    (Some(k), v) => v
-                        .as_str()
-                        .map(|v| (k.to_owned(), v.to_owned()))
-                        .ok_or_else(|| self.bad(key, "a table of strings")),
-                    _ => Err(self.bad(key, "a table of strings")),
-                })
-                .collect(),
-            Some(Value::Array(items)) if items.is_empty() => Ok(Vec::new()),
-            Some(_) => Err(self.bad(key, "a table of strings")),
+    /// The map, or the first encoding error.
+    pub fn done(self) -> Reply {
+        match self.error {
+            Some(e) => Err(RpcError::failed(e)),
+            None => Ok(Value::Map(self.entries)),
         }
     }
 }
 
-/// Converts a reply to msgpack.
-pub fn to_msgpack(value: &serde_json::Value) -> Value {
-    rmpv::ext::to_value(value).unwrap_or_else(|e| Value::from(format!("cannot encode reply: {e}")))
+/// Sets `key` in a map reply (replacing it).
+pub fn set<T: serde::Serialize + ?Sized>(reply: &mut Value, key: &str, value: &T) {
+    if let (Value::Map(entries), Ok(v)) = (reply, encode(value)) {
+        match entries.iter_mut().find(|(k, _)| k.as_str() == Some(key)) {
+            Some(entry) => entry.1 = v,
+            None => entries.push((Value::from(key), v)),
+        }
+    }
+}
+
+/// A list that Lua may send as an empty map (`{}` has no type there).
+pub fn lua_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrEmpty<T> {
+        List(Vec<T>),
+        Empty(BTreeMap<String, ()>),
+    }
+    match ListOrEmpty::deserialize(d)? {
+        ListOrEmpty::List(items) => Ok(items),
+        ListOrEmpty::Empty(m) if m.is_empty() => Ok(Vec::new()),
+        ListOrEmpty::Empty(_) => Err(serde::de::Error::custom("expected a list")),
+    }
+}
+
+/// An optional [`lua_list`].
+pub fn opt_lua_list<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    lua_list(d).map(Some)
+}
+
+/// A string map that Lua may send as an empty array; nil values are empty
+/// strings (clearing a field).
+pub fn lua_map<'de, D>(d: D) -> Result<Vec<(String, String)>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum MapOrEmpty {
+        Map(BTreeMap<String, Option<String>>),
+        Empty(Vec<()>),
+    }
+    match MapOrEmpty::deserialize(d)? {
+        MapOrEmpty::Map(m) => Ok(m
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap_or_default()))
+            .collect()),
+        MapOrEmpty::Empty(items) if items.is_empty() => Ok(Vec::new()),
+        MapOrEmpty::Empty(_) => Err(serde::de::Error::custom("expected a table of strings")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Sample {
+        id: String,
+        #[serde(default, deserialize_with = "lua_list")]
+        lines: Vec<String>,
+        #[serde(default, deserialize_with = "lua_map")]
+        fields: Vec<(String, String)>,
+        #[serde(default)]
+        limit: Option<usize>,
+    }
+
+    fn args(pairs: Vec<(&str, Value)>) -> Vec<Value> {
+        vec![Value::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (Value::from(k), v))
+                .collect(),
+        )]
+    }
+
+    #[test]
+    fn empty_lua_tables_decode_as_empty_lists_and_maps() {
+        let s: Sample = decode(
+            "m",
+            &args(vec![
+                ("id", Value::from("a")),
+                ("lines", Value::Map(vec![])),
+                ("fields", Value::Array(vec![])),
+            ]),
+        )
+        .expect("decodes");
+        assert_eq!(s.id, "a");
+        assert!(s.lines.is_empty() && s.fields.is_empty() && s.limit.is_none());
+    }
+
+    #[test]
+    fn a_wrong_type_is_a_bad_request_naming_the_method() {
+        let e = decode::<Sample>("node_get", &args(vec![("id", Value::from(42))]))
+            .expect_err("refused");
+        assert_eq!(e.code, super::super::rpc_error::ErrorCode::BadRequest);
+        assert!(
+            e.message.starts_with("node_get: bad params"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("string"), "{}", e.message);
+        let e = decode::<Sample>("m", &[Value::from(1)]).expect_err("refused");
+        assert!(e.message.contains("must be a table"));
+        let e = decode::<Sample>("m", &[]).expect_err("refused");
+        assert!(e.message.contains("id"), "{}", e.message);
+    }
+
+    #[test]
+    fn map_builds_msgpack_directly() {
+        let v = map! { "a" => 1, "b" => vec!["x"], "c" => None::<String> }.expect("encodes");
+        let mut v2 = v.clone();
+        set(&mut v2, "a", &2);
+        set(&mut v2, "d", &true);
+        assert_eq!(v.as_map().map(Vec::len), Some(3));
+        assert_eq!(v2.as_map().map(Vec::len), Some(4));
+        assert_eq!(v2.as_map().and_then(|m| m[0].1.as_i64()), Some(2));
+        // Model enums are their names and structs are maps, as in JSON.
+        #[derive(serde::Serialize)]
+        struct Hit {
+            id: &'static str,
+            kind: heph_core::Kind,
+        }
+        let v = map! { "hit" => Hit { id: "a", kind: heph_core::Kind::Task } }.expect("encodes");
+        let hit = v.as_map().and_then(|m| m[0].1.as_map()).expect("a map");
+        assert_eq!(hit[0], (Value::from("id"), Value::from("a")));
+        assert_eq!(hit[1], (Value::from("kind"), Value::from("task")));
+    }
 }

@@ -13,7 +13,6 @@ use serde_json::json;
 
 use crate::paths::Paths;
 
-use super::params::to_msgpack;
 use super::Writer;
 
 /// A login in progress.
@@ -146,14 +145,17 @@ impl SyncBridge {
             // longer than `timeout_ms` (default 1500).
             "sync_flush" => Some(match &self.service {
                 Some(service) => {
-                    let ms = super::params::Params::new("sync_flush", args)
-                        .and_then(|p| p.opt_usize("timeout_ms"))
+                    #[derive(serde::Deserialize)]
+                    struct Flush {
+                        timeout_ms: Option<u64>,
+                    }
+                    let ms = super::params::decode::<Flush>("sync_flush", args)
                         .ok()
-                        .flatten()
+                        .and_then(|p| p.timeout_ms)
                         .unwrap_or(1500)
                         .min(10_000);
                     let done = tokio::time::timeout(
-                        std::time::Duration::from_millis(ms as u64),
+                        std::time::Duration::from_millis(ms),
                         service.sync_now(),
                     )
                     .await;
@@ -305,7 +307,10 @@ impl SyncBridge {
 
 /// Sends an event to `require("heph.events").dispatch`.
 async fn notify(neovim: &Neovim<Writer>, event: &str, payload: serde_json::Value) {
-    let args = vec![Value::from(event), to_msgpack(&payload)];
+    let args = vec![
+        Value::from(event),
+        super::params::reply(&payload).unwrap_or(Value::Nil),
+    ];
     if let Err(e) = neovim
         .exec_lua("require('heph.events').dispatch(...)", args)
         .await
