@@ -1,7 +1,9 @@
 ---@mod heph.config Configuration
 ---
 --- One schema entry per option (type, default, description): it drives
---- validation and the option list in |heph-options|.
+--- validation and defaults; tests/nvim/config_spec.lua checks that the
+--- annotations below and |heph-options| in doc/heph.txt name exactly these
+--- options with these types.
 
 local M = {}
 
@@ -16,17 +18,6 @@ local M = {}
 ---@field client_id? string OAuth client id for :HephLogin.
 ---@field audience? string The hub's audience (resource indicator) for :HephLogin.
 
----@class heph.Config
----@field cmd string[]|nil
----@field data_dir string|nil
----@field log_level string
----@field keymaps boolean
----@field hub_url string|nil
----@field sync_interval integer|nil
----@field issuer string|nil
----@field client_id string|nil
----@field audience string|nil
-
 ---@type table<string, {type: string|string[], default: any, desc: string}>
 M.schema = {
   cmd = { type = { "table", "nil" }, default = nil, desc = "command that starts the sidecar" },
@@ -40,7 +31,7 @@ M.schema = {
   audience = { type = { "string", "nil" }, default = nil, desc = "hub audience for login" },
 }
 
----@type heph.Config
+---@type heph.SetupOpts
 M.values = {}
 for name, entry in pairs(M.schema) do
   M.values[name] = entry.default

@@ -137,6 +137,8 @@ pub fn run(paths: &crate::paths::Paths, args: HubArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// SIGTERM (service managers) or Ctrl-C.
+#[cfg(unix)]
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
@@ -146,5 +148,13 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Ctrl-C (and the console's close events, which tokio reports the same way).
+#[cfg(not(unix))]
+async fn shutdown_signal() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }

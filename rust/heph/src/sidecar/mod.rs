@@ -203,9 +203,11 @@ pub fn run(paths: &Paths, args: SidecarArgs) -> Result<ExitCode> {
                 }
             })
             .context("cannot start the output relay")?;
-        let stdout = tokio::fs::File::from_std(std::fs::File::from(std::os::fd::OwnedFd::from(
-            to_relay,
-        )));
+        #[cfg(unix)]
+        let to_relay = std::fs::File::from(std::os::fd::OwnedFd::from(to_relay));
+        #[cfg(windows)]
+        let to_relay = std::fs::File::from(std::os::windows::io::OwnedHandle::from(to_relay));
+        let stdout = tokio::fs::File::from_std(to_relay);
         let (neovim, io) = nvim_rs::Neovim::new(from_guard.compat(), stdout.compat_write(), handler);
         let io = tokio::spawn(io);
         bridge.attach(neovim);
