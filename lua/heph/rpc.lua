@@ -169,6 +169,9 @@ function M.ensure()
   end
   H.chan = chan
   H.stopping = false
+  if M.writes == nil then
+    H.learn_writes(chan)
+  end
   return chan
 end
 
@@ -186,18 +189,29 @@ vim.api.nvim_create_autocmd("VimLeavePre", {
   end,
 })
 
----Requests that change the replica: never sent twice.
----@type table<string, boolean>
-M.writes = {
-  node_save = true,
-  node_create = true,
-  node_set = true,
-  node_delete = true,
-  node_restore = true,
-  list_apply = true,
-  promote = true,
-  journal = true,
-}
+---Requests that change the replica, as the sidecar's `hello` names them:
+---never sent twice. Until a sidecar has said, every request counts as one.
+---@type table<string, boolean>|nil
+M.writes = nil
+
+---@param method string
+---@return boolean
+function H.writes(method)
+  return M.writes == nil or M.writes[method] == true
+end
+
+---Learns from a fresh sidecar which requests write.
+---@param chan integer
+function H.learn_writes(chan)
+  local ok, hello = pcall(vim.rpcrequest, chan, "hello", vim.empty_dict())
+  if ok and type(hello) == "table" and type(hello.writes) == "table" then
+    local writes = {}
+    for _, name in ipairs(hello.writes) do
+      writes[name] = true
+    end
+    M.writes = writes
+  end
+end
 
 ---Sends a request and waits for the reply. Failures are raised as
 ---`heph.RpcError` objects (no Lua traceback; `tostring` gives the message);
@@ -209,7 +223,7 @@ function M.request(method, params)
   params = params or vim.empty_dict()
   for attempt = 1, 2 do
     local chan = M.ensure()
-    if M.writes[method] and vim.fn.jobwait({ chan }, 0)[1] ~= -1 then
+    if H.writes(method) and vim.fn.jobwait({ chan }, 0)[1] ~= -1 then
       -- Died since the last request: start a fresh one before writing.
       H.chan = nil
       chan = M.ensure()
@@ -226,7 +240,7 @@ function M.request(method, params)
     if dead then
       H.chan = nil
     end
-    if dead and M.writes[method] then
+    if dead and H.writes(method) then
       error(H.error("sidecar", ("the sidecar stopped during %s; the change may or may not have been saved: check, then try again"):format(method)), 0)
     elseif not dead then
       msg = msg:gsub("^Vim:", ""):gsub("^Error invoking '[^']*' on channel %d+:%s*", "")

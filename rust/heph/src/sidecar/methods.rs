@@ -33,6 +33,7 @@ pub fn dispatch(ctx: &mut Context, method: &str, args: &[Value]) -> Reply {
             "replica" => ctx.replica.path().map(|p| p.display().to_string()),
             "log_file" => ctx.log_file,
             "pid" => std::process::id(),
+            "writes" => super::WRITES,
         },
         "node_get" => node_get(ctx, decode(method, args)?),
         "node_save" => node_save(ctx, decode(method, args)?),

@@ -26,8 +26,9 @@ use rpc_error::RpcError;
 /// The writer half nvim-rs gives a parent-connected process.
 type Writer = Compat<tokio::fs::File>;
 
-/// Methods that may write the replica (they nudge background sync).
-const WRITES: &[&str] = &[
+/// Methods that may write the replica: they nudge background sync, and
+/// Neovim (told by `hello`) never sends one twice.
+pub(crate) const WRITES: &[&str] = &[
     "node_save",
     "node_create",
     "node_set",
