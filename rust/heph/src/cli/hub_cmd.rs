@@ -99,7 +99,12 @@ pub fn run(paths: &crate::paths::Paths, args: HubArgs) -> Result<ExitCode> {
     }
     let db = hub_db(paths, args.db)?;
     // Devices that joined with a token authenticate: the hub is not open.
-    let joined = db.exists() && heph_hub::open_private(&db)?.join_active()?;
+    // Redeems a crash cut off are settled before the hub says it listens.
+    let joined = {
+        let store = heph_hub::open_private(&db)?;
+        store.settle_in_flight(heph_hub::join::now_ms(), 0)?;
+        store.join_active()?
+    };
     if !args.listen.ip().is_loopback() && !args.insecure_open && args.issuer.is_none() && !joined {
         bail!(
             "refusing to serve {} without authentication: the hub would be open to the network. \

@@ -50,7 +50,8 @@ impl SyncBridge {
         };
         let service = config.hub_url.clone().map(|hub| {
             tracing::info!(%hub, "background sync enabled");
-            SyncService::start(paths.replica(), hub, config.interval())
+            let tokens = Arc::new(crate::credentials::StoredCredentials::new(&paths.data_dir));
+            SyncService::start_with_tokens(paths.replica(), hub, config.interval(), tokens)
         });
         Self {
             paths,
@@ -103,9 +104,11 @@ impl SyncBridge {
                 ..SyncStatus::new(SyncState::Disabled, None)
             }),
         };
-        let session = Session::new(&self.paths.data_dir);
-        let store = session.store_description();
+        // How this device authenticates: a device credential or the login.
+        let (auth, store) =
+            crate::credentials::describe(&self.paths.data_dir, self.config.hub_url.as_deref());
         status["logged_in"] = json!(store.is_some());
+        status["auth"] = json!(auth);
         status["token_store"] = json!(store.unwrap_or_else(|| "not logged in".into()));
         status
     }
@@ -162,6 +165,7 @@ impl SyncBridge {
                 None => Ok(json!({ "done": false })),
             }),
             "login" => Some(self.start_login()),
+            "join" => Some(self.join(args).await),
             "logout" => Some(self.logout()),
             _ => None,
         }
@@ -283,6 +287,48 @@ impl SyncBridge {
         Ok(json!({ "state": "started" }))
     }
 
+    /// :HephJoin: redeems a join token and keeps the device credential;
+    /// then syncs when the hub is the configured one.
+    async fn join(&self, args: &[Value]) -> Result<serde_json::Value, String> {
+        let params = super::params::Params::new("join", args)?;
+        let url = params.str("url")?;
+        let token = params.str("token")?;
+        let name = params
+            .opt_str("name")?
+            .unwrap_or_else(crate::cli::host_name);
+        TokenStore::forced().map_err(|e| e.to_string())?;
+        let credential = heph_auth::DeviceCredential::new(&self.paths.data_dir);
+        // The keyring crates block: run the redeem off the event loop.
+        let handle = tokio::runtime::Handle::current();
+        let joined = tokio::task::spawn_blocking(move || {
+            handle.block_on(credential.join(&url, &token, &name))
+        })
+        .await
+        .map_err(|e| format!("join failed: {e}"))?;
+        let (device, store) = joined.map_err(|e| format!("cannot join: {e}"))?;
+        tracing::info!(device = %device.device_id, label = %device.label, "joined a hub");
+        let configured = self
+            .config
+            .hub_url
+            .as_deref()
+            .map(heph_sync::normalize_hub_url);
+        let syncs = configured.as_deref() == Some(device.hub.as_str());
+        if let (true, Some(service)) = (syncs, self.service.clone()) {
+            tokio::spawn(async move {
+                let _ = service.sync_now().await;
+            });
+        }
+        Ok(json!({
+            "hub": device.hub,
+            "device_id": device.device_id,
+            "label": device.label,
+            "scope": device.scope,
+            "store": store.describe(),
+            "fallback": store.fallback_reason.is_some(),
+            "configured": syncs,
+        }))
+    }
+
     fn logout(&self) -> Result<serde_json::Value, String> {
         if let Ok(mut pending) = self.login.lock() {
             if let Some(p) = pending.take() {
@@ -292,7 +338,10 @@ impl SyncBridge {
         let removed = Session::new(&self.paths.data_dir)
             .logout()
             .map_err(|e| e.to_string())?;
-        Ok(json!({ "removed": removed }))
+        let device = heph_auth::DeviceCredential::new(&self.paths.data_dir)
+            .forget()
+            .map_err(|e| e.to_string())?;
+        Ok(json!({ "removed": removed || device }))
     }
 
     /// Called after a request that may have written.
