@@ -303,6 +303,41 @@ fn revocation_and_the_capture_scope_take_effect_on_the_next_request() {
     assert!(body.contains("capture"), "{body}");
     assert_eq!(pull(&url, &laptop).0, 200);
 
+    // The one-line curl of doc/auth.md adds a task with the capture
+    // credential; the laptop pulls it.
+    let out = Command::new("curl")
+        .args(["-fsS", "-H"])
+        .arg(format!("Authorization: Bearer {phone}"))
+        .args(["-H", "Content-Type: application/json"])
+        .args(["-d", r#"{"title":"Buy milk"}"#])
+        .arg(format!("{url}/v1/capture"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let node = reply["id"].as_str().unwrap();
+    let (_, pulled) = pull(&url, &laptop);
+    let pulled: Value = serde_json::from_str(&pulled).unwrap();
+    let ops: Vec<&Value> = pulled["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| &o["op"])
+        .filter(|o| o["node"] == node)
+        .collect();
+    assert_eq!(ops.len(), 3, "{pulled}");
+    assert!(ops.iter().any(|o| o["value"] == "Buy milk"), "{pulled}");
+    for op in &ops {
+        heph_core::Op::parse_json(&op.to_string())
+            .unwrap()
+            .validate()
+            .unwrap();
+    }
+
     let (ok, _, err) = owner.hub_cmd(&["revoke", "laptop"]);
     assert!(ok, "{err}");
     assert!(!err.contains(&laptop));

@@ -12,6 +12,7 @@
 //! whatever the clients do.
 
 mod auth;
+mod capture;
 pub mod join;
 mod routes;
 mod store;

@@ -97,6 +97,11 @@ pub fn router(store: Arc<HubStore>, config: HubConfig) -> Router {
     let api = Router::new()
         .route("/v1/ops", get(pull).post(push))
         .with_state(Arc::clone(&store))
+        .merge(
+            Router::new()
+                .route("/v1/capture", post(crate::capture::capture))
+                .with_state(crate::capture::CaptureState::new(Arc::clone(&store))),
+        )
         .layer(DefaultBodyLimit::max(config.max_body))
         .layer(axum::middleware::from_fn_with_state(
             auth,
@@ -115,7 +120,7 @@ pub fn router(store: Arc<HubStore>, config: HubConfig) -> Router {
     open.merge(api).fallback(|| async {
         error(
             StatusCode::NOT_FOUND,
-            "no such route; the hub serves /v1/ops, /v1/join and /v1/health",
+            "no such route; the hub serves /v1/ops, /v1/capture, /v1/join and /v1/health",
         )
     })
 }

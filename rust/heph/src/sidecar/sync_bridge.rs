@@ -165,7 +165,7 @@ impl SyncBridge {
                 None => Ok(json!({ "done": false })),
             }),
             "login" => Some(self.start_login()),
-            "join" => Some(self.join(args).await),
+            "join" => Some(self.start_join(args, neovim)),
             "logout" => Some(self.logout()),
             _ => None,
         }
@@ -287,9 +287,14 @@ impl SyncBridge {
         Ok(json!({ "state": "started" }))
     }
 
-    /// :HephJoin: redeems a join token and keeps the device credential;
-    /// then syncs when the hub is the configured one.
-    async fn join(&self, args: &[Value]) -> Result<serde_json::Value, String> {
+    /// :HephJoin: answers at once; the redeem runs in the background and
+    /// reports as a `login` event (`joined` or `join_failed`), then a sync
+    /// starts when the hub is the configured one.
+    fn start_join(
+        &self,
+        args: &[Value],
+        neovim: Neovim<Writer>,
+    ) -> Result<serde_json::Value, String> {
         let params = super::params::Params::new("join", args)?;
         let url = params.str("url")?;
         let token = params.str("token")?;
@@ -298,35 +303,47 @@ impl SyncBridge {
             .unwrap_or_else(crate::cli::host_name);
         TokenStore::forced().map_err(|e| e.to_string())?;
         let credential = heph_auth::DeviceCredential::new(&self.paths.data_dir);
-        // The keyring crates block: run the redeem off the event loop.
-        let handle = tokio::runtime::Handle::current();
-        let joined = tokio::task::spawn_blocking(move || {
-            handle.block_on(credential.join(&url, &token, &name))
-        })
-        .await
-        .map_err(|e| format!("join failed: {e}"))?;
-        let (device, store) = joined.map_err(|e| format!("cannot join: {e}"))?;
-        tracing::info!(device = %device.device_id, label = %device.label, "joined a hub");
         let configured = self
             .config
             .hub_url
             .as_deref()
             .map(heph_sync::normalize_hub_url);
-        let syncs = configured.as_deref() == Some(device.hub.as_str());
-        if let (true, Some(service)) = (syncs, self.service.clone()) {
-            tokio::spawn(async move {
-                let _ = service.sync_now().await;
-            });
-        }
-        Ok(json!({
-            "hub": device.hub,
-            "device_id": device.device_id,
-            "label": device.label,
-            "scope": device.scope,
-            "store": store.describe(),
-            "fallback": store.fallback_reason.is_some(),
-            "configured": syncs,
-        }))
+        let service = self.service.clone();
+        tokio::spawn(async move {
+            // The keyring crates block: run the redeem off the event loop.
+            let handle = tokio::runtime::Handle::current();
+            let joined = tokio::task::spawn_blocking(move || {
+                handle.block_on(credential.join(&url, &token, &name))
+            })
+            .await;
+            let payload = match joined {
+                Ok(Ok((device, store))) => {
+                    tracing::info!(device = %device.device_id, label = %device.label, "joined a hub");
+                    let syncs = configured.as_deref() == Some(device.hub.as_str());
+                    if let (true, Some(service)) = (syncs, service) {
+                        tokio::spawn(async move {
+                            let _ = service.sync_now().await;
+                        });
+                    }
+                    json!({
+                        "state": "joined",
+                        "hub": device.hub,
+                        "device_id": device.device_id,
+                        "label": device.label,
+                        "scope": device.scope,
+                        "store": store.describe(),
+                        "fallback": store.fallback_reason.is_some(),
+                        "configured": syncs,
+                    })
+                }
+                Ok(Err(e)) => json!({ "state": "join_failed", "message": e.to_string() }),
+                Err(e) => {
+                    json!({ "state": "join_failed", "message": format!("join task failed: {e}") })
+                }
+            };
+            notify(&neovim, "login", payload).await;
+        });
+        Ok(json!({ "state": "started" }))
     }
 
     fn logout(&self) -> Result<serde_json::Value, String> {
