@@ -61,8 +61,7 @@ function M.on_event(ev)
     )
     if ev.configured == false then
       -- The credential is stored, but sync talks to another hub (or none).
-      text = text .. ("
-set hub_url = %q in setup() or config.toml to sync with it"):format(ev.hub or "")
+      text = text .. ("\nset hub_url = %q in setup() or config.toml to sync with it"):format(ev.hub or "")
     end
     return vim.notify(text, (ev.fallback or ev.configured == false) and vim.log.levels.WARN or vim.log.levels.INFO)
   elseif ev.state == "join_failed" then

@@ -34,6 +34,6 @@ pub enum AuthError {
     #[error("token store: {0}")]
     Store(String),
     /// The hub's owner removed this device: join again with a new token.
-    #[error("removed from the hub: {0}")]
+    #[error("{0}")]
     Removed(String),
 }

@@ -97,7 +97,9 @@ impl HubAuth {
                 Ok(Some((Scope::Full, false))) => Ok(Access::Full),
                 Ok(Some((Scope::Capture, false))) => Ok(Access::Capture),
                 Ok(None) => Err(Rejection::Unauthorized(
-                    "unknown device credential; join again with a new token".into(),
+                    "unknown device credential: this device was removed from the hub, or the hub's \
+                     secret changed; join again with a new token"
+                        .into(),
                 )),
                 Err(e) => {
                     tracing::error!(error = %e, "device lookup failed");
