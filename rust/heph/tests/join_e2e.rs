@@ -108,3 +108,44 @@ fn two_devices_join_with_tokens_and_sync() {
     assert!(err.contains("removed from the hub"), "{err}");
     ok(&laptop, &["sync", "--hub", &url]);
 }
+
+/// The credential goes to the OS keyring when one is usable (as under
+/// tests/keyring-session.sh), and the file keeps no secret then; without a
+/// keyring it goes to the 0600 file, with the reason said.
+#[test]
+fn the_credential_goes_to_the_token_store_login_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let token = owner_token(&db, "desk");
+    let (hub, url) = common::spawn_hub(&db, "127.0.0.1:0", &[]);
+    let _hub = Proc(hub);
+    let desk = device();
+    let out = desk.cmd(&["join", &url, &token]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    let stored: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(desk.dir.path().join("auth/device.json")).unwrap(),
+    )
+    .unwrap();
+    let in_keyring = stored["token_store"] != "file";
+    if std::env::var("HEPH_REQUIRE_KEYRING").as_deref() == Ok("1") {
+        assert!(in_keyring, "a keyring is required here: {err}");
+    }
+    if in_keyring {
+        assert!(stored.get("credential").is_none(), "{stored}");
+    } else {
+        assert!(err.contains("no usable keyring"), "{err}");
+    }
+    desk.ok(&["add", "at the desk"]);
+    desk.ok(&["sync", "--hub", &url]);
+    let status: serde_json::Value =
+        serde_json::from_str(&desk.ok(&["status", "--hub", &url, "--json"])).unwrap();
+    assert!(
+        status["auth"].as_str().unwrap().contains("label desk"),
+        "{status}"
+    );
+    desk.ok(&["logout"]);
+    assert!(!desk.dir.path().join("auth/device.json").exists());
+    let (synced, _, err) = desk.run(&["sync", "--hub", &url]);
+    assert!(!synced && err.contains("401"), "{err}");
+}

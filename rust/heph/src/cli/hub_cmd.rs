@@ -17,7 +17,7 @@ pub struct HubArgs {
     /// Owner commands on the hub's database (join tokens, devices); none
     /// runs the server.
     #[command(subcommand)]
-    pub action: Option<super::hub_owner::HubAction>,
+    pub action: Option<Box<super::hub_owner::HubAction>>,
     /// Address to listen on (port 0 picks a free port, printed on stdout).
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub listen: SocketAddr,
@@ -95,7 +95,7 @@ pub(super) fn hub_db(paths: &crate::paths::Paths, db: Option<PathBuf>) -> Result
 /// Serves until SIGTERM/SIGINT, or runs an owner command.
 pub fn run(paths: &crate::paths::Paths, args: HubArgs) -> Result<ExitCode> {
     if let Some(action) = args.action {
-        return super::hub_owner::run(paths, action);
+        return super::hub_owner::run(paths, *action);
     }
     let db = hub_db(paths, args.db)?;
     // Devices that joined with a token authenticate: the hub is not open.
