@@ -433,8 +433,16 @@ impl HubStore {
             })
         })?;
         let mut tokens: Vec<TokenRow> = rows.collect::<Result<_, _>>()?;
+        let now_secs = super::now_ms() / 1000;
         for token in &mut tokens {
-            token.state = state_of(&conn, &token.id)?.name().to_owned();
+            let state = state_of(&conn, &token.id)?;
+            // Past its expiry and never used: shown as expired (the log
+            // records Expire when the token is next presented).
+            token.state = match state {
+                State::Issued if token.expires <= now_secs => "expired",
+                other => other.name(),
+            }
+            .to_owned();
         }
         Ok(tokens)
     }
