@@ -268,6 +268,10 @@ M.subcommands = {
   status = function()
     require("heph.sync").command("status")
   end,
+  join = function(args)
+    local words = vim.split(args, "%s+", { trimempty = true })
+    require("heph.login").join(words[1], words[2])
+  end,
 }
 
 ---Runs `:Heph {sub} [args]`.

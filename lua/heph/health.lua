@@ -33,13 +33,19 @@ function M.check()
     health.start("heph: sync")
     local text = "sync: " .. (status.state or "unknown") .. (status.hub and (" with " .. status.hub) or "")
     if status.state == "login_needed" then
-      health.warn("login needed: sync is paused", { "Run :HephLogin" })
+      health.warn("login needed: sync is paused", { "Run :HephLogin", "Or join with a token: :HephJoin URL" })
+    elseif status.state == "removed" then
+      health.warn("this device was removed from the hub: sync is stopped", { "Ask the hub's owner for a new join token, then :HephJoin URL" })
     elseif status.state == "error" then
       health.warn(text .. (status.last_error and (": " .. status.last_error) or ""), { "See :HephSync status and the log file" })
     elseif status.state == "synced" or status.state == "pending" or status.state == "syncing" then
       health.ok(text)
     else
       health.info(text)
+    end
+    if status.auth then
+      -- "device credential (label …)" or "OIDC login".
+      health.info("authenticated by: " .. status.auth)
     end
     if status.token_store then
       health.info("token store: " .. status.token_store)

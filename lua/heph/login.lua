@@ -1,4 +1,4 @@
----@mod heph.login :HephLogin and :HephLogout
+---@mod heph.login :HephLogin, :HephJoin and :HephLogout
 ---
 --- The sidecar runs the device-code flow and reports progress as `login`
 --- events; this module shows the code in a floating window, copies it to
@@ -49,10 +49,24 @@ function H.float(lines)
   vim.keymap.set("n", "q", H.close, { buffer = buf })
 end
 
----Handles a `login` event from the sidecar.
----@param ev {state: string, verification_uri?: string, verification_uri_complete?: string, user_code?: string, message?: string, store?: string, fallback?: boolean}
+---Handles a `login` event from the sidecar (also the outcome of :HephJoin).
+---@param ev {state: string, verification_uri?: string, verification_uri_complete?: string, user_code?: string, message?: string, store?: string, fallback?: boolean, hub?: string, label?: string, scope?: string, device_id?: string, configured?: boolean}
 function M.on_event(ev)
-  if ev.state == "code" then
+  if ev.state == "joined" then
+    local text = ("heph: joined %s as %q (scope %s); the credential is kept in %s"):format(
+      ev.hub or "the hub",
+      ev.label or "device",
+      ev.scope or "full",
+      ev.store or "the token store"
+    )
+    if ev.configured == false then
+      -- The credential is stored, but sync talks to another hub (or none).
+      text = text .. ("\nset hub_url = %q in setup() or config.toml to sync with it"):format(ev.hub or "")
+    end
+    return vim.notify(text, (ev.fallback or ev.configured == false) and vim.log.levels.WARN or vim.log.levels.INFO)
+  elseif ev.state == "join_failed" then
+    return vim.notify("heph: " .. (ev.message or "cannot join"), vim.log.levels.ERROR)
+  elseif ev.state == "code" then
     local lines = {
       "Open: " .. (ev.verification_uri or "?"),
       "Code: " .. (ev.user_code or "?"),
@@ -128,13 +142,40 @@ function M.forget()
   H.retrying = false
 end
 
+---:HephJoin URL [TOKEN] — redeems a single-use join token from the hub's
+---owner (`heph hub join-token create`); asks for the token when it is not
+---given, so it stays out of the command history. The sidecar redeems it in
+---the background and reports as a `login` event.
+---@param url? string
+---@param token? string
+function M.join(url, token)
+  if not url or url == "" then
+    return vim.notify("heph: :HephJoin needs the hub's URL: :HephJoin URL [TOKEN]", vim.log.levels.ERROR)
+  end
+  local function send(tok)
+    tok = tok and vim.trim(tok) or ""
+    if tok == "" then
+      return vim.notify("heph: join cancelled (no token)", vim.log.levels.WARN)
+    end
+    local ok, reply = pcall(rpc.request, "join", { url = url, token = tok })
+    if not ok then
+      return vim.notify(tostring(reply), vim.log.levels.ERROR)
+    end
+    vim.notify(("heph: joining %s…"):format(url))
+  end
+  if token and token ~= "" then
+    return send(token)
+  end
+  vim.ui.input({ prompt = ("heph: join token for %s: "):format(url) }, send)
+end
+
 ---:HephLogout
 function M.logout()
   local ok, err = pcall(rpc.request, "logout", {})
   if not ok then
     return vim.notify(tostring(err), vim.log.levels.ERROR)
   end
-  vim.notify("heph: logged out")
+  vim.notify("heph: logged out; the tokens and the device credential are forgotten")
 end
 
 ---The floating window, when shown (tests).

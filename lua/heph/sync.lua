@@ -10,7 +10,8 @@ local M = {}
 local H = {}
 
 ---@class heph.Status
----@field state "synced"|"pending"|"syncing"|"offline"|"error"|"login_needed"|"disabled"
+---@field state "synced"|"pending"|"syncing"|"offline"|"error"|"login_needed"|"removed"|"disabled"
+---@field auth? string how this device authenticates ("device credential (label …)", "OIDC login")
 ---@field pending? integer ops not yet on the hub
 ---@field last_sync? string time of the last successful sync
 ---@field last_error? string
@@ -77,6 +78,9 @@ function H.state_text(status)
     return status.offline_since and ("heph offline since " .. status.offline_since) or "heph offline"
   elseif s == "login_needed" then
     return "heph login needed"
+  elseif s == "removed" then
+    -- The owner revoked this device: no retries until it joins again.
+    return "heph removed from the hub"
   elseif s == "error" then
     return "heph sync error"
   end
@@ -98,6 +102,9 @@ function M.command(arg)
       table.insert(lines, "hub: " .. status.hub)
     end
     table.insert(lines, "pending: " .. tostring(status.pending or 0))
+    if status.auth then
+      table.insert(lines, "auth: " .. status.auth)
+    end
     table.insert(lines, "last sync: " .. (status.last_sync or "never"))
     if status.last_error then
       table.insert(lines, "last error: " .. status.last_error)

@@ -2,12 +2,14 @@
 //! stored session with its rotating refresh tokens, and the hub-side
 //! verification of JWT access tokens.
 
+pub mod device_credential;
 pub mod device_login;
 mod http_client;
 pub mod jwt_verify;
 pub mod session;
 pub mod token_store;
 
+pub use device_credential::{DeviceCredential, StoredDevice};
 pub use device_login::{device_login, LoginConfig, LoginEvent, Tokens};
 pub use jwt_verify::{Claims, JwtVerifier, Rejection, VerifierConfig};
 pub use session::{normalize_hub_url, Session, SessionState};
@@ -31,4 +33,7 @@ pub enum AuthError {
     /// The token store failed.
     #[error("token store: {0}")]
     Store(String),
+    /// The hub's owner removed this device: join again with a new token.
+    #[error("{0}")]
+    Removed(String),
 }

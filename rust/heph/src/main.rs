@@ -1,6 +1,7 @@
 //! `heph`: one binary for the scripting CLI, the Neovim sidecar and the hub.
 
 mod cli;
+mod credentials;
 mod local_day;
 mod paths;
 mod sidecar;

@@ -12,6 +12,8 @@
 //! whatever the clients do.
 
 mod auth;
+mod capture;
+pub mod join;
 mod routes;
 mod store;
 
@@ -25,7 +27,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
-pub use auth::{BearerCheck, Rejection};
+pub use auth::{Access, BearerCheck, Rejection};
+pub use join::{HubSecret, Scope};
 pub use routes::{router, MAX_DRIFT_MS, MAX_OP_DEPTH, MAX_PULL_BYTES, MAX_PULL_LIMIT};
 pub use store::{HubStore, PushOutcome};
 
@@ -51,8 +54,12 @@ pub enum HubError {
 pub struct HubConfig {
     /// Largest accepted request body in bytes.
     pub max_body: usize,
-    /// Verifies bearer tokens; `None` serves open (local use).
+    /// Verifies OIDC bearer tokens; with neither this nor join tokens the
+    /// hub serves open (local use).
     pub auth: Option<Arc<dyn BearerCheck>>,
+    /// The secret join tokens are signed with; `serve` reads (or creates)
+    /// the one beside the database when `None`.
+    pub join: Option<Arc<HubSecret>>,
 }
 
 impl Default for HubConfig {
@@ -60,6 +67,7 @@ impl Default for HubConfig {
         Self {
             max_body: DEFAULT_MAX_BODY,
             auth: None,
+            join: None,
         }
     }
 }
@@ -118,6 +126,20 @@ pub async fn serve_with_limits(
     private_db_file(db)?;
     let store = HubStore::open(db)?;
     private_db_companions(db);
+    let mut config = config;
+    if config.join.is_none() {
+        config.join = Some(Arc::new(HubSecret::load_or_create(&HubSecret::path_for(
+            db,
+        ))?));
+    }
+    // No redeem survives a restart: settle those a crash cut off.
+    let settled = store.settle_in_flight(join::now_ms(), 0)?;
+    if settled > 0 {
+        tracing::warn!(
+            settled,
+            "settled join token redeems cut off by the last stop"
+        );
+    }
     let app = router(Arc::new(store), config);
     let service = tower::ServiceBuilder::new()
         .layer(TimeoutLayer::with_status_code(
@@ -197,6 +219,15 @@ pub async fn serve_with_limits(
     }
     connections.shutdown().await;
     Ok(())
+}
+
+/// Opens (creating) the hub database, readable by its owner only: for the
+/// owner's commands that work beside a running hub.
+pub fn open_private(db: &Path) -> Result<HubStore, HubError> {
+    private_db_file(db)?;
+    let store = HubStore::open(db)?;
+    private_db_companions(db);
+    Ok(store)
 }
 
 /// Creates the hub database readable by its owner only, or makes an

@@ -6,11 +6,12 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::auth::Access;
 use crate::{HubConfig, HubStore};
 
 /// Most ops one pull returns.
@@ -92,32 +93,43 @@ pub fn error(status: StatusCode, message: &str) -> Response {
 
 /// The hub's routes.
 pub fn router(store: Arc<HubStore>, config: HubConfig) -> Router {
-    let mut api = Router::new()
+    let auth = Arc::new(crate::auth::HubAuth::new(config.auth, Arc::clone(&store)));
+    let api = Router::new()
         .route("/v1/ops", get(pull).post(push))
-        .with_state(store)
-        .layer(DefaultBodyLimit::max(config.max_body));
-    if let Some(check) = config.auth {
-        api = api.layer(axum::middleware::from_fn_with_state(
-            check,
+        .with_state(Arc::clone(&store))
+        .merge(
+            Router::new()
+                .route("/v1/capture", post(crate::capture::capture))
+                .with_state(crate::capture::CaptureState::new(Arc::clone(&store))),
+        )
+        .layer(DefaultBodyLimit::max(config.max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
             crate::auth::require_bearer,
         ));
+    let mut open = Router::new().route("/v1/health", get(health));
+    if let Some(secret) = config.join {
+        // Open: the join token is the credential.
+        open = open.merge(
+            Router::new()
+                .route("/v1/join", post(crate::join::redeem))
+                .with_state(crate::join::JoinState { store, secret })
+                .layer(DefaultBodyLimit::max(16 * 1024)),
+        );
     }
-    Router::new()
-        .route("/v1/health", get(health))
-        .merge(api)
-        .fallback(|| async {
-            error(
-                StatusCode::NOT_FOUND,
-                "no such route; the hub serves /v1/ops and /v1/health",
-            )
-        })
+    open.merge(api).fallback(|| async {
+        error(
+            StatusCode::NOT_FOUND,
+            "no such route; the hub serves /v1/ops, /v1/capture, /v1/join and /v1/health",
+        )
+    })
 }
 
 async fn health() -> Json<Value> {
     Json(json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") }))
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
+pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "request failed");
     error(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -212,8 +224,15 @@ struct PullParams {
 
 async fn pull(
     State(store): State<Arc<HubStore>>,
+    access: Option<axum::Extension<Access>>,
     params: Result<Query<PullParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    if access.is_some_and(|a| a.0 == Access::Capture) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "this device's credential has the capture scope: it may push but not pull",
+        );
+    }
     let Query(params) = match params {
         Ok(p) => p,
         Err(e) => {

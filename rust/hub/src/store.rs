@@ -38,12 +38,13 @@ impl HubStore {
                  op    TEXT NOT NULL
              );",
         )?;
+        conn.execute_batch(crate::join::SCHEMA)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a transaction open
         // (rusqlite rolls back on drop), so the connection is still usable.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())

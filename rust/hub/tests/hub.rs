@@ -103,7 +103,7 @@ async fn push_dedupes_and_assigns_sequences() {
 async fn bad_input_gets_clear_errors() {
     let hub = start(HubConfig {
         max_body: 1024,
-        auth: None,
+        ..HubConfig::default()
     })
     .await;
     let r = client()

@@ -22,7 +22,10 @@ pub enum ClientError {
         reason: String,
     },
     /// The hub needs a (new) token.
-    #[error("the hub refused the credentials (401): {0}; run :HephLogin or `heph login`")]
+    #[error(
+        "the hub refused the credentials (401): {0}; run :HephLogin or `heph login`, or join \
+         with :HephJoin or `heph join URL TOKEN`"
+    )]
     Unauthorized(String),
     /// The hub answered with an error status.
     #[error("hub returned {status}: {message}")]
@@ -45,6 +48,45 @@ impl ClientError {
             ClientError::Status { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
+    }
+}
+
+/// Where sync gets the bearer token for a hub: the heph binary wires in
+/// the OIDC login or a device credential from a join token; sync itself
+/// knows neither, nor where they are kept.
+pub trait TokenProvider: Send + Sync {
+    /// The token to send to `hub`; `None` for an open hub.
+    fn token(&self, hub: &str) -> Result<Option<String>, heph_auth::AuthError>;
+
+    /// The hub answered 401 (`message`) to `rejected`: a fresh token to try
+    /// once more, or an error that says what the user must do (log in
+    /// again, join again).
+    fn refresh(
+        &self,
+        hub: &str,
+        rejected: &str,
+        message: &str,
+    ) -> Result<String, heph_auth::AuthError>;
+}
+
+/// No credentials: for an open hub (local use, tests).
+pub struct NoToken;
+
+impl TokenProvider for NoToken {
+    fn token(&self, _hub: &str) -> Result<Option<String>, heph_auth::AuthError> {
+        Ok(None)
+    }
+
+    fn refresh(
+        &self,
+        _hub: &str,
+        _rejected: &str,
+        message: &str,
+    ) -> Result<String, heph_auth::AuthError> {
+        Err(heph_auth::AuthError::Issuer(format!(
+            "the hub wants credentials ({message}); run :HephLogin / `heph login`, or join \
+             with `heph join URL TOKEN`"
+        )))
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use heph_core::Op;
 use heph_store::{Replica, StoreError};
 
-use crate::client::{ClientError, HubClient};
+use crate::client::{ClientError, HubClient, TokenProvider};
 
 /// Bytes of op JSON per push request.
 pub const PUSH_BATCH_BYTES: usize = 1024 * 1024;
@@ -248,33 +248,22 @@ pub fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncReport, 
     Ok(report)
 }
 
-fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, SyncError> {
-    match tokio::runtime::Handle::try_current() {
-        // Inside the sidecar's blocking pool: borrow its runtime.
-        Ok(handle) => Ok(handle.block_on(future)),
-        Err(_) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| SyncError::Client(ClientError::Garbage(e.to_string())))?;
-            Ok(runtime.block_on(future))
-        }
-    }
-}
-
-/// A sync pass that attaches the stored login's bearer token, if the
-/// replica is logged in to this hub. A 401 triggers one refresh and one
-/// retry; a refused refresh ends in `AuthError::LoginNeeded`.
-pub fn sync_with_login(replica_path: &Path, hub: &str) -> Result<SyncReport, SyncError> {
+/// A sync pass that sends the bearer token `tokens` gives for this hub,
+/// if any. A 401 asks the provider once for a fresh token and retries; a
+/// provider that has none ends the pass with its reason (login needed,
+/// device removed).
+pub fn sync_authenticated(
+    replica_path: &Path,
+    hub: &str,
+    tokens: &dyn TokenProvider,
+) -> Result<SyncReport, SyncError> {
     let mut client = HubClient::new(hub)?;
-    let data_dir = replica_path.parent().unwrap_or(Path::new("."));
-    let session = heph_auth::Session::new(data_dir);
-    let token = block_on(session.access_token(client.url()))??;
+    let token = tokens.token(client.url())?;
     client.set_token(token.clone());
     match sync_once(replica_path, &client) {
-        Err(SyncError::Client(ClientError::Unauthorized(_))) if token.is_some() => {
+        Err(SyncError::Client(ClientError::Unauthorized(message))) if token.is_some() => {
             let rejected = token.unwrap_or_default();
-            let fresh = block_on(session.force_refresh(&rejected))??;
+            let fresh = tokens.refresh(client.url(), &rejected, &message)?;
             client.set_token(Some(fresh));
             sync_once(replica_path, &client)
         }

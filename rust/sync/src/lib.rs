@@ -11,8 +11,8 @@ pub mod config;
 pub mod engine;
 pub mod service;
 
-pub use client::{ClientError, HubClient};
+pub use client::{ClientError, HubClient, NoToken, TokenProvider};
 pub use config::Config;
-pub use engine::{sync_once, sync_with_login, SyncError, SyncReport};
+pub use engine::{sync_authenticated, sync_once, SyncError, SyncReport};
 pub use heph_auth::normalize_hub_url;
 pub use service::{SyncService, SyncState, SyncStatus};

@@ -9,13 +9,17 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::client::ClientError;
-use crate::engine::{record_outcome, sync_with_login, SyncError, SyncReport};
+use std::sync::Arc;
+
+use crate::client::{ClientError, NoToken, TokenProvider};
+use crate::engine::{record_outcome, sync_authenticated, SyncError, SyncReport};
 
 /// How long after a local write the sync starts (more writes push it back).
 pub const DEBOUNCE: Duration = Duration::from_secs(2);
 /// Longest wait between attempts while the hub is unreachable.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// A removed device does not retry on its own (a year is "never").
+const REMOVED_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Where sync stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,6 +37,9 @@ pub enum SyncState {
     Error,
     /// The hub refused the credentials.
     LoginNeeded,
+    /// The hub's owner removed this device (revoked its credential): no
+    /// retries until it joins again.
+    Removed,
     /// No hub configured.
     Disabled,
 }
@@ -142,9 +149,20 @@ fn jitter(base: Duration) -> Duration {
 }
 
 impl SyncService {
-    /// Starts syncing `replica` with `hub_url` every `interval`. Must be
-    /// called inside a tokio runtime.
+    /// Starts syncing `replica` with an open hub (no credentials) every
+    /// `interval`. Must be called inside a tokio runtime.
     pub fn start(replica: PathBuf, hub_url: String, interval: Duration) -> Self {
+        Self::start_with_tokens(replica, hub_url, interval, Arc::new(NoToken))
+    }
+
+    /// Starts syncing `replica` with `hub_url` every `interval`, with the
+    /// bearer tokens `tokens` gives. Must be called inside a tokio runtime.
+    pub fn start_with_tokens(
+        replica: PathBuf,
+        hub_url: String,
+        interval: Duration,
+        tokens: Arc<dyn TokenProvider>,
+    ) -> Self {
         // One spelling of the URL, so status notes land where the cursor is.
         // Passes connect with the URL as given (userinfo included); status
         // and stored notes use its one spelling without userinfo.
@@ -158,6 +176,8 @@ impl SyncService {
         tokio::spawn(async move {
             let mut next = Instant::now();
             let mut backoff: Option<Duration> = None;
+            // Removed from the hub: local writes do not start passes.
+            let mut removed = false;
             loop {
                 let reply = tokio::select! {
                     request = rx.recv() => match request {
@@ -165,7 +185,7 @@ impl SyncService {
                         Some(Request::LocalWrite) => {
                             // Debounce: each write moves the pass to DEBOUNCE from now,
                             // unless we are backing off from an unreachable hub.
-                            if backoff.is_none() {
+                            if backoff.is_none() && !removed {
                                 next = Instant::now() + DEBOUNCE;
                             }
                             let counts = counts(&replica, &hub_url).await;
@@ -182,12 +202,14 @@ impl SyncService {
                     _ = tokio::time::sleep_until(next) => None,
                 };
                 status_tx.send_modify(|s| s.state = SyncState::Syncing);
-                let outcome = run_pass(replica.clone(), connect_url.clone()).await;
+                let outcome =
+                    run_pass(replica.clone(), connect_url.clone(), Arc::clone(&tokens)).await;
                 let counts = counts(&replica, &hub_url).await;
                 let pending = counts.pending;
                 let result = match &outcome {
                     Ok(report) => {
                         backoff = None;
+                        removed = false;
                         next = Instant::now() + interval;
                         status_tx.send_modify(|s| {
                             s.state = if pending > 0 {
@@ -214,12 +236,19 @@ impl SyncService {
                                 backoff = Some(wait);
                                 (SyncState::Offline, jitter(wait))
                             }
+                            // Removed by the owner: retrying cannot help;
+                            // only an explicit :HephSync (after a new join)
+                            // tries again.
+                            SyncError::Auth(heph_auth::AuthError::Removed(_)) => {
+                                (SyncState::Removed, REMOVED_WAIT)
+                            }
                             SyncError::Client(ClientError::Unauthorized(_))
                             | SyncError::Auth(heph_auth::AuthError::LoginNeeded) => {
                                 (SyncState::LoginNeeded, interval)
                             }
                             _ => (SyncState::Error, interval),
                         };
+                        removed = state == SyncState::Removed;
                         next = Instant::now() + retry;
                         tracing::warn!(error = %e, retry_in = ?retry, "sync failed");
                         status_tx.send_modify(|s| {
@@ -271,9 +300,13 @@ impl SyncService {
     }
 }
 
-async fn run_pass(replica: PathBuf, hub: String) -> Result<SyncReport, SyncError> {
+async fn run_pass(
+    replica: PathBuf,
+    hub: String,
+    tokens: Arc<dyn TokenProvider>,
+) -> Result<SyncReport, SyncError> {
     let joined = tokio::task::spawn_blocking(move || {
-        let outcome = sync_with_login(&replica, &hub);
+        let outcome = sync_authenticated(&replica, &hub, tokens.as_ref());
         if let Err(e) = record_outcome(&replica, &hub, &outcome) {
             tracing::warn!(error = %e, "cannot record sync outcome");
         }

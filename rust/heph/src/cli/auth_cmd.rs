@@ -92,9 +92,11 @@ pub fn login(paths: &Paths, args: LoginArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Forgets stored tokens.
+/// Forgets stored tokens and the device credential.
 pub fn logout(paths: &Paths, _args: LogoutArgs) -> Result<ExitCode> {
-    if Session::new(&paths.data_dir).logout()? {
+    let session = Session::new(&paths.data_dir).logout()?;
+    let device = heph_auth::DeviceCredential::new(&paths.data_dir).forget()?;
+    if session || device {
         eprintln!("Logged out.");
     } else {
         eprintln!("Not logged in.");

@@ -12,11 +12,17 @@ use heph_auth::{JwtVerifier, VerifierConfig};
 
 /// Options of `heph hub`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct HubArgs {
+    /// Owner commands on the hub's database (join tokens, devices); none
+    /// runs the server.
+    #[command(subcommand)]
+    pub action: Option<Box<super::hub_owner::HubAction>>,
     /// Address to listen on (port 0 picks a free port, printed on stdout).
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub listen: SocketAddr,
-    /// The hub database file (default: hub.db in the data dir).
+    /// The hub database file (default: hub.db in the data dir); its
+    /// signing secret for join tokens is FILE.secret beside it.
     #[arg(long, value_name = "FILE")]
     pub db: Option<PathBuf>,
     /// Serve without authentication on a non-loopback address.
@@ -53,8 +59,8 @@ pub struct HubArgs {
     pub shutdown_grace: Duration,
 }
 
-/// Parses `10`, `10s`, `500ms` or `2m`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// Parses `10`, `10s`, `500ms`, `2m`, `1h` or `7d`.
+pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -66,27 +72,47 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     match unit {
         "" | "s" => Ok(Duration::from_secs(number)),
         "ms" => Ok(Duration::from_millis(number)),
-        "m" => Ok(Duration::from_secs(number * 60)),
-        _ => Err(format!("{text:?} is not a duration (e.g. 10s, 500ms, 2m)")),
+        "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
+        "h" => Ok(Duration::from_secs(number.saturating_mul(3600))),
+        "d" => Ok(Duration::from_secs(number.saturating_mul(86_400))),
+        _ => Err(format!(
+            "{text:?} is not a duration (e.g. 10s, 500ms, 2m, 1h)"
+        )),
     }
 }
 
-/// Serves until SIGTERM/SIGINT.
-pub fn run(paths: &crate::paths::Paths, args: HubArgs) -> Result<ExitCode> {
-    if !args.listen.ip().is_loopback() && !args.insecure_open && args.issuer.is_none() {
-        bail!(
-            "refusing to serve {} without authentication: the hub would be open to the network. \
-             Listen on 127.0.0.1, or pass --insecure-open if a proxy in front of it authenticates",
-            args.listen
-        );
-    }
-    let db = match args.db {
+/// The hub database: `--db`, else hub.db in the data dir.
+pub(super) fn hub_db(paths: &crate::paths::Paths, db: Option<PathBuf>) -> Result<PathBuf> {
+    Ok(match db {
         Some(db) => db,
         None => {
             paths.ensure()?;
             paths.data_dir.join("hub.db")
         }
+    })
+}
+
+/// Serves until SIGTERM/SIGINT, or runs an owner command.
+pub fn run(paths: &crate::paths::Paths, args: HubArgs) -> Result<ExitCode> {
+    if let Some(action) = args.action {
+        return super::hub_owner::run(paths, *action);
+    }
+    let db = hub_db(paths, args.db)?;
+    // Devices that joined with a token authenticate: the hub is not open.
+    // Redeems a crash cut off are settled before the hub says it listens.
+    let joined = {
+        let store = heph_hub::open_private(&db)?;
+        store.settle_in_flight(heph_hub::join::now_ms(), 0)?;
+        store.join_active()?
     };
+    if !args.listen.ip().is_loopback() && !args.insecure_open && args.issuer.is_none() && !joined {
+        bail!(
+            "refusing to serve {} without authentication: the hub would be open to the network. \
+             Listen on 127.0.0.1, create a join token first (`heph hub join-token create`), or \
+             pass --insecure-open if a proxy in front of it authenticates",
+            args.listen
+        );
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -115,6 +141,7 @@ pub fn run(paths: &crate::paths::Paths, args: HubArgs) -> Result<ExitCode> {
         let config = heph_hub::HubConfig {
             max_body: args.max_body,
             auth,
+            join: None,
         };
         let limits = heph_hub::ServeLimits {
             header_timeout: args.header_timeout,

@@ -2,6 +2,9 @@
 
 mod auth_cmd;
 mod hub_cmd;
+mod hub_owner;
+mod join_cmd;
+pub(crate) use join_cmd::host_name;
 pub(crate) mod nodes;
 mod sync_cmd;
 
@@ -65,6 +68,8 @@ pub enum Command {
     Login(auth_cmd::LoginArgs),
     /// Forget the stored tokens.
     Logout(auth_cmd::LogoutArgs),
+    /// Join a hub with a single-use token from its owner (`heph hub join-token create`).
+    Join(join_cmd::JoinArgs),
 }
 
 /// Runs one parsed command line.
@@ -89,5 +94,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dump => nodes::dump(&paths),
         Command::Login(args) => auth_cmd::login(&paths, args),
         Command::Logout(args) => auth_cmd::logout(&paths, args),
+        Command::Join(args) => join_cmd::join(&paths, args),
     }
 }

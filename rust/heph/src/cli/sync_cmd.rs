@@ -52,7 +52,8 @@ pub fn sync(paths: &Paths, args: SyncArgs) -> Result<ExitCode> {
     let hub = hub_url(args.hub)?;
     paths.ensure()?;
     let client = HubClient::new(&hub)?;
-    let outcome = heph_sync::sync_with_login(&paths.replica(), &hub);
+    let tokens = crate::credentials::StoredCredentials::new(&paths.data_dir);
+    let outcome = heph_sync::sync_authenticated(&paths.replica(), &hub, &tokens);
     heph_sync::engine::record_outcome(&paths.replica(), client.url(), &outcome)?;
     let report = outcome.with_context(|| format!("sync with {} failed", client.url()))?;
     for warning in &report.warnings {
@@ -112,6 +113,9 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
         Ok(None) => ("not logged in".to_owned(), None),
         Err(e) => (e.to_string(), None),
     };
+    // How this device authenticates: a device credential or the login.
+    let (auth, auth_store) = crate::credentials::describe(&paths.data_dir, key.as_deref());
+    let token_store = token_store.or(auth_store);
     if args.json {
         println!(
             "{}",
@@ -126,6 +130,7 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
                 "refused": refused.count,
                 "refused_reason": refused.newest_reason,
                 "login": login,
+                "auth": auth,
                 "token_store": token_store,
             })
         );
@@ -154,8 +159,8 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
             );
         }
         match token_store {
-            Some(store) => println!("login:      {login}; tokens in {store}"),
-            None => println!("login:      {login}"),
+            Some(store) => println!("auth:       {auth}; secrets in {store}"),
+            None => println!("auth:       {auth}"),
         }
     }
     Ok(ExitCode::SUCCESS)

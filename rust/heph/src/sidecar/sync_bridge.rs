@@ -49,7 +49,8 @@ impl SyncBridge {
         };
         let service = config.hub_url.clone().map(|hub| {
             tracing::info!(%hub, "background sync enabled");
-            SyncService::start(paths.replica(), hub, config.interval())
+            let tokens = Arc::new(crate::credentials::StoredCredentials::new(&paths.data_dir));
+            SyncService::start_with_tokens(paths.replica(), hub, config.interval(), tokens)
         });
         Self {
             paths,
@@ -102,9 +103,11 @@ impl SyncBridge {
                 ..SyncStatus::new(SyncState::Disabled, None)
             }),
         };
-        let session = Session::new(&self.paths.data_dir);
-        let store = session.store_description();
+        // How this device authenticates: a device credential or the login.
+        let (auth, store) =
+            crate::credentials::describe(&self.paths.data_dir, self.config.hub_url.as_deref());
         status["logged_in"] = json!(store.is_some());
+        status["auth"] = json!(auth);
         status["token_store"] = json!(store.unwrap_or_else(|| "not logged in".into()));
         status
     }
@@ -164,6 +167,7 @@ impl SyncBridge {
                 None => Ok(json!({ "done": false })),
             }),
             "login" => Some(self.start_login()),
+            "join" => Some(self.start_join(args, neovim)),
             "logout" => Some(self.logout()),
             _ => None,
         }
@@ -285,6 +289,65 @@ impl SyncBridge {
         Ok(json!({ "state": "started" }))
     }
 
+    /// :HephJoin: answers at once; the redeem runs in the background and
+    /// reports as a `login` event (`joined` or `join_failed`), then a sync
+    /// starts when the hub is the configured one.
+    fn start_join(
+        &self,
+        args: &[Value],
+        neovim: Neovim<Writer>,
+    ) -> Result<serde_json::Value, String> {
+        let params = super::params::Params::new("join", args)?;
+        let url = params.str("url")?;
+        let token = params.str("token")?;
+        let name = params
+            .opt_str("name")?
+            .unwrap_or_else(crate::cli::host_name);
+        TokenStore::forced().map_err(|e| e.to_string())?;
+        let credential = heph_auth::DeviceCredential::new(&self.paths.data_dir);
+        let configured = self
+            .config
+            .hub_url
+            .as_deref()
+            .map(heph_sync::normalize_hub_url);
+        let service = self.service.clone();
+        tokio::spawn(async move {
+            // The keyring crates block: run the redeem off the event loop.
+            let handle = tokio::runtime::Handle::current();
+            let joined = tokio::task::spawn_blocking(move || {
+                handle.block_on(credential.join(&url, &token, &name))
+            })
+            .await;
+            let payload = match joined {
+                Ok(Ok((device, store))) => {
+                    tracing::info!(device = %device.device_id, label = %device.label, "joined a hub");
+                    let syncs = configured.as_deref() == Some(device.hub.as_str());
+                    if let (true, Some(service)) = (syncs, service) {
+                        tokio::spawn(async move {
+                            let _ = service.sync_now().await;
+                        });
+                    }
+                    json!({
+                        "state": "joined",
+                        "hub": device.hub,
+                        "device_id": device.device_id,
+                        "label": device.label,
+                        "scope": device.scope,
+                        "store": store.describe(),
+                        "fallback": store.fallback_reason.is_some(),
+                        "configured": syncs,
+                    })
+                }
+                Ok(Err(e)) => json!({ "state": "join_failed", "message": e.to_string() }),
+                Err(e) => {
+                    json!({ "state": "join_failed", "message": format!("join task failed: {e}") })
+                }
+            };
+            notify(&neovim, "login", payload).await;
+        });
+        Ok(json!({ "state": "started" }))
+    }
+
     fn logout(&self) -> Result<serde_json::Value, String> {
         if let Ok(mut pending) = self.login.lock() {
             if let Some(p) = pending.take() {
@@ -294,7 +357,10 @@ impl SyncBridge {
         let removed = Session::new(&self.paths.data_dir)
             .logout()
             .map_err(|e| e.to_string())?;
-        Ok(json!({ "removed": removed }))
+        let device = heph_auth::DeviceCredential::new(&self.paths.data_dir)
+            .forget()
+            .map_err(|e| e.to_string())?;
+        Ok(json!({ "removed": removed || device }))
     }
 
     /// Called after a request that may have written.

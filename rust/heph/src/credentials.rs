@@ -1,0 +1,79 @@
+//! The bearer tokens sync sends, as the CLI and the sidecar wire them in:
+//! a device credential from a join token when this replica joined the hub,
+//! else the OIDC login, else none (an open hub).
+
+use std::path::{Path, PathBuf};
+
+use heph_auth::{AuthError, DeviceCredential, Session, SessionState};
+
+/// Tokens from what this replica stored: a device credential or a login.
+pub struct StoredCredentials {
+    data_dir: PathBuf,
+}
+
+impl StoredCredentials {
+    /// The credentials of the replica in `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            data_dir: data_dir.to_owned(),
+        }
+    }
+}
+
+/// Runs an auth future from sync's blocking thread: inside the sidecar's
+/// runtime it borrows that runtime, in the CLI it makes a small one.
+fn block_on<F: std::future::Future<Output = Result<T, AuthError>>, T>(
+    future: F,
+) -> Result<T, AuthError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.block_on(future),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| AuthError::Network(format!("cannot start the HTTP runtime: {e}")))?
+            .block_on(future),
+    }
+}
+
+impl heph_sync::TokenProvider for StoredCredentials {
+    fn token(&self, hub: &str) -> Result<Option<String>, AuthError> {
+        if let Some(credential) = DeviceCredential::new(&self.data_dir).credential_for(hub)? {
+            return Ok(Some(credential));
+        }
+        block_on(Session::new(&self.data_dir).access_token(hub))
+    }
+
+    fn refresh(&self, _hub: &str, rejected: &str, message: &str) -> Result<String, AuthError> {
+        if rejected.starts_with(heph_hub::join::CREDENTIAL_PREFIX) {
+            // A device credential is not refreshed: the owner removed it.
+            return Err(AuthError::Removed(message.to_owned()));
+        }
+        block_on(Session::new(&self.data_dir).force_refresh(rejected))
+    }
+}
+
+/// How this replica authenticates to `hub`, as `heph status` and
+/// `:checkhealth heph` say it, and where its secret is kept.
+pub fn describe(data_dir: &Path, hub: Option<&str>) -> (String, Option<String>) {
+    let device = DeviceCredential::new(data_dir);
+    match device.load() {
+        Ok(Some(d)) if hub.is_none_or(|h| heph_auth::normalize_hub_url(h) == d.hub) => {
+            let store = device.describe_store(&d);
+            return (d.summary(), Some(store));
+        }
+        Ok(_) => {}
+        Err(e) => return (e.to_string(), None),
+    }
+    let session = Session::new(data_dir);
+    match session.load() {
+        Ok(Some(s)) => {
+            let state = match s.state {
+                SessionState::LoginNeeded => "OIDC login (login needed)",
+                SessionState::Ok | SessionState::Refreshing => "OIDC login",
+            };
+            (state.to_owned(), Some(session.describe_store(&s)))
+        }
+        Ok(None) => ("not logged in".to_owned(), None),
+        Err(e) => (e.to_string(), None),
+    }
+}
