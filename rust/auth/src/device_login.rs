@@ -30,8 +30,11 @@ pub struct LoginConfig {
     pub audience: Option<String>,
 }
 
-/// Progress of a login.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Progress of a login. As JSON (the sidecar's `login` notification,
+/// doc/rpc.md) it is a map whose `state` is `code`, `polling` or
+/// `retrying`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum LoginEvent {
     /// Show these to the user.
     Code {
@@ -50,6 +53,7 @@ pub enum LoginEvent {
     /// the code expires. Sent once per run of failures.
     Retrying {
         /// What went wrong, for the user.
+        #[serde(rename = "message")]
         reason: String,
     },
 }
@@ -306,4 +310,35 @@ pub async fn refresh(config: &LoginConfig, refresh_token: &str) -> Result<Tokens
         tokens.refresh_token = Some(refresh_token.to_owned());
     }
     Ok(tokens)
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::LoginEvent;
+
+    /// The sidecar forwards these maps to Neovim as they are (lua/heph/login.lua).
+    #[test]
+    fn events_serialize_as_the_login_notification() {
+        let code = serde_json::to_value(LoginEvent::Code {
+            verification_uri: "https://id/device".into(),
+            verification_uri_complete: None,
+            user_code: "ABCD-EFGH".into(),
+            expires_in: 600,
+        })
+        .expect("json");
+        assert_eq!(code["state"], "code");
+        assert_eq!(code["user_code"], "ABCD-EFGH");
+        assert_eq!(code["verification_uri"], "https://id/device");
+        assert_eq!(code["expires_in"], 600);
+        let retrying = serde_json::to_value(LoginEvent::Retrying {
+            reason: "the issuer did not answer".into(),
+        })
+        .expect("json");
+        assert_eq!(
+            retrying,
+            serde_json::json!({ "state": "retrying", "message": "the issuer did not answer" })
+        );
+        let polling = serde_json::to_value(LoginEvent::Polling).expect("json");
+        assert_eq!(polling, serde_json::json!({ "state": "polling" }));
+    }
 }

@@ -77,3 +77,17 @@ pub fn describe(data_dir: &Path, hub: Option<&str>) -> (String, Option<String>) 
         Err(e) => (e.to_string(), None),
     }
 }
+
+/// This machine's name, for the hub's device list.
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unnamed device".into())
+}

@@ -22,20 +22,6 @@ pub struct JoinArgs {
     pub name: Option<String>,
 }
 
-/// This machine's name, for the hub's device list.
-pub fn host_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.trim().is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unnamed device".into())
-}
-
 /// Redeems the token and stores the credential.
 pub fn join(paths: &Paths, args: JoinArgs) -> Result<ExitCode> {
     TokenStore::forced()?;
@@ -49,7 +35,7 @@ pub fn join(paths: &Paths, args: JoinArgs) -> Result<ExitCode> {
     } else {
         args.token
     };
-    let name = args.name.unwrap_or_else(host_name);
+    let name = args.name.unwrap_or_else(crate::credentials::host_name);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -4,7 +4,6 @@ mod auth_cmd;
 mod hub_cmd;
 mod hub_owner;
 mod join_cmd;
-pub(crate) use join_cmd::host_name;
 pub(crate) mod nodes;
 mod sync_cmd;
 

@@ -223,24 +223,7 @@ impl SyncBridge {
         let task = tokio::spawn(async move {
             let nvim = neovim.clone();
             let on_event = move |event: LoginEvent| {
-                let payload = match event {
-                    LoginEvent::Code {
-                        verification_uri,
-                        verification_uri_complete,
-                        user_code,
-                        expires_in,
-                    } => json!({
-                        "state": "code",
-                        "verification_uri": verification_uri,
-                        "verification_uri_complete": verification_uri_complete,
-                        "user_code": user_code,
-                        "expires_in": expires_in,
-                    }),
-                    LoginEvent::Polling => json!({ "state": "polling" }),
-                    LoginEvent::Retrying { reason } => {
-                        json!({ "state": "retrying", "message": reason })
-                    }
-                };
+                let payload = serde_json::to_value(&event).unwrap_or_default();
                 if payload["state"] == "code" {
                     if let Ok(mut p) = slot.lock() {
                         if let Some(p) = p.as_mut() {
@@ -297,12 +280,15 @@ impl SyncBridge {
         args: &[Value],
         neovim: Neovim<Writer>,
     ) -> Result<serde_json::Value, String> {
-        let params = super::params::Params::new("join", args)?;
-        let url = params.str("url")?;
-        let token = params.str("token")?;
-        let name = params
-            .opt_str("name")?
-            .unwrap_or_else(crate::cli::host_name);
+        #[derive(serde::Deserialize)]
+        struct JoinParams {
+            url: String,
+            token: String,
+            name: Option<String>,
+        }
+        let JoinParams { url, token, name } =
+            super::params::decode("join", args).map_err(|e| e.message)?;
+        let name = name.unwrap_or_else(crate::credentials::host_name);
         TokenStore::forced().map_err(|e| e.to_string())?;
         let credential = heph_auth::DeviceCredential::new(&self.paths.data_dir);
         let configured = self
