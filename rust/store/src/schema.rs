@@ -105,6 +105,15 @@ CREATE TABLE quarantine (
     PRIMARY KEY (hub, seq)
 );
 "#,
+    r#"
+-- Open tasks, which lists, `next` and home read: in list order (due date
+-- first, then newest), and by project for project lists and home's counts.
+-- The WHERE is spelled as query.rs's OPEN_TASK, so queries can use them.
+CREATE INDEX nodes_open_tasks ON nodes(due IS NULL, due, created_hlc DESC)
+    WHERE kind = 'task' AND deleted = 0 AND (status IS NULL OR status IN ('todo', 'doing'));
+CREATE INDEX nodes_open_tasks_project ON nodes(project, due IS NULL, due, created_hlc DESC)
+    WHERE kind = 'task' AND deleted = 0 AND (status IS NULL OR status IN ('todo', 'doing'));
+"#,
 ];
 
 /// The schema version this build writes.

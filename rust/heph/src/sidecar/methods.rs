@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use heph_core::model::format_date;
 use heph_core::text::{home, links, list_buffer, node_buffer, promote};
 use heph_core::{Kind, NewNode, Node, Status};
-use heph_store::{Edit, ListFilter, ListOrder, Replica, StatusFilter};
+use heph_store::{Columns, Edit, ListFilter, ListOrder, Replica, StatusFilter};
 use serde_json::json;
 
 use super::params::{Params, Reply};
@@ -295,23 +295,28 @@ fn journal(ctx: &mut Context, p: &Params<'_>, peek: bool) -> Reply {
 /// list cut at its limit says so with `total` (how many match).
 fn list_get(ctx: &mut Context, p: &Params<'_>) -> Reply {
     let query = list_query::parse(&p.opt_str("query")?.unwrap_or_default());
-    let nodes = ctx.replica.list(&query.filter).map_err(err)?;
-    let versions: serde_json::Map<String, serde_json::Value> = nodes
-        .iter()
-        .map(|n| (n.id.clone(), json!(n.version)))
-        .collect();
-    let mut reply = json!({
-        "title": query.title,
-        "lines": nodes.iter().map(list_line).collect::<Vec<_>>(),
-        "versions": versions,
-    });
-    if query.filter.limit.is_some_and(|limit| nodes.len() >= limit) {
-        let all = ListFilter {
-            limit: None,
-            ..query.filter.clone()
-        };
-        let total = ctx.replica.list(&all).map_err(err)?.len();
-        if total > nodes.len() {
+    list_reply(&ctx.replica, &query)
+}
+
+/// Renders a list from rows without bodies, one row at a time, straight
+/// into the reply (no list of nodes held beside it).
+fn list_reply(replica: &Replica, query: &list_query::ListQuery) -> Reply {
+    let mut lines = Vec::new();
+    let mut versions = serde_json::Map::new();
+    replica
+        .each_node(&query.filter, Columns::Row, |node| {
+            lines.push(serde_json::Value::String(list_line(&node)));
+            versions.insert(node.id, serde_json::Value::String(node.version));
+            Ok(())
+        })
+        .map_err(err)?;
+    let shown = lines.len();
+    let mut reply = json!({ "title": query.title });
+    reply["lines"] = serde_json::Value::Array(lines);
+    reply["versions"] = serde_json::Value::Object(versions);
+    if query.filter.limit.is_some_and(|limit| shown >= limit) {
+        let total = replica.count(&query.filter).map_err(err)?;
+        if total > shown {
             reply["total"] = json!(total);
         }
     }
@@ -420,7 +425,9 @@ fn adopt_pasted(
 /// The plan carries a fingerprint of itself and of the versions of the
 /// nodes it touches; `list_apply` re-plans and applies only when the
 /// fingerprint is the one the user confirmed, else it answers `stale` with
-/// the new plan.
+/// the new plan. `list_apply` without a fingerprint applies a plan that
+/// deletes nothing at once (nothing to confirm: one round trip for the
+/// common save) and answers `confirm` with the plan otherwise.
 fn list_plan(ctx: &mut Context, p: &Params<'_>, apply: bool) -> Reply {
     let query = list_query::parse(&p.opt_str("query")?.unwrap_or_default());
     let lines = p.strings("lines")?;
@@ -464,7 +471,24 @@ fn list_plan(ctx: &mut Context, p: &Params<'_>, apply: bool) -> Reply {
     if !apply {
         return Ok(json!({ "ok": true, "changes": summary, "fingerprint": fingerprint }));
     }
-    if p.opt_str("fingerprint")?.as_deref() != Some(fingerprint.as_str()) {
+    let confirmed = match p.opt_str("fingerprint")? {
+        Some(shown) => shown == fingerprint,
+        None => {
+            if changes
+                .iter()
+                .any(|c| matches!(c, list_buffer::ListChange::Delete { .. }))
+            {
+                return Ok(json!({
+                    "ok": false,
+                    "confirm": true,
+                    "changes": summary,
+                    "fingerprint": fingerprint,
+                }));
+            }
+            true
+        }
+    };
+    if !confirmed {
         return Ok(json!({
             "ok": false,
             "stale": true,
@@ -487,7 +511,7 @@ fn list_plan(ctx: &mut Context, p: &Params<'_>, apply: bool) -> Reply {
         })
         .collect();
     ctx.replica.batch(edits).map_err(err)?;
-    let mut reply = list_get(ctx, p)?;
+    let mut reply = list_reply(&ctx.replica, &query)?;
     reply["ok"] = json!(true);
     reply["changes"] = json!(summary);
     Ok(reply)
@@ -516,9 +540,10 @@ fn home_page(ctx: &mut Context) -> Reply {
         .get(&heph_core::id::journal_id(today))
         .map_err(err)?
         .filter(|n| !n.deleted);
+    // Rows without bodies, and the project counts from one indexed query.
     let next = ctx
         .replica
-        .list(&ListFilter {
+        .list_rows(&ListFilter {
             kinds: vec![Kind::Task],
             limit: Some(10),
             ..ListFilter::default()
@@ -526,7 +551,7 @@ fn home_page(ctx: &mut Context) -> Reply {
         .map_err(err)?;
     let notes = ctx
         .replica
-        .list(&ListFilter {
+        .list_rows(&ListFilter {
             kinds: vec![Kind::Note],
             status: StatusFilter::Any,
             order: ListOrder::RecentlyUpdated,
@@ -534,25 +559,13 @@ fn home_page(ctx: &mut Context) -> Reply {
             ..ListFilter::default()
         })
         .map_err(err)?;
-    let open = ctx
-        .replica
-        .list(&ListFilter {
-            kinds: vec![Kind::Task],
-            ..ListFilter::default()
-        })
-        .map_err(err)?;
-    let mut projects: BTreeMap<String, usize> = BTreeMap::new();
-    for task in &open {
-        if let Some(p) = &task.project {
-            *projects.entry(p.clone()).or_default() += 1;
-        }
-    }
+    let projects = ctx.replica.open_tasks_by_project().map_err(err)?;
     let lines = home::render(&home::HomeData {
         today: Some(today),
         journal,
         next,
         notes,
-        projects: projects.into_iter().collect(),
+        projects,
     });
     Ok(json!({ "lines": lines }))
 }
