@@ -72,6 +72,23 @@ for _, v in ipairs({
   say(":%s: median %.1f ms, max %.1f ms (%d lines)", v[1], med, max, lines)
 end
 
+-- The sidecar's part of each view: the RPC alone (the rest is Neovim
+-- showing the lines).
+for _, v in ipairs({
+  { "list_get", { query = "next" } },
+  { "home", {} },
+  { "list_get", { query = "project:" .. project } },
+  { "list_get", { query = "tasks" } },
+}) do
+  local times = {}
+  for _ = 1, 5 do
+    t = vim.uv.hrtime()
+    rpc_mod.request(v[1], v[2])
+    table.insert(times, ms(t))
+  end
+  say("  %s %s RPC alone: median %.1f ms", v[1], v[2].query or "", median(times))
+end
+
 -- Save a project list after toggling one line (the list re-renders
 -- without the completed task). The toggled tasks are reopened at the end.
 vim.cmd("Heph list project:" .. project)

@@ -73,10 +73,11 @@ const NODE_COLUMNS: &str =
      n.updated_hlc, n.deleted, n.last_seq, \
      (SELECT group_concat(tag, char(31)) FROM tags t WHERE t.node = n.id AND t.present = 1)";
 
-/// What a list row holds: [`NODE_COLUMNS`] with an empty body.
-const ROW_COLUMNS: &str = "n.id, n.kind, n.title, '', n.status, n.due, n.project, n.created_hlc, \
-     n.updated_hlc, n.deleted, n.last_seq, \
-     (SELECT group_concat(tag, char(31)) FROM tags t WHERE t.node = n.id AND t.present = 1)";
+/// What a list row holds: [`NODE_COLUMNS`] with an empty body, and the
+/// tags from the node's own `tag_list` (kept by triggers, migration 3), so
+/// the open-task indexes cover a list.
+const ROW_COLUMNS: &str = "n.id, n.kind, n.title, '', n.status, n.due, n.project, \
+     n.created_hlc, n.updated_hlc, n.deleted, n.last_seq, n.tag_list";
 
 /// Which columns a list query reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

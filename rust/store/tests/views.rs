@@ -49,6 +49,34 @@ fn random_replica(seed: u64, nodes: usize) -> Replica {
         )
         .unwrap();
     }
+    // Tags added and removed later, so the rows' tag lists must follow.
+    let retagged: Vec<&String> = ids.iter().filter(|_| rng.chance(0.2)).collect();
+    for id in retagged {
+        let mut tags: std::collections::BTreeSet<String> = ["a", "b", "c"]
+            .iter()
+            .filter(|_| rng.chance(0.5))
+            .map(|t| (*t).to_owned())
+            .collect();
+        r.update(
+            id,
+            &NodePatch {
+                tags: Some(tags.clone()),
+                ..NodePatch::default()
+            },
+        )
+        .unwrap();
+        if rng.chance(0.5) {
+            tags.pop_first();
+            r.update(
+                id,
+                &NodePatch {
+                    tags: Some(tags),
+                    ..NodePatch::default()
+                },
+            )
+            .unwrap();
+        }
+    }
     let deletes = ids
         .iter()
         .filter(|_| rng.chance(0.1))
