@@ -268,7 +268,7 @@ impl Replica {
         let mut out = Vec::new();
         self.each_node(filter, Columns::WithBody, |node| {
             out.push(node);
-            Ok(())
+            Ok::<(), StoreError>(())
         })?;
         Ok(out)
     }
@@ -280,7 +280,7 @@ impl Replica {
         let mut out = Vec::new();
         self.each_node(filter, Columns::Row, |node| {
             out.push(node);
-            Ok(())
+            Ok::<(), StoreError>(())
         })?;
         Ok(out)
     }
@@ -288,12 +288,12 @@ impl Replica {
     /// Calls `each` with every node matching a filter, in order, one row at
     /// a time (`heph list --json` streams them out without holding the
     /// list). `columns` says whether bodies are read.
-    pub fn each_node(
+    pub fn each_node<E: From<StoreError>>(
         &self,
         filter: &ListFilter,
         columns: Columns,
-        mut each: impl FnMut(Node) -> Result<()>,
-    ) -> Result<()> {
+        mut each: impl FnMut(Node) -> Result<(), E>,
+    ) -> Result<(), E> {
         let Some((conditions, args)) = filter_sql(filter) else {
             return Ok(());
         };
@@ -310,10 +310,13 @@ impl Replica {
         if let Some(limit) = filter.limit {
             sql.push_str(&format!(" LIMIT {limit}"));
         }
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params_from_iter(args.iter()))?;
-        while let Some(row) = rows.next()? {
-            each(node_from_row(row)?.into_node()?)?;
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(StoreError::from)?;
+        let mut rows = stmt
+            .query(params_from_iter(args.iter()))
+            .map_err(StoreError::from)?;
+        while let Some(row) = rows.next().map_err(StoreError::from)? {
+            let node = node_from_row(row).map_err(StoreError::from)?.into_node()?;
+            each(node)?;
         }
         Ok(())
     }

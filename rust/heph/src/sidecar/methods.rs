@@ -307,7 +307,7 @@ fn list_reply(replica: &Replica, query: &list_query::ListQuery) -> Reply {
         .each_node(&query.filter, Columns::Row, |node| {
             lines.push(serde_json::Value::String(list_line(&node)));
             versions.insert(node.id, serde_json::Value::String(node.version));
-            Ok(())
+            Ok::<(), heph_store::StoreError>(())
         })
         .map_err(err)?;
     let shown = lines.len();
