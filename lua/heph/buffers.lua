@@ -421,7 +421,8 @@ H.just_read = {}
 function M.read(buf)
   local kind, arg = M.parse_name(vim.api.nvim_buf_get_name(buf))
   local journal_day = kind == "node" and arg and arg:match("^journal%-(%d%d%d%d%-%d%d%-%d%d)$")
-  -- The BufEnter that follows this read must not read it all again.
+  -- The BufEnter that follows this read must not read it all again (the
+  -- mark is dropped on the next turn of the event loop if none follows).
   H.just_read[buf] = true
   vim.schedule(function()
     H.just_read[buf] = nil
@@ -711,7 +712,10 @@ end
 ---node buffers reload when their node changed.
 ---@param buf integer
 function M.entered(buf)
-  if not H.just_read[buf] then
+  -- The BufEnter that follows a read consumes its mark.
+  if H.just_read[buf] then
+    H.just_read[buf] = nil
+  else
     M.refresh(buf)
   end
   M.check_versions()
