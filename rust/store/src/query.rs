@@ -235,7 +235,7 @@ pub(crate) fn get_node(conn: &Connection, id: &str) -> Result<Option<Node>> {
 /// blows the 20 ms budget and means little, while a query with a rare word
 /// (a word from a title the user remembers) is ranked over all its
 /// matches, so that title comes first.
-const RANKED_MATCHES: i64 = 1_500;
+const RANKED_MATCHES: i64 = 500;
 
 /// Words of the search text, as FTS5 sees them.
 fn query_words(text: &str) -> Vec<&str> {
@@ -356,18 +356,21 @@ impl Replica {
         let Some(query) = fts_query(text) else {
             return Ok(Vec::new());
         };
-        // The newest RANKED_MATCHES-th match bounds the ranked set (FTS5
-        // seeks its doclists there); finding it walks the intersection of
-        // the words' doclists in rowid order without ranking anything.
-        let floor: i64 = self
-            .conn
-            .prepare_cached(
-                "SELECT rowid FROM nodes_fts WHERE nodes_fts MATCH ?1
-                 ORDER BY rowid DESC LIMIT 1 OFFSET ?2",
-            )?
-            .query_row(rusqlite::params![query, RANKED_MATCHES - 1], |r| r.get(0))
-            .optional()?
-            .unwrap_or(i64::MIN);
+        // A last word of four letters or more is a prefix FTS5 expands
+        // without an index, merging the doclists of every completion: for
+        // a common word that is most of the search's time. A word with
+        // more matches of its own than are ranked is searched as the word
+        // (its completions would add little to what is found and ranked).
+        let last = query_words(text).last().map(|w| w.to_owned());
+        let common_last = match last.filter(|w| w.chars().count() >= 4) {
+            Some(word) => self.newest_matches_floor(&format!("\"{word}\""))?.is_some(),
+            None => false,
+        };
+        let query = match query.strip_suffix('*') {
+            Some(exact) if common_last => exact.to_owned(),
+            _ => query,
+        };
+        let floor = self.newest_matches_floor(&query)?.unwrap_or(i64::MIN);
         // FTS5 consumes `ORDER BY rank` itself and stops at the LIMIT, so
         // snippets are made for returned rows only.
         let mut stmt = self.conn.prepare_cached(
@@ -399,6 +402,21 @@ impl Replica {
             })
         })
         .collect()
+    }
+
+    /// The rowid of the [`RANKED_MATCHES`]-th newest match of an FTS5
+    /// query (`None` when it has fewer): it bounds the ranked set, FTS5
+    /// seeking its doclists there. Finding it walks the intersection of the
+    /// words' doclists in rowid order and ranks nothing.
+    fn newest_matches_floor(&self, query: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT rowid FROM nodes_fts WHERE nodes_fts MATCH ?1
+                 ORDER BY rowid DESC LIMIT 1 OFFSET ?2",
+            )?
+            .query_row(rusqlite::params![query, RANKED_MATCHES - 1], |r| r.get(0))
+            .optional()?)
     }
 
     /// The id of a live node whose title is `title` (case-insensitive); the

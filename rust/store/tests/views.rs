@@ -241,4 +241,8 @@ fn a_rare_title_word_ranks_first() {
     // answers.
     let hits = r.search("common words", 20).unwrap();
     assert_eq!(hits.len(), 20);
+    // A common complete word is searched as the word; a part of one is
+    // still a prefix.
+    assert_eq!(r.search("commo", 5).unwrap().len(), 5);
+    assert_eq!(r.search("words numb", 5).unwrap().len(), 5);
 }
