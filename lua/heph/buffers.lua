@@ -226,11 +226,15 @@ function H.conceal(buf)
   end
 end
 
----Syntax, mappings and autocmds of list and home buffers.
+---Syntax, mappings and autocmds of list and home buffers. The syntax
+---items are replaced, not added again, on every re-render (items piled up
+---by refreshes would slow every redraw of a large list); mappings and
+---autocmds are set once per buffer.
 ---@param buf integer
 ---@param editable boolean
 function H.wire_lines(buf, editable)
   vim.api.nvim_buf_call(buf, function()
+    vim.cmd([[silent! syntax clear HephListId HephListDone HephListMeta]])
     vim.cmd([[syntax match HephListId /^\/[A-Za-z0-9_-]\+ / conceal]])
     if editable then
       vim.cmd([[syntax match HephListDone /\[x\].*$/]])
@@ -240,6 +244,10 @@ function H.wire_lines(buf, editable)
     end
   end)
   H.conceal(buf)
+  if vim.b[buf].heph_wired then
+    return
+  end
+  vim.b[buf].heph_wired = true
   local group = vim.api.nvim_create_augroup("heph_buf_" .. buf, { clear = true })
   vim.api.nvim_create_autocmd("BufWinEnter", {
     group = group,
@@ -404,11 +412,21 @@ function H.redirect(buf, name)
   end)
 end
 
+---Buffers read in this turn of the event loop.
+---@type table<integer, boolean>
+H.just_read = {}
+
 ---BufReadCmd for heph://*.
 ---@param buf integer
 function M.read(buf)
   local kind, arg = M.parse_name(vim.api.nvim_buf_get_name(buf))
   local journal_day = kind == "node" and arg and arg:match("^journal%-(%d%d%d%d%-%d%d%-%d%d)$")
+  -- The BufEnter that follows this read must not read it all again (the
+  -- mark is dropped on the next turn of the event loop if none follows).
+  H.just_read[buf] = true
+  vim.schedule(function()
+    H.just_read[buf] = nil
+  end)
   local ok, err = pcall(function()
     if journal_day then
       -- One buffer per day: heph://node/journal-DATE becomes heph://journal/DATE.
@@ -595,24 +613,17 @@ function H.write_list(buf, state)
     base = base.lines,
     versions = base.versions or {},
   }
-  local ok, plan = pcall(rpc.request, "list_plan", params)
-  if not ok then
-    return H.save_failed(buf, plan)
-  end
-  -- The plan the user confirms is the plan applied: when a touched task
+  -- Without a fingerprint the sidecar applies a plan that deletes
+  -- nothing at once, and answers `confirm` with the plan otherwise. The
+  -- plan the user confirms is the plan applied: when a touched task
   -- changed in between, the sidecar answers `stale` and we ask again.
+  local ok, reply = pcall(rpc.request, "list_apply", params)
+  if not ok then
+    return H.save_failed(buf, reply)
+  end
   for _ = 1, 3 do
-    vim.diagnostic.reset(M.ns, buf)
-    local deletes = vim.tbl_filter(function(c)
-      return c.action == "delete"
-    end, plan.changes)
-    if (#deletes > 0 or plan.stale == true) and not M.confirm(plan.changes) then
-      vim.notify("heph: nothing saved", vim.log.levels.INFO)
-      return
-    end
-    params.fingerprint = plan.fingerprint
-    local reply = rpc.request("list_apply", params)
     if reply.ok then
+      vim.diagnostic.reset(M.ns, buf)
       H.refresh_lines(buf, reply.lines)
       H.set_base(buf, { lines = reply.lines, versions = H.map(reply.versions) })
       vim.notify(#reply.changes == 0 and "heph: nothing changed" or ("heph: %d change%s saved"):format(#reply.changes, #reply.changes == 1 and "" or "s"))
@@ -620,7 +631,16 @@ function H.write_list(buf, state)
       M.refresh_others(buf)
       return
     end
-    plan = reply
+    vim.diagnostic.reset(M.ns, buf)
+    if not M.confirm(reply.changes) then
+      vim.notify("heph: nothing saved", vim.log.levels.INFO)
+      return
+    end
+    params.fingerprint = reply.fingerprint
+    ok, reply = pcall(rpc.request, "list_apply", params)
+    if not ok then
+      return H.save_failed(buf, reply)
+    end
   end
   vim.notify("heph: the list keeps changing while saving; nothing saved, try again", vim.log.levels.WARN)
 end
@@ -707,7 +727,12 @@ end
 ---node buffers reload when their node changed.
 ---@param buf integer
 function M.entered(buf)
-  M.refresh(buf)
+  -- The BufEnter that follows a read consumes its mark.
+  if H.just_read[buf] then
+    H.just_read[buf] = nil
+  else
+    M.refresh(buf)
+  end
   M.check_versions()
 end
 

@@ -1,5 +1,6 @@
-//! Replica benchmarks on a generated 100,000-node replica (DESIGN §11):
-//! apply 100k ops into an empty replica, open, get one node, search.
+//! Replica benchmarks on the 100,000-node benchmark corpus (heph-corpus,
+//! DESIGN §11): apply the ops of 15,000 nodes into an empty replica, open,
+//! get one node, search.
 //!
 //! Run: `cargo bench -p heph-store --bench replica`. Besides criterion's
 //! estimates it prints search latency percentiles over many distinct queries.
@@ -8,101 +9,31 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use heph_core::{Action, Clock, Field, Kind, Op};
+use heph_core::Op;
+use heph_corpus::Corpus;
 use heph_store::Replica;
 
 const NODES: usize = 100_000;
-
-/// Syllables for a synthetic vocabulary of pseudo-words.
-const SYLLABLES: &[&str] = &[
-    "ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa", "qui", "bre", "dan", "fel", "gor",
-    "hin", "jor", "kel", "lum", "mor", "nix", "pol", "ras", "sen", "tor", "ul", "vex", "wen",
-    "yar", "zol",
-];
-
-/// Size of the vocabulary; words are drawn log-uniformly (Zipf-like), as
-/// in real notes where a few words are everywhere and most are rare.
-const VOCABULARY: u64 = 20_000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn word(&mut self) -> String {
-        let u = (self.next() % 1_000_000) as f64 / 1_000_000.0;
-        let mut rank = ((VOCABULARY as f64).powf(u) as u64).max(1) - 1;
-        let mut word = String::new();
-        loop {
-            word.push_str(SYLLABLES[(rank % SYLLABLES.len() as u64) as usize]);
-            rank /= SYLLABLES.len() as u64;
-            if rank == 0 {
-                break;
-            }
-        }
-        word
-    }
-    fn sentence(&mut self, n: usize) -> String {
-        (0..n).map(|_| self.word()).collect::<Vec<_>>().join(" ")
-    }
-}
-
-/// Ops for `nodes` nodes: create, title and body for each (3 ops a node).
-fn generate_ops(nodes: usize, seed: u64) -> Vec<Op> {
-    let mut rng = Rng(seed | 1);
-    let mut clock = Clock::new("bench", None);
-    let mut ops = Vec::with_capacity(nodes * 3);
-    for i in 0..nodes {
-        let node = format!("node-{seed}-{i}");
-        let kind = if i % 3 == 0 { Kind::Note } else { Kind::Task };
-        let mut push = |action| {
-            ops.push(Op {
-                op_id: heph_core::id::new_op_id(),
-                hlc: clock.tick().expect("clock"),
-                node: node.clone(),
-                action,
-            })
-        };
-        push(Action::Create { kind });
-        push(Action::Set {
-            field: Field::Title,
-            value: Some(format!("{} {i}", rng.sentence(4))),
-        });
-        let body = (0..4)
-            .map(|_| rng.sentence(10))
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n";
-        push(Action::SetBody {
-            body,
-            base: Vec::new(),
-        });
-    }
-    ops
-}
 
 /// A 100,000-node replica file, generated once and reused.
 fn replica_file() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-data");
     std::fs::create_dir_all(&dir).expect("bench dir");
-    let path = dir.join("replica-100k.db");
+    let path = dir.join("corpus-7-100k.db");
     if !path.exists() {
-        let tmp = dir.join("replica-100k.db.tmp");
+        let tmp = dir.join("corpus-7-100k.db.tmp");
         let _ = std::fs::remove_file(&tmp);
         let mut replica = Replica::open(&tmp).expect("open");
-        for chunk in generate_ops(NODES, 7).chunks(30_000) {
+        let ops: Vec<Op> = Corpus::new(7, NODES).ops().collect();
+        for chunk in ops.chunks(30_000) {
             replica.apply_ops(chunk).expect("apply");
         }
         drop(replica);
         std::fs::rename(&tmp, &path).expect("rename");
         for ext in ["-wal", "-shm"] {
             let _ = std::fs::rename(
-                dir.join(format!("replica-100k.db.tmp{ext}")),
-                dir.join(format!("replica-100k.db{ext}")),
+                dir.join(format!("corpus-7-100k.db.tmp{ext}")),
+                dir.join(format!("corpus-7-100k.db{ext}")),
             );
         }
     }
@@ -114,8 +45,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn benches(c: &mut Criterion) {
-    let ops = generate_ops(NODES / 3 + 1, 11);
-    let ops = &ops[..NODES];
+    // About 100,000 ops: the ops of 15,000 nodes of another corpus.
+    let ops: Vec<Op> = Corpus::new(11, 15_000).ops().collect();
+    let ops = &ops[..];
     let mut group = c.benchmark_group("apply");
     group.sample_size(10);
     group.bench_function("apply 100k ops into an empty replica", |b| {
@@ -133,37 +65,22 @@ fn benches(c: &mut Criterion) {
     });
 
     let replica = Replica::open(&path).expect("open");
+    let corpus = Corpus::new(7, NODES);
+    let ids: Vec<String> = (0..200).map(|i| corpus.node(i * 499).id).collect();
     c.bench_function("get one node (100k replica)", |b| {
         let mut i = 0usize;
         b.iter(|| {
-            i = (i + 7919) % NODES;
-            replica
-                .get(&format!("node-7-{i}"))
-                .expect("get")
-                .expect("exists")
-        })
-    });
-    c.bench_function("search two words (100k replica)", |b| {
-        let mut rng = Rng(3);
-        b.iter(|| {
-            replica
-                .search(&format!("{} {}", rng.word(), rng.word()), 20)
-                .expect("search")
+            i = (i + 1) % ids.len();
+            replica.get(&ids[i]).expect("get").expect("exists")
         })
     });
 
-    // p50/p95 over many distinct one-, two- and prefix queries.
-    let mut rng = Rng(5);
+    // p50/p95/max over the corpus's mixed query set, each query once.
     let mut times = Vec::new();
-    for i in 0..600 {
-        let query = match i % 3 {
-            0 => rng.word(),
-            1 => format!("{} {}", rng.word(), rng.word()),
-            _ => rng.word().chars().take(3).collect(),
-        };
+    for query in corpus.queries(150) {
         let start = Instant::now();
-        replica.search(&query, 20).expect("search");
-        times.push((start.elapsed().as_secs_f64() * 1000.0, query));
+        replica.search(&query.text, 20).expect("search");
+        times.push((start.elapsed().as_secs_f64() * 1000.0, query.text));
     }
     times.sort_by(|a, b| a.0.total_cmp(&b.0));
     let slowest: Vec<String> = times

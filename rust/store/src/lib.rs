@@ -21,7 +21,7 @@ use heph_core::{Clock, Hlc};
 use rusqlite::{Connection, OpenFlags};
 
 pub use materialize::ApplyReport;
-pub use query::{ListFilter, ListOrder, SearchHit, StatusFilter};
+pub use query::{Columns, ListFilter, ListOrder, SearchHit, StatusFilter};
 pub use schema::SCHEMA_VERSION;
 pub use sync_state::{PullOutcome, QuarantinedOp, RawOp, SetAside};
 pub use write::{Edit, Saved};

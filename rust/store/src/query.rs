@@ -73,6 +73,84 @@ const NODE_COLUMNS: &str =
      n.updated_hlc, n.deleted, n.last_seq, \
      (SELECT group_concat(tag, char(31)) FROM tags t WHERE t.node = n.id AND t.present = 1)";
 
+/// What a list row holds: [`NODE_COLUMNS`] with an empty body, and the
+/// tags from the node's own `tag_list` (kept by triggers, migration 3), so
+/// the open-task indexes cover a list.
+const ROW_COLUMNS: &str = "n.id, n.kind, n.title, '', n.status, n.due, n.project, \
+     n.created_hlc, n.updated_hlc, n.deleted, n.last_seq, n.tag_list";
+
+/// Which columns a list query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Columns {
+    /// Every field, the body too.
+    WithBody,
+    /// Every field but the body (left empty).
+    Row,
+}
+
+/// A live open task, spelled exactly as the partial indexes of migration 3
+/// are, so SQLite can prove a query may use them.
+const OPEN_TASK: &str = "n.kind = 'task' AND n.deleted = 0 \
+     AND (n.status IS NULL OR n.status IN ('todo', 'doing'))";
+
+/// The `FROM` and `WHERE` of a filter and their arguments; `None` when
+/// nothing can match (search text without words).
+fn filter_sql(filter: &ListFilter) -> Option<(String, Vec<String>)> {
+    let mut sql = String::from("nodes n WHERE 1=1");
+    let mut args: Vec<String> = Vec::new();
+    // Kinds and status are written as literals (they are enum names), so
+    // the open-task partial indexes apply.
+    let open_tasks = !filter.include_deleted
+        && filter.kinds == [Kind::Task]
+        && filter.status == StatusFilter::Open;
+    if open_tasks {
+        // Without statistics SQLite would rather read the older
+        // (kind, status, due) index and sort; the partial index of open
+        // tasks is already in list order.
+        let index = if filter.project.is_some() {
+            "nodes_open_tasks_project"
+        } else {
+            "nodes_open_tasks"
+        };
+        sql = format!("nodes n INDEXED BY {index} WHERE {OPEN_TASK}");
+    } else {
+        if filter.order == ListOrder::RecentlyUpdated && filter.limit.is_some() {
+            // The newest few (home's recent notes): read from the newest
+            // end of the update index, not sort every note.
+            sql = String::from("nodes n INDEXED BY nodes_updated WHERE 1=1");
+        }
+        if !filter.include_deleted {
+            sql.push_str(" AND n.deleted = 0");
+        }
+        if !filter.kinds.is_empty() {
+            let kinds: Vec<String> = filter.kinds.iter().map(|k| format!("'{k}'")).collect();
+            sql.push_str(&format!(" AND n.kind IN ({})", kinds.join(", ")));
+        }
+        match filter.status {
+            StatusFilter::Open => {
+                sql.push_str(" AND (n.status IS NULL OR n.status IN ('todo', 'doing'))")
+            }
+            StatusFilter::Closed => sql.push_str(" AND n.status IN ('done', 'cancelled')"),
+            StatusFilter::Any => {}
+        }
+    }
+    if let Some(project) = &filter.project {
+        sql.push_str(" AND n.project = ?");
+        args.push(project.clone());
+    }
+    if let Some(tag) = &filter.tag {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM tags t WHERE t.node = n.id AND t.tag = ? AND t.present = 1)",
+        );
+        args.push(tag.trim_start_matches('#').to_owned());
+    }
+    if let Some(text) = &filter.text {
+        sql.push_str(" AND n.rowid IN (SELECT rowid FROM nodes_fts WHERE nodes_fts MATCH ?)");
+        args.push(fts_query(text)?);
+    }
+    Some((sql, args))
+}
+
 fn node_from_row(row: &Row<'_>) -> rusqlite::Result<RawNode> {
     Ok(RawNode {
         id: row.get(0)?,
@@ -151,11 +229,13 @@ pub(crate) fn get_node(conn: &Connection, id: &str) -> Result<Option<Node>> {
         .transpose()
 }
 
-/// A query whose rarest word is in more nodes than this is answered with the
-/// most recent matches instead of the best ranked: ranking many
-/// thousands of matches (a docsize lookup each) blows the 20 ms budget and
-/// means little; such words are near stop words.
-const BROAD_QUERY_DOCS: i64 = 4_000;
+/// Most matches a search ranks. A query with more matches (every word
+/// common, or a short prefix of common words) ranks only its newest
+/// this-many: ranking many thousands of matches (a docsize lookup each)
+/// blows the 20 ms budget and means little, while a query with a rare word
+/// (a word from a title the user remembers) is ranked over all its
+/// matches, so that title comes first.
+const RANKED_MATCHES: i64 = 500;
 
 /// Words of the search text, as FTS5 sees them.
 fn query_words(text: &str) -> Vec<&str> {
@@ -183,47 +263,45 @@ impl Replica {
         get_node(&self.conn, id)
     }
 
-    /// Nodes matching a filter.
+    /// Nodes matching a filter, with their bodies.
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<Node>> {
-        let mut sql = format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE 1=1");
-        let mut args: Vec<String> = Vec::new();
-        if !filter.include_deleted {
-            sql.push_str(" AND n.deleted = 0");
-        }
-        if !filter.kinds.is_empty() {
-            sql.push_str(" AND n.kind IN (");
-            for (i, kind) in filter.kinds.iter().enumerate() {
-                sql.push_str(if i == 0 { "?" } else { ", ?" });
-                args.push(kind.to_string());
-            }
-            sql.push(')');
-        }
-        match filter.status {
-            StatusFilter::Open => {
-                sql.push_str(" AND (n.status IS NULL OR n.status IN ('todo', 'doing'))")
-            }
-            StatusFilter::Closed => sql.push_str(" AND n.status IN ('done', 'cancelled')"),
-            StatusFilter::Any => {}
-        }
-        if let Some(project) = &filter.project {
-            sql.push_str(" AND n.project = ?");
-            args.push(project.clone());
-        }
-        if let Some(tag) = &filter.tag {
-            sql.push_str(" AND EXISTS (SELECT 1 FROM tags t WHERE t.node = n.id AND t.tag = ? AND t.present = 1)");
-            args.push(tag.trim_start_matches('#').to_owned());
-        }
-        if let Some(text) = &filter.text {
-            match fts_query(text) {
-                Some(q) => {
-                    sql.push_str(
-                        " AND n.rowid IN (SELECT rowid FROM nodes_fts WHERE nodes_fts MATCH ?)",
-                    );
-                    args.push(q);
-                }
-                None => return Ok(Vec::new()),
-            }
-        }
+        let mut out = Vec::new();
+        self.each_node(filter, Columns::WithBody, |node| {
+            out.push(node);
+            Ok::<(), StoreError>(())
+        })?;
+        Ok(out)
+    }
+
+    /// Nodes matching a filter as a list shows them: every field but the
+    /// body, which is left empty (lists never read bodies: a 30,000-task
+    /// list would otherwise load megabytes it does not show).
+    pub fn list_rows(&self, filter: &ListFilter) -> Result<Vec<Node>> {
+        let mut out = Vec::new();
+        self.each_node(filter, Columns::Row, |node| {
+            out.push(node);
+            Ok::<(), StoreError>(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `each` with every node matching a filter, in order, one row at
+    /// a time (`heph list --json` streams them out without holding the
+    /// list). `columns` says whether bodies are read.
+    pub fn each_node<E: From<StoreError>>(
+        &self,
+        filter: &ListFilter,
+        columns: Columns,
+        mut each: impl FnMut(Node) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let Some((conditions, args)) = filter_sql(filter) else {
+            return Ok(());
+        };
+        let columns = match columns {
+            Columns::WithBody => NODE_COLUMNS,
+            Columns::Row => ROW_COLUMNS,
+        };
+        let mut sql = format!("SELECT {columns} FROM {conditions}");
         sql.push_str(match filter.order {
             ListOrder::DueFirst => " ORDER BY n.due IS NULL, n.due, n.created_hlc DESC",
             ListOrder::RecentlyUpdated => " ORDER BY n.updated_hlc DESC",
@@ -232,30 +310,76 @@ impl Replica {
         if let Some(limit) = filter.limit {
             sql.push_str(&format!(" LIMIT {limit}"));
         }
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params_from_iter(args.iter()), node_from_row)?;
-        rows.map(|r| r.map_err(StoreError::from).and_then(RawNode::into_node))
-            .collect()
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(StoreError::from)?;
+        let mut rows = stmt
+            .query(params_from_iter(args.iter()))
+            .map_err(StoreError::from)?;
+        while let Some(row) = rows.next().map_err(StoreError::from)? {
+            let node = node_from_row(row).map_err(StoreError::from)?.into_node()?;
+            each(node)?;
+        }
+        Ok(())
     }
 
-    /// Full-text search over titles and bodies, best first.
+    /// How many nodes match a filter, its limit aside.
+    pub fn count(&self, filter: &ListFilter) -> Result<usize> {
+        let Some((conditions, args)) = filter_sql(filter) else {
+            return Ok(0);
+        };
+        let sql = format!("SELECT count(*) FROM {conditions}");
+        let count: i64 = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+        Ok(count as usize)
+    }
+
+    /// Open tasks per project (projects without open tasks left out), by
+    /// project name: what the home page lists. One indexed `GROUP BY`.
+    pub fn open_tasks_by_project(&self) -> Result<Vec<(String, usize)>> {
+        let sql = format!(
+            "SELECT n.project, count(*) FROM nodes n INDEXED BY nodes_open_tasks_project
+             WHERE {OPEN_TASK} AND n.project IS NOT NULL
+             GROUP BY n.project ORDER BY n.project"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Full-text search over titles and bodies, best first (bm25, a
+    /// title hit weighing ten body hits). Of a query with more than
+    /// [`RANKED_MATCHES`] matches only the newest that many are ranked.
     pub fn search(&self, text: &str, limit: usize) -> Result<Vec<SearchHit>> {
         let Some(query) = fts_query(text) else {
             return Ok(Vec::new());
         };
-        // FTS5 consumes `ORDER BY rank` / `ORDER BY rowid DESC` itself and
-        // stops at the LIMIT, so snippets are made for returned rows only.
-        let sql = if self.is_broad_query(text)? {
-            "SELECT n.id, n.kind, n.title, snippet(nodes_fts, -1, '[', ']', '…', 12), 0.0
-             FROM nodes_fts JOIN nodes n ON n.rowid = nodes_fts.rowid
-             WHERE nodes_fts MATCH ?1 ORDER BY nodes_fts.rowid DESC LIMIT ?2"
-        } else {
+        // A last word of four letters or more is a prefix FTS5 expands
+        // without an index, merging the doclists of every completion: for
+        // a common word that is most of the search's time. A word with
+        // more matches of its own than are ranked is searched as the word
+        // (its completions would add little to what is found and ranked).
+        let last = query_words(text).last().map(|w| w.to_owned());
+        let common_last = match last.filter(|w| w.chars().count() >= 4) {
+            Some(word) => self.newest_matches_floor(&format!("\"{word}\""))?.is_some(),
+            None => false,
+        };
+        let query = match query.strip_suffix('*') {
+            Some(exact) if common_last => exact.to_owned(),
+            _ => query,
+        };
+        let floor = self.newest_matches_floor(&query)?.unwrap_or(i64::MIN);
+        // FTS5 consumes `ORDER BY rank` itself and stops at the LIMIT, so
+        // snippets are made for returned rows only.
+        let mut stmt = self.conn.prepare_cached(
             "SELECT n.id, n.kind, n.title, snippet(nodes_fts, -1, '[', ']', '…', 12), nodes_fts.rank
              FROM nodes_fts JOIN nodes n ON n.rowid = nodes_fts.rowid
-             WHERE nodes_fts MATCH ?1 ORDER BY nodes_fts.rank LIMIT ?2"
-        };
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(rusqlite::params![query, limit as i64], |r| {
+             WHERE nodes_fts MATCH ?1 AND nodes_fts.rowid >= ?3
+             ORDER BY nodes_fts.rank LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(rusqlite::params![query, limit as i64, floor], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -280,41 +404,19 @@ impl Replica {
         .collect()
     }
 
-    /// Whether every word of the query is in more than [`BROAD_QUERY_DOCS`]
-    /// nodes (the last word counted as a prefix, as it is searched).
-    fn is_broad_query(&self, text: &str) -> Result<bool> {
-        let words = query_words(text);
-        let mut exact = self
+    /// The rowid of the [`RANKED_MATCHES`]-th newest match of an FTS5
+    /// query (`None` when it has fewer): it bounds the ranked set, FTS5
+    /// seeking its doclists there. Finding it walks the intersection of the
+    /// words' doclists in rowid order and ranks nothing.
+    fn newest_matches_floor(&self, query: &str) -> Result<Option<i64>> {
+        Ok(self
             .conn
-            .prepare_cached("SELECT doc FROM nodes_fts_terms WHERE term = ?1")?;
-        for (i, word) in words.iter().enumerate() {
-            let word = word.to_lowercase();
-            let docs: i64 = if i + 1 == words.len() && word.chars().count() >= 3 {
-                // A prefix matches at least as many nodes as its most
-                // common completion; stop counting once past the bound.
-                let mut stmt = self.conn.prepare_cached(
-                    "SELECT doc FROM nodes_fts_terms WHERE term >= ?1 AND term < ?1 || char(1114111)",
-                )?;
-                let mut rows = stmt.query([&word])?;
-                let mut most = 0;
-                while let Some(row) = rows.next()? {
-                    most = most.max(row.get::<_, i64>(0)?);
-                    if most > BROAD_QUERY_DOCS {
-                        break;
-                    }
-                }
-                most
-            } else {
-                exact
-                    .query_row([&word], |r| r.get(0))
-                    .optional()?
-                    .unwrap_or(0)
-            };
-            if docs <= BROAD_QUERY_DOCS {
-                return Ok(false);
-            }
-        }
-        Ok(!words.is_empty())
+            .prepare_cached(
+                "SELECT rowid FROM nodes_fts WHERE nodes_fts MATCH ?1
+                 ORDER BY rowid DESC LIMIT 1 OFFSET ?2",
+            )?
+            .query_row(rusqlite::params![query, RANKED_MATCHES - 1], |r| r.get(0))
+            .optional()?)
     }
 
     /// The id of a live node whose title is `title` (case-insensitive); the

@@ -105,6 +105,42 @@ CREATE TABLE quarantine (
     PRIMARY KEY (hub, seq)
 );
 "#,
+    r#"
+-- A node's present tags, kept by triggers, so a list reads its rows from
+-- one index instead of one tags lookup per row (separated by char(31);
+-- NULL without tags). No `group_concat(… ORDER BY …)`: an sqlite3 shell
+-- older than 3.44 could not read the schema.
+ALTER TABLE nodes ADD COLUMN tag_list TEXT;
+CREATE TRIGGER tags_list_insert AFTER INSERT ON tags BEGIN
+    UPDATE nodes SET tag_list = (SELECT group_concat(tag, char(31)) FROM (SELECT tag
+        FROM tags WHERE node = NEW.node AND present = 1 ORDER BY tag)) WHERE id = NEW.node;
+END;
+CREATE TRIGGER tags_list_update AFTER UPDATE ON tags
+WHEN OLD.present IS NOT NEW.present OR OLD.node IS NOT NEW.node OR OLD.tag IS NOT NEW.tag BEGIN
+    UPDATE nodes SET tag_list = (SELECT group_concat(tag, char(31)) FROM (SELECT tag
+        FROM tags WHERE node = NEW.node AND present = 1 ORDER BY tag)) WHERE id = NEW.node;
+    UPDATE nodes SET tag_list = (SELECT group_concat(tag, char(31)) FROM (SELECT tag
+        FROM tags WHERE node = OLD.node AND present = 1 ORDER BY tag)) WHERE id = OLD.node AND OLD.node IS NOT NEW.node;
+END;
+CREATE TRIGGER tags_list_delete AFTER DELETE ON tags BEGIN
+    UPDATE nodes SET tag_list = (SELECT group_concat(tag, char(31)) FROM (SELECT tag
+        FROM tags WHERE node = OLD.node AND present = 1 ORDER BY tag)) WHERE id = OLD.node;
+END;
+UPDATE nodes SET tag_list = (SELECT group_concat(tag, char(31)) FROM (SELECT tag
+    FROM tags WHERE node = nodes.id AND present = 1 ORDER BY tag));
+
+-- Open tasks, which lists, `next` and home read: in list order (due date
+-- first, then newest), and by project for project lists and home's counts.
+-- They hold every column a list row shows, so a list never reads the
+-- table (whose rows carry the bodies). The WHERE is spelled as query.rs's
+-- OPEN_TASK, so queries can use them.
+CREATE INDEX nodes_open_tasks ON nodes(due IS NULL, due, created_hlc DESC,
+    id, kind, status, deleted, title, project, updated_hlc, last_seq, tag_list)
+    WHERE kind = 'task' AND deleted = 0 AND (status IS NULL OR status IN ('todo', 'doing'));
+CREATE INDEX nodes_open_tasks_project ON nodes(project, due IS NULL, due, created_hlc DESC,
+    id, kind, status, deleted, title, updated_hlc, last_seq, tag_list)
+    WHERE kind = 'task' AND deleted = 0 AND (status IS NULL OR status IN ('todo', 'doing'));
+"#,
 ];
 
 /// The schema version this build writes.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use heph_core::{Kind, NewNode, Node, NodePatch, Op, Status};
-use heph_store::{ListFilter, Replica, StatusFilter};
+use heph_store::{Columns, ListFilter, Replica, StatusFilter};
 
 use crate::paths::Paths;
 
@@ -200,16 +200,32 @@ pub fn list(paths: &Paths, args: ListArgs) -> Result<ExitCode> {
     } else {
         heph_store::list_query::parse(&query).filter
     };
-    let nodes = replica.list(&filter)?;
-    let mut out = std::io::stdout().lock();
+    // Streamed one node at a time: listing 30,000 tasks holds one node,
+    // not the list; the text form reads no bodies.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
-        let json: Vec<_> = nodes.iter().map(node_json).collect();
-        writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+        // The same bytes as the whole array pretty-printed at once.
+        let mut first = true;
+        replica.each_node(&filter, Columns::WithBody, |node| -> Result<()> {
+            let text = serde_json::to_string_pretty(&node_json(&node))?;
+            out.write_all(if first { b"[\n" } else { b",\n" })?;
+            first = false;
+            for (i, line) in text.lines().enumerate() {
+                if i > 0 {
+                    out.write_all(b"\n")?;
+                }
+                write!(out, "  {line}")?;
+            }
+            Ok(())
+        })?;
+        out.write_all(if first { b"[]\n" } else { b"\n]\n" })?;
     } else {
-        for node in &nodes {
-            writeln!(out, "{}", summary_line(node))?;
-        }
+        replica.each_node(&filter, Columns::Row, |node| -> Result<()> {
+            writeln!(out, "{}", summary_line(&node))?;
+            Ok(())
+        })?;
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use heph_core::model::format_date;
 use heph_core::text::{home, links, list_buffer, node_buffer, promote};
 use heph_core::{Kind, NewNode, Node, Status};
-use heph_store::{Edit, ListFilter, ListOrder, Replica, StatusFilter};
+use heph_store::{Columns, Edit, ListFilter, ListOrder, Replica, StatusFilter};
 use rmpv::Value;
 use serde::Deserialize;
 
-use super::params::{decode, lua_list, lua_map, map, opt_lua_list, reply, set, Reply};
+use super::params::{decode, lua_list, lua_map, map, opt_lua_list, put, reply, set, Reply};
 use super::rpc_error::{ErrorCode, RpcError};
 use heph_store::list_query;
 
@@ -319,23 +319,26 @@ struct ListParams {
 /// list cut at its limit says so with `total` (how many match).
 fn list_get(ctx: &mut Context, query: &str) -> Reply {
     let query = list_query::parse(query);
-    let nodes = ctx.replica.list(&query.filter)?;
-    let versions: BTreeMap<&str, &str> = nodes
-        .iter()
-        .map(|n| (n.id.as_str(), n.version.as_str()))
-        .collect();
-    let mut reply = map! {
-        "title" => query.title,
-        "lines" => nodes.iter().map(list_line).collect::<Vec<_>>(),
-        "versions" => versions,
-    }?;
-    if query.filter.limit.is_some_and(|limit| nodes.len() >= limit) {
-        let all = ListFilter {
-            limit: None,
-            ..query.filter.clone()
-        };
-        let total = ctx.replica.list(&all)?.len();
-        if total > nodes.len() {
+    list_reply(&ctx.replica, &query)
+}
+
+/// Renders a list from rows without bodies, one row at a time, straight
+/// into the reply (no list of nodes held beside it).
+fn list_reply(replica: &Replica, query: &list_query::ListQuery) -> Reply {
+    let mut lines = Vec::new();
+    let mut versions = Vec::new();
+    replica.each_node(&query.filter, Columns::Row, |node| {
+        lines.push(Value::from(list_line(&node)));
+        versions.push((Value::from(node.id), Value::from(node.version)));
+        Ok::<(), heph_store::StoreError>(())
+    })?;
+    let shown = lines.len();
+    let mut reply = map! { "title" => query.title }?;
+    put(&mut reply, "lines", Value::Array(lines));
+    put(&mut reply, "versions", Value::Map(versions));
+    if query.filter.limit.is_some_and(|limit| shown >= limit) {
+        let total = replica.count(&query.filter)?;
+        if total > shown {
             set(&mut reply, "total", &total);
         }
     }
@@ -444,7 +447,9 @@ fn adopt_pasted(
 /// The plan carries a fingerprint of itself and of the versions of the
 /// nodes it touches; `list_apply` re-plans and applies only when the
 /// fingerprint is the one the user confirmed, else it answers `stale` with
-/// the new plan.
+/// the new plan. `list_apply` without a fingerprint applies a plan that
+/// deletes nothing at once (nothing to confirm: one round trip for the
+/// common save) and answers `confirm` with the plan otherwise.
 #[derive(Deserialize)]
 struct ListPlanParams {
     #[serde(default)]
@@ -509,7 +514,24 @@ fn list_plan(ctx: &mut Context, p: ListPlanParams, apply: bool) -> Reply {
     if !apply {
         return map! { "ok" => true, "changes" => summary, "fingerprint" => fingerprint };
     }
-    if p.fingerprint.as_deref() != Some(fingerprint.as_str()) {
+    let confirmed = match &p.fingerprint {
+        Some(shown) => *shown == fingerprint,
+        None => {
+            if changes
+                .iter()
+                .any(|c| matches!(c, list_buffer::ListChange::Delete { .. }))
+            {
+                return map! {
+                    "ok" => false,
+                    "confirm" => true,
+                    "changes" => summary,
+                    "fingerprint" => fingerprint,
+                };
+            }
+            true
+        }
+    };
+    if !confirmed {
         return map! {
             "ok" => false,
             "stale" => true,
@@ -533,7 +555,7 @@ fn list_plan(ctx: &mut Context, p: ListPlanParams, apply: bool) -> Reply {
         })
         .collect();
     ctx.replica.batch(edits)?;
-    let mut out = list_get(ctx, &p.query)?;
+    let mut out = list_reply(&ctx.replica, &query)?;
     set(&mut out, "ok", &true);
     set(&mut out, "changes", &summary);
     Ok(out)
@@ -561,34 +583,30 @@ fn home_page(ctx: &mut Context) -> Reply {
         .replica
         .get(&heph_core::id::journal_id(today))?
         .filter(|n| !n.deleted);
-    let next = ctx.replica.list(&ListFilter {
-        kinds: vec![Kind::Task],
-        limit: Some(10),
-        ..ListFilter::default()
-    })?;
-    let notes = ctx.replica.list(&ListFilter {
-        kinds: vec![Kind::Note],
-        status: StatusFilter::Any,
-        order: ListOrder::RecentlyUpdated,
-        limit: Some(10),
-        ..ListFilter::default()
-    })?;
-    let open = ctx.replica.list(&ListFilter {
-        kinds: vec![Kind::Task],
-        ..ListFilter::default()
-    })?;
-    let mut projects: BTreeMap<String, usize> = BTreeMap::new();
-    for task in &open {
-        if let Some(p) = &task.project {
-            *projects.entry(p.clone()).or_default() += 1;
-        }
-    }
+    // Rows without bodies, and the project counts from one indexed query.
+    let next = ctx
+        .replica
+        .list_rows(&ListFilter {
+            kinds: vec![Kind::Task],
+            limit: Some(10),
+            ..ListFilter::default()
+        })?;
+    let notes = ctx
+        .replica
+        .list_rows(&ListFilter {
+            kinds: vec![Kind::Note],
+            status: StatusFilter::Any,
+            order: ListOrder::RecentlyUpdated,
+            limit: Some(10),
+            ..ListFilter::default()
+        })?;
+    let projects = ctx.replica.open_tasks_by_project()?;
     let lines = home::render(&home::HomeData {
         today: Some(today),
         journal,
         next,
         notes,
-        projects: projects.into_iter().collect(),
+        projects,
     });
     map! { "lines" => lines }
 }

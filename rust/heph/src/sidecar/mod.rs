@@ -3,6 +3,7 @@
 //! the RPC channel, so logs go to a file.
 
 mod frames;
+mod memory;
 mod methods;
 mod params;
 mod rpc_error;
@@ -38,6 +39,10 @@ pub(crate) const WRITES: &[&str] = &[
     "list_apply",
     "promote",
 ];
+
+/// Methods whose replies can be large (a whole list): the memory they
+/// used is given back once the reply is out (see memory.rs).
+const LARGE_REPLIES: &[&str] = &["list_get", "list_plan", "list_apply", "home", "search"];
 
 /// Options of `heph sidecar`.
 #[derive(Debug, clap::Args)]
@@ -78,6 +83,13 @@ impl Handler for Sidecar {
                 tracing::debug!(method = %name, ms = started.elapsed().as_secs_f64() * 1e3, "ok")
             }
             Err(e) => tracing::warn!(method = %name, error = %e, "request failed"),
+        }
+        if LARGE_REPLIES.contains(&name.as_str()) {
+            // After nvim-rs has encoded and written the reply.
+            tokio::spawn(async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                let _ = tokio::task::spawn_blocking(memory::release_free_memory).await;
+            });
         }
         reply.map_err(|e| e.to_value())
     }
@@ -161,6 +173,7 @@ const EXIT_BAD_STREAM: u8 = 65;
 
 /// Serves Neovim until stdin closes; exits non-zero when the stream breaks.
 pub fn run(paths: &Paths, args: SidecarArgs) -> Result<ExitCode> {
+    memory::limit_arenas();
     let log_file = args.log_file.unwrap_or_else(default_log_file);
     init_logging(&log_file)?;
     paths.ensure()?;

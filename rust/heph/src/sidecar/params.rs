@@ -84,10 +84,18 @@ impl Map {
 
 /// Sets `key` in a map reply (replacing it).
 pub fn set<T: serde::Serialize + ?Sized>(reply: &mut Value, key: &str, value: &T) {
-    if let (Value::Map(entries), Ok(v)) = (reply, encode(value)) {
+    if let Ok(v) = encode(value) {
+        put(reply, key, v);
+    }
+}
+
+/// Sets `key` in a map reply to a value already in msgpack form (a large
+/// list built row by row is moved in, not encoded again).
+pub fn put(reply: &mut Value, key: &str, value: Value) {
+    if let Value::Map(entries) = reply {
         match entries.iter_mut().find(|(k, _)| k.as_str() == Some(key)) {
-            Some(entry) => entry.1 = v,
-            None => entries.push((Value::from(key), v)),
+            Some(entry) => entry.1 = value,
+            None => entries.push((Value::from(key), value)),
         }
     }
 }
