@@ -374,6 +374,15 @@ fn adopt_pasted(
         let Some(id) = line.id.clone() else {
             continue;
         };
+        // A shown line whose checkbox is as shown needs no look at its
+        // node: only pasted lines and changed checkboxes are checked here
+        // (a 4,000-line list save must not load 4,000 nodes).
+        if snapshot
+            .get(&id)
+            .is_some_and(|shown| shown.status == line.status)
+        {
+            continue;
+        }
         let Some(node) = lookup(&id) else {
             continue;
         };
