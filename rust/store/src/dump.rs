@@ -19,6 +19,16 @@ impl Replica {
         .collect()
     }
 
+    /// Body deltas held back, by op id: waiting for the version they apply
+    /// to (`None`), or with the reason they do not fit it.
+    pub fn held_ops(&self) -> Result<Vec<(String, Option<String>)>> {
+        Ok(self
+            .conn
+            .prepare("SELECT op_id, reason FROM held_ops ORDER BY op_id")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Number of ops held.
     pub fn op_count(&self) -> Result<u64> {
         Ok(self

@@ -8,6 +8,7 @@
 mod dump;
 pub mod list_query;
 mod materialize;
+mod node_row;
 mod query;
 mod restamp;
 mod schema;

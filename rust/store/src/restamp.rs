@@ -93,7 +93,7 @@ pub(crate) fn restamp_future(tx: &Transaction<'_>, clock: &mut Clock) -> Result<
         let mut op: Op =
             serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let fresh = clock.tick()?;
-        if matches!(op.action, Action::SetBody { .. }) {
+        if op.is_body_version() {
             renamed
                 .entry((op.node.clone(), op.hlc.clone()))
                 .or_default()
@@ -106,7 +106,7 @@ pub(crate) fn restamp_future(tx: &Transaction<'_>, clock: &mut Clock) -> Result<
     // older than the version edited from it, and ops the hub has were made
     // before these (or elsewhere, without seeing them).
     for op in &mut ops {
-        if let Action::SetBody { base, .. } = &mut op.action {
+        if let Action::SetBody { base, .. } | Action::EditBody { base, .. } = &mut op.action {
             let mut new_base = Vec::with_capacity(base.len());
             for b in base.iter() {
                 match renamed.get(&(op.node.clone(), b.clone())) {
@@ -127,8 +127,8 @@ pub(crate) fn restamp_future(tx: &Transaction<'_>, clock: &mut Clock) -> Result<
         // New rows (new local sequence numbers, in the new stamp order), so
         // the nodes' versions move on and editors reload them.
         let mut put = tx.prepare_cached(
-            "INSERT INTO ops (op_id, hlc, node, action, payload, pushed, refused, refused_code, refused_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
+            "INSERT INTO ops (op_id, hlc, node, action, payload, pushed, refused, refused_code, refused_at, body_from)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
         )?;
         for (op, (_, action, refused, code, at)) in ops.iter().zip(rows) {
             let payload =
@@ -147,7 +147,11 @@ pub(crate) fn restamp_future(tx: &Transaction<'_>, clock: &mut Clock) -> Result<
                 payload,
                 refused,
                 code,
-                at
+                at,
+                match &op.action {
+                    Action::EditBody { from, .. } => Some(from.as_str()),
+                    _ => None,
+                }
             ])?;
             if seen.insert(op.node.clone()) {
                 nodes.push(op.node.clone());

@@ -105,6 +105,26 @@ CREATE TABLE quarantine (
     PRIMARY KEY (hub, seq)
 );
 "#,
+    // Keep this the last entry: it follows the index migration of the
+    // views work when both are merged.
+    r#"
+-- Body versions may be deltas (action edit_body, stored as 'set_body' like
+-- every body version): body_from names the version a delta applies to.
+-- Full-text body ops written before stay valid as they are.
+ALTER TABLE ops ADD COLUMN body_from TEXT;
+
+-- Deltas whose base version has not arrived yet, applied when it does;
+-- reason is set when it arrived and the delta does not fit it.
+CREATE TABLE held_ops (
+    op_id   TEXT PRIMARY KEY,
+    node    TEXT NOT NULL,
+    from_op TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    pushed  INTEGER NOT NULL,
+    reason  TEXT
+);
+CREATE INDEX held_ops_from ON held_ops(from_op);
+"#,
 ];
 
 /// The schema version this build writes.

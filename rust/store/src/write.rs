@@ -7,7 +7,9 @@ use heph_core::{Action, Field, Hlc, Kind, NewNode, Node, NodePatch, Op, Status};
 use rusqlite::{Transaction, TransactionBehavior};
 use time::Date;
 
-use crate::materialize::{apply_op, body_heads, ApplyReport};
+use crate::materialize::{
+    apply_batch, apply_op, body_heads, delta_depth, version_text, ApplyReport,
+};
 
 use crate::{query, Replica, Result, StoreError};
 
@@ -232,8 +234,8 @@ impl Replica {
             self.clock.check_drift(&op.hlc)?;
         }
         let ((), report) = self.write(|w| {
-            for op in ops {
-                apply_op(w.tx, op, pushed, &mut w.report)?;
+            if let Some((_, reason)) = apply_batch(w.tx, ops, pushed, &mut w.report)?.first() {
+                return Err(StoreError::Invalid(reason.clone()));
             }
             finish(w.tx)
         })?;
@@ -362,17 +364,50 @@ fn update_in(
                 Some(base) => known_body_base(w.tx, id, base)?,
                 None => body_heads(w.tx, id)?,
             };
-            w.record(
-                id,
-                Action::SetBody {
-                    body: body.clone(),
-                    base,
-                },
-            )?;
+            let action = body_action(w.tx, id, body, base)?;
+            w.record(id, action)?;
             changed.push("body");
         }
     }
     Ok(changed)
+}
+
+/// Most deltas between a body version and a full text: a longer chain is
+/// cut by writing the whole body, so rebuilding any version stays cheap.
+const MAX_DELTA_CHAIN: u32 = 32;
+
+/// The op recording `body` as an edit of the versions `base`: a delta
+/// against the first base version when that is smaller than the text.
+fn body_action(tx: &Transaction<'_>, id: &str, body: &str, base: Vec<Hlc>) -> Result<Action> {
+    let full = |base| {
+        Ok(Action::SetBody {
+            body: body.to_owned(),
+            base,
+        })
+    };
+    let Some(first) = base.first() else {
+        return full(base);
+    };
+    // The version the delta applies to: the smallest op id at the first
+    // base stamp (one stamp names every version made with it).
+    let from: Option<String> = tx
+        .prepare_cached(
+            "SELECT min(op_id) FROM ops WHERE hlc = ?1 AND +node = ?2 AND +action = 'set_body'",
+        )?
+        .query_row(rusqlite::params![first.to_string(), id], |r| r.get(0))?;
+    let Some(from) = from else {
+        return full(base);
+    };
+    if delta_depth(tx, &from, MAX_DELTA_CHAIN)? >= MAX_DELTA_CHAIN {
+        return full(base);
+    }
+    let from_text = version_text(tx, id, &from)?;
+    let delta = heph_core::body_delta::BodyDelta::between(&from_text, body);
+    let delta_len = serde_json::to_string(&delta).map_or(usize::MAX, |j| j.len());
+    if delta_len + from.len() >= body.len() {
+        return full(base);
+    }
+    Ok(Action::EditBody { base, from, delta })
 }
 
 /// Checks that every stamp of an editor's body base is a body version of
