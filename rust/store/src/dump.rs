@@ -77,6 +77,20 @@ impl Replica {
                 read().map_err(|e| StoreError::Corrupt(format!("a tag row: {e}")))?;
             let _ = writeln!(out, "tag {node} {tag} {hlc} {present}");
         }
+        // The full-text index: which nodes it holds, with what text.
+        let mut stmt = self.conn.prepare(
+            "SELECT n.id, f.title, f.body FROM nodes_fts f JOIN nodes n ON n.rowid = f.rowid
+             ORDER BY n.id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let read = || -> rusqlite::Result<(String, String, String)> {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            };
+            let (id, title, body) =
+                read().map_err(|e| StoreError::Corrupt(format!("an index row: {e}")))?;
+            let _ = writeln!(out, "indexed {id} {title:?} {body:?}");
+        }
         let ops: i64 = self
             .conn
             .query_row("SELECT count(*) FROM ops", [], |r| r.get(0))?;

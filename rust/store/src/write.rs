@@ -220,6 +220,43 @@ impl Replica {
         self.apply_external(ops, false, |_| Ok(()))
     }
 
+    /// Applies a stream of ops from outside (`heph import-ops`) in one
+    /// transaction, a chunk at a time, so memory follows the chunk and not
+    /// the stream. Each op is validated and clock-checked; any error, the
+    /// stream's own included, leaves the replica as it was.
+    pub fn import_ops<I>(&mut self, ops: I) -> Result<ApplyReport>
+    where
+        I: IntoIterator<Item = Result<Op>>,
+    {
+        const CHUNK: usize = 4096;
+        let mut newest: Option<Hlc> = None;
+        let ((), report) = self.write(|w| {
+            let mut ops = ops.into_iter().peekable();
+            let mut chunk = Vec::with_capacity(CHUNK);
+            while ops.peek().is_some() {
+                chunk.clear();
+                for op in ops.by_ref().take(CHUNK) {
+                    let op = op?;
+                    check_external(&op, w.clock)?;
+                    if newest.as_ref().is_none_or(|n| op.hlc > *n) {
+                        newest = Some(op.hlc.clone());
+                    }
+                    chunk.push(op);
+                }
+                if let Some((_, reason)) = apply_batch(w.tx, &chunk, false, &mut w.report)?.first()
+                {
+                    return Err(StoreError::Invalid(reason.clone()));
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(newest) = newest {
+            // Checked above; the clock may only have moved on since.
+            let _ = self.clock.observe(&newest);
+        }
+        Ok(report)
+    }
+
     pub(crate) fn apply_external(
         &mut self,
         ops: &[Op],
@@ -227,11 +264,7 @@ impl Replica {
         finish: impl FnOnce(&Transaction<'_>) -> Result<()>,
     ) -> Result<ApplyReport> {
         for op in ops {
-            op.validate()
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
-            op.check_json_size()
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
-            self.clock.check_drift(&op.hlc)?;
+            check_external(op, &self.clock)?;
         }
         let ((), report) = self.write(|w| {
             if let Some((_, reason)) = apply_batch(w.tx, ops, pushed, &mut w.report)?.first() {
@@ -252,6 +285,17 @@ impl Replica {
         }
         Ok(())
     }
+}
+
+/// Refuses an op from outside that is invalid, too large, or stamped
+/// beyond the drift limit of `clock`.
+fn check_external(op: &Op, clock: &heph_core::Clock) -> Result<()> {
+    op.validate()
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    op.check_json_size()
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    clock.check_drift(&op.hlc)?;
+    Ok(())
 }
 
 /// Records the ops of a new node.
