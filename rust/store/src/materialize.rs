@@ -84,6 +84,10 @@ impl ApplyReport {
 /// transaction rather than per op, so a batch that sets a title and a body
 /// indexes the node once; deleted nodes leave the index.
 pub(crate) fn reindex(tx: &Transaction<'_>, nodes: &[String]) -> Result<(), StoreError> {
+    if nodes.is_empty() || crate::bulk_index::is_deferred(tx)? {
+        // A bulk load builds the whole index at its end.
+        return Ok(());
+    }
     let mut remove = tx.prepare_cached(
         "DELETE FROM nodes_fts WHERE rowid = (SELECT rowid FROM nodes WHERE id = ?1)",
     )?;

@@ -42,6 +42,9 @@ pub(crate) struct Writer<'a, 'c> {
     pub(crate) tx: &'a Transaction<'c>,
     clock: &'a mut heph_core::Clock,
     pub(crate) report: ApplyReport,
+    /// Build the whole full-text index when the transaction ends (a bulk
+    /// load into an empty replica deferred it).
+    rebuild_index: bool,
 }
 
 impl Writer<'_, '_> {
@@ -88,14 +91,19 @@ impl Replica {
             tx: &tx,
             clock: &mut self.clock,
             report: ApplyReport::default(),
+            rebuild_index: false,
         };
         for node in &restamped.nodes {
             writer.report.touch(node);
         }
         writer.report.restamped = restamped.ops;
         let value = f(&mut writer)?;
+        let rebuild_index = writer.rebuild_index;
         let report = crate::materialize::settle(&tx, writer.report)?;
         crate::materialize::reindex(&tx, &report.changed_nodes)?;
+        if rebuild_index {
+            crate::bulk_index::rebuild(&tx)?;
+        }
         tx.commit()?;
         Ok((value, report))
     }
@@ -229,8 +237,16 @@ impl Replica {
         I: IntoIterator<Item = Result<Op>>,
     {
         const CHUNK: usize = 4096;
+        const IMPORT_CACHE_KIB: i64 = -32 * 1024;
         let mut newest: Option<Hlc> = None;
-        let ((), report) = self.write(|w| {
+        // A larger page cache while the history streams in: fewer pages
+        // spilled and read back (restored after).
+        let cache: i64 = self.conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+        self.conn
+            .pragma_update(None, "cache_size", IMPORT_CACHE_KIB)?;
+        let imported = self.write(|w| {
+            // Into an empty replica, the index is built once at the end.
+            w.rebuild_index = crate::bulk_index::defer_if_empty(w.tx)?;
             let mut ops = ops.into_iter().peekable();
             let mut chunk = Vec::with_capacity(CHUNK);
             while ops.peek().is_some() {
@@ -249,7 +265,9 @@ impl Replica {
                 }
             }
             Ok(())
-        })?;
+        });
+        self.conn.pragma_update(None, "cache_size", cache)?;
+        let ((), report) = imported?;
         if let Some(newest) = newest {
             // Checked above; the clock may only have moved on since.
             let _ = self.clock.observe(&newest);
