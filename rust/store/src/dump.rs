@@ -5,16 +5,19 @@ use std::fmt::Write as _;
 
 use heph_core::Op;
 
+use crate::materialize::LogRow;
 use crate::{Replica, Result, StoreError};
 
 impl Replica {
     /// Every op, in local arrival order.
     pub fn export_ops(&self) -> Result<Vec<Op>> {
-        let mut stmt = self.conn.prepare("SELECT payload FROM ops ORDER BY seq")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        rows.map(|p| {
-            let p = p.map_err(|e| StoreError::Corrupt(format!("an op: {e}")))?;
-            serde_json::from_str(&p).map_err(|e| StoreError::Corrupt(format!("an op: {e}")))
+        let mut stmt = self
+            .conn
+            .prepare("SELECT op_id, hlc, node, payload FROM ops ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| LogRow::read(r, 0))?;
+        rows.map(|row| {
+            row.map_err(|e| StoreError::Corrupt(format!("an op: {e}")))?
+                .into_op()
         })
         .collect()
     }

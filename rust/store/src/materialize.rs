@@ -101,6 +101,54 @@ pub(crate) fn reindex(tx: &Transaction<'_>, nodes: &[String]) -> Result<(), Stor
     Ok(())
 }
 
+/// How an op is kept in the log: its action as JSON (the id, stamp and
+/// node are columns of their own, not repeated).
+pub(crate) fn action_json(op: &Op) -> Result<String, StoreError> {
+    serde_json::to_string(&op.action).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn read_action(payload: &str) -> Result<Action, StoreError> {
+    serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(format!("an op: {e}")))
+}
+
+/// One op as read from the log: `op_id, hlc, node, payload` columns.
+pub(crate) struct LogRow {
+    op_id: String,
+    hlc: String,
+    node: String,
+    payload: String,
+}
+
+impl LogRow {
+    /// Reads the four columns starting at `first`.
+    pub(crate) fn read(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Self> {
+        Ok(Self {
+            op_id: r.get(first)?,
+            hlc: r.get(first + 1)?,
+            node: r.get(first + 2)?,
+            payload: r.get(first + 3)?,
+        })
+    }
+
+    /// About the size of the op as JSON.
+    pub(crate) fn json_len_estimate(&self) -> usize {
+        self.payload.len() + self.op_id.len() + self.hlc.len() + self.node.len() + 32
+    }
+
+    /// The op.
+    pub(crate) fn into_op(self) -> Result<Op, StoreError> {
+        Ok(Op {
+            hlc: self
+                .hlc
+                .parse()
+                .map_err(|e: heph_core::HlcError| StoreError::Corrupt(e.to_string()))?,
+            action: read_action(&self.payload)?,
+            op_id: self.op_id,
+            node: self.node,
+        })
+    }
+}
+
 /// Inserts `op` into the log and materializes it; `pushed` marks ops the hub
 /// already has. Returns false when the op was a duplicate or is held back
 /// (a body delta whose base version is not here yet: it is applied when
@@ -229,7 +277,7 @@ impl NodeGroup {
             }
             _ => None,
         };
-        let payload = serde_json::to_string(op).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let payload = action_json(op)?;
         let inserted = tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO ops (op_id, hlc, node, action, payload, pushed, body_from)
@@ -413,9 +461,7 @@ pub(crate) fn version_text(
             .optional()?;
         let payload =
             payload.ok_or_else(|| StoreError::Corrupt(format!("body version {id} is missing")))?;
-        let op: Op =
-            serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        match op.action {
+        match read_action(&payload)? {
             Action::SetBody { body, .. } => break body,
             Action::EditBody { from, delta, .. } => {
                 deltas.push(delta);
@@ -514,23 +560,27 @@ pub(crate) fn rebuild_node(
     tx.prepare_cached("DELETE FROM tags WHERE node = ?1")?
         .execute([node])?;
     report.pending_bodies.remove(node);
-    let rows: Vec<(i64, String)> = tx
-        .prepare_cached("SELECT seq, payload FROM ops WHERE node = ?1 ORDER BY hlc, op_id")?
-        .query_map([node], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
+    let rows: Vec<(i64, Op)> = tx
+        .prepare_cached(
+            "SELECT seq, op_id, hlc, node, payload FROM ops WHERE node = ?1 ORDER BY hlc, op_id",
+        )?
+        .query_map([node], |r| Ok((r.get(0)?, LogRow::read(r, 1)?)))?
+        .map(|row| {
+            let (seq, row) = row?;
+            Ok((seq, row.into_op()?))
+        })
+        .collect::<Result<_, StoreError>>()?;
     let mut group = NodeGroup::load(tx, node)?;
-    for (seq, payload) in &rows {
-        let op: Op =
-            serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    for (seq, op) in &rows {
         // In stamp order, a delta's base version was rebuilt before it.
         let text = match &op.action {
             Action::SetBody { body, .. } => Some(body.clone()),
             Action::EditBody { base, from, delta } => {
-                group.delta_text(tx, &op, base, from, delta)?
+                group.delta_text(tx, op, base, from, delta)?
             }
             _ => None,
         };
-        materialize(tx, &mut group.row, &op, *seq, report, text.as_deref())?;
+        materialize(tx, &mut group.row, op, *seq, report, text.as_deref())?;
         if let Some(text) = text {
             group.texts.insert(op.op_id.clone(), text);
         }
@@ -661,21 +711,21 @@ fn versions_at(
     let mut stmt = tx.prepare_cached(
         // The unary plus keeps SQLite on the stamp index, not the node's
         // (which would scan every version of the node).
-        "SELECT payload FROM ops WHERE hlc = ?1 AND +node = ?2 AND +action = 'set_body'",
+        "SELECT op_id, hlc, node, payload FROM ops
+         WHERE hlc = ?1 AND +node = ?2 AND +action = 'set_body'",
     )?;
-    let payloads: Vec<String> = stmt
-        .query_map(params![hlc.to_string(), node], |r| r.get(0))?
+    let rows: Vec<LogRow> = stmt
+        .query_map(params![hlc.to_string(), node], |r| LogRow::read(r, 0))?
         .collect::<Result<_, _>>()?;
-    let mut out: Vec<StoredVersion> = payloads
-        .iter()
-        .map(|p| stored_version(tx, p))
+    let mut out: Vec<StoredVersion> = rows
+        .into_iter()
+        .map(|row| stored_version(tx, row.into_op()?))
         .collect::<Result<_, _>>()?;
     out.sort_by(|a, b| a.op_id.cmp(&b.op_id));
     Ok(out)
 }
 
-fn stored_version(tx: &Transaction<'_>, payload: &str) -> Result<StoredVersion, StoreError> {
-    let op: Op = serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+fn stored_version(tx: &Transaction<'_>, op: Op) -> Result<StoredVersion, StoreError> {
     match op.action {
         Action::SetBody { body, base } => Ok(StoredVersion {
             hlc: op.hlc,
@@ -809,12 +859,15 @@ fn load_merge_region(
         if starts.len() > 64 {
             // Too many branches to paint: take every version.
             let mut stmt = tx.prepare_cached(
-                "SELECT payload FROM ops WHERE node = ?1 AND action = 'set_body'",
+                "SELECT op_id, hlc, node, payload FROM ops WHERE node = ?1 AND action = 'set_body'",
             )?;
-            let payloads: Vec<String> = stmt
-                .query_map([node], |r| r.get(0))?
+            let rows: Vec<LogRow> = stmt
+                .query_map([node], |r| LogRow::read(r, 0))?
                 .collect::<Result<_, _>>()?;
-            return payloads.iter().map(|p| stored_version(tx, p)).collect();
+            return rows
+                .into_iter()
+                .map(|row| stored_version(tx, row.into_op()?))
+                .collect();
         }
         let all: u64 = if starts.len() == 64 {
             u64::MAX

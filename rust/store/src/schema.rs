@@ -124,6 +124,10 @@ CREATE TABLE held_ops (
     reason  TEXT
 );
 CREATE INDEX held_ops_from ON held_ops(from_op);
+
+-- The log keeps each op's action only: its id, stamp and node are columns
+-- already (a third of the log's size for small ops).
+UPDATE ops SET payload = json_remove(payload, '$.op_id', '$.hlc', '$.node');
 "#,
 ];
 

@@ -5,7 +5,7 @@ use heph_core::hlc::human_ms;
 use heph_core::{HlcError, Op};
 use rusqlite::{params, OptionalExtension};
 
-use crate::materialize::{apply_batch, apply_op, ApplyReport};
+use crate::materialize::{apply_batch, apply_op, ApplyReport, LogRow};
 use crate::{Replica, Result, StoreError};
 
 /// SQLite's "now" as RFC 3339 UTC text.
@@ -67,20 +67,21 @@ impl Replica {
     /// JSON in all (always at least one when any is pending).
     pub fn unpushed_ops(&self, max_bytes: usize) -> Result<Vec<Op>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT payload FROM ops WHERE pushed = 0 AND refused IS NULL ORDER BY seq",
+            "SELECT op_id, hlc, node, payload FROM ops
+             WHERE pushed = 0 AND refused IS NULL ORDER BY seq",
         )?;
         let mut rows = stmt.query([])?;
         let mut ops = Vec::new();
         let mut size = 0;
         while let Some(row) = rows.next()? {
-            let payload: String = row.get(0)?;
-            if !ops.is_empty() && size + payload.len() > max_bytes {
+            let row = LogRow::read(row, 0)?;
+            // The op as sent: its action plus id, stamp and node.
+            let len = row.json_len_estimate();
+            if !ops.is_empty() && size + len > max_bytes {
                 break;
             }
-            size += payload.len();
-            ops.push(
-                serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            );
+            size += len;
+            ops.push(row.into_op()?);
         }
         Ok(ops)
     }
