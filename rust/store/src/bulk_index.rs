@@ -46,7 +46,12 @@ pub(crate) fn rebuild(tx: &Transaction<'_>) -> Result<()> {
         "INSERT INTO nodes_fts (nodes_fts, rank) VALUES ('hashsize', ?1)",
         [REBUILD_HASH_BYTES],
     )?;
-    tx.execute("DELETE FROM nodes_fts", [])?;
+    // The index reads its text from `nodes`: it is emptied with the
+    // command meant for that, never row by row.
+    tx.execute(
+        "INSERT INTO nodes_fts (nodes_fts) VALUES ('delete-all')",
+        [],
+    )?;
     tx.execute(
         "INSERT INTO nodes_fts (rowid, title, body)
          SELECT rowid, title, body FROM nodes WHERE deleted = 0",

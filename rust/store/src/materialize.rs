@@ -48,6 +48,9 @@ pub struct ApplyReport {
     /// Body deltas held back until the version they apply to arrives.
     pub held: usize,
     touched: HashSet<String>,
+    /// Nodes taken out of the full-text index before their row changed;
+    /// put back by [`reindex`].
+    unindexed: HashSet<String>,
     /// Bodies to merge when the transaction ends, with their new versions.
     pending_bodies: BTreeMap<String, Vec<NewVersion>>,
 }
@@ -73,6 +76,11 @@ impl PartialEq for ApplyReport {
 }
 
 impl ApplyReport {
+    /// Records that `node` left the full-text index in this transaction.
+    pub(crate) fn mark_unindexed(&mut self, node: &str) {
+        self.unindexed.insert(node.to_owned());
+    }
+
     pub(crate) fn touch(&mut self, node: &str) {
         if self.touched.insert(node.to_owned()) {
             self.changed_nodes.push(node.to_owned());
@@ -80,22 +88,48 @@ impl ApplyReport {
     }
 }
 
-/// Brings the full-text index of these nodes up to date. Done once per
-/// transaction rather than per op, so a batch that sets a title and a body
-/// indexes the node once; deleted nodes leave the index.
-pub(crate) fn reindex(tx: &Transaction<'_>, nodes: &[String]) -> Result<(), StoreError> {
-    if nodes.is_empty() || crate::bulk_index::is_deferred(tx)? {
+/// Takes `node` out of the full-text index before its row changes, once
+/// per transaction. The index reads its text from `nodes` (external
+/// content), so an entry must be removed while the row still holds the
+/// text it was made from; [`reindex`] puts it back when the row is final.
+pub(crate) fn unindex(
+    tx: &Transaction<'_>,
+    node: &str,
+    report: &mut ApplyReport,
+) -> Result<(), StoreError> {
+    if report.unindexed.contains(node) {
+        return Ok(());
+    }
+    report.unindexed.insert(node.to_owned());
+    if crate::bulk_index::is_deferred(tx)? {
+        // Nothing is indexed during a bulk load.
+        return Ok(());
+    }
+    // Only a live node is in the index.
+    tx.prepare_cached(
+        "DELETE FROM nodes_fts WHERE rowid = (SELECT rowid FROM nodes WHERE id = ?1 AND deleted = 0)",
+    )?
+    .execute([node])?;
+    Ok(())
+}
+
+/// Puts the nodes taken out of the index in this transaction back, with
+/// their final text; deleted nodes stay out. Done once per transaction
+/// rather than per op, so a batch that sets a title and a body indexes the
+/// node once.
+pub(crate) fn reindex(tx: &Transaction<'_>, report: &ApplyReport) -> Result<(), StoreError> {
+    if report.unindexed.is_empty() || crate::bulk_index::is_deferred(tx)? {
         // A bulk load builds the whole index at its end.
         return Ok(());
     }
-    let mut remove = tx.prepare_cached(
-        "DELETE FROM nodes_fts WHERE rowid = (SELECT rowid FROM nodes WHERE id = ?1)",
-    )?;
     let mut add = tx.prepare_cached(
-        "INSERT INTO nodes_fts (rowid, title, body) SELECT rowid, title, body FROM nodes WHERE id = ?1 AND deleted = 0",
+        "INSERT INTO nodes_fts (rowid, title, body)
+         SELECT rowid, title, body FROM nodes WHERE id = ?1 AND deleted = 0",
     )?;
+    // In a stable order, so every replica builds the same index.
+    let mut nodes: Vec<&String> = report.unindexed.iter().collect();
+    nodes.sort();
     for node in nodes {
-        remove.execute([node])?;
         add.execute([node])?;
     }
     Ok(())
@@ -162,7 +196,7 @@ pub(crate) fn apply_op(
     report: &mut ApplyReport,
 ) -> Result<bool, StoreError> {
     let before = report.new_ops;
-    let mut group = NodeGroup::load(tx, &op.node)?;
+    let mut group = NodeGroup::load(tx, &op.node, report)?;
     let applied = group.apply(tx, op, pushed, report);
     group.row.store(tx)?;
     applied?;
@@ -188,7 +222,7 @@ pub(crate) fn apply_batch(
     });
     let mut refused = Vec::new();
     for run in order.chunk_by(|&a, &b| ops[a].node == ops[b].node) {
-        let mut group = NodeGroup::load(tx, &ops[run[0]].node)?;
+        let mut group = NodeGroup::load(tx, &ops[run[0]].node, report)?;
         for &i in run {
             match group.apply(tx, &ops[i], pushed, report) {
                 Err(StoreError::Invalid(reason)) => refused.push((i, reason)),
@@ -210,7 +244,12 @@ struct NodeGroup {
 }
 
 impl NodeGroup {
-    fn load(tx: &Transaction<'_>, node: &str) -> Result<Self, StoreError> {
+    fn load(
+        tx: &Transaction<'_>,
+        node: &str,
+        report: &mut ApplyReport,
+    ) -> Result<Self, StoreError> {
+        unindex(tx, node, report)?;
         Ok(Self {
             row: NodeRow::load(tx, node)?,
             texts: HashMap::new(),
@@ -550,11 +589,8 @@ pub(crate) fn rebuild_node(
     node: &str,
     report: &mut ApplyReport,
 ) -> Result<(), StoreError> {
-    // The index row first: it is keyed by the node's rowid.
-    tx.prepare_cached(
-        "DELETE FROM nodes_fts WHERE rowid = (SELECT rowid FROM nodes WHERE id = ?1)",
-    )?
-    .execute([node])?;
+    // Out of the index first, while the row still holds its text.
+    unindex(tx, node, report)?;
     tx.prepare_cached("DELETE FROM nodes WHERE id = ?1")?
         .execute([node])?;
     tx.prepare_cached("DELETE FROM tags WHERE node = ?1")?
@@ -570,7 +606,7 @@ pub(crate) fn rebuild_node(
             Ok((seq, row.into_op()?))
         })
         .collect::<Result<_, StoreError>>()?;
-    let mut group = NodeGroup::load(tx, node)?;
+    let mut group = NodeGroup::load(tx, node, report)?;
     for (seq, op) in &rows {
         // In stamp order, a delta's base version was rebuilt before it.
         let text = match &op.action {

@@ -128,6 +128,20 @@ CREATE INDEX held_ops_from ON held_ops(from_op);
 -- The log keeps each op's action only: its id, stamp and node are columns
 -- already (a third of the log's size for small ops).
 UPDATE ops SET payload = json_remove(payload, '$.op_id', '$.hlc', '$.node');
+
+-- The full-text index reads titles and bodies from `nodes` instead of
+-- keeping its own copy (external content): same name, columns, tokenizer,
+-- prefixes and ranking. Rows leave it before they change and come back
+-- after (see materialize::unindex and reindex); live nodes only.
+DROP TABLE nodes_fts_terms;
+DROP TABLE nodes_fts;
+CREATE VIRTUAL TABLE nodes_fts USING fts5(
+    title, body, content = 'nodes', content_rowid = 'rowid',
+    tokenize = 'unicode61 remove_diacritics 2', prefix = '3'
+);
+CREATE VIRTUAL TABLE nodes_fts_terms USING fts5vocab(nodes_fts, 'row');
+INSERT INTO nodes_fts (nodes_fts, rank) VALUES ('rank', 'bm25(10.0, 1.0)');
+INSERT INTO nodes_fts (rowid, title, body) SELECT rowid, title, body FROM nodes WHERE deleted = 0;
 "#,
 ];
 

@@ -94,13 +94,15 @@ impl Replica {
             rebuild_index: false,
         };
         for node in &restamped.nodes {
+            // Rebuilt, and taken out of the index, by the re-stamp.
             writer.report.touch(node);
+            writer.report.mark_unindexed(node);
         }
         writer.report.restamped = restamped.ops;
         let value = f(&mut writer)?;
         let rebuild_index = writer.rebuild_index;
         let report = crate::materialize::settle(&tx, writer.report)?;
-        crate::materialize::reindex(&tx, &report.changed_nodes)?;
+        crate::materialize::reindex(&tx, &report)?;
         if rebuild_index {
             crate::bulk_index::rebuild(&tx)?;
         }

@@ -258,3 +258,31 @@ fn concurrent_deltas_merge() {
         laptop.canonical_dump().unwrap()
     );
 }
+
+/// The index reads its text from the nodes (external content): a changed,
+/// deleted, restored or merged note is found by its new words only, and
+/// the index stays sound.
+#[test]
+fn search_follows_edits_deletes_and_merges() {
+    let mut a = Replica::open_in_memory().unwrap();
+    let mut b = Replica::open_in_memory().unwrap();
+    let body = ten_kb();
+    let id = note(&mut a, &format!("{body}zebra\n"));
+    b.apply_ops(&a.export_ops().unwrap()).unwrap();
+    assert_eq!(a.search("zebra", 5).unwrap().len(), 1);
+    set_body(&mut a, &id, &format!("{body}giraffe\n"));
+    assert!(a.search("zebra", 5).unwrap().is_empty());
+    assert_eq!(a.search("giraffe", 5).unwrap().len(), 1);
+    set_body(&mut b, &id, &format!("okapi\n{body}zebra\n"));
+    a.apply_ops(&b.export_ops().unwrap()).unwrap();
+    assert_eq!(a.search("okapi", 5).unwrap()[0].id, id);
+    assert_eq!(a.search("giraffe", 5).unwrap()[0].id, id);
+    a.delete(&id).unwrap();
+    assert!(a.search("okapi", 5).unwrap().is_empty());
+    a.restore(&id).unwrap();
+    assert_eq!(a.search("okapi", 5).unwrap().len(), 1);
+    // The dump runs the index's own integrity check.
+    a.canonical_dump().unwrap();
+    b.apply_ops(&a.export_ops().unwrap()).unwrap();
+    assert_eq!(a.canonical_dump().unwrap(), b.canonical_dump().unwrap());
+}
