@@ -10,10 +10,10 @@ use crate::client::{ClientError, HubClient};
 /// Bytes of op JSON per push request.
 pub const PUSH_BATCH_BYTES: usize = 1024 * 1024;
 /// Ops per pull request.
-pub const PULL_BATCH: usize = 2000;
+pub const PULL_BATCH: usize = 5000;
 /// Bytes of op JSON per pull request (the hub caps it at its own limit and
 /// always sends at least one op).
-pub const PULL_PAGE_BYTES: usize = 1024 * 1024;
+pub const PULL_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// What a pass moved.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
