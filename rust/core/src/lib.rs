@@ -1,6 +1,7 @@
 //! heph-core: the domain — ids, hybrid logical clock, nodes, ops, merge and
 //! buffer text formats. No IO here; the store and the network live elsewhere.
 
+pub mod body_delta;
 pub mod fields;
 pub mod hlc;
 pub mod id;

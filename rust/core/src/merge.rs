@@ -35,7 +35,7 @@
 //! with a region that already holds a block, the block grows a side instead
 //! of nesting. Nothing is ever silently dropped.
 
-mod diff;
+pub(crate) mod diff;
 
 use std::collections::HashMap;
 

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::body_delta::BodyDelta;
 use crate::hlc::Hlc;
 use crate::id::{is_valid_node_id, NodeId};
 use crate::model::{normalize_tag, parse_date, Field, Kind, Status};
@@ -55,6 +56,18 @@ pub enum Action {
         body: String,
         /// Clock stamps of the body versions the editor saw (the heads).
         base: Vec<Hlc>,
+    },
+    /// A body version written as its changes to an earlier version (the
+    /// version `from`, whose stamp is in `base`), so an edit costs what it
+    /// changed. Both body forms are body versions; a replica holds this one
+    /// back until it holds `from`.
+    EditBody {
+        /// Clock stamps of the body versions the editor saw (the heads).
+        base: Vec<Hlc>,
+        /// Op id of the version the delta applies to.
+        from: String,
+        /// The changes to `from`'s text.
+        delta: BodyDelta,
     },
     /// Adds a tag.
     AddTag {
@@ -125,6 +138,17 @@ impl Op {
                     return Err(fail("body base lists too many versions".into()));
                 }
             }
+            Action::EditBody { base, from, delta } => {
+                if base.len() > MAX_BASE_VERSIONS {
+                    return Err(fail("body base lists too many versions".into()));
+                }
+                if from.is_empty() || from.len() > 128 || *from == self.op_id {
+                    return Err(fail(
+                        "a body delta needs the op id of its base version".into(),
+                    ));
+                }
+                delta.check().map_err(fail)?;
+            }
             Action::AddTag { tag } | Action::RemoveTag { tag } => {
                 let normal = normalize_tag(tag).map_err(|e| fail(e.0))?;
                 if &normal != tag {
@@ -142,6 +166,14 @@ impl Op {
         serde_json::from_str::<Op>(text).map_err(|e| e.to_string())
     }
 
+    /// Whether the op writes a body version (either form).
+    pub fn is_body_version(&self) -> bool {
+        matches!(
+            self.action,
+            Action::SetBody { .. } | Action::EditBody { .. }
+        )
+    }
+
     /// Size of the op as JSON, in bytes.
     pub fn json_len(&self) -> usize {
         serde_json::to_vec(self)
@@ -156,11 +188,16 @@ impl Op {
         let text = match &self.action {
             Action::Set { value, .. } => value.as_deref().map_or(0, str::len),
             Action::SetBody { body, .. } => body.len(),
+            Action::EditBody { from, delta, .. } => {
+                from.len() + delta.inserted_len() + 12 * delta.0.len()
+            }
             Action::AddTag { tag } | Action::RemoveTag { tag } => tag.len(),
             Action::Create { .. } | Action::Delete | Action::Restore => 0,
         };
         let bases: usize = match &self.action {
-            Action::SetBody { base, .. } => base.iter().map(|h| h.origin.len() + 24).sum(),
+            Action::SetBody { base, .. } | Action::EditBody { base, .. } => {
+                base.iter().map(|h| h.origin.len() + 24).sum()
+            }
             _ => 0,
         };
         let bound =
@@ -281,6 +318,23 @@ mod tests {
                 "{field} {value:?}"
             );
         }
+    }
+
+    #[test]
+    fn both_body_forms_read() {
+        // The full form written by earlier replicas stays valid.
+        let old = r#"{"op_id":"o","hlc":"000000000001000000-aa","node":"n1","action":"set_body","body":"x\n","base":[]}"#;
+        let o: Op = serde_json::from_str(old).unwrap();
+        assert!(matches!(o.action, Action::SetBody { .. }));
+        assert!(o.validate().is_ok());
+        let edit = r#"{"op_id":"p","hlc":"000000000002000000-aa","node":"n1","action":"edit_body","base":["000000000001000000-aa"],"from":"o","delta":[-1,"y\n"]}"#;
+        let e: Op = serde_json::from_str(edit).unwrap();
+        assert!(e.validate().is_ok());
+        assert_eq!(serde_json::to_string(&e).unwrap(), edit);
+        let own = r#"{"op_id":"p","hlc":"000000000002000000-aa","node":"n1","action":"edit_body","base":[],"from":"p","delta":[]}"#;
+        assert!(serde_json::from_str::<Op>(own).unwrap().validate().is_err());
+        let bad = r#"{"op_id":"p","hlc":"000000000002000000-aa","node":"n1","action":"edit_body","base":[],"from":"o","delta":[0]}"#;
+        assert!(Op::parse_json(bad).is_err());
     }
 
     #[test]

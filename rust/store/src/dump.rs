@@ -5,18 +5,31 @@ use std::fmt::Write as _;
 
 use heph_core::Op;
 
+use crate::materialize::LogRow;
 use crate::{Replica, Result, StoreError};
 
 impl Replica {
     /// Every op, in local arrival order.
     pub fn export_ops(&self) -> Result<Vec<Op>> {
-        let mut stmt = self.conn.prepare("SELECT payload FROM ops ORDER BY seq")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        rows.map(|p| {
-            let p = p.map_err(|e| StoreError::Corrupt(format!("an op: {e}")))?;
-            serde_json::from_str(&p).map_err(|e| StoreError::Corrupt(format!("an op: {e}")))
+        let mut stmt = self
+            .conn
+            .prepare("SELECT op_id, hlc, node, payload FROM ops ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| LogRow::read(r, 0))?;
+        rows.map(|row| {
+            row.map_err(|e| StoreError::Corrupt(format!("an op: {e}")))?
+                .into_op()
         })
         .collect()
+    }
+
+    /// Body deltas held back, by op id: waiting for the version they apply
+    /// to (`None`), or with the reason they do not fit it.
+    pub fn held_ops(&self) -> Result<Vec<(String, Option<String>)>> {
+        Ok(self
+            .conn
+            .prepare("SELECT op_id, reason FROM held_ops ORDER BY op_id")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?)
     }
 
     /// Number of ops held.
@@ -66,6 +79,26 @@ impl Replica {
             let (node, tag, hlc, present) =
                 read().map_err(|e| StoreError::Corrupt(format!("a tag row: {e}")))?;
             let _ = writeln!(out, "tag {node} {tag} {hlc} {present}");
+        }
+        // The full-text index: its structure is sound, and which nodes it
+        // holds with how many tokens per column. (It indexes live nodes
+        // only, so the check against all of `nodes` does not apply.)
+        self.conn
+            .execute(
+                "INSERT INTO nodes_fts (nodes_fts, rank) VALUES ('integrity-check', 0)",
+                [],
+            )
+            .map_err(|e| StoreError::Corrupt(format!("the full-text index: {e}")))?;
+        let mut stmt = self.conn.prepare(
+            "SELECT n.id, hex(d.sz) FROM nodes_fts_docsize d JOIN nodes n ON n.rowid = d.id
+             ORDER BY n.id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let read = || -> rusqlite::Result<(String, String)> { Ok((row.get(0)?, row.get(1)?)) };
+            let (id, sizes) =
+                read().map_err(|e| StoreError::Corrupt(format!("an index row: {e}")))?;
+            let _ = writeln!(out, "indexed {id} {sizes}");
         }
         let ops: i64 = self
             .conn

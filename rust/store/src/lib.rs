@@ -5,9 +5,11 @@
 //! (Neovim sidecars, the CLI) can share one replica file: writers queue on
 //! SQLite's lock (busy timeout) instead of failing.
 
+mod bulk_index;
 mod dump;
 pub mod list_query;
 mod materialize;
+mod node_row;
 mod query;
 mod restamp;
 mod schema;
@@ -145,7 +147,7 @@ impl Replica {
         if read_only {
             tracing::warn!(file = %path.display(), "the replica is not writable; opened read-only");
         }
-        let replica = match Self::open_as(path, read_only, false) {
+        let mut replica = match Self::open_as(path, read_only, false) {
             // A WAL replica in a directory this process cannot write has no
             // shared-memory file to coordinate through: read it as an
             // immutable snapshot instead.
@@ -165,6 +167,8 @@ impl Replica {
             name.push(companion);
             make_private(Path::new(&name));
         }
+        // A bulk load cut short left its index to build.
+        replica.finish_bulk_load()?;
         Ok(replica)
     }
 

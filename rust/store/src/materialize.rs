@@ -20,10 +20,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use heph_core::body_delta::BodyDelta;
 use heph_core::merge::{merge_body, BodyVersion};
 use heph_core::{Action, Field, Hlc, Op};
 use rusqlite::{params, OptionalExtension, Transaction};
 
+use crate::node_row::NodeRow;
 use crate::StoreError;
 
 /// What one batch of ops did.
@@ -43,7 +45,12 @@ pub struct ApplyReport {
     pub conflict_nodes: Vec<String>,
     /// Own future-stamped ops given fresh stamps before this write.
     pub restamped: usize,
+    /// Body deltas held back until the version they apply to arrives.
+    pub held: usize,
     touched: HashSet<String>,
+    /// Nodes taken out of the full-text index before their row changed;
+    /// put back by [`reindex`].
+    unindexed: HashSet<String>,
     /// Bodies to merge when the transaction ends, with their new versions.
     pending_bodies: BTreeMap<String, Vec<NewVersion>>,
 }
@@ -69,6 +76,11 @@ impl PartialEq for ApplyReport {
 }
 
 impl ApplyReport {
+    /// Records that `node` left the full-text index in this transaction.
+    pub(crate) fn mark_unindexed(&mut self, node: &str) {
+        self.unindexed.insert(node.to_owned());
+    }
+
     pub(crate) fn touch(&mut self, node: &str) {
         if self.touched.insert(node.to_owned()) {
             self.changed_nodes.push(node.to_owned());
@@ -76,80 +88,482 @@ impl ApplyReport {
     }
 }
 
-/// Brings the full-text index of these nodes up to date. Done once per
-/// transaction rather than per op, so a batch that sets a title and a body
-/// indexes the node once; deleted nodes leave the index.
-pub(crate) fn reindex(tx: &Transaction<'_>, nodes: &[String]) -> Result<(), StoreError> {
-    let mut remove = tx.prepare_cached(
-        "DELETE FROM nodes_fts WHERE rowid = (SELECT rowid FROM nodes WHERE id = ?1)",
-    )?;
+/// Takes `node` out of the full-text index before its row changes, once
+/// per transaction. The index reads its text from `nodes` (external
+/// content), so an entry must be removed while the row still holds the
+/// text it was made from; [`reindex`] puts it back when the row is final.
+pub(crate) fn unindex(
+    tx: &Transaction<'_>,
+    node: &str,
+    report: &mut ApplyReport,
+) -> Result<(), StoreError> {
+    if report.unindexed.contains(node) {
+        return Ok(());
+    }
+    report.unindexed.insert(node.to_owned());
+    if crate::bulk_index::is_deferred(tx)? {
+        // Nothing is indexed during a bulk load.
+        return Ok(());
+    }
+    // Only a live node is in the index.
+    tx.prepare_cached(
+        "DELETE FROM nodes_fts WHERE rowid = (SELECT rowid FROM nodes WHERE id = ?1 AND deleted = 0)",
+    )?
+    .execute([node])?;
+    Ok(())
+}
+
+/// Puts the nodes taken out of the index in this transaction back, with
+/// their final text; deleted nodes stay out. Done once per transaction
+/// rather than per op, so a batch that sets a title and a body indexes the
+/// node once.
+pub(crate) fn reindex(tx: &Transaction<'_>, report: &ApplyReport) -> Result<(), StoreError> {
+    if report.unindexed.is_empty() || crate::bulk_index::is_deferred(tx)? {
+        // A bulk load builds the whole index at its end.
+        return Ok(());
+    }
     let mut add = tx.prepare_cached(
-        "INSERT INTO nodes_fts (rowid, title, body) SELECT rowid, title, body FROM nodes WHERE id = ?1 AND deleted = 0",
+        "INSERT INTO nodes_fts (rowid, title, body)
+         SELECT rowid, title, body FROM nodes WHERE id = ?1 AND deleted = 0",
     )?;
+    // In a stable order, so every replica builds the same index.
+    let mut nodes: Vec<&String> = report.unindexed.iter().collect();
+    nodes.sort();
     for node in nodes {
-        remove.execute([node])?;
         add.execute([node])?;
     }
     Ok(())
 }
 
+/// How an op is kept in the log: its action as JSON (the id, stamp and
+/// node are columns of their own, not repeated).
+pub(crate) fn action_json(op: &Op) -> Result<String, StoreError> {
+    serde_json::to_string(&op.action).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn read_action(payload: &str) -> Result<Action, StoreError> {
+    serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(format!("an op: {e}")))
+}
+
+/// One op as read from the log: `op_id, hlc, node, payload` columns.
+pub(crate) struct LogRow {
+    op_id: String,
+    hlc: String,
+    node: String,
+    payload: String,
+}
+
+impl LogRow {
+    /// Reads the four columns starting at `first`.
+    pub(crate) fn read(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Self> {
+        Ok(Self {
+            op_id: r.get(first)?,
+            hlc: r.get(first + 1)?,
+            node: r.get(first + 2)?,
+            payload: r.get(first + 3)?,
+        })
+    }
+
+    /// About the size of the op as JSON.
+    pub(crate) fn json_len_estimate(&self) -> usize {
+        self.payload.len() + self.op_id.len() + self.hlc.len() + self.node.len() + 32
+    }
+
+    /// The op.
+    pub(crate) fn into_op(self) -> Result<Op, StoreError> {
+        Ok(Op {
+            hlc: self
+                .hlc
+                .parse()
+                .map_err(|e: heph_core::HlcError| StoreError::Corrupt(e.to_string()))?,
+            action: read_action(&self.payload)?,
+            op_id: self.op_id,
+            node: self.node,
+        })
+    }
+}
+
 /// Inserts `op` into the log and materializes it; `pushed` marks ops the hub
-/// already has. Returns false when the op was a duplicate.
+/// already has. Returns false when the op was a duplicate or is held back
+/// (a body delta whose base version is not here yet: it is applied when
+/// that version arrives, so the outcome does not depend on arrival order).
+/// A delta that does not fit its base is refused with
+/// [`StoreError::Invalid`] before anything is written.
 pub(crate) fn apply_op(
     tx: &Transaction<'_>,
     op: &Op,
     pushed: bool,
     report: &mut ApplyReport,
 ) -> Result<bool, StoreError> {
-    let payload = serde_json::to_string(op).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let hlc = op.hlc.to_string();
-    let inserted = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO ops (op_id, hlc, node, action, payload, pushed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![op.op_id, hlc, op.node, action_name(&op.action), payload, pushed])?;
-    if inserted == 0 {
-        if pushed {
-            // We sent it earlier and the hub now hands it back: acknowledged.
-            tx.prepare_cached("UPDATE ops SET pushed = 1 WHERE op_id = ?1")?
-                .execute([&op.op_id])?;
+    let before = report.new_ops;
+    let mut group = NodeGroup::load(tx, &op.node, report)?;
+    let applied = group.apply(tx, op, pushed, report);
+    group.row.store(tx)?;
+    applied?;
+    Ok(report.new_ops > before)
+}
+
+/// Applies many ops at once: grouped by node, each node's row is read once,
+/// changed in memory by all of its ops in stamp order, and written once.
+/// The state reached is the one op-by-op application gives (apply is
+/// order-independent). Returns the ops refused as invalid (a body delta
+/// that does not fit its base) by index, with the reason; nothing of those
+/// is written.
+pub(crate) fn apply_batch(
+    tx: &Transaction<'_>,
+    ops: &[Op],
+    pushed: bool,
+    report: &mut ApplyReport,
+) -> Result<Vec<(usize, String)>, StoreError> {
+    let mut order: Vec<usize> = (0..ops.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&ops[a], &ops[b]);
+        (&a.node, &a.hlc, &a.op_id).cmp(&(&b.node, &b.hlc, &b.op_id))
+    });
+    let mut refused = Vec::new();
+    for run in order.chunk_by(|&a, &b| ops[a].node == ops[b].node) {
+        let mut group = NodeGroup::load(tx, &ops[run[0]].node, report)?;
+        for &i in run {
+            match group.apply(tx, &ops[i], pushed, report) {
+                Err(StoreError::Invalid(reason)) => refused.push((i, reason)),
+                other => {
+                    other?;
+                }
+            }
         }
-        report.duplicates += 1;
+        group.row.store(tx)?;
+    }
+    Ok(refused)
+}
+
+/// The ops of one node being applied: its row in memory and the text of
+/// each body version applied meanwhile (deltas after them need it).
+struct NodeGroup {
+    row: NodeRow,
+    texts: HashMap<String, String>,
+}
+
+impl NodeGroup {
+    fn load(
+        tx: &Transaction<'_>,
+        node: &str,
+        report: &mut ApplyReport,
+    ) -> Result<Self, StoreError> {
+        unindex(tx, node, report)?;
+        Ok(Self {
+            row: NodeRow::load(tx, node)?,
+            texts: HashMap::new(),
+        })
+    }
+
+    /// Applies `op` (of this node) and any held delta it releases.
+    fn apply(
+        &mut self,
+        tx: &Transaction<'_>,
+        op: &Op,
+        pushed: bool,
+        report: &mut ApplyReport,
+    ) -> Result<(), StoreError> {
+        let mut released = Vec::new();
+        self.apply_one(tx, op, pushed, report, &mut released)?;
+        // Deltas that waited for a version applied here, and then for them.
+        while let Some((held, pushed)) = released.pop() {
+            if let Err(StoreError::Invalid(reason)) =
+                self.apply_one(tx, &held, pushed, report, &mut released)
+            {
+                hold(tx, &held, pushed, Some(&reason))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_one(
+        &mut self,
+        tx: &Transaction<'_>,
+        op: &Op,
+        pushed: bool,
+        report: &mut ApplyReport,
+        released: &mut Vec<(Op, bool)>,
+    ) -> Result<(), StoreError> {
+        if op.node != self.row.id {
+            return Err(StoreError::Corrupt(format!(
+                "op {} applied to node {}",
+                op.op_id, self.row.id
+            )));
+        }
+        let mut from = None;
+        let text = match &op.action {
+            Action::SetBody { body, .. } => Some(body.clone()),
+            Action::EditBody {
+                base,
+                from: from_id,
+                delta,
+            } => {
+                if exists(tx, &op.op_id)? {
+                    duplicate(tx, op, pushed, report)?;
+                    return Ok(());
+                }
+                let Some(text) = self.delta_text(tx, op, base, from_id, delta)? else {
+                    if hold(tx, op, pushed, None)? {
+                        report.held += 1;
+                    } else {
+                        report.duplicates += 1;
+                    }
+                    return Ok(());
+                };
+                from = Some(from_id.as_str());
+                Some(text)
+            }
+            _ => None,
+        };
+        let payload = action_json(op)?;
+        let inserted = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO ops (op_id, hlc, node, action, payload, pushed, body_from)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                op.op_id,
+                op.hlc.to_string(),
+                op.node,
+                action_name(&op.action),
+                payload,
+                pushed,
+                from
+            ])?;
+        if inserted == 0 {
+            duplicate(tx, op, pushed, report)?;
+            return Ok(());
+        }
+        let seq = tx.last_insert_rowid();
+        report.new_ops += 1;
+        materialize(tx, &mut self.row, op, seq, report, text.as_deref())?;
+        if let Some(text) = text {
+            self.texts.insert(op.op_id.clone(), text);
+            let mut stmt =
+                tx.prepare_cached("SELECT payload, pushed FROM held_ops WHERE from_op = ?1")?;
+            let rows: Vec<(String, bool)> = stmt
+                .query_map([&op.op_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            if !rows.is_empty() {
+                tx.prepare_cached("DELETE FROM held_ops WHERE from_op = ?1")?
+                    .execute([&op.op_id])?;
+            }
+            for (payload, pushed) in rows {
+                let held: Op = serde_json::from_str(&payload)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                released.push((held, pushed));
+            }
+        }
+        Ok(())
+    }
+
+    /// The text a body delta makes, or `None` when its base version is not
+    /// in the log yet. A delta that names a version it cannot apply to
+    /// (another node, not in its base, or lines that do not fit) is refused.
+    fn delta_text(
+        &self,
+        tx: &Transaction<'_>,
+        op: &Op,
+        base: &[Hlc],
+        from: &str,
+        delta: &BodyDelta,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String, String, String)> = tx
+            .prepare_cached("SELECT hlc, node, action FROM ops WHERE op_id = ?1")?
+            .query_row([from], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((from_hlc, node, action)) = row else {
+            return Ok(None);
+        };
+        let refuse = |why: String| {
+            StoreError::Invalid(format!(
+                "invalid op {}: its body delta {why}",
+                op.op_id.chars().take(64).collect::<String>()
+            ))
+        };
+        if node != op.node || action != "set_body" {
+            return Err(refuse(format!(
+                "applies to {from}, not a body version of this node"
+            )));
+        }
+        let from_hlc: Hlc = from_hlc
+            .parse()
+            .map_err(|e: heph_core::HlcError| StoreError::Corrupt(e.to_string()))?;
+        if from_hlc >= op.hlc || !base.contains(&from_hlc) {
+            return Err(refuse(format!(
+                "applies to {from}, which is not an earlier version in its base"
+            )));
+        }
+        let base_text = match self.texts.get(from) {
+            Some(text) => std::borrow::Cow::Borrowed(text.as_str()),
+            None if only_head(&self.row.body_heads)?.as_deref() == Some(from) => {
+                std::borrow::Cow::Borrowed(self.row.body.as_str())
+            }
+            None => std::borrow::Cow::Owned(version_text(tx, &op.node, from)?),
+        };
+        delta
+            .apply(&base_text)
+            .map(Some)
+            .map_err(|e| refuse(e.to_string()))
+    }
+}
+
+/// The op id of the only head in a `body_heads` column, if there is one
+/// head and its key records it.
+fn only_head(heads: &str) -> Result<Option<String>, StoreError> {
+    Ok(match read_heads(heads)?.as_slice() {
+        [only] => parse_key(only)?.1.map(str::to_owned),
+        _ => None,
+    })
+}
+
+fn duplicate(
+    tx: &Transaction<'_>,
+    op: &Op,
+    pushed: bool,
+    report: &mut ApplyReport,
+) -> Result<bool, StoreError> {
+    if pushed {
+        // We sent it earlier and the hub now hands it back: acknowledged.
+        tx.prepare_cached("UPDATE ops SET pushed = 1 WHERE op_id = ?1")?
+            .execute([&op.op_id])?;
+    }
+    report.duplicates += 1;
+    Ok(false)
+}
+
+fn exists(tx: &Transaction<'_>, op_id: &str) -> Result<bool, StoreError> {
+    Ok(tx
+        .prepare_cached("SELECT 1 FROM ops WHERE op_id = ?1")?
+        .exists([op_id])?)
+}
+
+/// Keeps a body delta aside until its base version arrives (`reason` when
+/// it arrived and the delta does not fit it). Returns false when it was
+/// already held.
+fn hold(
+    tx: &Transaction<'_>,
+    op: &Op,
+    pushed: bool,
+    reason: Option<&str>,
+) -> Result<bool, StoreError> {
+    let Action::EditBody { from, .. } = &op.action else {
+        return Err(StoreError::Corrupt(format!(
+            "op {} is not a body delta",
+            op.op_id
+        )));
+    };
+    let held = tx
+        .prepare_cached("SELECT 1 FROM held_ops WHERE op_id = ?1")?
+        .exists([&op.op_id])?;
+    if held {
+        tx.prepare_cached(
+            "UPDATE held_ops SET pushed = max(pushed, ?2), reason = coalesce(?3, reason)
+             WHERE op_id = ?1",
+        )?
+        .execute(params![op.op_id, pushed, reason])?;
         return Ok(false);
     }
-    let seq = tx.last_insert_rowid();
-    report.new_ops += 1;
-    materialize(tx, op, seq, report)?;
+    let payload = serde_json::to_string(op).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    tx.prepare_cached(
+        "INSERT INTO held_ops (op_id, node, from_op, payload, pushed, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![op.op_id, op.node, from, payload, pushed, reason])?;
     Ok(true)
 }
 
-/// Materializes one op already in the log at `seq`.
+/// The full text of the body version `op_id` of `node`: the node's body when
+/// that version is its only head, else rebuilt from the nearest full text
+/// along its deltas.
+pub(crate) fn version_text(
+    tx: &Transaction<'_>,
+    node: &str,
+    op_id: &str,
+) -> Result<String, StoreError> {
+    let heads: Option<(String, String)> = tx
+        .prepare_cached("SELECT body_heads, body FROM nodes WHERE id = ?1")?
+        .query_row([node], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((heads, body)) = heads {
+        if only_head(&heads)?.as_deref() == Some(op_id) {
+            return Ok(body);
+        }
+    }
+    let mut deltas = Vec::new();
+    let mut id = op_id.to_owned();
+    let mut text = loop {
+        let payload: Option<String> = tx
+            .prepare_cached("SELECT payload FROM ops WHERE op_id = ?1")?
+            .query_row([&id], |r| r.get(0))
+            .optional()?;
+        let payload =
+            payload.ok_or_else(|| StoreError::Corrupt(format!("body version {id} is missing")))?;
+        match read_action(&payload)? {
+            Action::SetBody { body, .. } => break body,
+            Action::EditBody { from, delta, .. } => {
+                deltas.push(delta);
+                id = from;
+            }
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "op {id} is not a body version"
+                )))
+            }
+        }
+    };
+    for delta in deltas.iter().rev() {
+        text = delta
+            .apply(&text)
+            .map_err(|e| StoreError::Corrupt(format!("body version {op_id}: {e}")))?;
+    }
+    Ok(text)
+}
+
+/// How many deltas lie between the body version `op_id` and a full text,
+/// counted up to `cap`.
+pub(crate) fn delta_depth(tx: &Transaction<'_>, op_id: &str, cap: u32) -> Result<u32, StoreError> {
+    Ok(tx
+        .prepare_cached(
+            "WITH RECURSIVE chain(id, depth) AS (
+                 SELECT ?1, 0
+                 UNION ALL
+                 SELECT ops.body_from, chain.depth + 1 FROM ops JOIN chain ON ops.op_id = chain.id
+                 WHERE ops.body_from IS NOT NULL AND chain.depth < ?2)
+             SELECT max(depth) FROM chain",
+        )?
+        .query_row(params![op_id, cap], |r| r.get(0))?)
+}
+
+/// Materializes one op already in the log at `seq` into its node's `row`;
+/// `text` is the body of a body version (a delta's, rebuilt).
 fn materialize(
     tx: &Transaction<'_>,
+    row: &mut NodeRow,
     op: &Op,
     seq: i64,
     report: &mut ApplyReport,
+    text: Option<&str>,
 ) -> Result<(), StoreError> {
     let hlc = op.hlc.to_string();
     // Last-writer-wins values are stamped with the op id too, so two ops
     // with one stamp resolve the same way in any order.
     let key = version_key(&op.hlc, &op.op_id);
     report.touch(&op.node);
-    tx.prepare_cached("INSERT OR IGNORE INTO nodes (id) VALUES (?1)")?
-        .execute([&op.node])?;
-
     match &op.action {
         Action::Create { kind } => {
-            set_scalar(tx, &op.node, "kind", Some(kind.as_str()), &key)?;
-            tx.prepare_cached(
-                "UPDATE nodes SET created_hlc = ?2 WHERE id = ?1 AND (created_hlc = '' OR created_hlc > ?2)",
-            )?
-            .execute(params![op.node, hlc])?;
+            row.set_field(Field::Kind, Some(kind.as_str()), &key)?;
+            row.created(&hlc);
         }
-        Action::Set { field, value } => {
-            set_scalar(tx, &op.node, field_column(*field), value.as_deref(), &key)?;
+        Action::Set { field, value } => row.set_field(*field, value.as_deref(), &key)?,
+        Action::SetBody { base, .. } | Action::EditBody { base, .. } => {
+            let text = match text {
+                Some(t) => std::borrow::Cow::Borrowed(t),
+                None => std::borrow::Cow::Owned(version_text(tx, &op.node, &op.op_id)?),
+            };
+            apply_body(row, op, &text, base, report)?;
         }
-        Action::SetBody { body, base } => apply_body(tx, op, body, base, report)?,
         Action::AddTag { tag } | Action::RemoveTag { tag } => {
             let present = matches!(op.action, Action::AddTag { .. });
             tx.prepare_cached(
@@ -162,16 +576,7 @@ fn materialize(
         Action::Delete | Action::Restore => {}
     }
     // Every op but a delete is a sign of life: see the module comment.
-    let (delete_hlc, alive_hlc) = match op.action {
-        Action::Delete => (hlc.as_str(), ""),
-        _ => ("", hlc.as_str()),
-    };
-    tx.prepare_cached(
-        "UPDATE nodes SET delete_hlc = max(delete_hlc, ?2), alive_hlc = max(alive_hlc, ?3),
-             deleted = (max(delete_hlc, ?2) > max(alive_hlc, ?3)),
-             updated_hlc = max(updated_hlc, ?4), last_seq = ?5 WHERE id = ?1",
-    )?
-    .execute(params![op.node, delete_hlc, alive_hlc, hlc, seq])?;
+    row.lived(&hlc, matches!(op.action, Action::Delete), seq);
     Ok(())
 }
 
@@ -184,47 +589,45 @@ pub(crate) fn rebuild_node(
     node: &str,
     report: &mut ApplyReport,
 ) -> Result<(), StoreError> {
-    // The index row first: it is keyed by the node's rowid.
-    tx.prepare_cached(
-        "DELETE FROM nodes_fts WHERE rowid = (SELECT rowid FROM nodes WHERE id = ?1)",
-    )?
-    .execute([node])?;
+    // Out of the index first, while the row still holds its text.
+    unindex(tx, node, report)?;
     tx.prepare_cached("DELETE FROM nodes WHERE id = ?1")?
         .execute([node])?;
     tx.prepare_cached("DELETE FROM tags WHERE node = ?1")?
         .execute([node])?;
     report.pending_bodies.remove(node);
-    let rows: Vec<(i64, String)> = tx
-        .prepare_cached("SELECT seq, payload FROM ops WHERE node = ?1 ORDER BY hlc, op_id")?
-        .query_map([node], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (seq, payload) in &rows {
-        let op: Op =
-            serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        materialize(tx, &op, *seq, report)?;
+    let rows: Vec<(i64, Op)> = tx
+        .prepare_cached(
+            "SELECT seq, op_id, hlc, node, payload FROM ops WHERE node = ?1 ORDER BY hlc, op_id",
+        )?
+        .query_map([node], |r| Ok((r.get(0)?, LogRow::read(r, 1)?)))?
+        .map(|row| {
+            let (seq, row) = row?;
+            Ok((seq, row.into_op()?))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    let mut group = NodeGroup::load(tx, node, report)?;
+    for (seq, op) in &rows {
+        // In stamp order, a delta's base version was rebuilt before it.
+        let text = match &op.action {
+            Action::SetBody { body, .. } => Some(body.clone()),
+            Action::EditBody { base, from, delta } => {
+                group.delta_text(tx, op, base, from, delta)?
+            }
+            _ => None,
+        };
+        materialize(tx, &mut group.row, op, *seq, report, text.as_deref())?;
+        if let Some(text) = text {
+            group.texts.insert(op.op_id.clone(), text);
+        }
     }
     // The node's version is its newest op in the log, as after any apply.
-    tx.prepare_cached(
-        "UPDATE nodes SET last_seq = (SELECT max(seq) FROM ops WHERE node = ?1) WHERE id = ?1",
-    )?
-    .execute([node])?;
-    Ok(())
-}
-
-fn set_scalar(
-    tx: &Transaction<'_>,
-    node: &str,
-    column: &str,
-    value: Option<&str>,
-    hlc: &str,
-) -> Result<(), StoreError> {
-    // Last writer wins: only a newer stamp replaces the value. title and
-    // kind are NOT NULL; validation refuses clearing them.
-    let sql = format!(
-        "UPDATE nodes SET {column} = ?2, {column}_hlc = ?3 WHERE id = ?1 AND {column}_hlc < ?3"
-    );
-    tx.prepare_cached(&sql)?
-        .execute(params![node, value, hlc])?;
+    if let Some(newest) = rows.iter().map(|(seq, _)| *seq).max() {
+        group.row.last_seq = newest;
+    }
+    if !rows.is_empty() {
+        group.row.store(tx)?;
+    }
     Ok(())
 }
 
@@ -283,7 +686,7 @@ fn head_stamps(json: &str) -> Result<Vec<Hlc>, StoreError> {
 }
 
 fn apply_body(
-    tx: &Transaction<'_>,
+    row: &mut NodeRow,
     op: &Op,
     body: &str,
     base: &[Hlc],
@@ -298,14 +701,11 @@ fn apply_body(
         pending.push(version);
         return Ok(());
     }
-    let (heads_json, body_hlc): (String, String) = tx
-        .prepare_cached("SELECT body_heads, body_hlc FROM nodes WHERE id = ?1")?
-        .query_row([&op.node], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let heads = head_stamps(&heads_json)?;
+    let heads = head_stamps(&row.body_heads)?;
     let mut base_sorted = base.to_vec();
     base_sorted.sort();
     base_sorted.dedup();
-    let newest = match body_hlc.as_str() {
+    let newest = match row.body_hlc.as_str() {
         "" => None,
         key => Some(parse_key(key)?.0),
     };
@@ -313,12 +713,10 @@ fn apply_body(
     // from exactly the heads, so it is the only head and its text the body.
     if newest.is_none_or(|n| op.hlc > n) && base_sorted == heads {
         let key = version_key(&op.hlc, &op.op_id);
-        let heads_json =
+        row.body_heads =
             serde_json::to_string(&[&key]).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        tx.prepare_cached(
-            "UPDATE nodes SET body = ?2, body_heads = ?3, body_hlc = ?4 WHERE id = ?1",
-        )?
-        .execute(params![op.node, body, heads_json, key])?;
+        row.body = body.to_owned();
+        row.body_hlc = key;
         return Ok(());
     }
     // Concurrent or out of order: merged once, when the transaction ends.
@@ -349,27 +747,33 @@ fn versions_at(
     let mut stmt = tx.prepare_cached(
         // The unary plus keeps SQLite on the stamp index, not the node's
         // (which would scan every version of the node).
-        "SELECT payload FROM ops WHERE hlc = ?1 AND +node = ?2 AND +action = 'set_body'",
+        "SELECT op_id, hlc, node, payload FROM ops
+         WHERE hlc = ?1 AND +node = ?2 AND +action = 'set_body'",
     )?;
-    let payloads: Vec<String> = stmt
-        .query_map(params![hlc.to_string(), node], |r| r.get(0))?
+    let rows: Vec<LogRow> = stmt
+        .query_map(params![hlc.to_string(), node], |r| LogRow::read(r, 0))?
         .collect::<Result<_, _>>()?;
-    let mut out: Vec<StoredVersion> = payloads
-        .iter()
-        .map(|p| stored_version(p))
+    let mut out: Vec<StoredVersion> = rows
+        .into_iter()
+        .map(|row| stored_version(tx, row.into_op()?))
         .collect::<Result<_, _>>()?;
     out.sort_by(|a, b| a.op_id.cmp(&b.op_id));
     Ok(out)
 }
 
-fn stored_version(payload: &str) -> Result<StoredVersion, StoreError> {
-    let op: Op = serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+fn stored_version(tx: &Transaction<'_>, op: Op) -> Result<StoredVersion, StoreError> {
     match op.action {
         Action::SetBody { body, base } => Ok(StoredVersion {
             hlc: op.hlc,
             op_id: op.op_id,
             base,
             body,
+        }),
+        Action::EditBody { base, .. } => Ok(StoredVersion {
+            body: version_text(tx, &op.node, &op.op_id)?,
+            hlc: op.hlc,
+            op_id: op.op_id,
+            base,
         }),
         _ => Err(StoreError::Corrupt(format!(
             "op {} is not a body version",
@@ -491,12 +895,15 @@ fn load_merge_region(
         if starts.len() > 64 {
             // Too many branches to paint: take every version.
             let mut stmt = tx.prepare_cached(
-                "SELECT payload FROM ops WHERE node = ?1 AND action = 'set_body'",
+                "SELECT op_id, hlc, node, payload FROM ops WHERE node = ?1 AND action = 'set_body'",
             )?;
-            let payloads: Vec<String> = stmt
-                .query_map([node], |r| r.get(0))?
+            let rows: Vec<LogRow> = stmt
+                .query_map([node], |r| LogRow::read(r, 0))?
                 .collect::<Result<_, _>>()?;
-            return payloads.iter().map(|p| stored_version(p)).collect();
+            return rows
+                .into_iter()
+                .map(|row| stored_version(tx, row.into_op()?))
+                .collect();
         }
         let all: u64 = if starts.len() == 64 {
             u64::MAX
@@ -562,21 +969,12 @@ pub(crate) fn body_heads(conn: &rusqlite::Connection, node: &str) -> Result<Vec<
     head_stamps(json.as_deref().unwrap_or("[]"))
 }
 
-fn field_column(field: Field) -> &'static str {
-    match field {
-        Field::Title => "title",
-        Field::Kind => "kind",
-        Field::Status => "status",
-        Field::Due => "due",
-        Field::Project => "project",
-    }
-}
-
 fn action_name(action: &Action) -> &'static str {
     match action {
         Action::Create { .. } => "create",
         Action::Set { .. } => "set",
-        Action::SetBody { .. } => "set_body",
+        // Both body forms are body versions to every query.
+        Action::SetBody { .. } | Action::EditBody { .. } => "set_body",
         Action::AddTag { .. } => "add_tag",
         Action::RemoveTag { .. } => "remove_tag",
         Action::Delete => "delete",

@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use heph_core::{Action, Clock, Hlc, Op};
 use rusqlite::{params, Transaction};
 
-use crate::materialize::{rebuild_node, settle, ApplyReport};
+use crate::materialize::{action_json, rebuild_node, settle, ApplyReport, LogRow};
 use crate::{Result, StoreError};
 
 /// The lowest stamp text of millisecond `ms`: a stamp's text sorts at or
@@ -71,7 +71,7 @@ pub(crate) fn restamp_future(tx: &Transaction<'_>, clock: &mut Clock) -> Result<
     clock.reset(kept.as_ref());
 
     type Row = (
-        String,
+        LogRow,
         String,
         Option<String>,
         Option<String>,
@@ -79,21 +79,28 @@ pub(crate) fn restamp_future(tx: &Transaction<'_>, clock: &mut Clock) -> Result<
     );
     let rows: Vec<Row> = tx
         .prepare_cached(
-            "SELECT payload, action, refused, refused_code, refused_at FROM ops
+            "SELECT op_id, hlc, node, payload, action, refused, refused_code, refused_at FROM ops
              WHERE pushed = 0 AND hlc >= ?1 ORDER BY hlc, op_id",
         )?
         .query_map([&first], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((
+                LogRow::read(r, 0)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
         })?
         .collect::<std::result::Result<_, _>>()?;
     let mut ops = Vec::with_capacity(rows.len());
     // (node, old stamp) of each re-stamped body version -> its new stamps.
     let mut renamed: HashMap<(String, Hlc), Vec<Hlc>> = HashMap::new();
-    for (payload, ..) in &rows {
-        let mut op: Op =
-            serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut meta = Vec::with_capacity(rows.len());
+    for (row, action, refused, code, at) in rows {
+        meta.push((action, refused, code, at));
+        let mut op: Op = row.into_op()?;
         let fresh = clock.tick()?;
-        if matches!(op.action, Action::SetBody { .. }) {
+        if op.is_body_version() {
             renamed
                 .entry((op.node.clone(), op.hlc.clone()))
                 .or_default()
@@ -106,7 +113,7 @@ pub(crate) fn restamp_future(tx: &Transaction<'_>, clock: &mut Clock) -> Result<
     // older than the version edited from it, and ops the hub has were made
     // before these (or elsewhere, without seeing them).
     for op in &mut ops {
-        if let Action::SetBody { base, .. } = &mut op.action {
+        if let Action::SetBody { base, .. } | Action::EditBody { base, .. } = &mut op.action {
             let mut new_base = Vec::with_capacity(base.len());
             for b in base.iter() {
                 match renamed.get(&(op.node.clone(), b.clone())) {
@@ -127,12 +134,11 @@ pub(crate) fn restamp_future(tx: &Transaction<'_>, clock: &mut Clock) -> Result<
         // New rows (new local sequence numbers, in the new stamp order), so
         // the nodes' versions move on and editors reload them.
         let mut put = tx.prepare_cached(
-            "INSERT INTO ops (op_id, hlc, node, action, payload, pushed, refused, refused_code, refused_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
+            "INSERT INTO ops (op_id, hlc, node, action, payload, pushed, refused, refused_code, refused_at, body_from)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
         )?;
-        for (op, (_, action, refused, code, at)) in ops.iter().zip(rows) {
-            let payload =
-                serde_json::to_string(op).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        for (op, (action, refused, code, at)) in ops.iter().zip(meta) {
+            let payload = action_json(op)?;
             // A refusal for the clock no longer holds; others still do.
             let (refused, code, at) = if code.as_deref() == Some("clock_ahead") {
                 (None, None, None)
@@ -147,7 +153,11 @@ pub(crate) fn restamp_future(tx: &Transaction<'_>, clock: &mut Clock) -> Result<
                 payload,
                 refused,
                 code,
-                at
+                at,
+                match &op.action {
+                    Action::EditBody { from, .. } => Some(from.as_str()),
+                    _ => None,
+                }
             ])?;
             if seen.insert(op.node.clone()) {
                 nodes.push(op.node.clone());

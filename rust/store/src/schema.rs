@@ -141,6 +141,42 @@ CREATE INDEX nodes_open_tasks_project ON nodes(project, due IS NULL, due, create
     id, kind, status, deleted, title, updated_hlc, last_seq, tag_list)
     WHERE kind = 'task' AND deleted = 0 AND (status IS NULL OR status IN ('todo', 'doing'));
 "#,
+    r#"
+-- Body versions may be deltas (action edit_body, stored as 'set_body' like
+-- every body version): body_from names the version a delta applies to.
+-- Full-text body ops written before stay valid as they are.
+ALTER TABLE ops ADD COLUMN body_from TEXT;
+
+-- Deltas whose base version has not arrived yet, applied when it does;
+-- reason is set when it arrived and the delta does not fit it.
+CREATE TABLE held_ops (
+    op_id   TEXT PRIMARY KEY,
+    node    TEXT NOT NULL,
+    from_op TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    pushed  INTEGER NOT NULL,
+    reason  TEXT
+);
+CREATE INDEX held_ops_from ON held_ops(from_op);
+
+-- The log keeps each op's action only: its id, stamp and node are columns
+-- already (a third of the log's size for small ops).
+UPDATE ops SET payload = json_remove(payload, '$.op_id', '$.hlc', '$.node');
+
+-- The full-text index reads titles and bodies from `nodes` instead of
+-- keeping its own copy (external content): same name, columns, tokenizer,
+-- prefixes and ranking. Rows leave it before they change and come back
+-- after (see materialize::unindex and reindex); live nodes only.
+DROP TABLE nodes_fts_terms;
+DROP TABLE nodes_fts;
+CREATE VIRTUAL TABLE nodes_fts USING fts5(
+    title, body, content = 'nodes', content_rowid = 'rowid',
+    tokenize = 'unicode61 remove_diacritics 2', prefix = '3'
+);
+CREATE VIRTUAL TABLE nodes_fts_terms USING fts5vocab(nodes_fts, 'row');
+INSERT INTO nodes_fts (nodes_fts, rank) VALUES ('rank', 'bm25(10.0, 1.0)');
+INSERT INTO nodes_fts (rowid, title, body) SELECT rowid, title, body FROM nodes WHERE deleted = 0;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -5,7 +5,7 @@ use heph_core::hlc::human_ms;
 use heph_core::{HlcError, Op};
 use rusqlite::{params, OptionalExtension};
 
-use crate::materialize::{apply_op, ApplyReport};
+use crate::materialize::{apply_batch, apply_op, ApplyReport, LogRow};
 use crate::{Replica, Result, StoreError};
 
 /// SQLite's "now" as RFC 3339 UTC text.
@@ -67,20 +67,21 @@ impl Replica {
     /// JSON in all (always at least one when any is pending).
     pub fn unpushed_ops(&self, max_bytes: usize) -> Result<Vec<Op>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT payload FROM ops WHERE pushed = 0 AND refused IS NULL ORDER BY seq",
+            "SELECT op_id, hlc, node, payload FROM ops
+             WHERE pushed = 0 AND refused IS NULL ORDER BY seq",
         )?;
         let mut rows = stmt.query([])?;
         let mut ops = Vec::new();
         let mut size = 0;
         while let Some(row) = rows.next()? {
-            let payload: String = row.get(0)?;
-            if !ops.is_empty() && size + payload.len() > max_bytes {
+            let row = LogRow::read(row, 0)?;
+            // The op as sent: its action plus id, stamp and node.
+            let len = row.json_len_estimate();
+            if !ops.is_empty() && size + len > max_bytes {
                 break;
             }
-            size += payload.len();
-            ops.push(
-                serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            );
+            size += len;
+            ops.push(row.into_op()?);
         }
         Ok(ops)
     }
@@ -207,14 +208,15 @@ impl Replica {
         let mut bad = Vec::new();
         for op in ops {
             match self.screen(&op.raw, hub_now_ms) {
-                Ok(parsed) => good.push(parsed),
+                Ok(parsed) => good.push((op, parsed)),
                 Err(reason) => bad.push((op, reason)),
             }
         }
-        let quarantined = bad.len();
-        let ((), applied) = self.write(|w| {
-            for op in &good {
-                apply_op(w.tx, op, true, &mut w.report)?;
+        let parsed: Vec<Op> = good.iter().map(|(_, op)| op.clone()).collect();
+        let (quarantined, applied) = self.write(|w| {
+            // A body delta that does not fit its base version is set aside.
+            for (i, reason) in apply_batch(w.tx, &parsed, true, &mut w.report)? {
+                bad.push((good[i].0, reason));
             }
             {
                 let mut put = w.tx.prepare_cached(&format!(
@@ -233,9 +235,9 @@ impl Replica {
                  WHERE CAST(excluded.value AS INTEGER) > CAST(sync_state.value AS INTEGER)",
             )?
             .execute(params![hub, new_cursor.to_string()])?;
-            Ok(())
+            Ok(bad.len())
         })?;
-        for op in &good {
+        for (_, op) in &good {
             // Drift was checked above; the clock may only have moved on since.
             let _ = self.clock.observe(&op.hlc);
         }
@@ -267,12 +269,19 @@ impl Replica {
                 Err(reason) => bad.push((*seq, reason)),
             }
         }
-        let ((), applied) = self.write(|w| {
+        let (released, applied) = self.write(|w| {
+            let mut released = 0;
             let mut drop =
                 w.tx.prepare_cached("DELETE FROM quarantine WHERE hub = ?1 AND seq = ?2")?;
             for (seq, op) in &good {
-                apply_op(w.tx, op, true, &mut w.report)?;
-                drop.execute(params![hub, seq])?;
+                match apply_op(w.tx, op, true, &mut w.report) {
+                    Err(StoreError::Invalid(reason)) => bad.push((*seq, reason)),
+                    other => {
+                        other?;
+                        drop.execute(params![hub, seq])?;
+                        released += 1;
+                    }
+                }
             }
             let mut keep = w.tx.prepare_cached(&format!(
                 "UPDATE quarantine SET reason = ?3, last_seen = {NOW} WHERE hub = ?1 AND seq = ?2"
@@ -280,7 +289,7 @@ impl Replica {
             for (seq, reason) in &bad {
                 keep.execute(params![hub, seq, reason])?;
             }
-            Ok(())
+            Ok(released)
         })?;
         for (_, op) in &good {
             let _ = self.clock.observe(&op.hlc);
@@ -288,7 +297,7 @@ impl Replica {
         Ok(PullOutcome {
             applied,
             quarantined: 0,
-            released: good.len(),
+            released,
         })
     }
 

@@ -7,7 +7,9 @@ use heph_core::{Action, Field, Hlc, Kind, NewNode, Node, NodePatch, Op, Status};
 use rusqlite::{Transaction, TransactionBehavior};
 use time::Date;
 
-use crate::materialize::{apply_op, body_heads, ApplyReport};
+use crate::materialize::{
+    apply_batch, apply_op, body_heads, delta_depth, version_text, ApplyReport,
+};
 
 use crate::{query, Replica, Result, StoreError};
 
@@ -40,6 +42,9 @@ pub(crate) struct Writer<'a, 'c> {
     pub(crate) tx: &'a Transaction<'c>,
     clock: &'a mut heph_core::Clock,
     pub(crate) report: ApplyReport,
+    /// Build the whole full-text index when the transaction ends (a bulk
+    /// load into an empty replica deferred it).
+    rebuild_index: bool,
 }
 
 impl Writer<'_, '_> {
@@ -86,14 +91,21 @@ impl Replica {
             tx: &tx,
             clock: &mut self.clock,
             report: ApplyReport::default(),
+            rebuild_index: false,
         };
         for node in &restamped.nodes {
+            // Rebuilt, and taken out of the index, by the re-stamp.
             writer.report.touch(node);
+            writer.report.mark_unindexed(node);
         }
         writer.report.restamped = restamped.ops;
         let value = f(&mut writer)?;
+        let rebuild_index = writer.rebuild_index;
         let report = crate::materialize::settle(&tx, writer.report)?;
-        crate::materialize::reindex(&tx, &report.changed_nodes)?;
+        crate::materialize::reindex(&tx, &report)?;
+        if rebuild_index {
+            crate::bulk_index::rebuild(&tx)?;
+        }
         tx.commit()?;
         Ok((value, report))
     }
@@ -218,6 +230,53 @@ impl Replica {
         self.apply_external(ops, false, |_| Ok(()))
     }
 
+    /// Applies a stream of ops from outside (`heph import-ops`) in one
+    /// transaction, a chunk at a time, so memory follows the chunk and not
+    /// the stream. Each op is validated and clock-checked; any error, the
+    /// stream's own included, leaves the replica as it was.
+    pub fn import_ops<I>(&mut self, ops: I) -> Result<ApplyReport>
+    where
+        I: IntoIterator<Item = Result<Op>>,
+    {
+        const CHUNK: usize = 4096;
+        const IMPORT_CACHE_KIB: i64 = -32 * 1024;
+        let mut newest: Option<Hlc> = None;
+        // A larger page cache while the history streams in: fewer pages
+        // spilled and read back (restored after).
+        let cache: i64 = self.conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+        self.conn
+            .pragma_update(None, "cache_size", IMPORT_CACHE_KIB)?;
+        let imported = self.write(|w| {
+            // Into an empty replica, the index is built once at the end.
+            w.rebuild_index = crate::bulk_index::defer_if_empty(w.tx)?;
+            let mut ops = ops.into_iter().peekable();
+            let mut chunk = Vec::with_capacity(CHUNK);
+            while ops.peek().is_some() {
+                chunk.clear();
+                for op in ops.by_ref().take(CHUNK) {
+                    let op = op?;
+                    check_external(&op, w.clock)?;
+                    if newest.as_ref().is_none_or(|n| op.hlc > *n) {
+                        newest = Some(op.hlc.clone());
+                    }
+                    chunk.push(op);
+                }
+                if let Some((_, reason)) = apply_batch(w.tx, &chunk, false, &mut w.report)?.first()
+                {
+                    return Err(StoreError::Invalid(reason.clone()));
+                }
+            }
+            Ok(())
+        });
+        self.conn.pragma_update(None, "cache_size", cache)?;
+        let ((), report) = imported?;
+        if let Some(newest) = newest {
+            // Checked above; the clock may only have moved on since.
+            let _ = self.clock.observe(&newest);
+        }
+        Ok(report)
+    }
+
     pub(crate) fn apply_external(
         &mut self,
         ops: &[Op],
@@ -225,15 +284,11 @@ impl Replica {
         finish: impl FnOnce(&Transaction<'_>) -> Result<()>,
     ) -> Result<ApplyReport> {
         for op in ops {
-            op.validate()
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
-            op.check_json_size()
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
-            self.clock.check_drift(&op.hlc)?;
+            check_external(op, &self.clock)?;
         }
         let ((), report) = self.write(|w| {
-            for op in ops {
-                apply_op(w.tx, op, pushed, &mut w.report)?;
+            if let Some((_, reason)) = apply_batch(w.tx, ops, pushed, &mut w.report)?.first() {
+                return Err(StoreError::Invalid(reason.clone()));
             }
             finish(w.tx)
         })?;
@@ -250,6 +305,17 @@ impl Replica {
         }
         Ok(())
     }
+}
+
+/// Refuses an op from outside that is invalid, too large, or stamped
+/// beyond the drift limit of `clock`.
+fn check_external(op: &Op, clock: &heph_core::Clock) -> Result<()> {
+    op.validate()
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    op.check_json_size()
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    clock.check_drift(&op.hlc)?;
+    Ok(())
 }
 
 /// Records the ops of a new node.
@@ -362,17 +428,50 @@ fn update_in(
                 Some(base) => known_body_base(w.tx, id, base)?,
                 None => body_heads(w.tx, id)?,
             };
-            w.record(
-                id,
-                Action::SetBody {
-                    body: body.clone(),
-                    base,
-                },
-            )?;
+            let action = body_action(w.tx, id, body, base)?;
+            w.record(id, action)?;
             changed.push("body");
         }
     }
     Ok(changed)
+}
+
+/// Most deltas between a body version and a full text: a longer chain is
+/// cut by writing the whole body, so rebuilding any version stays cheap.
+const MAX_DELTA_CHAIN: u32 = 32;
+
+/// The op recording `body` as an edit of the versions `base`: a delta
+/// against the first base version when that is smaller than the text.
+fn body_action(tx: &Transaction<'_>, id: &str, body: &str, base: Vec<Hlc>) -> Result<Action> {
+    let full = |base| {
+        Ok(Action::SetBody {
+            body: body.to_owned(),
+            base,
+        })
+    };
+    let Some(first) = base.first() else {
+        return full(base);
+    };
+    // The version the delta applies to: the smallest op id at the first
+    // base stamp (one stamp names every version made with it).
+    let from: Option<String> = tx
+        .prepare_cached(
+            "SELECT min(op_id) FROM ops WHERE hlc = ?1 AND +node = ?2 AND +action = 'set_body'",
+        )?
+        .query_row(rusqlite::params![first.to_string(), id], |r| r.get(0))?;
+    let Some(from) = from else {
+        return full(base);
+    };
+    if delta_depth(tx, &from, MAX_DELTA_CHAIN)? >= MAX_DELTA_CHAIN {
+        return full(base);
+    }
+    let from_text = version_text(tx, id, &from)?;
+    let delta = heph_core::body_delta::BodyDelta::between(&from_text, body);
+    let delta_len = serde_json::to_string(&delta).map_or(usize::MAX, |j| j.len());
+    if delta_len + from.len() >= body.len() {
+        return full(base);
+    }
+    Ok(Action::EditBody { base, from, delta })
 }
 
 /// Checks that every stamp of an editor's body base is a body version of

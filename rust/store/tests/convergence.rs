@@ -134,7 +134,8 @@ fn run(steps: &[Step]) -> Vec<Replica> {
                     .create(NewNode {
                         kind: Some(kind),
                         title: "n".into(),
-                        body: "a\nb\nc\n".into(),
+                        // Long enough that line edits travel as deltas.
+                        body: (0..30).map(|i| format!("line {i}\n")).collect(),
                         ..NewNode::default()
                     })
                     .unwrap();
@@ -285,6 +286,9 @@ proptest! {
     ) {
         let devices = run(&steps);
         let ops = all_ops(&devices);
+        let deltas = ops.iter().filter(|o| matches!(o.action, heph_core::Action::EditBody { .. })).count();
+        let edits = ops.iter().filter(|o| o.is_body_version()).count();
+        prop_assume!(edits <= 1 || deltas > 0, "body edits but no deltas");
         let mut dumps = Vec::new();
         for seed in orders {
             // A shuffled copy with some ops delivered twice.

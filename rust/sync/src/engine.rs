@@ -10,10 +10,10 @@ use crate::client::{ClientError, HubClient, TokenProvider};
 /// Bytes of op JSON per push request.
 pub const PUSH_BATCH_BYTES: usize = 1024 * 1024;
 /// Ops per pull request.
-pub const PULL_BATCH: usize = 2000;
+pub const PULL_BATCH: usize = 5000;
 /// Bytes of op JSON per pull request (the hub caps it at its own limit and
 /// always sends at least one op).
-pub const PULL_PAGE_BYTES: usize = 1024 * 1024;
+pub const PULL_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// What a pass moved.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -200,6 +200,10 @@ pub fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncReport, 
     }
     let mut changed = std::collections::HashSet::new();
     let mut cursor = replica.sync_cursor(&hub)?;
+    if cursor == 0 {
+        // Into an empty replica: index the notes once, after the pull.
+        replica.begin_bulk_load()?;
+    }
     let mut hub_now = None;
     let mut absorb = |report: &mut SyncReport, outcome: heph_store::PullOutcome| {
         report.pulled += outcome.applied.new_ops;
@@ -232,6 +236,7 @@ pub fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncReport, 
             break;
         }
     }
+    replica.finish_bulk_load()?;
     let retried = replica.retry_quarantine(&hub, hub_now)?;
     absorb(&mut report, retried);
     if report.quarantined > 0 {

@@ -451,27 +451,43 @@ pub fn export_ops(paths: &Paths) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `heph import-ops`: all lines are parsed and validated before anything is
-/// written, so a bad line leaves the replica untouched.
+/// `heph import-ops`: the lines are read, checked and applied as they come,
+/// in one transaction, so a bad line leaves the replica untouched and a
+/// large file is never held in memory whole.
 pub fn import_ops(paths: &Paths) -> Result<ExitCode> {
-    let mut ops: Vec<Op> = Vec::new();
-    for (index, line) in std::io::stdin().lock().lines().enumerate() {
-        let line = line.context("cannot read stdin")?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let op: Op = serde_json::from_str(&line)
-            .with_context(|| format!("line {}: not an op", index + 1))?;
-        op.validate()
-            .with_context(|| format!("line {}", index + 1))?;
-        ops.push(op);
-    }
     let mut replica = open(paths)?;
-    // One transaction for the whole file: all of it lands or none of it.
-    let new_ops = replica.apply_ops(&ops)?.new_ops;
+    let mut read = 0usize;
+    let lines = std::io::stdin()
+        .lock()
+        .lines()
+        .enumerate()
+        .filter_map(|(index, line)| {
+            let line = match line {
+                Ok(line) => line,
+                Err(e) => {
+                    return Some(Err(heph_store::StoreError::Invalid(format!(
+                        "cannot read stdin: {e}"
+                    ))))
+                }
+            };
+            if line.trim().is_empty() {
+                return None;
+            }
+            read += 1;
+            Some(
+                serde_json::from_str::<Op>(&line)
+                    .map_err(|e| format!("not an op: {e}"))
+                    .and_then(|op| op.validate().map(|()| op).map_err(|e| e.to_string()))
+                    .map_err(|e| {
+                        heph_store::StoreError::Invalid(format!("line {}: {e}", index + 1))
+                    }),
+            )
+        });
+    let report = replica.import_ops(lines)?;
     eprintln!(
-        "imported {new_ops} new ops ({} already present)",
-        ops.len() - new_ops
+        "imported {} new ops ({} already present)",
+        report.new_ops,
+        read - report.new_ops
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,97 @@
+//! The full-text index during a bulk load. Indexing node by node while a
+//! new replica receives its whole history (an initial pull, an import) costs
+//! more than the rest of the load; instead the index is marked deferred,
+//! left alone meanwhile, and built once from the nodes at the end. The mark
+//! is in the replica, so a load cut short is finished at the next open or
+//! sync, never left half indexed.
+
+use rusqlite::{Connection, OptionalExtension, Transaction};
+
+use crate::{Replica, Result};
+
+/// Postings the index keeps in memory before writing a segment while it is
+/// rebuilt: fewer, larger segments to merge (the default is 1 MiB).
+const REBUILD_HASH_BYTES: i64 = 16 * 1024 * 1024;
+const DEFAULT_HASH_BYTES: i64 = 1024 * 1024;
+
+/// Whether the index is deferred (a bulk load is under way).
+pub(crate) fn is_deferred(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM meta WHERE key = 'index_deferred'")?
+        .query_row([], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Defers the index when the replica holds nothing yet, so the load that
+/// starts now indexes once at its end. Returns whether it did.
+pub(crate) fn defer_if_empty(tx: &Transaction<'_>) -> Result<bool> {
+    let empty = tx
+        .prepare_cached("SELECT 1 FROM ops LIMIT 1")?
+        .query_row([], |_| Ok(()))
+        .optional()?
+        .is_none();
+    if empty {
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('index_deferred', '1')",
+            [],
+        )?;
+    }
+    Ok(empty)
+}
+
+/// Builds the whole index from the live nodes and lifts the mark.
+pub(crate) fn rebuild(tx: &Transaction<'_>) -> Result<()> {
+    tx.execute(
+        "INSERT INTO nodes_fts (nodes_fts, rank) VALUES ('hashsize', ?1)",
+        [REBUILD_HASH_BYTES],
+    )?;
+    // The index reads its text from `nodes`: it is emptied with the
+    // command meant for that, never row by row.
+    tx.execute(
+        "INSERT INTO nodes_fts (nodes_fts) VALUES ('delete-all')",
+        [],
+    )?;
+    tx.execute(
+        "INSERT INTO nodes_fts (rowid, title, body)
+         SELECT rowid, title, body FROM nodes WHERE deleted = 0",
+        [],
+    )?;
+    tx.execute(
+        "INSERT INTO nodes_fts (nodes_fts, rank) VALUES ('hashsize', ?1)",
+        [DEFAULT_HASH_BYTES],
+    )?;
+    tx.execute("DELETE FROM meta WHERE key = 'index_deferred'", [])?;
+    Ok(())
+}
+
+impl Replica {
+    /// Starts a bulk load when the replica holds nothing yet (an initial
+    /// pull): until [`Replica::finish_bulk_load`], the full-text index is
+    /// left alone. Returns whether one started.
+    pub fn begin_bulk_load(&mut self) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let started = defer_if_empty(&tx)?;
+        tx.commit()?;
+        Ok(started)
+    }
+
+    /// Ends a bulk load: builds the full-text index if it was deferred
+    /// (see [`Replica::begin_bulk_load`]). Cheap when there is nothing to do;
+    /// sync calls it after pulling.
+    pub fn finish_bulk_load(&mut self) -> Result<()> {
+        if self.is_read_only() || !is_deferred(&self.conn)? {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if is_deferred(&tx)? {
+            rebuild(&tx)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
