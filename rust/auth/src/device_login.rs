@@ -283,7 +283,13 @@ pub async fn refresh(config: &LoginConfig, refresh_token: &str) -> Result<Tokens
     let endpoints = discover(&http, &config.issuer).await?;
     let client = BasicClient::new(ClientId::new(config.client_id.clone()))
         .set_token_uri(endpoints.token_url()?);
-    let http_call = |request| send(&http, request);
+    // Each call owns its client handle (a cheap clone): a future that
+    // borrowed the closure's client would not be `Send` for every lifetime,
+    // and sync awaits this refresh inside its own `Send` futures.
+    let http_call = |request| {
+        let http = http.clone();
+        async move { send(&http, request).await }
+    };
     let refresh_token_value = oauth2::RefreshToken::new(refresh_token.to_owned());
     let mut request = client.exchange_refresh_token(&refresh_token_value);
     if let Some(aud) = &config.audience {

@@ -20,35 +20,28 @@ impl StoredCredentials {
     }
 }
 
-/// Runs an auth future from sync's blocking thread: inside the sidecar's
-/// runtime it borrows that runtime, in the CLI it makes a small one.
-fn block_on<F: std::future::Future<Output = Result<T, AuthError>>, T>(
-    future: F,
-) -> Result<T, AuthError> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => handle.block_on(future),
-        Err(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| AuthError::Network(format!("cannot start the HTTP runtime: {e}")))?
-            .block_on(future),
-    }
-}
-
+/// Sync awaits these on its own runtime (the sidecar's, or the one
+/// `heph sync` makes), so a refresh is just another request on it.
+#[async_trait::async_trait]
 impl heph_sync::TokenProvider for StoredCredentials {
-    fn token(&self, hub: &str) -> Result<Option<String>, AuthError> {
+    async fn token(&self, hub: &str) -> Result<Option<String>, AuthError> {
         if let Some(credential) = DeviceCredential::new(&self.data_dir).credential_for(hub)? {
             return Ok(Some(credential));
         }
-        block_on(Session::new(&self.data_dir).access_token(hub))
+        Session::new(&self.data_dir).access_token(hub).await
     }
 
-    fn refresh(&self, _hub: &str, rejected: &str, message: &str) -> Result<String, AuthError> {
+    async fn refresh(
+        &self,
+        _hub: &str,
+        rejected: &str,
+        message: &str,
+    ) -> Result<String, AuthError> {
         if rejected.starts_with(heph_hub::join::CREDENTIAL_PREFIX) {
             // A device credential is not refreshed: the owner removed it.
             return Err(AuthError::Removed(message.to_owned()));
         }
-        block_on(Session::new(&self.data_dir).force_refresh(rejected))
+        Session::new(&self.data_dir).force_refresh(rejected).await
     }
 }
 

@@ -22,17 +22,14 @@ fn slow_client(addr: &str, kind: usize) -> TcpStream {
     s
 }
 
-fn timed_get(client: &reqwest::blocking::Client, url: &str) -> (u16, Duration) {
+fn timed_get(client: &reqwest::Client, url: &str) -> (u16, Duration) {
     let started = Instant::now();
-    let status = client.get(url).send().unwrap().status().as_u16();
+    let status = common::http::send(client.get(url)).unwrap().status;
     (status, started.elapsed())
 }
 
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
+fn client() -> reqwest::Client {
+    common::http::client(Duration::from_secs(5))
 }
 
 #[test]
@@ -140,16 +137,13 @@ fn an_unreachable_issuer_means_503_not_401() {
     let http = client();
     // A token-shaped bearer with a key id: its key cannot be fetched.
     let token = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJhbGljZSJ9.c2ln";
-    let r = http
-        .get(format!("{url}/v1/ops?after=0"))
-        .bearer_auth(token)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 503);
-    assert!(r.headers().get("retry-after").is_some());
-    let body = r.text().unwrap();
+    let r =
+        common::http::send(http.get(format!("{url}/v1/ops?after=0")).bearer_auth(token)).unwrap();
+    assert_eq!(r.status, 503);
+    assert!(r.headers.get("retry-after").is_some());
+    let body = r.body;
     assert!(body.contains("cannot reach the issuer"), "{body}");
     // No token at all is still 401.
-    let r = http.get(format!("{url}/v1/ops?after=0")).send().unwrap();
-    assert_eq!(r.status().as_u16(), 401);
+    let r = common::http::send(http.get(format!("{url}/v1/ops?after=0"))).unwrap();
+    assert_eq!(r.status, 401);
 }

@@ -102,21 +102,18 @@ fn spawn(db: &Path, env: &[(&str, &str)]) -> (Child, String) {
     (child, url)
 }
 
-fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .unwrap()
+fn http() -> reqwest::Client {
+    common::http::client(std::time::Duration::from_secs(30))
 }
 
 /// `POST /v1/join`: (status, reply); status 0 when the hub did not answer.
 fn redeem(url: &str, token: &str, device_key: &str) -> (u16, Value) {
-    match http()
-        .post(format!("{url}/v1/join"))
-        .json(&json!({ "token": token, "device_key": device_key, "device_name": "test" }))
-        .send()
-    {
-        Ok(r) => (r.status().as_u16(), r.json().unwrap_or(Value::Null)),
+    match common::http::send(
+        http()
+            .post(format!("{url}/v1/join"))
+            .json(&json!({ "token": token, "device_key": device_key, "device_name": "test" })),
+    ) {
+        Ok(r) => (r.status, r.json()),
         Err(_) => (0, Value::Null),
     }
 }
@@ -147,17 +144,18 @@ fn push(url: &str, credential: Option<&str>, n: u64) -> (u16, String) {
     if let Some(c) = credential {
         request = request.bearer_auth(c);
     }
-    let r = request.send().unwrap();
-    (r.status().as_u16(), r.text().unwrap())
+    let r = common::http::send(request).unwrap();
+    (r.status, r.body)
 }
 
 fn pull(url: &str, credential: &str) -> (u16, String) {
-    let r = http()
-        .get(format!("{url}/v1/ops?after=0"))
-        .bearer_auth(credential)
-        .send()
-        .unwrap();
-    (r.status().as_u16(), r.text().unwrap())
+    let r = common::http::send(
+        http()
+            .get(format!("{url}/v1/ops?after=0"))
+            .bearer_auth(credential),
+    )
+    .unwrap();
+    (r.status, r.body)
 }
 
 fn token_id(token: &str) -> String {
@@ -447,7 +445,8 @@ fn a_hub_killed_anywhere_in_a_redeem_comes_back_consistent() {
                     let client = http();
                     let body = json!({ "token": token, "device_key": key(n), "device_name": "t" });
                     start.wait();
-                    let _ = client.post(format!("{url}/v1/join")).json(&body).send();
+                    let request = client.post(format!("{url}/v1/join")).json(&body);
+                    let _ = common::http::send(request);
                 });
             }
             start.wait();

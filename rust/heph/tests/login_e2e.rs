@@ -60,20 +60,13 @@ fn hub(issuer: &str, dir: &Path) -> (Proc, String) {
     (Proc(child), url)
 }
 
-fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
+fn http() -> reqwest::Client {
+    common::http::client(Duration::from_secs(10))
 }
 
 fn stats(issuer: &str) -> serde_json::Value {
-    http()
-        .get(format!("{issuer}/test/stats"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap()
+    let reply = common::http::send(http().get(format!("{issuer}/test/stats"))).unwrap();
+    serde_json::from_str(&reply.body).unwrap()
 }
 
 struct Device {
@@ -160,12 +153,13 @@ impl Device {
             .strip_prefix("user_code ")
             .expect("no user code printed")
             .to_owned();
-        let r = http()
-            .post(format!("{issuer}/test/approve"))
-            .body(serde_json::json!({ "user_code": code, "sub": sub }).to_string())
-            .send()
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 204);
+        let r = common::http::send(
+            http()
+                .post(format!("{issuer}/test/approve"))
+                .body(serde_json::json!({ "user_code": code, "sub": sub }).to_string()),
+        )
+        .unwrap();
+        assert_eq!(r.status, 204);
         let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),

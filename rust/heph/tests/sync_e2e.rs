@@ -354,12 +354,10 @@ fn hub_shutdown_keeps_acknowledged_pushes() {
         .collect();
     // Stop the hub mid-stream, once it has acknowledged at least one push
     // (earlier, the test would prove nothing).
-    let http = reqwest::blocking::Client::new();
+    let http = common::http::client(Duration::from_secs(30));
     let acknowledged = (0..500).any(|_| {
-        let page = http
-            .get(format!("{url}/v1/ops?after=0&limit=1"))
-            .send()
-            .and_then(|r| r.json::<serde_json::Value>());
+        let page =
+            common::http::send(http.get(format!("{url}/v1/ops?after=0&limit=1"))).map(|r| r.json());
         if matches!(&page, Ok(p) if p["ops"].as_array().is_some_and(|o| !o.is_empty())) {
             return true;
         }

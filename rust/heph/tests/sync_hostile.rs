@@ -38,17 +38,14 @@ impl Hub {
 
     /// Pushes raw JSON to the hub over HTTP.
     fn push_raw(&self, ops: &[Value]) -> (u16, Value) {
-        let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
-        let r = client
-            .post(format!("{}/v1/ops", self.url))
-            .json(&json!({ "ops": ops }))
-            .send()
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().unwrap_or(Value::Null))
+        let client = common::http::client(Duration::from_secs(60));
+        let r = common::http::send(
+            client
+                .post(format!("{}/v1/ops", self.url))
+                .json(&json!({ "ops": ops })),
+        )
+        .unwrap();
+        (r.status, r.json())
     }
 
     /// Stores ops in the hub's database without its checks, as a hub of an

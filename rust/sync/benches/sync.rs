@@ -69,14 +69,14 @@ fn main() {
     let seed = ops(OPS, "seed");
     let start = Instant::now();
     for batch in seed.chunks(2000) {
-        client.push(batch).expect("push");
+        runtime.block_on(client.push(batch)).expect("push");
     }
     let push_time = start.elapsed();
 
     // Initial pull into an empty replica.
     let fresh = dir.path().join("fresh.db");
     let start = Instant::now();
-    let report = sync_once(&fresh, &client).expect("sync");
+    let report = runtime.block_on(sync_once(&fresh, &client)).expect("sync");
     let pull_time = start.elapsed();
     assert_eq!(report.pulled, OPS);
 
@@ -84,15 +84,15 @@ fn main() {
     let mut idle = Vec::new();
     for _ in 0..20 {
         let start = Instant::now();
-        sync_once(&fresh, &client).expect("sync");
+        runtime.block_on(sync_once(&fresh, &client)).expect("sync");
         idle.push(start.elapsed());
     }
 
     // One edit's round trip: A edits and syncs, B syncs and has it.
     let a = dir.path().join("a.db");
     let b = dir.path().join("b.db");
-    sync_once(&a, &client).expect("sync");
-    sync_once(&b, &client).expect("sync");
+    runtime.block_on(sync_once(&a, &client)).expect("sync");
+    runtime.block_on(sync_once(&b, &client)).expect("sync");
     let id = Replica::open(&a)
         .expect("open")
         .create(NewNode {
@@ -114,8 +114,8 @@ fn main() {
                 },
             )
             .expect("update");
-        sync_once(&a, &client).expect("sync a");
-        sync_once(&b, &client).expect("sync b");
+        runtime.block_on(sync_once(&a, &client)).expect("sync a");
+        runtime.block_on(sync_once(&b, &client)).expect("sync b");
         trips.push(start.elapsed());
         assert_eq!(
             Replica::open(&b)
@@ -133,16 +133,16 @@ fn main() {
     let handles: Vec<_> = (0..4)
         .map(|p| {
             let url = url.clone();
-            std::thread::spawn(move || {
+            runtime.spawn(async move {
                 let client = HubClient::new(&url).expect("client");
                 for batch in ops(10_000, &format!("pusher{p}")).chunks(500) {
-                    client.push(batch).expect("push");
+                    client.push(batch).await.expect("push");
                 }
             })
         })
         .collect();
     for h in handles {
-        h.join().expect("pusher");
+        runtime.block_on(h).expect("pusher");
     }
     let throughput = 40_000.0 / start.elapsed().as_secs_f64();
 

@@ -1,5 +1,6 @@
-//! HTTP client for the hub's three routes. Blocking: sync runs on its own
-//! thread (or the CLI's), and short timeouts keep it from hanging there.
+//! HTTP client for the hub's three routes. Async, on the same reqwest stack
+//! as heph-auth; every request has a timeout sized to what it moves, so a
+//! stalled hub ends a pass instead of hanging it.
 
 use std::time::Duration;
 
@@ -53,15 +54,17 @@ impl ClientError {
 
 /// Where sync gets the bearer token for a hub: the heph binary wires in
 /// the OIDC login or a device credential from a join token; sync itself
-/// knows neither, nor where they are kept.
+/// knows neither, nor where they are kept. Async, so a refresh runs on the
+/// caller's runtime (no second runtime, no `block_on`).
+#[async_trait::async_trait]
 pub trait TokenProvider: Send + Sync {
     /// The token to send to `hub`; `None` for an open hub.
-    fn token(&self, hub: &str) -> Result<Option<String>, heph_auth::AuthError>;
+    async fn token(&self, hub: &str) -> Result<Option<String>, heph_auth::AuthError>;
 
     /// The hub answered 401 (`message`) to `rejected`: a fresh token to try
     /// once more, or an error that says what the user must do (log in
     /// again, join again).
-    fn refresh(
+    async fn refresh(
         &self,
         hub: &str,
         rejected: &str,
@@ -72,12 +75,13 @@ pub trait TokenProvider: Send + Sync {
 /// No credentials: for an open hub (local use, tests).
 pub struct NoToken;
 
+#[async_trait::async_trait]
 impl TokenProvider for NoToken {
-    fn token(&self, _hub: &str) -> Result<Option<String>, heph_auth::AuthError> {
+    async fn token(&self, _hub: &str) -> Result<Option<String>, heph_auth::AuthError> {
         Ok(None)
     }
 
-    fn refresh(
+    async fn refresh(
         &self,
         _hub: &str,
         _rejected: &str,
@@ -181,7 +185,7 @@ pub struct HubClient {
     base: String,
     /// The hub as requests reach it (with userinfo, for a proxy that asks).
     connect: String,
-    http: reqwest::blocking::Client,
+    http: reqwest::Client,
     token: Option<String>,
 }
 
@@ -193,7 +197,7 @@ impl HubClient {
             return Err(ClientError::BadUrl(base));
         }
         let connect = url.trim().trim_end_matches('/').to_owned();
-        let http = reqwest::blocking::Client::builder()
+        let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -216,15 +220,28 @@ impl HubClient {
         &self.base
     }
 
-    fn send(
+    async fn send(
         &self,
-        request: reqwest::blocking::RequestBuilder,
-    ) -> Result<reqwest::blocking::Response, ClientError> {
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
         let request = match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
         };
-        let response = request.send().map_err(|e| ClientError::Unreachable {
+        // A kept-alive connection that the hub (or a proxy) closed meanwhile
+        // fails the next request sent on it before any answer; the hub does
+        // that after refusing a body it did not read (413). Every route is
+        // idempotent (a pushed op is stored once), so such a request goes
+        // once more, on a new connection.
+        let again = request.try_clone();
+        let response = match (request.send().await, again) {
+            (Err(e), Some(again)) if e.is_request() && !e.is_connect() && !e.is_timeout() => {
+                tracing::debug!(error = %e.without_url(), "connection closed under a request; sending it again");
+                again.send().await
+            }
+            (outcome, _) => outcome,
+        }
+        .map_err(|e| ClientError::Unreachable {
             url: self.base.clone(),
             reason: e.without_url().to_string(),
         })?;
@@ -232,7 +249,7 @@ impl HubClient {
         if status.is_success() {
             return Ok(response);
         }
-        let text = response.text().unwrap_or_default();
+        let text = response.text().await.unwrap_or_default();
         let message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
@@ -247,28 +264,32 @@ impl HubClient {
     }
 
     /// `GET /v1/health`.
-    pub fn health(&self) -> Result<(), ClientError> {
+    pub async fn health(&self) -> Result<(), ClientError> {
         self.send(
             self.http
                 .get(format!("{}/v1/health", self.connect))
                 .timeout(BASE_TIMEOUT),
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
     /// `POST /v1/ops`.
-    pub fn push(&self, ops: &[Op]) -> Result<PushReply, ClientError> {
+    pub async fn push(&self, ops: &[Op]) -> Result<PushReply, ClientError> {
         let body = serde_json::to_vec(&PushBody { ops })
             .map_err(|e| ClientError::Garbage(e.to_string()))?;
-        let response = self.send(
-            self.http
-                .post(format!("{}/v1/ops", self.connect))
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .timeout(timeout_for(body.len()))
-                .body(body),
-        )?;
+        let response = self
+            .send(
+                self.http
+                    .post(format!("{}/v1/ops", self.connect))
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .timeout(timeout_for(body.len()))
+                    .body(body),
+            )
+            .await?;
         let reply: PushReply = response
             .json()
+            .await
             .map_err(|e| ClientError::Garbage(e.without_url().to_string()))?;
         if reply.seqs.len() != ops.len() {
             return Err(ClientError::Garbage(format!(
@@ -281,13 +302,13 @@ impl HubClient {
     }
 
     /// `GET /v1/ops?after=…&limit=…&max_bytes=…`.
-    pub fn pull(
+    pub async fn pull(
         &self,
         after: i64,
         limit: usize,
         max_bytes: usize,
     ) -> Result<PullReply, ClientError> {
-        let text = self.pull_text(after, limit, max_bytes)?;
+        let text = self.pull_text(after, limit, max_bytes).await?;
         let reply = match serde_json::from_str::<WirePage>(&text) {
             Ok(page) => PullReply {
                 ops: page
@@ -317,7 +338,9 @@ impl HubClient {
                 } else {
                     let mut prev = after;
                     for op in &skim.ops {
-                        let one = self.pull(prev, 1, max_bytes)?;
+                        // A one-op page does not come back here (boxed
+                        // only because the future refers to itself).
+                        let one = Box::pin(self.pull(prev, 1, max_bytes)).await?;
                         match one.ops.into_iter().next() {
                             Some(o) if o.seq == op.seq => ops.push(o),
                             _ => {
@@ -350,16 +373,25 @@ impl HubClient {
         Ok(reply)
     }
 
-    fn pull_text(&self, after: i64, limit: usize, max_bytes: usize) -> Result<String, ClientError> {
-        let response = self.send(
-            self.http
-                .get(format!(
-                    "{}/v1/ops?after={after}&limit={limit}&max_bytes={max_bytes}",
-                    self.connect
-                ))
-                .timeout(timeout_for(max_bytes)),
-        )?;
-        response.text().map_err(|e| ClientError::Unreachable {
+    async fn pull_text(
+        &self,
+        after: i64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<String, ClientError> {
+        let response = self
+            .send(
+                self.http
+                    .get(format!(
+                        "{}/v1/ops?after={after}&limit={limit}&max_bytes={max_bytes}",
+                        self.connect
+                    ))
+                    .timeout(timeout_for(max_bytes)),
+            )
+            .await?;
+        // The timeout covers the body too: a hub that stalls mid-page ends
+        // the request.
+        response.text().await.map_err(|e| ClientError::Unreachable {
             url: self.base.clone(),
             reason: e.without_url().to_string(),
         })

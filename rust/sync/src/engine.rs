@@ -1,4 +1,13 @@
 //! One sync pass: push what the hub lacks, then pull what we lack.
+//!
+//! A pass is a future on the caller's runtime (the sidecar's, or the one the
+//! CLI makes for `heph sync`). The store calls run inline between requests,
+//! not on the blocking pool: each is one short local SQLite transaction,
+//! bounded by a push batch or a pull page (`PUSH_BATCH_BYTES`,
+//! `PULL_PAGE_BYTES`), no transaction is held across an `.await`, and the
+//! sidecar's runtime has another worker for Neovim meanwhile. Moving the
+//! replica handle (one SQLite connection, kept for the whole pass) in and out
+//! of `spawn_blocking` for each call would cost more than it frees.
 
 use std::path::Path;
 
@@ -70,13 +79,13 @@ fn open_replica(path: &Path) -> Result<Replica, StoreError> {
 
 /// Pushes one batch; ops the hub refuses (per op, or a 413 for a single op)
 /// are set aside with the reason. Every op of `ops` ends pushed or refused.
-fn push_batch(
+async fn push_batch(
     replica: &mut Replica,
     client: &HubClient,
     ops: &[Op],
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
-    let reply = match client.push(ops) {
+    let reply = match client.push(ops).await {
         Ok(reply) => reply,
         // A request the hub refuses whole (too large, or a shape it will
         // not take): halve it until the op at fault is alone, and set that
@@ -87,8 +96,9 @@ fn push_batch(
         }) => {
             if ops.len() > 1 {
                 let (a, b) = ops.split_at(ops.len() / 2);
-                push_batch(replica, client, a, report)?;
-                return push_batch(replica, client, b, report);
+                // Boxed: the future contains itself.
+                Box::pin(push_batch(replica, client, a, report)).await?;
+                return Box::pin(push_batch(replica, client, b, report)).await;
             }
             let (code, reason) = if status == 413 {
                 (
@@ -168,7 +178,7 @@ pub fn clock_ahead_message(ahead_ms: u64) -> String {
 /// the ops behind them), a push failure other than an unreachable hub or
 /// refused credentials still lets the pull run, and pulled ops that cannot
 /// be applied are quarantined and retried on each pass.
-pub fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncReport, SyncError> {
+pub async fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
     let hub = client.url().to_owned();
     // A fresh handle per pass: other processes write the same file, and no
@@ -187,7 +197,7 @@ pub fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncReport, 
         if ops.is_empty() {
             break;
         }
-        match push_batch(&mut replica, client, &ops, &mut report) {
+        match push_batch(&mut replica, client, &ops, &mut report).await {
             Ok(()) => {}
             Err(SyncError::Client(
                 e @ (ClientError::Unauthorized(_) | ClientError::Unreachable { .. }),
@@ -223,7 +233,7 @@ pub fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncReport, 
         }
     };
     loop {
-        let page = client.pull(cursor, PULL_BATCH, PULL_PAGE_BYTES)?;
+        let page = client.pull(cursor, PULL_BATCH, PULL_PAGE_BYTES).await?;
         hub_now = page.now.or(hub_now);
         let Some(last) = page.ops.last().map(|o| o.seq) else {
             break;
@@ -257,20 +267,20 @@ pub fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncReport, 
 /// if any. A 401 asks the provider once for a fresh token and retries; a
 /// provider that has none ends the pass with its reason (login needed,
 /// device removed).
-pub fn sync_authenticated(
+pub async fn sync_authenticated(
     replica_path: &Path,
     hub: &str,
     tokens: &dyn TokenProvider,
 ) -> Result<SyncReport, SyncError> {
     let mut client = HubClient::new(hub)?;
-    let token = tokens.token(client.url())?;
+    let token = tokens.token(client.url()).await?;
     client.set_token(token.clone());
-    match sync_once(replica_path, &client) {
+    match sync_once(replica_path, &client).await {
         Err(SyncError::Client(ClientError::Unauthorized(message))) if token.is_some() => {
             let rejected = token.unwrap_or_default();
-            let fresh = tokens.refresh(client.url(), &rejected, &message)?;
+            let fresh = tokens.refresh(client.url(), &rejected, &message).await?;
             client.set_token(Some(fresh));
-            sync_once(replica_path, &client)
+            sync_once(replica_path, &client).await
         }
         other => other,
     }

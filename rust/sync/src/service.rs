@@ -305,8 +305,10 @@ async fn run_pass(
     hub: String,
     tokens: Arc<dyn TokenProvider>,
 ) -> Result<SyncReport, SyncError> {
-    let joined = tokio::task::spawn_blocking(move || {
-        let outcome = sync_authenticated(&replica, &hub, tokens.as_ref());
+    // A task of its own, so a panic in the pass ends the pass, not the
+    // service.
+    let joined = tokio::spawn(async move {
+        let outcome = sync_authenticated(&replica, &hub, tokens.as_ref()).await;
         if let Err(e) = record_outcome(&replica, &hub, &outcome) {
             tracing::warn!(error = %e, "cannot record sync outcome");
         }

@@ -16,12 +16,18 @@ struct Revoked {
     refreshes: AtomicUsize,
 }
 
+#[async_trait::async_trait]
 impl TokenProvider for Revoked {
-    fn token(&self, _hub: &str) -> Result<Option<String>, AuthError> {
+    async fn token(&self, _hub: &str) -> Result<Option<String>, AuthError> {
         Ok(Some("hd1_not-a-device-of-this-hub".into()))
     }
 
-    fn refresh(&self, _hub: &str, rejected: &str, message: &str) -> Result<String, AuthError> {
+    async fn refresh(
+        &self,
+        _hub: &str,
+        rejected: &str,
+        message: &str,
+    ) -> Result<String, AuthError> {
         assert_eq!(rejected, "hd1_not-a-device-of-this-hub");
         self.refreshes.fetch_add(1, Ordering::SeqCst);
         Err(AuthError::Removed(message.to_owned()))

@@ -53,7 +53,17 @@ pub fn sync(paths: &Paths, args: SyncArgs) -> Result<ExitCode> {
     paths.ensure()?;
     let client = HubClient::new(&hub)?;
     let tokens = crate::credentials::StoredCredentials::new(&paths.data_dir);
-    let outcome = heph_sync::sync_authenticated(&paths.replica(), &hub, &tokens);
+    // The one runtime of `heph sync`: the pass, its token refresh and its
+    // requests all run on it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the sync runtime")?;
+    let outcome = runtime.block_on(heph_sync::sync_authenticated(
+        &paths.replica(),
+        &hub,
+        &tokens,
+    ));
     heph_sync::engine::record_outcome(&paths.replica(), client.url(), &outcome)?;
     let report = outcome.with_context(|| format!("sync with {} failed", client.url()))?;
     for warning in &report.warnings {

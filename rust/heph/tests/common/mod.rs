@@ -91,3 +91,53 @@ pub fn spawn_hub(db: &Path, listen: &str, extra: &[&str]) -> (Child, String) {
     assert!(url.starts_with("http://127.0.0.1:"), "hub said {line:?}");
     (child, url)
 }
+
+/// Plain HTTP for the tests, each request waited for and read whole. The
+/// workspace has one HTTP stack (async reqwest); these helpers run it on a
+/// small runtime per request, and the clients keep no idle connections, so
+/// nothing crosses from one runtime to the next.
+pub mod http {
+    use std::time::Duration;
+
+    /// A reply, read whole.
+    pub struct Reply {
+        pub status: u16,
+        pub headers: reqwest::header::HeaderMap,
+        pub body: String,
+    }
+
+    impl Reply {
+        /// The body as JSON, `Null` when it is not JSON.
+        pub fn json(&self) -> serde_json::Value {
+            serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+        }
+    }
+
+    /// A client whose requests give up after `timeout`.
+    pub fn client(timeout: Duration) -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
+    }
+
+    /// Sends `request` and reads the reply.
+    pub fn send(request: reqwest::RequestBuilder) -> Result<Reply, reqwest::Error> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let response = request.send().await?;
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                let body = response.text().await?;
+                Ok(Reply {
+                    status,
+                    headers,
+                    body,
+                })
+            })
+    }
+}
