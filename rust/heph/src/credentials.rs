@@ -57,17 +57,41 @@ pub fn describe(data_dir: &Path, hub: Option<&str>) -> (String, Option<String>) 
         Ok(_) => {}
         Err(e) => return (e.to_string(), None),
     }
+    let (login, store) = login(data_dir);
+    let text = match login {
+        Login::LoggedIn => "OIDC login".to_owned(),
+        Login::Needed => "OIDC login (login needed)".to_owned(),
+        Login::None => "not logged in".to_owned(),
+        Login::Unreadable(e) => e,
+    };
+    (text, store)
+}
+
+/// The state of a replica's OIDC login.
+pub enum Login {
+    /// Tokens are stored and usable (or being refreshed).
+    LoggedIn,
+    /// The refresh was refused: log in again.
+    Needed,
+    /// No login stored.
+    None,
+    /// The stored session cannot be read (the message says why).
+    Unreadable(String),
+}
+
+/// The login of the replica in `data_dir`, and where its tokens are kept.
+pub fn login(data_dir: &Path) -> (Login, Option<String>) {
     let session = Session::new(data_dir);
     match session.load() {
         Ok(Some(s)) => {
             let state = match s.state {
-                SessionState::LoginNeeded => "OIDC login (login needed)",
-                SessionState::Ok | SessionState::Refreshing => "OIDC login",
+                SessionState::LoginNeeded => Login::Needed,
+                SessionState::Ok | SessionState::Refreshing => Login::LoggedIn,
             };
-            (state.to_owned(), Some(session.describe_store(&s)))
+            (state, Some(session.describe_store(&s)))
         }
-        Ok(None) => ("not logged in".to_owned(), None),
-        Err(e) => (e.to_string(), None),
+        Ok(None) => (Login::None, None),
+        Err(e) => (Login::Unreadable(e.to_string()), None),
     }
 }
 

@@ -204,19 +204,23 @@ impl Replica {
         new_cursor: i64,
         hub_now_ms: Option<u64>,
     ) -> Result<PullOutcome> {
+        // The ops that read well, beside the raw text each came from.
         let mut good = Vec::with_capacity(ops.len());
+        let mut parsed: Vec<Op> = Vec::with_capacity(ops.len());
         let mut bad = Vec::new();
         for op in ops {
             match self.screen(&op.raw, hub_now_ms) {
-                Ok(parsed) => good.push((op, parsed)),
+                Ok(read) => {
+                    good.push(op);
+                    parsed.push(read);
+                }
                 Err(reason) => bad.push((op, reason)),
             }
         }
-        let parsed: Vec<Op> = good.iter().map(|(_, op)| op.clone()).collect();
         let (quarantined, applied) = self.write(|w| {
             // A body delta that does not fit its base version is set aside.
             for (i, reason) in apply_batch(w.tx, &parsed, true, &mut w.report)? {
-                bad.push((good[i].0, reason));
+                bad.push((good[i], reason));
             }
             {
                 let mut put = w.tx.prepare_cached(&format!(
@@ -237,7 +241,7 @@ impl Replica {
             .execute(params![hub, new_cursor.to_string()])?;
             Ok(bad.len())
         })?;
-        for (_, op) in &good {
+        for op in &parsed {
             // Drift was checked above; the clock may only have moved on since.
             let _ = self.clock.observe(&op.hlc);
         }

@@ -106,15 +106,20 @@ pub fn timeout_for(bytes: usize) -> Duration {
     BASE_TIMEOUT + Duration::from_secs(bytes as u64 / MIN_BYTES_PER_SEC)
 }
 
+/// An op of a page, kept as the JSON text it came as: the replica reads
+/// it once (building a JSON tree and printing it again cost a third of an
+/// initial pull).
 #[derive(Deserialize)]
-struct WireOp {
+struct WireOp<'a> {
     seq: i64,
-    op: serde_json::Value,
+    #[serde(borrow)]
+    op: &'a serde_json::value::RawValue,
 }
 
 #[derive(Deserialize)]
-struct WirePage {
-    ops: Vec<WireOp>,
+struct WirePage<'a> {
+    #[serde(borrow)]
+    ops: Vec<WireOp<'a>>,
     more: bool,
     #[serde(default)]
     now: Option<u64>,
@@ -316,7 +321,7 @@ impl HubClient {
                     .into_iter()
                     .map(|o| heph_store::RawOp {
                         seq: o.seq,
-                        raw: o.op.to_string(),
+                        raw: o.op.get().to_owned(),
                     })
                     .collect(),
                 more: page.more,

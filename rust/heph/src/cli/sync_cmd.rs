@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
+use crate::credentials::Login;
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use heph_auth::{Session, SessionState};
 use heph_store::Replica;
 use heph_sync::{Config, HubClient};
 
@@ -111,17 +111,12 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
         None => (None, None, 0),
     };
     // The login, if any: its state and where its tokens are.
-    let session = Session::new(&paths.data_dir);
-    let (login, token_store) = match session.load() {
-        Ok(Some(s)) => {
-            let state = match s.state {
-                SessionState::LoginNeeded => "login needed",
-                SessionState::Ok | SessionState::Refreshing => "logged in",
-            };
-            (state.to_owned(), Some(session.describe_store(&s)))
-        }
-        Ok(None) => ("not logged in".to_owned(), None),
-        Err(e) => (e.to_string(), None),
+    let (login, token_store) = crate::credentials::login(&paths.data_dir);
+    let login = match login {
+        Login::LoggedIn => "logged in".to_owned(),
+        Login::Needed => "login needed".to_owned(),
+        Login::None => "not logged in".to_owned(),
+        Login::Unreadable(e) => e,
     };
     // How this device authenticates: a device credential or the login.
     let (auth, auth_store) = crate::credentials::describe(&paths.data_dir, key.as_deref());

@@ -593,22 +593,18 @@ fn home_page(ctx: &mut Context) -> Reply {
         .get(&heph_core::id::journal_id(today))?
         .filter(|n| !n.deleted);
     // Rows without bodies, and the project counts from one indexed query.
-    let next = ctx
-        .replica
-        .list_rows(&ListFilter {
-            kinds: vec![Kind::Task],
-            limit: Some(10),
-            ..ListFilter::default()
-        })?;
-    let notes = ctx
-        .replica
-        .list_rows(&ListFilter {
-            kinds: vec![Kind::Note],
-            status: StatusFilter::Any,
-            order: ListOrder::RecentlyUpdated,
-            limit: Some(10),
-            ..ListFilter::default()
-        })?;
+    let next = ctx.replica.list_rows(&ListFilter {
+        kinds: vec![Kind::Task],
+        limit: Some(10),
+        ..ListFilter::default()
+    })?;
+    let notes = ctx.replica.list_rows(&ListFilter {
+        kinds: vec![Kind::Note],
+        status: StatusFilter::Any,
+        order: ListOrder::RecentlyUpdated,
+        limit: Some(10),
+        ..ListFilter::default()
+    })?;
     let projects = ctx.replica.open_tasks_by_project()?;
     let lines = home::render(&home::HomeData {
         today: Some(today),
