@@ -28,6 +28,28 @@ impl HubStore {
     pub fn open(path: &Path) -> Result<Self, HubError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        // Two processes setting up a new database at once (the hub and
+        // `heph hub join-token create`): switching to WAL can answer "busy"
+        // without waiting, so the set-up is tried again for a while.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Self::set_up(&conn) {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => other?,
+            }
+            break;
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn set_up(conn: &Connection) -> rusqlite::Result<()> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // An acknowledged push must survive a power cut.
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -38,10 +60,7 @@ impl HubStore {
                  op    TEXT NOT NULL
              );",
         )?;
-        conn.execute_batch(crate::join::SCHEMA)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
+        conn.execute_batch(crate::join::SCHEMA)
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
