@@ -32,17 +32,13 @@ impl HubStore {
         // `heph hub join-token create`): switching to WAL can answer "busy"
         // without waiting, so the set-up is tried again for a while.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            match Self::set_up(&conn) {
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::DatabaseBusy
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                other => other?,
+        while let Err(e) = Self::set_up(&conn) {
+            let busy = matches!(&e, rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::DatabaseBusy);
+            if !busy || std::time::Instant::now() >= deadline {
+                return Err(e.into());
             }
-            break;
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
         Ok(Self {
             conn: Mutex::new(conn),
