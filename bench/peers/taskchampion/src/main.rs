@@ -83,6 +83,20 @@ fn secs(d: Duration) -> String {
     }
 }
 
+/// A ratio to two significant digits.
+fn ratio(r: f64) -> String {
+    let digits = if r >= 10.0 {
+        0
+    } else if r >= 1.0 {
+        1
+    } else if r >= 0.1 {
+        2
+    } else {
+        3
+    };
+    format!("{r:.digits$}×")
+}
+
 fn fresh(dir: &Path) -> Res<PathBuf> {
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
@@ -455,10 +469,10 @@ async fn main() -> Res<()> {
 
     let row = |what: &str, h: Duration, t: Duration| {
         println!(
-            "| {what} | {} | {} | {:.1}× |",
+            "| {what} | {} | {} | {} |",
             secs(h),
             secs(t),
-            h.as_secs_f64() / t.as_secs_f64()
+            ratio(h.as_secs_f64() / t.as_secs_f64())
         )
     };
     println!();
