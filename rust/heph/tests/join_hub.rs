@@ -4,8 +4,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 
 use common::{Proc, BIN};
 use heph_hub::join::{Claims, HubSecret, Scope};
@@ -77,29 +77,9 @@ impl Owner {
     }
 
     fn serve(&self, env: &[(&str, &str)]) -> (Proc, String) {
-        let (child, url) = spawn(&self.db(), env);
+        let (child, url) = common::spawn_hub_with_env(&self.db(), "127.0.0.1:0", &[], env);
         (Proc(child), url)
     }
-}
-
-fn spawn(db: &Path, env: &[(&str, &str)]) -> (Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(BIN)
-        .args(["hub", "--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
-        .envs(env.iter().copied())
-        .env("HEPH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "hub said {line:?}");
-    (child, url)
 }
 
 fn http() -> reqwest::Client {

@@ -69,10 +69,21 @@ impl Drop for Proc {
 /// Starts `heph hub --listen LISTEN --db DB EXTRA...` and returns the
 /// process with the URL it printed.
 pub fn spawn_hub(db: &Path, listen: &str, extra: &[&str]) -> (Child, String) {
+    spawn_hub_with_env(db, listen, extra, &[])
+}
+
+/// [`spawn_hub`] with extra environment variables (test seams).
+pub fn spawn_hub_with_env(
+    db: &Path,
+    listen: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args(["hub", "--listen", listen, "--db"])
         .arg(db)
         .args(extra)
+        .envs(env.iter().copied())
         .env("HEPH_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
