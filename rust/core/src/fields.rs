@@ -49,6 +49,17 @@ pub struct FieldDef {
     pub get: fn(&Node) -> Value,
     /// Whether the node buffer's header shows the field for this node.
     pub in_header: fn(&Node) -> bool,
+    /// How a list line writes the field after the title, if it does.
+    pub list_token: Option<ListToken>,
+}
+
+/// A list line's word for a field: `@2026-12-01`, `+home`, `#gift`.
+pub struct ListToken {
+    /// The character the word starts with.
+    pub sigil: char,
+    /// Whether the word may appear more than once, each adding a member
+    /// (tags); otherwise a second one is an error.
+    pub repeats: bool,
 }
 
 /// Every field a header, an assignment or an RPC map may name (the body is
@@ -59,36 +70,51 @@ pub const FIELDS: &[FieldDef] = &[
         parse: parse_title,
         get: |n| Value::Title(n.title.clone()),
         in_header: |_| true,
+        list_token: None,
     },
     FieldDef {
         name: "kind",
         parse: |s, _| s.parse::<Kind>().map(Value::Kind),
         get: |n| Value::Kind(n.kind),
         in_header: |_| true,
+        list_token: None,
     },
     FieldDef {
         name: "status",
         parse: |s, _| optional(s, |v| v.parse::<Status>()).map(Value::Status),
         get: |n| Value::Status(n.status),
         in_header: |n| n.kind == Kind::Task,
+        list_token: None,
     },
     FieldDef {
         name: "due",
         parse: |s, cx| optional(s, |v| parse_day(v, cx.today)).map(Value::Due),
         get: |n| Value::Due(n.due),
         in_header: |n| n.kind == Kind::Task || n.due.is_some(),
+        list_token: Some(ListToken {
+            sigil: '@',
+            repeats: false,
+        }),
     },
     FieldDef {
         name: "project",
         parse: |s, _| optional(s, parse_project).map(Value::Project),
         get: |n| Value::Project(n.project.clone()),
         in_header: |_| true,
+        list_token: Some(ListToken {
+            sigil: '+',
+            repeats: false,
+        }),
     },
     FieldDef {
         name: "tags",
         parse: |s, _| parse_tags(s).map(Value::Tags),
         get: |n| Value::Tags(n.tags.clone()),
         in_header: |_| true,
+        list_token: Some(ListToken {
+            sigil: '#',
+            repeats: true,
+        }),
     },
 ];
 
@@ -101,6 +127,14 @@ pub fn names() -> String {
 pub fn field(name: &str) -> Option<&'static FieldDef> {
     let name = name.trim();
     FIELDS.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+}
+
+/// The fields a list line writes as words after the title, in the order
+/// it writes them.
+pub fn list_tokens() -> impl Iterator<Item = (&'static FieldDef, &'static ListToken)> {
+    FIELDS
+        .iter()
+        .filter_map(|f| f.list_token.as_ref().map(|t| (f, t)))
 }
 
 /// JSON (`heph show --json`, `heph list --json`): text fields as strings,
@@ -129,6 +163,43 @@ impl Value {
             Value::Due(d) => d.map(format_date).unwrap_or_default(),
             Value::Project(p) => p.clone().unwrap_or_default(),
             Value::Tags(t) => t.iter().cloned().collect::<Vec<_>>().join(", "),
+        }
+    }
+
+    /// The value as list-line words (without their sigil): none when unset,
+    /// one per member of a set.
+    pub fn words(&self) -> Vec<String> {
+        match self {
+            Value::Tags(t) => t.iter().cloned().collect(),
+            Value::Status(None) | Value::Due(None) | Value::Project(None) => Vec::new(),
+            other => vec![other.render()],
+        }
+    }
+
+    /// Adds the members of `more` (a repeated list word) to a set value;
+    /// a value that is not a set is replaced.
+    pub fn merge(self, more: Value) -> Value {
+        match (self, more) {
+            (Value::Tags(mut mine), Value::Tags(more)) => {
+                mine.extend(more);
+                Value::Tags(mine)
+            }
+            (_, more) => more,
+        }
+    }
+
+    /// What changing a field to this value does, for a confirmation line.
+    pub fn describe_change(&self) -> String {
+        match self {
+            Value::Title(t) => format!("rename to \"{t}\""),
+            Value::Kind(k) => format!("make it a {k}"),
+            Value::Status(Some(s)) => format!("mark {s}"),
+            Value::Status(None) => "no status".into(),
+            Value::Due(Some(d)) => format!("due {}", format_date(*d)),
+            Value::Due(None) => "no due date".into(),
+            Value::Project(Some(p)) => format!("project {p}"),
+            Value::Project(None) => "no project".into(),
+            Value::Tags(_) => "tags".into(),
         }
     }
 

@@ -125,19 +125,13 @@ impl ListQuery {
     /// A new node from a list line (a task, or a note in `notes`), with the
     /// list's project or tag.
     pub fn new_task(&self, line: heph_core::text::list_buffer::ListLine) -> NewNode {
-        let mut tags = line.tags;
+        let mut node = line.new_node(self.new_kind);
         if let Some(tag) = &self.tag {
-            tags.insert(tag.clone());
+            node.tags.insert(tag.clone());
         }
-        NewNode {
-            kind: Some(self.new_kind),
-            title: line.title,
-            body: String::new(),
-            status: line.status.filter(|_| self.new_kind == Kind::Task),
-            due: line.due,
-            project: line.project.or_else(|| self.project.clone()),
-            tags,
-        }
+        node.status = node.status.filter(|_| self.new_kind == Kind::Task);
+        node.project = node.project.or_else(|| self.project.clone());
+        node
     }
 }
 

@@ -12,12 +12,12 @@
 //! snapshot), never against a fresh query: a task the buffer never showed
 //! is never touched, and a line changes only the fields the user edited.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::ParseError;
-use crate::fields::{parse_day, parse_project};
+use crate::fields::{self, Context, Value};
 use crate::id::is_valid_node_id;
-use crate::model::{format_date, normalize_tag, Node, NodePatch, Status};
+use crate::model::{Kind, NewNode, Node, NodePatch, Status};
 
 /// One parsed line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,12 +30,48 @@ pub struct ListLine {
     pub status: Option<Status>,
     /// Title text.
     pub title: String,
-    /// `@date`.
-    pub due: Option<time::Date>,
-    /// `+project`.
-    pub project: Option<String>,
-    /// `#tags`.
-    pub tags: BTreeSet<String>,
+    /// The values of the fields a line writes as words (`@due`,
+    /// `+project`, `#tag`: [`fields::list_tokens`]), each of them,
+    /// unset when the line has no word for it; by field name.
+    pub fields: BTreeMap<&'static str, Value>,
+}
+
+impl ListLine {
+    /// The line's value of field `name` (a list-token field).
+    pub fn value(&self, name: &str) -> Option<&Value> {
+        self.fields.get(name)
+    }
+
+    /// Whether the line shows `node`'s own value of field `name`.
+    pub fn shows_value_of(&self, name: &str, node: &Node) -> bool {
+        match fields::field(name) {
+            Some(def) => self.value(def.name) == Some(&(def.get)(node)),
+            None => false,
+        }
+    }
+
+    /// The line's field words as a patch (every list-token field set).
+    pub fn patch(&self) -> NodePatch {
+        let mut patch = NodePatch::default();
+        for value in self.fields.values() {
+            value.clone().apply(&mut patch);
+        }
+        patch
+    }
+
+    /// A new node of `kind` from the line: its title, checkbox and words.
+    pub fn new_node(&self, kind: Kind) -> NewNode {
+        let patch = self.patch();
+        NewNode {
+            kind: Some(kind),
+            title: self.title.clone(),
+            body: String::new(),
+            status: self.status,
+            due: patch.due.flatten(),
+            project: patch.project.flatten(),
+            tags: patch.tags.unwrap_or_default(),
+        }
+    }
 }
 
 /// One change a save would make.
@@ -111,23 +147,24 @@ pub fn render_line(node: &Node) -> String {
 }
 
 /// The title with its `@due +project #tag` suffixes (what a list line
-/// shows after the checkbox; the CLI prints it too).
+/// shows after the checkbox; the CLI prints it too): each list-token field
+/// of the table, in its order, a word per value; spaces in a word are
+/// escaped with `\`.
 pub fn item_text(node: &Node) -> String {
     let mut tokens = Vec::new();
-    if let Some(due) = node.due {
-        tokens.push(format!("@{}", format_date(due)));
-    }
-    if let Some(project) = &node.project {
-        let mut token = String::from("+");
-        for c in project.chars() {
-            if c.is_whitespace() {
-                token.push('\\');
+    for (def, token) in fields::list_tokens() {
+        for word in (def.get)(node).words() {
+            let mut text = String::with_capacity(word.len() + 1);
+            text.push(token.sigil);
+            for c in word.chars() {
+                if c.is_whitespace() {
+                    text.push('\\');
+                }
+                text.push(c);
             }
-            token.push(c);
+            tokens.push(text);
         }
-        tokens.push(token);
     }
-    tokens.extend(node.tags.iter().map(|tag| format!("#{tag}")));
     let mut line = escape_title(&node.title);
     if !tokens.is_empty() && line.ends_with('\\') {
         // A final `\` would escape the separator: a second space keeps
@@ -171,10 +208,18 @@ fn words(text: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// The list-token field a word is written for, when it reads as one (a
+/// sigil and at least one more character).
+fn token_field(word: &str) -> Option<(&'static fields::FieldDef, &'static fields::ListToken)> {
+    let mut chars = word.chars();
+    let sigil = chars.next()?;
+    chars.next()?;
+    fields::list_tokens().find(|(_, token)| token.sigil == sigil)
+}
+
 /// Whether a word reads as a trailing `@date`, `+project` or `#tag`.
 fn is_token(word: &str) -> bool {
-    let mut chars = word.chars();
-    matches!(chars.next(), Some('@' | '+' | '#')) && chars.next().is_some()
+    token_field(word).is_some()
 }
 
 /// A title whose last word reads as a token or starts with `\` gets a
@@ -199,8 +244,8 @@ fn unescape_title(text: &str) -> String {
     title
 }
 
-/// A project token's value: `\ ` is a space.
-fn unescape_project(text: &str) -> String {
+/// A token's value: `\ ` is a space.
+fn unescape_word(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -257,50 +302,50 @@ pub fn parse_line(
         }
     }
     let spans = words(rest);
-    let (mut due, mut project, mut tags) = (None, None, BTreeSet::new());
+    let cx = Context { today };
+    let mut found: BTreeMap<&'static str, Value> = BTreeMap::new();
     let fail = |message: String| ParseError::new(number, message);
     let mut title_end = 0;
     for &(start, end) in spans.iter().rev() {
         let word = &rest[start..end];
-        if !is_token(word) {
+        let Some((def, token)) = token_field(word) else {
             title_end = end;
             break;
-        }
-        let value = &word[1..];
-        match word.as_bytes()[0] {
-            b'@' => {
-                if due.is_some() {
-                    return Err(fail(
-                        "more than one @due date (write \\@ for a literal @)".into(),
-                    ));
-                }
-                due = Some(parse_day(value, today).map_err(|e| fail(e.0))?);
+        };
+        let text = unescape_word(&word[token.sigil.len_utf8()..]);
+        let value = (def.parse)(&text, &cx).map_err(|e| fail(e.0))?;
+        let value = match found.remove(def.name) {
+            None => value,
+            Some(seen) if token.repeats => seen.merge(value),
+            Some(_) => {
+                let s = token.sigil;
+                return Err(fail(format!(
+                    "more than one {s}{} (write \\{s} for a literal {s})",
+                    def.name
+                )));
             }
-            b'+' => {
-                if project.is_some() {
-                    return Err(fail(
-                        "more than one +project (write \\+ for a literal +)".into(),
-                    ));
-                }
-                project = Some(parse_project(&unescape_project(value)).map_err(|e| fail(e.0))?);
-            }
-            _ => {
-                tags.insert(normalize_tag(value).map_err(|e| fail(e.0))?);
-            }
-        }
+        };
+        found.insert(def.name, value);
     }
     let title = unescape_title(rest[..title_end].trim_end());
     if title.trim().is_empty() {
         return Err(fail("the task has no title".into()));
+    }
+    // Every list-token field, unset when the line has no word for it.
+    let mut values = BTreeMap::new();
+    for (def, _) in fields::list_tokens() {
+        let value = match found.remove(def.name) {
+            Some(value) => value,
+            None => (def.parse)("", &cx).map_err(|e| fail(e.0))?,
+        };
+        values.insert(def.name, value);
     }
     Ok(Some(ListLine {
         line: number,
         id,
         status,
         title,
-        due,
-        project: project.filter(|p| !p.is_empty()),
-        tags,
+        fields: values,
     }))
 }
 
@@ -323,9 +368,9 @@ pub fn shown(node: &Node) -> ListLine {
         id: Some(node.id.clone()),
         status: node.status,
         title: node.title.clone(),
-        due: node.due,
-        project: node.project.clone(),
-        tags: node.tags.clone(),
+        fields: fields::list_tokens()
+            .map(|(def, _)| (def.name, (def.get)(node)))
+            .collect(),
     }
 }
 
@@ -407,30 +452,20 @@ fn line_change(id: &str, base: &ListLine, edited: &ListLine, restore: bool) -> O
         what.push("restore".to_owned());
     }
     if edited.title != base.title {
-        patch.title = Some(edited.title.clone());
-        what.push(format!("rename to \"{}\"", edited.title));
+        let title = Value::Title(edited.title.clone());
+        what.push(title.describe_change());
+        title.apply(&mut patch);
     }
     if let Some(status) = edited.status.filter(|s| Some(*s) != base.status) {
-        patch.status = Some(Some(status));
-        what.push(format!("mark {status}"));
+        let status = Value::Status(Some(status));
+        what.push(status.describe_change());
+        status.apply(&mut patch);
     }
-    if edited.due != base.due {
-        patch.due = Some(edited.due);
-        what.push(match edited.due {
-            Some(d) => format!("due {}", format_date(d)),
-            None => "no due date".into(),
-        });
-    }
-    if edited.project != base.project {
-        patch.project = Some(edited.project.clone());
-        what.push(match &edited.project {
-            Some(p) => format!("project {p}"),
-            None => "no project".into(),
-        });
-    }
-    if edited.tags != base.tags {
-        patch.tags = Some(edited.tags.clone());
-        what.push("tags".into());
+    for (name, value) in &edited.fields {
+        if base.fields.get(name) != Some(value) {
+            what.push(value.describe_change());
+            value.clone().apply(&mut patch);
+        }
     }
     (restore || !patch.is_empty()).then(|| ListChange::Update {
         id: id.to_owned(),
@@ -443,8 +478,9 @@ fn line_change(id: &str, base: &ListLine, edited: &ListLine, restore: bool) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Kind;
+    use crate::model::normalize_tag;
     use proptest::prelude::*;
+    use std::collections::BTreeSet;
 
     const TODAY: time::Date = time::macros::date!(2026 - 11 - 30);
 
@@ -510,8 +546,11 @@ mod tests {
         match &changes[2] {
             ListChange::Create(line) => {
                 assert_eq!(line.title, "four");
-                assert_eq!(line.project.as_deref(), Some("home"));
-                assert!(line.tags.contains("gift"));
+                assert_eq!(
+                    line.value("project"),
+                    Some(&Value::Project(Some("home".into())))
+                );
+                assert!(matches!(line.value("tags"), Some(Value::Tags(t)) if t.contains("gift")));
             }
             other => panic!("{other:?}"),
         }
@@ -569,7 +608,10 @@ mod tests {
         let line = render_line(&n);
         let parsed = parse_line(1, &line, TODAY).unwrap().unwrap();
         assert_eq!(parsed.title, n.title);
-        assert_eq!(parsed.project.as_deref(), Some("P"));
+        assert_eq!(
+            parsed.value("project"),
+            Some(&Value::Project(Some("P".into())))
+        );
         let n = task("b", "Fix bug #42");
         assert_eq!(render_line(&n), "/b [ ] Fix bug \\#42");
         assert_eq!(
@@ -582,8 +624,50 @@ mod tests {
         let mut n = task("c", "Plan");
         n.project = Some("my big project".into());
         let parsed = parse_line(1, &render_line(&n), TODAY).unwrap().unwrap();
-        assert_eq!(parsed.project.as_deref(), Some("my big project"));
+        assert_eq!(
+            parsed.value("project"),
+            Some(&Value::Project(Some("my big project".into())))
+        );
         assert_eq!(parsed.title, "Plan");
+    }
+
+    #[test]
+    fn every_token_field_has_its_own_sigil() {
+        let mut seen = HashSet::new();
+        for (def, token) in fields::list_tokens() {
+            // `/` starts the id, `[` the checkbox, `\` an escape.
+            assert!(!['/', '[', '\\'].contains(&token.sigil), "{}", def.name);
+            assert!(
+                seen.insert(token.sigil),
+                "{} reuses {}",
+                def.name,
+                token.sigil
+            );
+        }
+        assert_eq!(seen.len(), 3);
+    }
+
+    #[test]
+    fn repeated_words_add_members_and_single_ones_refuse_a_second() {
+        let line = parse_line(1, "[ ] Pack #travel #gift", TODAY)
+            .unwrap()
+            .unwrap();
+        let tags: BTreeSet<String> = ["gift".into(), "travel".into()].into();
+        assert_eq!(line.value("tags"), Some(&Value::Tags(tags)));
+        assert_eq!(line.title, "Pack");
+        let err = parse_line(4, "[ ] Pack +home +work", TODAY).unwrap_err();
+        assert_eq!(err.line, 4);
+        assert!(
+            err.message.contains("more than one +project"),
+            "{}",
+            err.message
+        );
+        let err = parse_line(1, "[ ] Pack @fri @mon", TODAY).unwrap_err();
+        assert!(
+            err.message.contains("more than one @due"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -591,7 +675,10 @@ mod tests {
         let parsed = parse_line(1, "[ ] Buy bread @tomorrow +home #shop", TODAY)
             .unwrap()
             .unwrap();
-        assert_eq!(parsed.due, Some(time::macros::date!(2026 - 12 - 01)));
+        assert_eq!(
+            parsed.value("due"),
+            Some(&Value::Due(Some(time::macros::date!(2026 - 12 - 01))))
+        );
         assert_eq!(parsed.title, "Buy bread");
     }
 
@@ -641,9 +728,7 @@ mod tests {
             let line = render_line(&node);
             let parsed = parse_line(1, &line, TODAY).unwrap().unwrap();
             prop_assert_eq!(&parsed.title, &node.title, "line {:?}", line);
-            prop_assert_eq!(&parsed.project, &node.project, "line {:?}", line);
-            prop_assert_eq!(&parsed.tags, &node.tags, "line {:?}", line);
-            prop_assert_eq!(parsed.due, node.due);
+            prop_assert_eq!(&parsed.fields, &shown(&node).fields, "line {:?}", line);
             prop_assert_eq!(parsed.status, node.status);
             // And the list plans nothing for it.
             prop_assert!(plan_on(&[line], &[node]).unwrap().is_empty());

@@ -230,13 +230,9 @@ fn quick_add(ctx: &mut Context, p: &NodeCreateParams, text: &str) -> Reply {
         _ => None,
     };
     let node = ctx.replica.create(NewNode {
-        kind: Some(kind),
-        title: line.title,
         body: p.body.clone().unwrap_or_default(),
         status,
-        due: line.due,
-        project: line.project,
-        tags: line.tags,
+        ..line.new_node(kind)
     })?;
     map! { "id" => node.id, "title" => node.title }
 }
@@ -402,12 +398,12 @@ fn adopt_pasted(
         }
         let mut extra = heph_core::NodePatch::default();
         if let Some(project) = &query.project {
-            if line.project == node.project && node.project.as_ref() != Some(project) {
+            if line.shows_value_of("project", &node) && node.project.as_ref() != Some(project) {
                 extra.project = Some(Some(project.clone()));
             }
         }
         if let Some(tag) = &query.tag {
-            if line.tags == node.tags && !node.tags.contains(tag) {
+            if line.shows_value_of("tags", &node) && !node.tags.contains(tag) {
                 let mut tags = node.tags.clone();
                 tags.insert(tag.clone());
                 extra.tags = Some(tags);
