@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use time::{Date, Duration, Weekday};
 
-use crate::model::{format_date, normalize_tag, FieldError, Kind, Node, NodePatch, Status};
+use crate::model::{format_date, normalize_tag, Field, FieldError, Kind, Node, NodePatch, Status};
 use crate::op::MAX_VALUE_BYTES;
 
 /// One field's value, canonical.
@@ -51,6 +51,10 @@ pub struct FieldDef {
     pub in_header: fn(&Node) -> bool,
     /// How a list line writes the field after the title, if it does.
     pub list_token: Option<ListToken>,
+    /// The op field that sets it, last writer wins: its value is the
+    /// `nodes` column of the same name, its stamp the column `NAME_hlc`.
+    /// `None` for the tag set (rows of `tags`, one stamp per tag).
+    pub scalar: Option<Field>,
 }
 
 /// A list line's word for a field: `@2026-12-01`, `+home`, `#gift`.
@@ -71,6 +75,7 @@ pub const FIELDS: &[FieldDef] = &[
         get: |n| Value::Title(n.title.clone()),
         in_header: |_| true,
         list_token: None,
+        scalar: Some(Field::Title),
     },
     FieldDef {
         name: "kind",
@@ -78,6 +83,7 @@ pub const FIELDS: &[FieldDef] = &[
         get: |n| Value::Kind(n.kind),
         in_header: |_| true,
         list_token: None,
+        scalar: Some(Field::Kind),
     },
     FieldDef {
         name: "status",
@@ -85,6 +91,7 @@ pub const FIELDS: &[FieldDef] = &[
         get: |n| Value::Status(n.status),
         in_header: |n| n.kind == Kind::Task,
         list_token: None,
+        scalar: Some(Field::Status),
     },
     FieldDef {
         name: "due",
@@ -95,6 +102,7 @@ pub const FIELDS: &[FieldDef] = &[
             sigil: '@',
             repeats: false,
         }),
+        scalar: Some(Field::Due),
     },
     FieldDef {
         name: "project",
@@ -105,6 +113,7 @@ pub const FIELDS: &[FieldDef] = &[
             sigil: '+',
             repeats: false,
         }),
+        scalar: Some(Field::Project),
     },
     FieldDef {
         name: "tags",
@@ -115,6 +124,7 @@ pub const FIELDS: &[FieldDef] = &[
             sigil: '#',
             repeats: true,
         }),
+        scalar: None,
     },
 ];
 
@@ -388,6 +398,19 @@ mod tests {
         assert_eq!(parse_day("2027-01-02", t).unwrap(), date!(2027 - 01 - 02));
         for bad in ["soon", "+d", "2026-02-30", "mo", "+99999999999d"] {
             assert!(parse_day(bad, t).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_op_field_is_one_entry_of_the_table() {
+        for field in Field::ALL {
+            let def = super::field(field.as_str()).expect("an entry named like the op field");
+            assert_eq!(def.scalar, Some(*field), "{}", def.name);
+        }
+        for def in FIELDS {
+            if let Some(scalar) = def.scalar {
+                assert_eq!(scalar.as_str(), def.name);
+            }
         }
     }
 
