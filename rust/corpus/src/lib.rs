@@ -16,7 +16,7 @@ mod vocabulary;
 
 use std::collections::BTreeSet;
 
-use heph_core::{Action, Field, Hlc, Kind, Op, Status};
+use heph_core::{Action, Field, Hlc, Kind, Node, Op, Status};
 use time::{Date, Duration, Month};
 
 pub use queries::{Query, QueryClass};
@@ -78,30 +78,27 @@ pub struct Corpus {
     vocabulary: Vocabulary,
 }
 
-/// One generated node, with the values its ops set.
+/// One generated node: the node a replica holds once it has applied the
+/// node's ops ([`CorpusNode::ops`]), and its position in the corpus. Reads
+/// as a [`Node`] (`node.title`, `node.tags`…).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorpusNode {
     /// Position in the corpus.
     pub index: usize,
-    /// Node id: UUIDv7-shaped, or `journal-YYYY-MM-DD`.
-    pub id: String,
-    /// Task, note or journal.
-    pub kind: Kind,
-    /// 3–7 words (a journal's is its date).
-    pub title: String,
-    /// 40–160 words in lines and paragraphs, newline-terminated; empty
-    /// without bodies.
-    pub body: String,
-    /// A task's status.
-    pub status: Option<Status>,
-    /// A task's due date, for most tasks.
-    pub due: Option<Date>,
-    /// Every task's project and some notes'.
-    pub project: Option<String>,
-    /// Two tags.
-    pub tags: BTreeSet<String>,
-    /// Creation time, ms since the Unix epoch.
-    pub created_ms: u64,
+    /// The node: id UUIDv7-shaped or `journal-YYYY-MM-DD`; a title of 3–7
+    /// words (a journal's is its date); a body of 40–160 words in lines and
+    /// paragraphs, newline-terminated (empty without bodies); every task's
+    /// project and some notes'; two tags; `version` empty (a replica's
+    /// own).
+    pub node: Node,
+}
+
+impl std::ops::Deref for CorpusNode {
+    type Target = Node;
+
+    fn deref(&self) -> &Node {
+        &self.node
+    }
 }
 
 impl Corpus {
@@ -204,21 +201,33 @@ impl Corpus {
         .map(str::to_owned);
         let first = rng.below(TAGS.len() as u64) as usize;
         let second = (first + 1 + rng.below(TAGS.len() as u64 - 1) as usize) % TAGS.len();
-        let tags = [TAGS[first], TAGS[second]]
+        let tags: BTreeSet<String> = [TAGS[first], TAGS[second]]
             .into_iter()
             .map(str::to_owned)
             .collect();
+        // One op per value, a millisecond apart (see `CorpusNode::ops`).
+        let op_count = 2
+            + usize::from(!body.is_empty())
+            + usize::from(status.is_some())
+            + usize::from(due.is_some())
+            + usize::from(project.is_some())
+            + tags.len();
         CorpusNode {
             index,
-            id,
-            kind,
-            title,
-            body,
-            status,
-            due,
-            project,
-            tags,
-            created_ms,
+            node: Node {
+                id,
+                kind,
+                title,
+                body,
+                status,
+                due,
+                project,
+                tags,
+                created_ms,
+                updated_ms: created_ms + op_count as u64 - 1,
+                deleted: false,
+                version: String::new(),
+            },
         }
     }
 
@@ -421,6 +430,8 @@ mod tests {
                 op.validate().expect("valid op");
                 assert_eq!(op.node, node.id);
             }
+            assert_eq!(ops[0].hlc.millis, node.created_ms);
+            assert_eq!(ops.last().unwrap().hlc.millis, node.updated_ms);
             assert!(ops.iter().any(|op| matches!(&op.action,
                 Action::Set { field: Field::Title, value: Some(t) } if *t == node.title)));
         }

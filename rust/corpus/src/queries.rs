@@ -92,7 +92,7 @@ impl Corpus {
                 out.push(Query {
                     class: QueryClass::RareTitleWord,
                     text: rarest,
-                    title_of: Some(node.id),
+                    title_of: Some(node.node.id),
                 });
             }
         }

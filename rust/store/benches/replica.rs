@@ -66,7 +66,7 @@ fn benches(c: &mut Criterion) {
 
     let replica = Replica::open(&path).expect("open");
     let corpus = Corpus::new(7, NODES);
-    let ids: Vec<String> = (0..200).map(|i| corpus.node(i * 499).id).collect();
+    let ids: Vec<String> = (0..200).map(|i| corpus.node(i * 499).node.id).collect();
     c.bench_function("get one node (100k replica)", |b| {
         let mut i = 0usize;
         b.iter(|| {
