@@ -39,6 +39,9 @@ pub struct Context {
     pub today: Date,
 }
 
+/// For checking values that hold no relative date.
+const NO_DAY: Context = Context { today: Date::MIN };
+
 /// One entry of the table.
 pub struct FieldDef {
     /// The name: header key, CLI field, RPC key and JSON key.
@@ -213,7 +216,95 @@ impl Value {
         }
     }
 
-    /// Puts the value into a patch.
+    /// The field's name in the table.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Value::Title(_) => "title",
+            Value::Kind(_) => "kind",
+            Value::Status(_) => "status",
+            Value::Due(_) => "due",
+            Value::Project(_) => "project",
+            Value::Tags(_) => "tags",
+        }
+    }
+
+    /// The field's entry in the table.
+    pub fn def(&self) -> &'static FieldDef {
+        let name = self.name();
+        FIELDS
+            .iter()
+            .find(|f| f.name == name)
+            .expect("every value names an entry of FIELDS")
+    }
+
+    /// The value in canonical form, checked the way parsing checks text
+    /// (a value built in code, not parsed: a patch from an API caller). An
+    /// empty project is no project.
+    pub fn canonical(self) -> Result<Value, FieldError> {
+        Ok(match self {
+            Value::Title(t) => parse_title(&t, &NO_DAY)?,
+            Value::Project(Some(p)) => Value::Project(optional(&p, parse_project)?),
+            Value::Tags(tags) => Value::Tags(
+                tags.iter()
+                    .map(|t| normalize_tag(t))
+                    .collect::<Result<_, _>>()?,
+            ),
+            other @ (Value::Kind(_) | Value::Status(_) | Value::Due(_) | Value::Project(None)) => {
+                other
+            }
+        })
+    }
+
+    /// Whether the value is the field's "nothing": no status, date or
+    /// project, no tags (a new node leaves such fields unset).
+    pub fn is_unset(&self) -> bool {
+        match self {
+            Value::Status(s) => s.is_none(),
+            Value::Due(d) => d.is_none(),
+            Value::Project(p) => p.is_none(),
+            Value::Tags(t) => t.is_empty(),
+            Value::Title(_) | Value::Kind(_) => false,
+        }
+    }
+
+    /// The value a `set` op of a scalar field carries (`None` clears it;
+    /// `None` too for the tag set, which has ops of its own).
+    pub fn op_value(&self) -> Option<String> {
+        match self {
+            Value::Title(t) => Some(t.clone()),
+            Value::Kind(k) => Some(k.to_string()),
+            Value::Status(s) => s.map(|s| s.to_string()),
+            Value::Due(d) => d.map(format_date),
+            Value::Project(p) => p.clone(),
+            Value::Tags(_) => None,
+        }
+    }
+
+    /// The fields a patch sets, in table order (the body is not a field).
+    pub fn from_patch(patch: &NodePatch) -> Vec<Value> {
+        let mut values = Vec::new();
+        if let Some(t) = &patch.title {
+            values.push(Value::Title(t.clone()));
+        }
+        if let Some(k) = patch.kind {
+            values.push(Value::Kind(k));
+        }
+        if let Some(s) = patch.status {
+            values.push(Value::Status(s));
+        }
+        if let Some(d) = patch.due {
+            values.push(Value::Due(d));
+        }
+        if let Some(p) = &patch.project {
+            values.push(Value::Project(p.clone()));
+        }
+        if let Some(t) = &patch.tags {
+            values.push(Value::Tags(t.clone()));
+        }
+        values
+    }
+
+    /// Puts the value into a patch (the inverse of [`Value::from_patch`]).
     pub fn apply(self, patch: &mut NodePatch) {
         match self {
             Value::Title(t) => patch.title = Some(t),
@@ -403,7 +494,8 @@ mod tests {
 
     #[test]
     fn every_op_field_is_one_entry_of_the_table() {
-        for field in Field::ALL {
+        for (i, field) in Field::ALL.iter().enumerate() {
+            assert_eq!(field.index(), i);
             let def = super::field(field.as_str()).expect("an entry named like the op field");
             assert_eq!(def.scalar, Some(*field), "{}", def.name);
         }
@@ -412,6 +504,46 @@ mod tests {
                 assert_eq!(scalar.as_str(), def.name);
             }
         }
+    }
+
+    #[test]
+    fn values_and_patches_convert_both_ways_in_table_order() {
+        let patch = patch_from_pairs(
+            [
+                ("tags", "a b"),
+                ("title", "T"),
+                ("due", "2026-12-01"),
+                ("status", ""),
+            ],
+            &cx(),
+        )
+        .unwrap();
+        let values = Value::from_patch(&patch);
+        let names: Vec<&str> = values.iter().map(Value::name).collect();
+        assert_eq!(names, ["title", "status", "due", "tags"]);
+        let mut back = NodePatch::default();
+        for value in values {
+            assert_eq!(value.def().name, value.name());
+            value.apply(&mut back);
+        }
+        assert_eq!(back, patch);
+    }
+
+    #[test]
+    fn canonical_values_are_checked_like_parsed_text() {
+        let title = Value::Title("  Plan  ".into()).canonical().unwrap();
+        assert_eq!(title, Value::Title("Plan".into()));
+        assert!(Value::Title(" ".into()).canonical().is_err());
+        assert!(Value::Title("a\nb".into()).canonical().is_err());
+        let empty = Value::Project(Some(" ".into())).canonical().unwrap();
+        assert_eq!(empty, Value::Project(None));
+        assert!(Value::Project(Some("a\\b".into())).canonical().is_err());
+        let tags = Value::Tags(["#x".to_owned()].into()).canonical().unwrap();
+        assert_eq!(tags, Value::Tags(["x".to_owned()].into()));
+        assert!(Value::Tags(["a b".to_owned()].into()).canonical().is_err());
+        assert_eq!(Value::Due(None).op_value(), None);
+        assert!(Value::Tags(BTreeSet::new()).is_unset());
+        assert!(!Value::Title(String::new()).is_unset());
     }
 
     #[test]

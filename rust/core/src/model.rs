@@ -111,6 +111,18 @@ pub enum Field {
 
 text_enum!(Field, "field", Title => "title", Kind => "kind", Status => "status", Due => "due", Project => "project");
 
+impl Field {
+    /// Its position in [`Field::ALL`] (declaration order).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Whether an op may clear it (a node always has a title and a kind).
+    pub fn can_be_cleared(self) -> bool {
+        !matches!(self, Field::Title | Field::Kind)
+    }
+}
+
 /// Formats a date as `YYYY-MM-DD`.
 pub fn format_date(date: Date) -> String {
     format!(

@@ -126,7 +126,7 @@ impl Op {
                         )));
                     }
                     check_field_value(*field, value).map_err(|e| fail(e.0))?;
-                } else if matches!(field, Field::Title | Field::Kind) {
+                } else if !field.can_be_cleared() {
                     return Err(fail(format!("{field} cannot be cleared")));
                 }
             }

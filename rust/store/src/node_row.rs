@@ -4,11 +4,37 @@
 //! edits); keeping them here, in one place, is what makes a bulk apply and
 //! an op-by-op replay end in the same bytes.
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use std::sync::OnceLock;
+
+use rusqlite::{types::ToSql, OptionalExtension, Transaction};
 
 use heph_core::Field;
 
 use crate::StoreError;
+
+/// One last-writer-wins field of a row: its value (column `NAME`) and the
+/// stamp of the op that set it (column `NAME_hlc`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Scalar {
+    pub value: Option<String>,
+    pub hlc: String,
+}
+
+/// How many scalar fields a row holds.
+const SCALARS: usize = Field::ALL.len();
+
+/// The columns after the scalar fields' pairs, in statement order.
+const OTHER_COLUMNS: [&str; 9] = [
+    "body",
+    "body_heads",
+    "body_hlc",
+    "created_hlc",
+    "updated_hlc",
+    "delete_hlc",
+    "alive_hlc",
+    "deleted",
+    "last_seq",
+];
 
 /// The columns of `nodes` that ops decide.
 #[derive(Debug, Clone)]
@@ -16,16 +42,9 @@ pub(crate) struct NodeRow {
     pub id: String,
     /// Whether the row is in the table yet.
     stored: bool,
-    pub kind: String,
-    pub kind_hlc: String,
-    pub title: String,
-    pub title_hlc: String,
-    pub status: Option<String>,
-    pub status_hlc: String,
-    pub due: Option<String>,
-    pub due_hlc: String,
-    pub project: Option<String>,
-    pub project_hlc: String,
+    /// The op fields, indexed like [`Field::ALL`] (their columns are
+    /// named after them, so a new field needs no code here).
+    scalars: [Scalar; SCALARS],
     pub body: String,
     pub body_heads: String,
     pub body_hlc: String,
@@ -37,22 +56,57 @@ pub(crate) struct NodeRow {
     pub last_seq: i64,
 }
 
+/// Every column a row reads and writes: each scalar field and its stamp,
+/// then [`OTHER_COLUMNS`].
+fn columns() -> impl Iterator<Item = String> {
+    Field::ALL
+        .iter()
+        .flat_map(|f| [f.as_str().to_owned(), format!("{f}_hlc")])
+        .chain(OTHER_COLUMNS.iter().map(|c| (*c).to_owned()))
+}
+
+/// The three statements, built once from the field list.
+struct Statements {
+    select: String,
+    insert: String,
+    update: String,
+}
+
+fn statements() -> &'static Statements {
+    static SQL: OnceLock<Statements> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let cols: Vec<String> = columns().collect();
+        // ?1 is the id; the columns follow from ?2 on.
+        let numbered = |i: usize| format!("?{}", i + 2);
+        Statements {
+            select: format!("SELECT {} FROM nodes WHERE id = ?1", cols.join(", ")),
+            insert: format!(
+                "INSERT INTO nodes (id, {}) VALUES (?1, {})",
+                cols.join(", "),
+                (0..cols.len()).map(numbered).collect::<Vec<_>>().join(", ")
+            ),
+            update: format!(
+                "UPDATE nodes SET {} WHERE id = ?1",
+                cols.iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{c} = {}", numbered(i)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    })
+}
+
 impl NodeRow {
     /// A node no op has touched yet (the table's defaults).
     fn new(id: &str) -> Self {
+        let mut scalars: [Scalar; SCALARS] = Default::default();
+        scalars[Field::Kind.index()].value = Some("note".into());
+        scalars[Field::Title.index()].value = Some(String::new());
         Self {
             id: id.to_owned(),
             stored: false,
-            kind: "note".into(),
-            kind_hlc: String::new(),
-            title: String::new(),
-            title_hlc: String::new(),
-            status: None,
-            status_hlc: String::new(),
-            due: None,
-            due_hlc: String::new(),
-            project: None,
-            project_hlc: String::new(),
+            scalars,
             body: String::new(),
             body_heads: "[]".into(),
             body_hlc: String::new(),
@@ -68,35 +122,27 @@ impl NodeRow {
     /// The row of `id`, or a new one.
     pub fn load(tx: &Transaction<'_>, id: &str) -> Result<Self, StoreError> {
         let row = tx
-            .prepare_cached(
-                "SELECT kind, kind_hlc, title, title_hlc, status, status_hlc, due, due_hlc,
-                        project, project_hlc, body, body_heads, body_hlc, created_hlc,
-                        updated_hlc, delete_hlc, alive_hlc, deleted, last_seq
-                 FROM nodes WHERE id = ?1",
-            )?
+            .prepare_cached(&statements().select)?
             .query_row([id], |r| {
+                let mut scalars: [Scalar; SCALARS] = Default::default();
+                for (i, scalar) in scalars.iter_mut().enumerate() {
+                    scalar.value = r.get(2 * i)?;
+                    scalar.hlc = r.get(2 * i + 1)?;
+                }
+                let at = 2 * SCALARS;
                 Ok(Self {
                     id: id.to_owned(),
                     stored: true,
-                    kind: r.get(0)?,
-                    kind_hlc: r.get(1)?,
-                    title: r.get(2)?,
-                    title_hlc: r.get(3)?,
-                    status: r.get(4)?,
-                    status_hlc: r.get(5)?,
-                    due: r.get(6)?,
-                    due_hlc: r.get(7)?,
-                    project: r.get(8)?,
-                    project_hlc: r.get(9)?,
-                    body: r.get(10)?,
-                    body_heads: r.get(11)?,
-                    body_hlc: r.get(12)?,
-                    created_hlc: r.get(13)?,
-                    updated_hlc: r.get(14)?,
-                    delete_hlc: r.get(15)?,
-                    alive_hlc: r.get(16)?,
-                    deleted: r.get(17)?,
-                    last_seq: r.get(18)?,
+                    scalars,
+                    body: r.get(at)?,
+                    body_heads: r.get(at + 1)?,
+                    body_hlc: r.get(at + 2)?,
+                    created_hlc: r.get(at + 3)?,
+                    updated_hlc: r.get(at + 4)?,
+                    delete_hlc: r.get(at + 5)?,
+                    alive_hlc: r.get(at + 6)?,
+                    deleted: r.get(at + 7)?,
+                    last_seq: r.get(at + 8)?,
                 })
             })
             .optional()?;
@@ -106,41 +152,29 @@ impl NodeRow {
     /// Writes the row back (inserting it the first time).
     pub fn store(&mut self, tx: &Transaction<'_>) -> Result<(), StoreError> {
         let sql = if self.stored {
-            "UPDATE nodes SET kind = ?2, kind_hlc = ?3, title = ?4, title_hlc = ?5, status = ?6,
-                 status_hlc = ?7, due = ?8, due_hlc = ?9, project = ?10, project_hlc = ?11,
-                 body = ?12, body_heads = ?13, body_hlc = ?14, created_hlc = ?15,
-                 updated_hlc = ?16, delete_hlc = ?17, alive_hlc = ?18, deleted = ?19,
-                 last_seq = ?20
-             WHERE id = ?1"
+            &statements().update
         } else {
-            "INSERT INTO nodes (id, kind, kind_hlc, title, title_hlc, status, status_hlc, due,
-                 due_hlc, project, project_hlc, body, body_heads, body_hlc, created_hlc,
-                 updated_hlc, delete_hlc, alive_hlc, deleted, last_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                 ?17, ?18, ?19, ?20)"
+            &statements().insert
         };
-        tx.prepare_cached(sql)?.execute(params![
-            self.id,
-            self.kind,
-            self.kind_hlc,
-            self.title,
-            self.title_hlc,
-            self.status,
-            self.status_hlc,
-            self.due,
-            self.due_hlc,
-            self.project,
-            self.project_hlc,
-            self.body,
-            self.body_heads,
-            self.body_hlc,
-            self.created_hlc,
-            self.updated_hlc,
-            self.delete_hlc,
-            self.alive_hlc,
-            self.deleted,
-            self.last_seq,
-        ])?;
+        let mut values: Vec<&dyn ToSql> = Vec::with_capacity(1 + 2 * SCALARS + 9);
+        values.push(&self.id);
+        for scalar in &self.scalars {
+            values.push(&scalar.value);
+            values.push(&scalar.hlc);
+        }
+        let other: [&dyn ToSql; 9] = [
+            &self.body,
+            &self.body_heads,
+            &self.body_hlc,
+            &self.created_hlc,
+            &self.updated_hlc,
+            &self.delete_hlc,
+            &self.alive_hlc,
+            &self.deleted,
+            &self.last_seq,
+        ];
+        values.extend(other);
+        tx.prepare_cached(sql)?.execute(values.as_slice())?;
         self.stored = true;
         Ok(())
     }
@@ -152,33 +186,15 @@ impl NodeRow {
         value: Option<&str>,
         key: &str,
     ) -> Result<(), StoreError> {
-        let required = |v: Option<&str>| {
-            v.map(str::to_owned)
-                .ok_or_else(|| StoreError::Invalid(format!("{field} cannot be cleared")))
-        };
-        match field {
-            Field::Title if self.title_hlc.as_str() < key => {
-                self.title = required(value)?;
-                self.title_hlc = key.to_owned();
-            }
-            Field::Kind if self.kind_hlc.as_str() < key => {
-                self.kind = required(value)?;
-                self.kind_hlc = key.to_owned();
-            }
-            Field::Status if self.status_hlc.as_str() < key => {
-                self.status = value.map(str::to_owned);
-                self.status_hlc = key.to_owned();
-            }
-            Field::Due if self.due_hlc.as_str() < key => {
-                self.due = value.map(str::to_owned);
-                self.due_hlc = key.to_owned();
-            }
-            Field::Project if self.project_hlc.as_str() < key => {
-                self.project = value.map(str::to_owned);
-                self.project_hlc = key.to_owned();
-            }
-            _ => {}
+        let scalar = &mut self.scalars[field.index()];
+        if scalar.hlc.as_str() >= key {
+            return Ok(());
         }
+        if value.is_none() && !field.can_be_cleared() {
+            return Err(StoreError::Invalid(format!("{field} cannot be cleared")));
+        }
+        scalar.value = value.map(str::to_owned);
+        scalar.hlc = key.to_owned();
         Ok(())
     }
 

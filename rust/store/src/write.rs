@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use heph_core::fields::Value;
 use heph_core::op::{check_field_value, MAX_BODY_BYTES, MAX_VALUE_BYTES};
 use heph_core::{Action, Field, Hlc, Kind, NewNode, Node, NodePatch, Op, Status};
 use rusqlite::{Transaction, TransactionBehavior};
@@ -321,33 +322,24 @@ fn check_external(op: &Op, clock: &heph_core::Clock) -> Result<()> {
 /// Records the ops of a new node.
 fn create_in(w: &mut Writer<'_, '_>, id: &str, new: &NewNode) -> Result<()> {
     let kind = new.kind.unwrap_or(Kind::Task);
-    check_title(&new.title)?;
     check_body(&new.body)?;
     let status = match (kind, new.status) {
         (_, Some(status)) => Some(status),
         (Kind::Task, None) => Some(Status::Todo),
         _ => None,
     };
+    let fields = NodePatch {
+        title: Some(new.title.clone()),
+        status: Some(status),
+        due: Some(new.due),
+        project: Some(new.project.clone()),
+        tags: Some(new.tags.clone()),
+        ..NodePatch::default()
+    };
+    // Checked before anything is recorded: a bad value writes nothing.
+    let values = canonical(&fields)?;
     w.record(id, Action::Create { kind })?;
-    w.set(id, Field::Title, Some(new.title.trim().to_owned()))?;
-    if let Some(status) = status {
-        w.set(id, Field::Status, Some(status.to_string()))?;
-    }
-    if let Some(due) = new.due {
-        w.set(id, Field::Due, Some(heph_core::model::format_date(due)))?;
-    }
-    if let Some(project) = non_empty(new.project.as_deref()) {
-        check_scalar(Field::Project, &project)?;
-        w.set(id, Field::Project, Some(project))?;
-    }
-    for tag in &new.tags {
-        w.record(
-            id,
-            Action::AddTag {
-                tag: normal_tag(tag)?,
-            },
-        )?;
-    }
+    set_fields(w, id, values, None)?;
     if !new.body.is_empty() {
         w.record(
             id,
@@ -373,54 +365,7 @@ fn update_in(
             "node {id} is deleted; restore it first (heph restore {id})"
         )));
     }
-    let mut changed = Vec::new();
-    if let Some(title) = &patch.title {
-        check_title(title)?;
-        if title.trim() != node.title {
-            w.set(id, Field::Title, Some(title.trim().to_owned()))?;
-            changed.push("title");
-        }
-    }
-    if let Some(kind) = patch.kind {
-        if kind != node.kind {
-            w.set(id, Field::Kind, Some(kind.to_string()))?;
-            changed.push("kind");
-        }
-    }
-    if let Some(status) = patch.status {
-        if status != node.status {
-            w.set(id, Field::Status, status.map(|s| s.to_string()))?;
-            changed.push("status");
-        }
-    }
-    if let Some(due) = patch.due {
-        if due != node.due {
-            w.set(id, Field::Due, due.map(heph_core::model::format_date))?;
-            changed.push("due");
-        }
-    }
-    if let Some(project) = &patch.project {
-        let project = non_empty(project.as_deref());
-        if project != node.project {
-            if let Some(p) = &project {
-                check_scalar(Field::Project, p)?;
-            }
-            w.set(id, Field::Project, project)?;
-            changed.push("project");
-        }
-    }
-    if let Some(tags) = &patch.tags {
-        let wanted: BTreeSet<String> = tags.iter().map(|t| normal_tag(t)).collect::<Result<_>>()?;
-        if wanted != node.tags {
-            for tag in wanted.difference(&node.tags) {
-                w.record(id, Action::AddTag { tag: tag.clone() })?;
-            }
-            for tag in node.tags.difference(&wanted) {
-                w.record(id, Action::RemoveTag { tag: tag.clone() })?;
-            }
-            changed.push("tags");
-        }
-    }
+    let mut changed = set_fields(w, id, canonical(patch)?, Some(&node))?;
     if let Some(body) = &patch.body {
         check_body(body)?;
         if *body != node.body {
@@ -432,6 +377,68 @@ fn update_in(
             w.record(id, action)?;
             changed.push("body");
         }
+    }
+    Ok(changed)
+}
+
+/// The fields a patch sets, checked and in canonical form.
+fn canonical(patch: &NodePatch) -> Result<Vec<Value>> {
+    Value::from_patch(patch)
+        .into_iter()
+        .map(|value| {
+            let name = value.name();
+            value
+                .canonical()
+                .map_err(|e| StoreError::Invalid(format!("{name}: {e}")))
+        })
+        .collect()
+}
+
+/// Records the ops that take each field of `values` from its value in
+/// `current` to the new one (a new node has no current values: its unset
+/// fields get no op); the names of the fields that change. Scalars are one
+/// `set` op each, the tag set an op per tag added or removed.
+fn set_fields(
+    w: &mut Writer<'_, '_>,
+    id: &str,
+    values: Vec<Value>,
+    current: Option<&Node>,
+) -> Result<Vec<&'static str>> {
+    let mut changed = Vec::new();
+    for value in values {
+        let def = value.def();
+        let old = current.map(|node| (def.get)(node));
+        if old.as_ref() == Some(&value) || (old.is_none() && value.is_unset()) {
+            continue;
+        }
+        match (def.scalar, value) {
+            (Some(field), value) => {
+                let text = value.op_value();
+                if let Some(text) = &text {
+                    check_scalar(field, text)?;
+                }
+                w.set(id, field, text)?;
+            }
+            (None, Value::Tags(wanted)) => {
+                let had = match old {
+                    Some(Value::Tags(had)) => had,
+                    _ => BTreeSet::new(),
+                };
+                for tag in wanted.difference(&had) {
+                    w.record(id, Action::AddTag { tag: tag.clone() })?;
+                }
+                for tag in had.difference(&wanted) {
+                    w.record(id, Action::RemoveTag { tag: tag.clone() })?;
+                }
+            }
+            (None, other) => {
+                return Err(StoreError::Invalid(format!(
+                    "{} is neither a scalar nor the tag set",
+                    other.name()
+                )))
+            }
+        }
+        changed.push(def.name);
     }
     Ok(changed)
 }
@@ -494,20 +501,6 @@ fn known_body_base(tx: &Transaction<'_>, id: &str, base: &[Hlc]) -> Result<Vec<H
     Ok(base)
 }
 
-fn non_empty(value: Option<&str>) -> Option<String> {
-    value
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-}
-
-fn check_title(title: &str) -> Result<()> {
-    if title.trim().is_empty() {
-        return Err(StoreError::Invalid("a title cannot be empty".into()));
-    }
-    check_scalar(Field::Title, title.trim())
-}
-
 fn check_scalar(field: Field, value: &str) -> Result<()> {
     if value.len() > MAX_VALUE_BYTES {
         return Err(StoreError::Invalid(format!(
@@ -525,8 +518,4 @@ fn check_body(body: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn normal_tag(tag: &str) -> Result<String> {
-    heph_core::model::normalize_tag(tag).map_err(|e| StoreError::Invalid(e.0))
 }
