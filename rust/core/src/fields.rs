@@ -179,13 +179,15 @@ impl Value {
         }
     }
 
-    /// The value as list-line words (without their sigil): none when unset,
-    /// one per member of a set.
-    pub fn words(&self) -> Vec<String> {
+    /// Calls `word` with the value's list-line words (without their sigil):
+    /// none when unset, one per member of a set.
+    pub fn each_word(&self, mut word: impl FnMut(&str)) {
         match self {
-            Value::Tags(t) => t.iter().cloned().collect(),
-            Value::Status(None) | Value::Due(None) | Value::Project(None) => Vec::new(),
-            other => vec![other.render()],
+            Value::Tags(t) => t.iter().for_each(|t| word(t)),
+            Value::Title(t) | Value::Project(Some(t)) => word(t),
+            Value::Due(Some(d)) => word(&format_date(*d)),
+            Value::Kind(_) | Value::Status(Some(_)) => word(&self.render()),
+            Value::Status(None) | Value::Due(None) | Value::Project(None) => {}
         }
     }
 

@@ -151,19 +151,18 @@ pub fn render_line(node: &Node) -> String {
 /// of the table, in its order, a word per value; spaces in a word are
 /// escaped with `\`.
 pub fn item_text(node: &Node) -> String {
-    let mut tokens = Vec::new();
+    let mut tokens = String::new();
     for (def, token) in fields::list_tokens() {
-        for word in (def.get)(node).words() {
-            let mut text = String::with_capacity(word.len() + 1);
-            text.push(token.sigil);
+        (def.get)(node).each_word(|word| {
+            tokens.push(' ');
+            tokens.push(token.sigil);
             for c in word.chars() {
                 if c.is_whitespace() {
-                    text.push('\\');
+                    tokens.push('\\');
                 }
-                text.push(c);
+                tokens.push(c);
             }
-            tokens.push(text);
-        }
+        });
     }
     let mut line = escape_title(&node.title);
     if !tokens.is_empty() && line.ends_with('\\') {
@@ -171,10 +170,7 @@ pub fn item_text(node: &Node) -> String {
         // the title's end where it is.
         line.push(' ');
     }
-    for token in tokens {
-        line.push(' ');
-        line.push_str(&token);
-    }
+    line.push_str(&tokens);
     line
 }
 
