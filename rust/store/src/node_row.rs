@@ -113,11 +113,14 @@ impl NodeRow {
                  last_seq = ?20
              WHERE id = ?1"
         } else {
+            // Tags applied in the same batch went in before the row existed,
+            // so the tag triggers had no row to update: the list is read here.
             "INSERT INTO nodes (id, kind, kind_hlc, title, title_hlc, status, status_hlc, due,
                  due_hlc, project, project_hlc, body, body_heads, body_hlc, created_hlc,
-                 updated_hlc, delete_hlc, alive_hlc, deleted, last_seq)
+                 updated_hlc, delete_hlc, alive_hlc, deleted, last_seq, tag_list)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                 ?17, ?18, ?19, ?20)"
+                 ?17, ?18, ?19, ?20, (SELECT group_concat(tag, char(31)) FROM (SELECT tag
+                 FROM tags WHERE node = ?1 AND present = 1 ORDER BY tag)))"
         };
         tx.prepare_cached(sql)?.execute(params![
             self.id,
