@@ -129,8 +129,18 @@ impl Serialize for Hlc {
 
 impl<'de> Deserialize<'de> for Hlc {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
+        // Parsed from the input in place, without a String per stamp.
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Hlc;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a clock stamp")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Hlc, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Text)
     }
 }
 

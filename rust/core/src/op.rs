@@ -21,7 +21,7 @@ pub const MAX_OP_JSON_BYTES: usize = 2 * 1024 * 1024;
 pub const MAX_BASE_VERSIONS: usize = 1024;
 
 /// One change to one node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Op {
     /// Globally unique id (UUIDv7 text); duplicates are ignored on apply.
     pub op_id: String,
@@ -32,6 +32,81 @@ pub struct Op {
     /// What it does.
     #[serde(flatten)]
     pub action: Action,
+}
+
+/// An op as JSON, read in one pass: `#[serde(flatten)]` over the
+/// internally tagged [`Action`] would buffer every value (bodies too) into
+/// an intermediate tree and copy it again, which dominated reading a large
+/// history. Keys that belong to no field of the action are ignored, as
+/// they were.
+#[derive(Deserialize)]
+struct WireOp {
+    op_id: String,
+    hlc: Hlc,
+    node: NodeId,
+    action: ActionName,
+    kind: Option<Kind>,
+    field: Option<Field>,
+    value: Option<String>,
+    body: Option<String>,
+    base: Option<Vec<Hlc>>,
+    from: Option<String>,
+    delta: Option<BodyDelta>,
+    tag: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ActionName {
+    Create,
+    Set,
+    SetBody,
+    EditBody,
+    AddTag,
+    RemoveTag,
+    Delete,
+    Restore,
+}
+
+impl<'de> Deserialize<'de> for Op {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        fn need<T, E: serde::de::Error>(v: Option<T>, name: &'static str) -> Result<T, E> {
+            v.ok_or_else(|| E::missing_field(name))
+        }
+        let w = WireOp::deserialize(d)?;
+        let action = match w.action {
+            ActionName::Create => Action::Create {
+                kind: need(w.kind, "kind")?,
+            },
+            ActionName::Set => Action::Set {
+                field: need(w.field, "field")?,
+                value: w.value,
+            },
+            ActionName::SetBody => Action::SetBody {
+                body: need(w.body, "body")?,
+                base: need(w.base, "base")?,
+            },
+            ActionName::EditBody => Action::EditBody {
+                base: need(w.base, "base")?,
+                from: need(w.from, "from")?,
+                delta: need(w.delta, "delta")?,
+            },
+            ActionName::AddTag => Action::AddTag {
+                tag: need(w.tag, "tag")?,
+            },
+            ActionName::RemoveTag => Action::RemoveTag {
+                tag: need(w.tag, "tag")?,
+            },
+            ActionName::Delete => Action::Delete,
+            ActionName::Restore => Action::Restore,
+        };
+        Ok(Op {
+            op_id: w.op_id,
+            hlc: w.hlc,
+            node: w.node,
+            action,
+        })
+    }
 }
 
 /// What an op does.

@@ -47,13 +47,13 @@ impl Replica {
         let mut stmt = self.conn.prepare(
             "SELECT id, kind, kind_hlc, title, title_hlc, status, status_hlc, due, due_hlc,
                     project, project_hlc, body, body_heads, body_hlc, created_hlc,
-                    updated_hlc, delete_hlc, alive_hlc, deleted
+                    updated_hlc, delete_hlc, alive_hlc, deleted, tag_list
              FROM nodes ORDER BY id",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let mut fields = Vec::with_capacity(19);
-            for i in 0..19 {
+            let mut fields = Vec::with_capacity(20);
+            for i in 0..20 {
                 let value = owned(row.get_ref(i)?).map_err(|what| {
                     let id = String::from_utf8_lossy(
                         row.get_ref(0)

@@ -80,8 +80,13 @@ fn statements() -> &'static Statements {
         let numbered = |i: usize| format!("?{}", i + 2);
         Statements {
             select: format!("SELECT {} FROM nodes WHERE id = ?1", cols.join(", ")),
+            // Tags applied in the same batch went in before the row
+            // existed, so the tag triggers had no row to update: the list
+            // is read here.
             insert: format!(
-                "INSERT INTO nodes (id, {}) VALUES (?1, {})",
+                "INSERT INTO nodes (id, {}, tag_list) VALUES (?1, {}, \
+                 (SELECT group_concat(tag, char(31)) FROM (SELECT tag \
+                 FROM tags WHERE node = ?1 AND present = 1 ORDER BY tag)))",
                 cols.join(", "),
                 (0..cols.len()).map(numbered).collect::<Vec<_>>().join(", ")
             ),

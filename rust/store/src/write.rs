@@ -46,6 +46,9 @@ pub(crate) struct Writer<'a, 'c> {
     /// Build the whole full-text index when the transaction ends (a bulk
     /// load into an empty replica deferred it).
     rebuild_index: bool,
+    /// Secondary indexes dropped for a bulk load, created again when the
+    /// transaction ends.
+    recreate_indexes: Vec<String>,
 }
 
 impl Writer<'_, '_> {
@@ -93,6 +96,7 @@ impl Replica {
             clock: &mut self.clock,
             report: ApplyReport::default(),
             rebuild_index: false,
+            recreate_indexes: Vec::new(),
         };
         for node in &restamped.nodes {
             // Rebuilt, and taken out of the index, by the re-stamp.
@@ -102,11 +106,13 @@ impl Replica {
         writer.report.restamped = restamped.ops;
         let value = f(&mut writer)?;
         let rebuild_index = writer.rebuild_index;
+        let recreate = std::mem::take(&mut writer.recreate_indexes);
         let report = crate::materialize::settle(&tx, writer.report)?;
         crate::materialize::reindex(&tx, &report)?;
         if rebuild_index {
             crate::bulk_index::rebuild(&tx)?;
         }
+        crate::bulk_index::create_indexes(&tx, &recreate)?;
         tx.commit()?;
         Ok((value, report))
     }
@@ -250,6 +256,9 @@ impl Replica {
         let imported = self.write(|w| {
             // Into an empty replica, the index is built once at the end.
             w.rebuild_index = crate::bulk_index::defer_if_empty(w.tx)?;
+            if w.rebuild_index {
+                w.recreate_indexes = crate::bulk_index::drop_secondary_indexes(w.tx)?;
+            }
             let mut ops = ops.into_iter().peekable();
             let mut chunk = Vec::with_capacity(CHUNK);
             while ops.peek().is_some() {

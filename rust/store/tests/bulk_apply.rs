@@ -134,3 +134,64 @@ fn an_import_with_a_bad_line_changes_nothing() {
     assert_eq!(r.canonical_dump().unwrap(), before);
     assert_eq!(r.op_count().unwrap(), 0);
 }
+
+/// The indexes of a replica file, by name, with the SQL that made them.
+fn indexes(path: &std::path::Path) -> Vec<(String, Option<String>)> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'index' ORDER BY name")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn an_import_into_an_empty_replica_keeps_every_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let ops = history();
+    let before = {
+        Replica::open(&path).unwrap();
+        indexes(&path)
+    };
+    assert!(before.iter().any(|(name, _)| name == "nodes_open_tasks"));
+
+    // Cut short by a bad line: nothing changes, the indexes neither.
+    let mut r = Replica::open(&path).unwrap();
+    let bad =
+        ops.iter()
+            .cloned()
+            .map(Ok)
+            .chain(std::iter::once(Err(heph_store::StoreError::Invalid(
+                "line 9999: not an op".into(),
+            ))));
+    assert!(r.import_ops(bad).is_err());
+    assert_eq!(indexes(&path), before);
+    assert_eq!(r.op_count().unwrap(), 0);
+
+    r.import_ops(ops.iter().cloned().map(Ok)).unwrap();
+    assert_eq!(indexes(&path), before);
+    let mut one_by_one = Replica::open_in_memory().unwrap();
+    one_by_one.apply_ops(&ops).unwrap();
+    assert_eq!(
+        r.canonical_dump().unwrap(),
+        one_by_one.canonical_dump().unwrap()
+    );
+    // The open-task lists read the rebuilt index.
+    let open = heph_store::ListFilter {
+        kinds: vec![heph_core::Kind::Task],
+        status: heph_store::StatusFilter::Open,
+        ..heph_store::ListFilter::default()
+    };
+    let rows = |r: &Replica| -> Vec<(String, Vec<String>)> {
+        r.list_rows(&open)
+            .unwrap()
+            .into_iter()
+            .map(|n| (n.id, n.tags.into_iter().collect()))
+            .collect()
+    };
+    assert!(rows(&r).iter().any(|(_, tags)| !tags.is_empty()));
+    assert_eq!(rows(&r), rows(&one_by_one));
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `heph import-ops` on the shared corpus (issue 10): wall time and peak RSS
+# (/usr/bin/time), the replica's size (du of the data dir, the db file
+# after a checkpoint) and its ratio to the corpus as markdown files
+# (398 MB on disk). Realistic corpus, then `--tasks-only --no-bodies`.
+# Release build, not part of the tests; figures go to doc/benchmarks.md.
+# Usage: bench/import.sh   (NODES=… SEED=… to change the corpus; KEEP=1
+# keeps the replicas; ONLY=realistic|tasks runs one corpus)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+nodes=${NODES:-100000}
+seed=${SEED:-7}
+markdown_bytes=${MARKDOWN_BYTES:-398000000}
+cargo build --release --locked -q -p heph -p heph-corpus
+heph=$root/target/release/heph
+corpus=$root/target/release/heph-corpus
+work=$root/target/bench-data/import-$seed-$nodes
+mkdir -p "$work"
+
+run() {
+  local name=$1
+  shift
+  local ops=$work/$name.jsonl
+  if [ ! -s "$ops" ]; then
+    "$corpus" ops --seed "$seed" --nodes "$nodes" "$@" >"$ops.tmp"
+    mv "$ops.tmp" "$ops"
+  fi
+  local data=$work/data-$name
+  rm -rf "$data"
+  echo "== $name: $(wc -l <"$ops") ops, $(du -m "$ops" | cut -f1) MB JSONL; load: $(uptime | sed 's/.*load average: //')"
+  /usr/bin/time -f "import-ops: %e s wall, %U s user, %S s sys, peak %M KB RSS" \
+    "$heph" --data-dir "$data" import-ops <"$ops"
+  sqlite3 "$data/replica.db" "PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
+  local du_bytes db_bytes
+  du_bytes=$(du -sb "$data" | cut -f1)
+  db_bytes=$(stat -c %s "$data/replica.db")
+  echo "replica: du $((du_bytes / 1000000)) MB, replica.db $((db_bytes / 1000000)) MB;" \
+    "ratio to the markdown corpus $(echo "scale=3; $du_bytes / $markdown_bytes" | bc)"
+  echo "load after: $(uptime | sed 's/.*load average: //')"
+  if [ -z "${KEEP:-}" ]; then rm -rf "$data"; fi
+}
+
+case ${ONLY:-all} in
+  realistic) run realistic ;;
+  tasks) run tasks --tasks-only --no-bodies ;;
+  *) run realistic; run tasks --tasks-only --no-bodies ;;
+esac
