@@ -328,6 +328,54 @@ fn histories_of_many_concurrent_roots_stay_insertions() {
     }
 }
 
+/// Still conflicts: 13 bodies written from nothing, merged into one another
+/// in many orders. A three-way merge has no line identities, so merges that
+/// place the same concurrent lines differently can still meet later, one
+/// side having reordered lines of the common ancestor: a conflict block and
+/// three lines twice. Found with 30 steps of up to 3 parents, not at the
+/// property's sizes.
+#[test]
+#[ignore = "known limit of the line merge; see the comment"]
+fn many_roots_in_many_orders_known_limit() {
+    let case: &[(&[usize], usize)] = &[
+        (&[], 0),
+        (&[], 0),
+        (&[], 0),
+        (&[1], 2),
+        (&[], 0),
+        (&[], 0),
+        (&[], 0),
+        (&[1], 0),
+        (&[], 0),
+        (&[], 0),
+        (&[], 0),
+        (&[], 0),
+        (&[3], 0),
+        (&[8], 0),
+        (&[1], 0),
+        (&[9], 0),
+        (&[], 0),
+        (&[5, 7, 8], 3),
+        (&[17], 0),
+        (&[], 0),
+        (&[14, 8], 0),
+        (&[5, 3], 0),
+        (&[17], 1),
+    ];
+    let steps: Vec<Step> = case
+        .iter()
+        .map(|&(parents, insert_at)| Step {
+            parents: parents.to_vec(),
+            origin: 0,
+            insert_at,
+            change: None,
+        })
+        .collect();
+    let vs = history(&steps);
+    let m = merge(&vs);
+    assert_eq!(m.conflicts, 0, "{}", m.text);
+}
+
 #[test]
 fn without_trailing_newlines() {
     let (o, a, b) = (h(1, "o"), h(2, "a"), h(3, "b"));
