@@ -11,8 +11,12 @@
 //! - The *heads* are the versions no other version was edited from. One head
 //!   is the body. Several heads are merged git-style, in stamp order: each
 //!   head is merged into the result so far from their common ancestor; when
-//!   there are several best common ancestors (criss-cross), they are first
-//!   merged into one virtual ancestor, recursively.
+//!   there are several best common ancestors (criss-cross, or several
+//!   bodies written from nothing), they are first merged into one virtual
+//!   ancestor, recursively. The lines that ancestor shares with the head
+//!   are put in the head's order, and the result so far follows that order
+//!   too: merges that ordered the same concurrent lines differently must
+//!   not make them look moved (a conflict around them, or a duplicate).
 //! - The three-way merge is line-wise. Changes to different places both
 //!   apply. Insertions at the same place (two devices adding to an empty
 //!   journal, both appending) are all kept, in stamp order, without markers.
@@ -371,6 +375,106 @@ impl Lines {
     }
 }
 
+/// Where each line of `base` is in `side`: `(place, kept)`, kept meaning
+/// matched by the diff; a line the diff found deleted takes the first
+/// unclaimed line of the same text that `side` added (it was moved), if any.
+fn places(base: &Doc, side: &Doc) -> Vec<(Option<usize>, bool)> {
+    let n = base.toks.len();
+    let mut at: Vec<(Option<usize>, bool)> = vec![(None, false); n];
+    let mut added: HashMap<u32, std::collections::VecDeque<usize>> = HashMap::new();
+    let (mut x, mut y) = (0, 0);
+    for h in diff::diff(&base.toks, &side.toks) {
+        for k in 0..h.old.start - x {
+            at[x + k] = (Some(y + k), true);
+        }
+        for j in h.new.clone() {
+            added.entry(side.toks[j]).or_default().push_back(j);
+        }
+        (x, y) = (h.old.end, h.new.end);
+    }
+    for k in 0..n - x {
+        at[x + k] = (Some(y + k), true);
+    }
+    for (i, place) in at.iter_mut().enumerate() {
+        if place.0.is_none() {
+            place.0 = added.get_mut(&base.toks[i]).and_then(|q| q.pop_front());
+        }
+    }
+    at
+}
+
+/// `base` (a virtual ancestor) with its lines in the order `side` has them.
+/// The virtual ancestor orders the lines its bases added concurrently one
+/// way; the merges a side descends from may have ordered them another way.
+/// Diffed as is, those lines would read as deleted and added again: a
+/// conflict around them and a duplicate. A line `side` dropped stays right
+/// after the last line before it that `side` kept in place.
+fn align(base: &Doc, side: &Doc) -> Doc {
+    let at = places(base, side);
+    if at.iter().all(|&(_, kept)| kept) {
+        return base.clone();
+    }
+    let mut after = 0;
+    let mut keyed: Vec<((usize, u8, usize), u32)> = Vec::with_capacity(at.len());
+    for (i, &(place, kept)) in at.iter().enumerate() {
+        let key = match place {
+            Some(p) => {
+                if kept {
+                    after = p + 1;
+                }
+                (p + 1, 0, i)
+            }
+            None => (after, 1, i),
+        };
+        keyed.push((key, base.toks[i]));
+    }
+    keyed.sort_unstable_by_key(|&(key, _)| key);
+    Doc {
+        toks: keyed.into_iter().map(|(_, t)| t).collect(),
+        newline: base.newline,
+    }
+}
+
+/// `side` with the lines it shares with `base` put in `base`'s order, each
+/// preceded by the lines `side` added before it. Against a virtual ancestor
+/// aligned to the other side, a different order of shared lines is no edit
+/// but the trace of merges that ordered concurrent lines differently; kept,
+/// it would conflict with (or duplicate) what the other side added there.
+fn reorder(base: &Doc, side: &Doc) -> Doc {
+    let at = places(base, side);
+    let placed: Vec<(usize, usize)> = at
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &(place, _))| place.map(|p| (i, p)))
+        .collect();
+    if placed.windows(2).all(|w| w[0].1 < w[1].1) {
+        return side.clone();
+    }
+    let mut from = vec![None; side.toks.len()];
+    for &(i, p) in &placed {
+        from[p] = Some(i);
+    }
+    // Lines `side` added, by the shared line they precede (`None`: the end).
+    let mut runs: HashMap<Option<usize>, Vec<u32>> = HashMap::new();
+    let mut anchor = None;
+    for (j, &t) in side.toks.iter().enumerate().rev() {
+        match from[j] {
+            Some(i) => anchor = Some(i),
+            None => runs.entry(anchor).or_default().push(t),
+        }
+    }
+    let mut toks = Vec::with_capacity(side.toks.len());
+    for &(i, p) in &placed {
+        toks.extend(runs.remove(&Some(i)).unwrap_or_default().into_iter().rev());
+        toks.push(side.toks[p]);
+    }
+    toks.extend(runs.remove(&None).unwrap_or_default().into_iter().rev());
+    Doc {
+        toks,
+        newline: side.newline,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct BitSet(Vec<u64>);
 
@@ -479,19 +583,28 @@ impl<'a> Graph<'a> {
             let mut common = seen.clone();
             common.intersect_with(&theirs);
             let bases = self.maximal(&common);
+            let several = bases.len() > 1;
+            let next = lines.doc(self.versions[h].body);
             let base = match bases.as_slice() {
                 [] => Doc::default(),
                 [one] => lines.doc(self.versions[*one].body),
-                _ => match memo.get(&bases) {
-                    Some(doc) => doc.clone(),
-                    None => {
-                        let doc = self.merge_heads(lines, &bases, true, memo);
-                        memo.insert(bases, doc.clone());
-                        doc
-                    }
-                },
+                _ => {
+                    let virtual_base = match memo.get(&bases) {
+                        Some(doc) => doc.clone(),
+                        None => {
+                            let doc = self.merge_heads(lines, &bases, true, memo);
+                            memo.insert(bases, doc.clone());
+                            doc
+                        }
+                    };
+                    align(&virtual_base, &next)
+                }
             };
-            let next = lines.doc(self.versions[h].body);
+            if several {
+                // The head is a version as saved (a later merge may take it
+                // as its base); the result so far is only this merge's.
+                acc = reorder(&base, &acc);
+            }
             acc = lines.merge2(&base, &acc, label, &next, h, virtual_);
             seen.union_with(&theirs);
             label = h;

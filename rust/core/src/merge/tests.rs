@@ -213,6 +213,170 @@ fn criss_cross_merges_from_a_virtual_ancestor() {
 }
 
 #[test]
+fn concurrent_roots_merged_in_different_orders_stay_insertions() {
+    // Four bodies written from nothing on one device; two merges placed
+    // v0's and v3's lines in different orders (v5 has v3 first, the final
+    // merge's virtual ancestor of v0 and v3 has v0 first). Diffed against
+    // that ancestor as is, both sides seemed to replace v0: a conflict
+    // block, and v0 twice. The bodies are as an earlier version saved them.
+    let t: Vec<Hlc> = (1..=9).map(|ms| h(ms, "aa")).collect();
+    let m = merge(&[
+        v(&t[0], &[], "v0\n"),
+        v(&t[1], &[], "v1\n"),
+        v(&t[2], &[], "v2\n"),
+        v(&t[3], &[], "v3\n"),
+        v(&t[4], &[&t[0]], "v4\nv0\n"),
+        v(&t[5], &[&t[3], &t[4]], "v5\nv3\nv4\nv0\n"),
+        v(&t[6], &[&t[3]], "v6\nv3\n"),
+        v(&t[7], &[&t[0]], "v7\nv0\n"),
+        v(&t[8], &[&t[5]], "v8\nv5\nv3\nv4\nv0\n"),
+    ]);
+    assert_eq!(m.conflicts, 0, "{}", m.text);
+    assert_eq!(m.text, "v1\nv2\nv6\nv8\nv5\nv3\nv7\nv4\nv0\n");
+    // The same history, each author seeing what this code merges.
+    let step = |parents: &[usize]| Step {
+        parents: parents.to_vec(),
+        origin: 0,
+        insert_at: 0,
+        change: None,
+    };
+    let vs = history(&[
+        step(&[]),
+        step(&[]),
+        step(&[]),
+        step(&[]),
+        step(&[0]),
+        step(&[3, 4]),
+        step(&[3]),
+        step(&[0]),
+        step(&[5]),
+    ]);
+    let m = merge(&vs);
+    assert_eq!(m.conflicts, 0, "{}", m.text);
+    for i in 0..vs.len() {
+        let line = format!("v{i}");
+        assert_eq!(
+            m.text.lines().filter(|l| *l == line).count(),
+            1,
+            "{}",
+            m.text
+        );
+    }
+}
+
+#[test]
+fn histories_of_many_concurrent_roots_stay_insertions() {
+    // Cases the insertion property found (with more and longer histories)
+    // against earlier attempts at this merge, which let one merge order
+    // concurrent lines unlike another; as `(parents, insert_at)` per step.
+    let cases: &[&[(&[usize], usize)]] = &[
+        &[
+            (&[], 0),
+            (&[], 0),
+            (&[], 0),
+            (&[], 0),
+            (&[1], 0),
+            (&[2], 0),
+            (&[5, 0], 0),
+            (&[4], 7),
+            (&[5], 0),
+            (&[6, 4], 0),
+        ],
+        &[
+            (&[], 0),
+            (&[], 0),
+            (&[], 0),
+            (&[], 0),
+            (&[], 0),
+            (&[], 0),
+            (&[], 0),
+            (&[], 0),
+            (&[], 0),
+            (&[], 0),
+            (&[8], 1),
+            (&[], 0),
+            (&[], 0),
+            (&[8], 0),
+            (&[5, 4, 10], 1),
+            (&[4], 0),
+            (&[14], 0),
+            (&[14], 4),
+        ],
+    ];
+    for case in cases {
+        let steps: Vec<Step> = case
+            .iter()
+            .map(|&(parents, insert_at)| Step {
+                parents: parents.to_vec(),
+                origin: 0,
+                insert_at,
+                change: None,
+            })
+            .collect();
+        let vs = history(&steps);
+        let m = merge(&vs);
+        assert_eq!(m.conflicts, 0, "{}", m.text);
+        for i in 0..vs.len() {
+            let line = format!("v{i}");
+            assert_eq!(
+                m.text.lines().filter(|l| *l == line).count(),
+                1,
+                "{}",
+                m.text
+            );
+        }
+    }
+}
+
+/// Still conflicts: 13 bodies written from nothing, merged into one another
+/// in many orders. A three-way merge has no line identities, so merges that
+/// place the same concurrent lines differently can still meet later, one
+/// side having reordered lines of the common ancestor: a conflict block and
+/// three lines twice. Found with 30 steps of up to 3 parents, not at the
+/// property's sizes.
+#[test]
+#[ignore = "known limit of the line merge; see the comment"]
+fn many_roots_in_many_orders_known_limit() {
+    let case: &[(&[usize], usize)] = &[
+        (&[], 0),
+        (&[], 0),
+        (&[], 0),
+        (&[1], 2),
+        (&[], 0),
+        (&[], 0),
+        (&[], 0),
+        (&[1], 0),
+        (&[], 0),
+        (&[], 0),
+        (&[], 0),
+        (&[], 0),
+        (&[3], 0),
+        (&[8], 0),
+        (&[1], 0),
+        (&[9], 0),
+        (&[], 0),
+        (&[5, 7, 8], 3),
+        (&[17], 0),
+        (&[], 0),
+        (&[14, 8], 0),
+        (&[5, 3], 0),
+        (&[17], 1),
+    ];
+    let steps: Vec<Step> = case
+        .iter()
+        .map(|&(parents, insert_at)| Step {
+            parents: parents.to_vec(),
+            origin: 0,
+            insert_at,
+            change: None,
+        })
+        .collect();
+    let vs = history(&steps);
+    let m = merge(&vs);
+    assert_eq!(m.conflicts, 0, "{}", m.text);
+}
+
+#[test]
 fn without_trailing_newlines() {
     let (o, a, b) = (h(1, "o"), h(2, "a"), h(3, "b"));
     let m = merge(&[
@@ -365,7 +529,8 @@ proptest! {
         prop_assert_eq!(m.conflicts, 0, "{}", m.text);
         for i in 0..vs.len() {
             let line = format!("v{i}");
-            prop_assert!(m.text.lines().any(|l| l == line), "{} missing from {}", line, m.text);
+            let copies = m.text.lines().filter(|l| *l == line).count();
+            prop_assert_eq!(copies, 1, "{} in {}", line, m.text);
         }
     }
 }
