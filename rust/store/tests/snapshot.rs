@@ -121,10 +121,42 @@ fn a_bootstrapped_device_equals_one_that_replayed_every_op() {
         // Then the ops after the snapshot, as sync pulls them.
         pull(&mut b, &ops[split..], split as i64 + 1);
         assert_eq!(b.canonical_dump().unwrap(), replayed(&ops), "seed {seed}");
-        // Search reads the installed index.
-        let title = b.get(&ops[0].node).unwrap().unwrap().title;
-        let word = title.split_whitespace().next().unwrap().to_owned();
-        assert!(!b.search(&word, 10).unwrap().is_empty(), "{word}");
+        // Search reads the installed index, as on a device that replayed.
+        let mut d = Replica::open_in_memory().unwrap();
+        d.apply_ops(&ops).unwrap();
+        let words: Vec<String> = ops
+            .iter()
+            .filter_map(|o| match &o.action {
+                heph_core::Action::Set {
+                    field: heph_core::Field::Title,
+                    value: Some(t),
+                } => t
+                    .split_whitespace()
+                    .find(|w| w.len() > 3)
+                    .map(str::to_owned),
+                _ => None,
+            })
+            .take(5)
+            .collect();
+        assert!(!words.is_empty());
+        let mut hits = 0;
+        for word in &words {
+            let got: Vec<String> = b
+                .search(word, 10)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.id)
+                .collect();
+            let want: Vec<String> = d
+                .search(word, 10)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.id)
+                .collect();
+            assert_eq!(got, want, "{word}");
+            hits += got.len();
+        }
+        assert!(hits > 0, "{words:?}");
 
         // Its own writes work and are pushed as its own.
         let mine = b
