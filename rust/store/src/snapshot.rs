@@ -125,7 +125,7 @@ impl SnapshotHeader {
                 "snapshot format {format}; this heph reads format {SNAPSHOT_FORMAT}"
             )));
         }
-        if schema > SCHEMA_VERSION || schema < 1 {
+        if !(1..=SCHEMA_VERSION).contains(&schema) {
             return Err(SnapshotError::Invalid(format!(
                 "replica schema {schema} in the snapshot; this heph supports 1 to {SCHEMA_VERSION} (upgrade heph)"
             )));
