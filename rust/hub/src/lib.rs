@@ -15,6 +15,7 @@ mod auth;
 mod capture;
 pub mod join;
 mod routes;
+mod snapshot;
 mod store;
 
 use std::path::Path;
@@ -30,6 +31,9 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 pub use auth::{Access, BearerCheck, Rejection};
 pub use join::{HubSecret, Scope};
 pub use routes::{router, MAX_DRIFT_MS, MAX_OP_DEPTH, MAX_PULL_BYTES, MAX_PULL_LIMIT};
+pub use snapshot::{
+    StoredSnapshot, DEFAULT_MAX_SNAPSHOT_BYTES, DEFAULT_SNAPSHOT_THRESHOLD, SEQ_HEADER,
+};
 pub use store::{HubStore, PushOutcome};
 
 /// Default request body limit: pushes come in batches of about 1 MB.
@@ -60,6 +64,11 @@ pub struct HubConfig {
     /// The secret join tokens are signed with; `serve` reads (or creates)
     /// the one beside the database when `None`.
     pub join: Option<Arc<HubSecret>>,
+    /// Ask devices for a snapshot once this many ops came after the stored
+    /// one (0: never ask).
+    pub snapshot_threshold: i64,
+    /// Largest snapshot accepted, in bytes.
+    pub max_snapshot_bytes: u64,
 }
 
 impl Default for HubConfig {
@@ -68,6 +77,8 @@ impl Default for HubConfig {
             max_body: DEFAULT_MAX_BODY,
             auth: None,
             join: None,
+            snapshot_threshold: DEFAULT_SNAPSHOT_THRESHOLD,
+            max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
         }
     }
 }

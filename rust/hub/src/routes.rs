@@ -94,15 +94,31 @@ pub fn error(status: StatusCode, message: &str) -> Response {
 /// The hub's routes.
 pub fn router(store: Arc<HubStore>, config: HubConfig) -> Router {
     let auth = Arc::new(crate::auth::HubAuth::new(config.auth, Arc::clone(&store)));
+    let ops = OpsState {
+        store: Arc::clone(&store),
+        snapshot_threshold: config.snapshot_threshold,
+    };
     let api = Router::new()
         .route("/v1/ops", get(pull).post(push))
-        .with_state(Arc::clone(&store))
+        .with_state(ops)
         .merge(
             Router::new()
                 .route("/v1/capture", post(crate::capture::capture))
                 .with_state(crate::capture::CaptureState::new(Arc::clone(&store))),
         )
         .layer(DefaultBodyLimit::max(config.max_body))
+        // Streamed to a file with its own limit, not buffered.
+        .merge(
+            Router::new()
+                .route(
+                    "/v1/snapshot",
+                    get(crate::snapshot::get_snapshot).put(crate::snapshot::put_snapshot),
+                )
+                .with_state(crate::snapshot::SnapshotState {
+                    store: Arc::clone(&store),
+                    max_bytes: config.max_snapshot_bytes,
+                }),
+        )
         .layer(axum::middleware::from_fn_with_state(
             auth,
             crate::auth::require_bearer,
@@ -120,7 +136,7 @@ pub fn router(store: Arc<HubStore>, config: HubConfig) -> Router {
     open.merge(api).fallback(|| async {
         error(
             StatusCode::NOT_FOUND,
-            "no such route; the hub serves /v1/ops, /v1/capture, /v1/join and /v1/health",
+            "no such route; the hub serves /v1/ops, /v1/snapshot, /v1/capture, /v1/join and /v1/health",
         )
     })
 }
@@ -137,8 +153,15 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
     )
 }
 
+/// What the op routes need.
+#[derive(Clone)]
+struct OpsState {
+    store: Arc<HubStore>,
+    snapshot_threshold: i64,
+}
+
 async fn push(
-    State(store): State<Arc<HubStore>>,
+    State(OpsState { store, .. }): State<OpsState>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let body = match body {
@@ -223,7 +246,10 @@ struct PullParams {
 }
 
 async fn pull(
-    State(store): State<Arc<HubStore>>,
+    State(OpsState {
+        store,
+        snapshot_threshold,
+    }): State<OpsState>,
     access: Option<axum::Extension<Access>>,
     params: Result<Query<PullParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -248,8 +274,18 @@ async fn pull(
         .max_bytes
         .unwrap_or(MAX_PULL_BYTES)
         .clamp(1, MAX_PULL_BYTES);
-    let result = tokio::task::spawn_blocking(move || store.pull(after, limit, max_bytes)).await;
-    let (rows, more) = match result {
+    let result = tokio::task::spawn_blocking(move || {
+        let (rows, more) = store.pull(after, limit, max_bytes)?;
+        // Told on the last page: the pass that reads it is up to date.
+        let hint = if more {
+            None
+        } else {
+            Some(crate::snapshot::pull_hint(&store, snapshot_threshold)?)
+        };
+        Ok::<_, crate::HubError>((rows, more, hint))
+    })
+    .await;
+    let (rows, more, hint) = match result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return internal(e),
         Err(e) => return internal(e),
@@ -264,7 +300,11 @@ async fn pull(
         }
         out.push_str(&format!("{{\"seq\":{seq},\"op\":{op}}}"));
     }
-    out.push_str(&format!("],\"more\":{more},\"now\":{}}}", now_ms()));
+    out.push_str(&format!("],\"more\":{more},\"now\":{}", now_ms()));
+    if let Some(hint) = hint {
+        out.push_str(&format!(",\"snapshot\":{hint}"));
+    }
+    out.push('}');
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         out,

@@ -2,7 +2,7 @@
 //! serialized transaction, so sequence numbers are assigned in commit order
 //! and no reader sees sequence N+1 before N.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -21,6 +21,7 @@ pub struct PushOutcome {
 /// The hub's op table.
 pub struct HubStore {
     conn: Mutex<Connection>,
+    path: PathBuf,
 }
 
 impl HubStore {
@@ -40,9 +41,12 @@ impl HubStore {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Ok(Self {
+        let store = Self {
             conn: Mutex::new(conn),
-        })
+            path: path.to_owned(),
+        };
+        store.remove_stale_snapshots();
+        Ok(store)
     }
 
     fn set_up(conn: &Connection) -> rusqlite::Result<()> {
@@ -56,7 +60,13 @@ impl HubStore {
                  op    TEXT NOT NULL
              );",
         )?;
-        conn.execute_batch(crate::join::SCHEMA)
+        conn.execute_batch(crate::join::SCHEMA)?;
+        conn.execute_batch(crate::snapshot::SCHEMA)
+    }
+
+    /// The database file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {

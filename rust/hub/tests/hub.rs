@@ -227,3 +227,95 @@ async fn the_auth_seam_guards_ops_but_not_health() {
     assert_eq!(r.status(), 200);
     hub.stop().await;
 }
+
+async fn pull_snapshot_hint(hub: &Hub) -> Value {
+    let r = client()
+        .get(format!("{}/v1/ops?after=0", hub.url))
+        .send()
+        .await
+        .unwrap();
+    let page: Value = r.json().await.unwrap();
+    page["snapshot"].clone()
+}
+
+async fn put_snapshot(hub: &Hub, query: &str, body: Vec<u8>) -> (u16, Value) {
+    let r = client()
+        .put(format!("{}/v1/snapshot{query}", hub.url))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn snapshots_are_stored_and_served_as_bytes() {
+    let hub = start(HubConfig {
+        snapshot_threshold: 3,
+        max_snapshot_bytes: 1000,
+        ..HubConfig::default()
+    })
+    .await;
+    let r = client()
+        .get(format!("{}/v1/snapshot", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(
+        pull_snapshot_hint(&hub).await,
+        json!({"seq": 0, "wanted": false})
+    );
+    let ops: Vec<Value> = (0..4).map(|i| op(&format!("s{i}"))).collect();
+    assert_eq!(push(&hub, json!({ "ops": ops })).await.0, 200);
+    // Four ops and no snapshot: the hub asks for one.
+    assert_eq!(
+        pull_snapshot_hint(&hub).await,
+        json!({"seq": 0, "wanted": true})
+    );
+
+    // Beyond the newest op, without a sequence, or too large: refused.
+    let (status, body) = put_snapshot(&hub, "?seq=5", b"x".to_vec()).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(put_snapshot(&hub, "", b"x".to_vec()).await.0, 400);
+    assert_eq!(put_snapshot(&hub, "?seq=abc", b"x".to_vec()).await.0, 400);
+    let (status, body) = put_snapshot(&hub, "?seq=3", vec![7; 1001]).await;
+    assert_eq!(status, 413, "{body}");
+
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(900).collect();
+    let (status, body) = put_snapshot(&hub, "?seq=3", bytes.clone()).await;
+    assert_eq!(status, 201, "{body}");
+    let r = client()
+        .get(format!("{}/v1/snapshot", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()[heph_hub::SEQ_HEADER], "3");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), bytes);
+    assert_eq!(
+        pull_snapshot_hint(&hub).await,
+        json!({"seq": 3, "wanted": false})
+    );
+    // Not older than the stored one.
+    assert_eq!(put_snapshot(&hub, "?seq=3", b"y".to_vec()).await.0, 409);
+    assert_eq!(put_snapshot(&hub, "?seq=2", b"y".to_vec()).await.0, 409);
+    let (status, _) = put_snapshot(&hub, "?seq=4", b"newer".to_vec()).await;
+    assert_eq!(status, 201);
+    let r = client()
+        .get(format!("{}/v1/snapshot", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()[heph_hub::SEQ_HEADER], "4");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"newer");
+    // One file kept: the older one is gone, no upload left behind.
+    let files: Vec<String> = std::fs::read_dir(hub._dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("snapshot"))
+        .collect();
+    assert_eq!(files, vec!["hub.db.snapshot-4".to_owned()]);
+    hub.stop().await;
+}

@@ -13,6 +13,7 @@ mod node_row;
 mod query;
 mod restamp;
 mod schema;
+pub mod snapshot;
 mod sync_state;
 mod write;
 
@@ -25,6 +26,7 @@ use rusqlite::{Connection, OpenFlags};
 pub use materialize::ApplyReport;
 pub use query::{Columns, ListFilter, ListOrder, SearchHit, StatusFilter};
 pub use schema::SCHEMA_VERSION;
+pub use snapshot::{Exported, Imported, SnapshotError, SnapshotHeader};
 pub use sync_state::{PullOutcome, QuarantinedOp, RawOp, SetAside};
 pub use write::{Edit, Saved};
 

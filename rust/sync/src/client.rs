@@ -94,6 +94,9 @@ impl TokenProvider for NoToken {
     }
 }
 
+/// Reply header of `GET /v1/snapshot` that carries the snapshot's sequence.
+pub const SNAPSHOT_SEQ_HEADER: &str = "x-heph-snapshot-seq";
+
 /// Time allowed for a request before any body bytes count.
 pub const BASE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Slowest transfer rate tolerated, in bytes per second: each request gets
@@ -123,6 +126,8 @@ struct WirePage<'a> {
     more: bool,
     #[serde(default)]
     now: Option<u64>,
+    #[serde(default)]
+    snapshot: Option<SnapshotHint>,
 }
 
 /// A page read without looking inside the ops (never fails on depth).
@@ -139,6 +144,17 @@ struct SkimPage {
     more: bool,
     #[serde(default)]
     now: Option<u64>,
+    #[serde(default)]
+    snapshot: Option<SnapshotHint>,
+}
+
+/// What a pull reply says about the hub's snapshot (on the last page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct SnapshotHint {
+    /// The stored snapshot's hub sequence (0 for none).
+    pub seq: i64,
+    /// Whether the hub wants a newer one.
+    pub wanted: bool,
 }
 
 /// A pull reply.
@@ -151,6 +167,8 @@ pub struct PullReply {
     pub more: bool,
     /// The hub's clock (ms since the epoch), when it said.
     pub now: Option<u64>,
+    /// The hub's snapshot, when it said (last page only).
+    pub snapshot: Option<SnapshotHint>,
 }
 
 /// One pushed op the hub refused.
@@ -326,6 +344,7 @@ impl HubClient {
                     .collect(),
                 more: page.more,
                 now: page.now,
+                snapshot: page.snapshot,
             },
             Err(e) => {
                 // The page is well formed but an op in it is not readable
@@ -362,6 +381,7 @@ impl HubClient {
                     ops,
                     more: skim.more,
                     now: skim.now,
+                    snapshot: skim.snapshot,
                 }
             }
         };
@@ -376,6 +396,88 @@ impl HubClient {
             last = op.seq;
         }
         Ok(reply)
+    }
+
+    /// `GET /v1/snapshot` into the new file `to`: the snapshot's hub
+    /// sequence, or `None` when the hub has none (404). The bytes are not
+    /// read here (the replica checks them when installing).
+    pub async fn download_snapshot(
+        &self,
+        to: &std::path::Path,
+    ) -> Result<Option<i64>, ClientError> {
+        use tokio::io::AsyncWriteExt;
+        let request = self.http.get(format!("{}/v1/snapshot", self.connect));
+        let mut response = match tokio::time::timeout(BASE_TIMEOUT, self.send(request)).await {
+            Err(_) => return Err(self.stalled("waiting for the snapshot")),
+            Ok(Err(ClientError::Status { status: 404, .. })) => return Ok(None),
+            Ok(other) => other?,
+        };
+        let seq = response
+            .headers()
+            .get(SNAPSHOT_SEQ_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|s| *s > 0)
+            .ok_or_else(|| {
+                ClientError::Garbage(format!(
+                    "a snapshot without a valid {SNAPSHOT_SEQ_HEADER} header"
+                ))
+            })?;
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let local =
+            |e: std::io::Error| ClientError::Garbage(format!("cannot write {}: {e}", to.display()));
+        let mut file = options.open(to).await.map_err(local)?;
+        // No limit on the whole download (snapshots are large), but on
+        // every wait for the next piece.
+        loop {
+            let chunk = match tokio::time::timeout(BASE_TIMEOUT, response.chunk()).await {
+                Err(_) => return Err(self.stalled("downloading the snapshot")),
+                Ok(Err(e)) => {
+                    return Err(ClientError::Unreachable {
+                        url: self.base.clone(),
+                        reason: e.without_url().to_string(),
+                    })
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(chunk))) => chunk,
+            };
+            file.write_all(&chunk).await.map_err(local)?;
+        }
+        file.flush().await.map_err(local)?;
+        Ok(Some(seq))
+    }
+
+    /// `PUT /v1/snapshot?seq=…` with the bytes of the file `from`.
+    pub async fn upload_snapshot(
+        &self,
+        seq: i64,
+        from: &std::path::Path,
+    ) -> Result<(), ClientError> {
+        let local = |e: std::io::Error| {
+            ClientError::Garbage(format!("cannot read {}: {e}", from.display()))
+        };
+        let file = tokio::fs::File::open(from).await.map_err(local)?;
+        let len = file.metadata().await.map_err(local)?.len();
+        self.send(
+            self.http
+                .put(format!("{}/v1/snapshot?seq={seq}", self.connect))
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .header(reqwest::header::CONTENT_LENGTH, len)
+                .timeout(timeout_for(len as usize))
+                .body(reqwest::Body::from(file)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn stalled(&self, what: &str) -> ClientError {
+        ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: format!("the hub stopped answering while {what}"),
+        }
     }
 
     async fn pull_text(

@@ -47,6 +47,10 @@ pub struct SyncReport {
     pub released: usize,
     /// What the user should know (clock wrong, ops set aside).
     pub warnings: Vec<String>,
+    /// Ops installed from the hub's snapshot (a new device's first pass).
+    pub bootstrapped: u64,
+    /// The hub sequence of a snapshot this pass uploaded (the hub asked).
+    pub snapshot_uploaded: Option<i64>,
 }
 
 /// Why a pass stopped.
@@ -210,11 +214,37 @@ pub async fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncRe
     }
     let mut changed = std::collections::HashSet::new();
     let mut cursor = replica.sync_cursor(&hub)?;
+    if cursor == 0 && replica.can_bootstrap()? {
+        let (back, outcome) = bootstrap(replica, replica_path, client).await;
+        replica = match back {
+            Some(replica) => replica,
+            None => open_replica(replica_path)?,
+        };
+        match outcome {
+            Ok(Some(imported)) => {
+                // A fresh handle (the test clock hook applies again).
+                replica = open_replica(replica_path)?;
+                cursor = imported.seq;
+                report.bootstrapped = imported.ops;
+                tracing::info!(
+                    seq = imported.seq,
+                    ops = imported.ops,
+                    "bootstrapped from the hub's snapshot"
+                );
+            }
+            Ok(None) => tracing::debug!("the hub has no snapshot; pulling every op"),
+            Err(SyncError::Client(e @ ClientError::Unauthorized(_))) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "not bootstrapping from the hub's snapshot; pulling every op instead")
+            }
+        }
+    }
     if cursor == 0 {
         // Into an empty replica: index the notes once, after the pull.
         replica.begin_bulk_load()?;
     }
     let mut hub_now = None;
+    let mut hint = None;
     let mut absorb = |report: &mut SyncReport, outcome: heph_store::PullOutcome| {
         report.pulled += outcome.applied.new_ops;
         report.merged += outcome.applied.merged;
@@ -235,6 +265,7 @@ pub async fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncRe
     loop {
         let page = client.pull(cursor, PULL_BATCH, PULL_PAGE_BYTES).await?;
         hub_now = page.now.or(hub_now);
+        hint = page.snapshot.or(hint);
         let Some(last) = page.ops.last().map(|o| o.seq) else {
             break;
         };
@@ -260,7 +291,145 @@ pub async fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncRe
     if let Some(e) = push_error {
         return Err(e);
     }
+    // Up to date with the hub and nothing of ours unacknowledged: if the
+    // hub asks for a snapshot, this device makes one. A failure here costs
+    // only the snapshot; the pass itself succeeded.
+    if hint.is_some_and(|h| h.wanted) && report.refused == 0 && replica.pending_count()? == 0 {
+        drop(replica);
+        match upload_snapshot(replica_path, client).await {
+            Ok(seq) => report.snapshot_uploaded = seq,
+            Err(e) => tracing::warn!(error = %e, "the hub asked for a snapshot; none uploaded"),
+        }
+    }
     Ok(report)
+}
+
+/// A temporary file beside the replica.
+fn temp_beside(replica_path: &Path, what: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        ".heph-{what}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    match replica_path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
+        _ => std::path::PathBuf::from(name),
+    }
+}
+
+/// Removes a file when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Downloads the hub's snapshot and installs it into the (empty) replica:
+/// `Ok(None)` when the hub has none. The replica is handed back whatever
+/// happens; on an error it is unchanged. Installing runs on the blocking
+/// pool (it moves the whole replica).
+async fn bootstrap(
+    replica: Replica,
+    replica_path: &Path,
+    client: &HubClient,
+) -> (
+    Option<Replica>,
+    Result<Option<heph_store::Imported>, SyncError>,
+) {
+    let file = Scratch(temp_beside(replica_path, "snapshot-download"));
+    let _ = std::fs::remove_file(&file.0);
+    let seq = match client.download_snapshot(&file.0).await {
+        Ok(Some(seq)) => seq,
+        Ok(None) => return (Some(replica), Ok(None)),
+        Err(e) => return (Some(replica), Err(e.into())),
+    };
+    let hub = client.url().to_owned();
+    let path = file.0.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        let mut replica = replica;
+        let imported = std::fs::File::open(&path)
+            .map_err(|e| {
+                StoreError::Io {
+                    path: path.clone(),
+                    source: e,
+                }
+                .into()
+            })
+            .and_then(|f| {
+                let mut input = std::io::BufReader::with_capacity(1 << 20, f);
+                replica.import_snapshot(&hub, &mut input, Some(seq))
+            });
+        (replica, imported)
+    })
+    .await;
+    match joined {
+        Ok((replica, Ok(imported))) => (Some(replica), Ok(Some(imported))),
+        Ok((replica, Err(heph_store::SnapshotError::Store(e)))) => (Some(replica), Err(e.into())),
+        Ok((replica, Err(e))) => (
+            Some(replica),
+            Err(SyncError::Store(StoreError::Invalid(e.to_string()))),
+        ),
+        // The task panicked: the handle is gone; the caller opens a new
+        // one (the install is one transaction: nothing half done).
+        Err(e) => (
+            None,
+            Err(SyncError::Store(StoreError::Invalid(format!(
+                "installing the snapshot failed: {e}"
+            )))),
+        ),
+    }
+}
+
+/// Makes a snapshot of the replica as of its cursor for the hub and uploads
+/// it. The copy is a read (writers carry on); compressing and uploading
+/// hold no lock. `Ok(None)`: not applicable now (e.g. a write came in).
+async fn upload_snapshot(
+    replica_path: &Path,
+    client: &HubClient,
+) -> Result<Option<i64>, SyncError> {
+    let file = Scratch(temp_beside(replica_path, "snapshot-upload"));
+    let _ = std::fs::remove_file(&file.0);
+    let hub = client.url().to_owned();
+    let (path, out) = (replica_path.to_owned(), file.0.clone());
+    let exported = tokio::task::spawn_blocking(move || -> Result<_, heph_store::SnapshotError> {
+        let replica = Replica::open(&path)?;
+        let mut writer = std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(&out).map_err(|source| heph_store::SnapshotError::Io {
+                path: out.clone(),
+                source,
+            })?,
+        );
+        let exported = replica.export_snapshot(&hub, &mut writer)?;
+        std::io::Write::flush(&mut writer).map_err(|source| heph_store::SnapshotError::Io {
+            path: out.clone(),
+            source,
+        })?;
+        Ok(exported)
+    })
+    .await
+    .map_err(|e| StoreError::Invalid(format!("making the snapshot failed: {e}")))?;
+    let exported = match exported {
+        Ok(e) => e,
+        Err(heph_store::SnapshotError::NotApplicable(why)) => {
+            tracing::debug!(%why, "no snapshot now");
+            return Ok(None);
+        }
+        Err(heph_store::SnapshotError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(StoreError::Invalid(e.to_string()).into()),
+    };
+    client.upload_snapshot(exported.seq, &file.0).await?;
+    tracing::info!(
+        seq = exported.seq,
+        bytes = exported.bytes,
+        ops = exported.ops,
+        "uploaded a snapshot"
+    );
+    Ok(Some(exported.seq))
 }
 
 /// A sync pass that sends the bearer token `tokens` gives for this hub,

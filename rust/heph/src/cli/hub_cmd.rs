@@ -40,6 +40,13 @@ pub struct HubArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = heph_hub::DEFAULT_MAX_BODY)]
     pub max_body: usize,
+    /// Ask devices for a snapshot (so new devices bootstrap from it) once
+    /// this many ops came after the stored one; 0 never asks.
+    #[arg(long, default_value_t = heph_hub::DEFAULT_SNAPSHOT_THRESHOLD, value_name = "OPS")]
+    pub snapshot_threshold: i64,
+    /// Largest snapshot upload in bytes.
+    #[arg(long, default_value_t = heph_hub::DEFAULT_MAX_SNAPSHOT_BYTES, value_name = "BYTES")]
+    pub max_snapshot: u64,
     /// Most connections open at once; further clients wait to be accepted.
     #[arg(long, default_value_t = 512, value_name = "N")]
     pub max_connections: usize,
@@ -142,6 +149,8 @@ pub fn run(paths: &crate::paths::Paths, args: HubArgs) -> Result<ExitCode> {
             max_body: args.max_body,
             auth,
             join: None,
+            snapshot_threshold: args.snapshot_threshold,
+            max_snapshot_bytes: args.max_snapshot,
         };
         let limits = heph_hub::ServeLimits {
             header_timeout: args.header_timeout,

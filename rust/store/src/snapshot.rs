@@ -1,0 +1,517 @@
+//! Snapshots: a whole replica as of its pull cursor for one hub, so a new
+//! device bootstraps from one download instead of applying every op.
+//!
+//! A snapshot is opaque to the hub (built by a device, stored and served
+//! as bytes): a 24-byte header — magic, format, schema version, hub
+//! sequence C — then a zstd stream of an SQLite database holding exactly
+//! what a device that pulled every op up to C holds: the op-log, the
+//! materialized nodes and tags, the full-text index, held body deltas and
+//! the quarantine. Device-local state (sync cursors and notes, `meta`) is
+//! left out; every op in it is acknowledged by the hub.
+//!
+//! Installing one copies its tables into the open replica in one
+//! transaction (SQLite's transfer path copies b-tree records as they are),
+//! so a crash leaves either nothing or everything, and connections other
+//! processes hold stay valid.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::{schema, Replica, StoreError, SCHEMA_VERSION};
+
+/// The first bytes of a snapshot.
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"HEPHSNAP";
+/// The snapshot format this build writes and reads.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+/// Header length: magic, format (u32), schema (u32), seq (i64), little-endian.
+pub const HEADER_LEN: usize = 24;
+
+/// Tables a snapshot carries, copied in this order. The `nodes_fts_*`
+/// tables are the full-text index's own storage (its text comes from
+/// `nodes`).
+const TABLES: &[&str] = &[
+    "ops",
+    "nodes",
+    "tags",
+    "held_ops",
+    "quarantine",
+    "nodes_fts_data",
+    "nodes_fts_idx",
+    "nodes_fts_docsize",
+    "nodes_fts_config",
+];
+
+/// Test seam: a process that must die in the middle of installing a
+/// snapshot (crash-safety tests) names the point here.
+const ABORT_ENV: &str = "HEPH_TEST_SNAPSHOT_ABORT";
+
+/// Errors of snapshot export and import.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The replica is not in a state where this applies (unpushed ops for
+    /// an export, a replica that already holds ops for an import): nothing
+    /// was changed; sync carries on with ops.
+    #[error("snapshot not applicable: {0}")]
+    NotApplicable(String),
+    /// The snapshot bytes are not a usable snapshot: nothing was changed.
+    #[error("unusable snapshot: {0}")]
+    Invalid(String),
+    /// The replica failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A temporary file could not be written or read.
+    #[error("snapshot file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl From<rusqlite::Error> for SnapshotError {
+    fn from(e: rusqlite::Error) -> Self {
+        SnapshotError::Store(StoreError::Sqlite(e))
+    }
+}
+
+/// A snapshot's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotHeader {
+    /// Snapshot format.
+    pub format: u32,
+    /// Replica schema version of the database inside.
+    pub schema: i64,
+    /// Hub sequence the snapshot is as of.
+    pub seq: i64,
+}
+
+impl SnapshotHeader {
+    fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[..8].copy_from_slice(SNAPSHOT_MAGIC);
+        out[8..12].copy_from_slice(&self.format.to_le_bytes());
+        out[12..16].copy_from_slice(&(self.schema as u32).to_le_bytes());
+        out[16..24].copy_from_slice(&self.seq.to_le_bytes());
+        out
+    }
+
+    /// Reads and checks a header: magic, a format and schema this build
+    /// reads, a positive sequence.
+    pub fn decode(bytes: &[u8]) -> Result<Self, SnapshotError> {
+        if bytes.len() < HEADER_LEN {
+            return Err(SnapshotError::Invalid(format!(
+                "only {} bytes: truncated header",
+                bytes.len()
+            )));
+        }
+        if &bytes[..8] != SNAPSHOT_MAGIC {
+            return Err(SnapshotError::Invalid(
+                "not a heph snapshot (bad magic)".into(),
+            ));
+        }
+        let word = |at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        let format = word(8);
+        let schema = i64::from(word(12));
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&bytes[16..24]);
+        let seq = i64::from_le_bytes(seq);
+        if format != SNAPSHOT_FORMAT {
+            return Err(SnapshotError::Invalid(format!(
+                "snapshot format {format}; this heph reads format {SNAPSHOT_FORMAT}"
+            )));
+        }
+        if !(1..=SCHEMA_VERSION).contains(&schema) {
+            return Err(SnapshotError::Invalid(format!(
+                "replica schema {schema} in the snapshot; this heph supports 1 to {SCHEMA_VERSION} (upgrade heph)"
+            )));
+        }
+        if seq < 1 {
+            return Err(SnapshotError::Invalid(format!("hub sequence {seq}")));
+        }
+        Ok(Self {
+            format,
+            schema,
+            seq,
+        })
+    }
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exported {
+    /// The hub sequence it is as of.
+    pub seq: i64,
+    /// Bytes written (header included).
+    pub bytes: u64,
+    /// Ops in it.
+    pub ops: u64,
+}
+
+/// What an import installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Imported {
+    /// The hub sequence it is as of: the new pull cursor.
+    pub seq: i64,
+    /// Ops installed.
+    pub ops: u64,
+}
+
+/// A file removed when dropped.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            let mut name = self.0.as_os_str().to_owned();
+            name.push(suffix);
+            let _ = std::fs::remove_file(&name);
+        }
+    }
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> SnapshotError + '_ {
+    move |source| SnapshotError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl Replica {
+    /// A temporary file name beside the replica (or in the system's
+    /// temporary directory for an in-memory replica).
+    fn temp_path(&self, what: &str) -> PathBuf {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!(".heph-{what}-{}-{n}", std::process::id());
+        match self.path.as_deref().and_then(Path::parent) {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
+            Some(_) => PathBuf::from(name),
+            None => std::env::temp_dir().join(name),
+        }
+    }
+
+    /// Writes a snapshot of this replica as of its pull cursor for `hub`
+    /// to `out`. Refused ([`SnapshotError::NotApplicable`]) unless the hub
+    /// has acknowledged every op here (nothing unpushed or refused, no held
+    /// delta of our own) and something was pulled from it: the snapshot is
+    /// then the hub's ops up to the cursor. (An op pushed by another
+    /// process after the last pull may ride along; a device installing the
+    /// snapshot pulls it again, a no-op.)
+    pub fn export_snapshot(
+        &self,
+        hub: &str,
+        out: &mut dyn Write,
+    ) -> Result<Exported, SnapshotError> {
+        let tmp = TempFile(self.temp_path("snapshot-export"));
+        let _ = std::fs::remove_file(&tmp.0);
+        // A consistent copy without holding any lock for long: readers and
+        // writers of the replica carry on meanwhile.
+        let target = tmp.0.to_str().ok_or_else(|| {
+            SnapshotError::NotApplicable(format!("temporary path {} is not UTF-8", tmp.0.display()))
+        })?;
+        self.conn.execute("VACUUM INTO ?1", [target])?;
+        let conn = Connection::open(&tmp.0)?;
+        conn.pragma_update(None, "journal_mode", "DELETE")?;
+        let count = |sql: &str| -> rusqlite::Result<i64> { conn.query_row(sql, [], |r| r.get(0)) };
+        let unpushed = count("SELECT count(*) FROM ops WHERE pushed = 0")?;
+        if unpushed > 0 {
+            return Err(SnapshotError::NotApplicable(format!(
+                "{unpushed} op(s) here are not acknowledged by the hub (not pushed yet, or refused)"
+            )));
+        }
+        let held = count("SELECT count(*) FROM held_ops WHERE pushed = 0")?;
+        if held > 0 {
+            return Err(SnapshotError::NotApplicable(format!(
+                "{held} held body delta(s) here are not pushed yet"
+            )));
+        }
+        if crate::bulk_index::is_deferred(&conn)? {
+            return Err(SnapshotError::NotApplicable(
+                "a bulk load is under way (the search index is not built)".into(),
+            ));
+        }
+        let seq: i64 = conn
+            .query_row(
+                "SELECT value FROM sync_state WHERE hub = ?1 AND key = 'cursor'",
+                [hub],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if seq < 1 {
+            return Err(SnapshotError::NotApplicable(format!(
+                "nothing was pulled from {hub} yet"
+            )));
+        }
+        let ops = count("SELECT count(*) FROM ops")? as u64;
+        // Device-local state stays here; quarantined ops keep their place
+        // only for this hub (sequence numbers are per hub).
+        conn.execute_batch("DELETE FROM sync_state; DELETE FROM meta;")?;
+        conn.execute("DELETE FROM quarantine WHERE hub <> ?1", [hub])?;
+        conn.close().map_err(|(_, e)| e)?;
+
+        let header = SnapshotHeader {
+            format: SNAPSHOT_FORMAT,
+            schema: SCHEMA_VERSION,
+            seq,
+        };
+        out.write_all(&header.encode()).map_err(io_err(&tmp.0))?;
+        let mut counted = CountingWriter {
+            inner: out,
+            bytes: 0,
+        };
+        let mut file = std::fs::File::open(&tmp.0).map_err(io_err(&tmp.0))?;
+        let mut encoder = zstd::stream::Encoder::new(&mut counted, 3).map_err(io_err(&tmp.0))?;
+        encoder.include_checksum(true).map_err(io_err(&tmp.0))?;
+        std::io::copy(&mut file, &mut encoder).map_err(io_err(&tmp.0))?;
+        encoder.finish().map_err(io_err(&tmp.0))?;
+        Ok(Exported {
+            seq,
+            bytes: counted.bytes + HEADER_LEN as u64,
+            ops,
+        })
+    }
+
+    /// Whether this replica holds nothing a snapshot would replace: no ops,
+    /// nothing pulled or quarantined from any hub.
+    pub fn can_bootstrap(&self) -> Result<bool, StoreError> {
+        let any: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT 1 WHERE EXISTS (SELECT 1 FROM ops) OR EXISTS (SELECT 1 FROM held_ops)
+                    OR EXISTS (SELECT 1 FROM quarantine)
+                    OR EXISTS (SELECT 1 FROM sync_state WHERE key = 'cursor' AND value <> '0')",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(any.is_none())
+    }
+
+    /// Bootstraps this replica from a snapshot of `hub` read from `input`.
+    /// Applies only to a replica that holds nothing yet
+    /// ([`Replica::can_bootstrap`]); `max_seq` is the sequence the hub said
+    /// the snapshot has, which the snapshot must not exceed. Everything is
+    /// checked before anything changes; then the snapshot's tables replace
+    /// the empty ones and the pull cursor for `hub` becomes the snapshot's
+    /// sequence, in one transaction. The replica keeps its own identity:
+    /// nothing of the device that made the snapshot comes along.
+    pub fn import_snapshot(
+        &mut self,
+        hub: &str,
+        input: &mut dyn Read,
+        max_seq: Option<i64>,
+    ) -> Result<Imported, SnapshotError> {
+        let Some(path) = self.path.clone() else {
+            return Err(SnapshotError::NotApplicable(
+                "an in-memory replica cannot install a snapshot".into(),
+            ));
+        };
+        if !self.can_bootstrap()? {
+            return Err(SnapshotError::NotApplicable(
+                "the replica already holds ops".into(),
+            ));
+        }
+        let mut head = [0u8; HEADER_LEN];
+        let mut got = 0;
+        while got < HEADER_LEN {
+            match input.read(&mut head[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(SnapshotError::Invalid(format!("reading it: {e}"))),
+            }
+        }
+        let header = SnapshotHeader::decode(&head[..got])?;
+        if let Some(max) = max_seq {
+            if header.seq > max {
+                return Err(SnapshotError::Invalid(format!(
+                    "it claims hub sequence {}, beyond the {max} the hub announced",
+                    header.seq
+                )));
+            }
+        }
+        let tmp = TempFile(self.temp_path("snapshot-import"));
+        let _ = std::fs::remove_file(&tmp.0);
+        {
+            let mut file = private_file(&tmp.0)?;
+            let mut decoder = zstd::stream::Decoder::new(input)
+                .map_err(|e| SnapshotError::Invalid(format!("compressed stream: {e}")))?;
+            std::io::copy(&mut decoder, &mut file)
+                .map_err(|e| SnapshotError::Invalid(format!("compressed stream: {e}")))?;
+            file.sync_all().map_err(io_err(&tmp.0))?;
+        }
+        check_database(&tmp.0, &header)?;
+
+        let target = tmp.0.to_str().ok_or_else(|| {
+            SnapshotError::NotApplicable(format!("temporary path {} is not UTF-8", tmp.0.display()))
+        })?;
+        self.conn.execute("ATTACH DATABASE ?1 AS snap", [target])?;
+        let installed = install(&mut self.conn, hub, header.seq);
+        let detached = self.conn.execute("DETACH DATABASE snap", []);
+        let ops = installed?;
+        detached?;
+        // The full-text index caches its structure per connection and
+        // cannot see rows written under it: a fresh connection reads them.
+        *self = Replica::open(&path)?;
+        Ok(Imported {
+            seq: header.seq,
+            ops,
+        })
+    }
+}
+
+/// Counts bytes on their way out.
+struct CountingWriter<'a> {
+    inner: &'a mut dyn Write,
+    bytes: u64,
+}
+
+impl Write for CountingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A new file readable by its owner only (snapshots hold every note).
+fn private_file(path: &Path) -> Result<std::fs::File, SnapshotError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map_err(io_err(path))
+}
+
+/// Checks the unpacked database: an SQLite file with the schema its header
+/// names and a replica's tables, holding only acknowledged ops and no
+/// device-local state; an older schema is brought up to date here.
+fn check_database(path: &Path, header: &SnapshotHeader) -> Result<(), SnapshotError> {
+    let invalid = |what: String| SnapshotError::Invalid(what);
+    let mut magic = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map_err(|e| invalid(format!("the database inside is too short ({e})")))?;
+    if &magic != b"SQLite format 3\0" {
+        return Err(invalid("the data inside is not a database".into()));
+    }
+    let mut conn = Connection::open(path).map_err(|e| invalid(format!("database: {e}")))?;
+    let checked = (|| -> rusqlite::Result<Result<(), String>> {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != header.schema {
+            return Ok(Err(format!(
+                "its database has schema {version}, its header says {}",
+                header.schema
+            )));
+        }
+        let quick: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if quick != "ok" {
+            return Ok(Err(format!("its database is damaged: {quick}")));
+        }
+        for table in TABLES.iter().chain(&["meta", "sync_state"]) {
+            let found: Option<i64> = conn
+                .query_row(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if found.is_none() {
+                return Ok(Err(format!("its database lacks the table {table}")));
+            }
+        }
+        let local: i64 = conn.query_row(
+            "SELECT (SELECT count(*) FROM ops WHERE pushed = 0)
+                  + (SELECT count(*) FROM held_ops WHERE pushed = 0)
+                  + (SELECT count(*) FROM sync_state) + (SELECT count(*) FROM meta)",
+            [],
+            |r| r.get(0),
+        )?;
+        if local > 0 {
+            return Ok(Err(
+                "it holds unacknowledged ops or device-local state".into()
+            ));
+        }
+        Ok(Ok(()))
+    })()
+    .map_err(|e| invalid(format!("its database cannot be read: {e}")))?;
+    checked.map_err(invalid)?;
+    if header.schema < SCHEMA_VERSION {
+        schema::migrate(&mut conn).map_err(|e| invalid(format!("upgrading its schema: {e}")))?;
+    }
+    conn.close()
+        .map_err(|(_, e)| invalid(format!("database: {e}")))?;
+    Ok(())
+}
+
+/// Copies the attached snapshot's tables into the (empty) replica and sets
+/// the cursor, in one transaction.
+fn install(conn: &mut Connection, hub: &str, seq: i64) -> Result<u64, SnapshotError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Checked again under the write lock: another process may have written.
+    let any: Option<i64> = tx
+        .query_row(
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM main.ops) OR EXISTS (SELECT 1 FROM main.held_ops)
+                OR EXISTS (SELECT 1 FROM main.quarantine)",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if any.is_some() {
+        return Err(SnapshotError::NotApplicable(
+            "the replica received ops meanwhile".into(),
+        ));
+    }
+    // Triggers keep `nodes.tag_list`, which the snapshot carries already;
+    // without them the tags copy takes SQLite's transfer path too.
+    let triggers: Vec<String> = tx
+        .prepare("SELECT sql FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name = 'tags'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let names: Vec<String> = tx
+        .prepare(
+            "SELECT name FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name = 'tags'",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for name in &names {
+        tx.execute_batch(&format!("DROP TRIGGER main.\"{name}\""))?;
+    }
+    for table in TABLES {
+        tx.execute_batch(&format!(
+            "DELETE FROM main.{table}; INSERT INTO main.{table} SELECT * FROM snap.{table};"
+        ))?;
+    }
+    for sql in &triggers {
+        tx.execute_batch(sql)?;
+    }
+    tx.execute("DELETE FROM main.meta WHERE key = 'index_deferred'", [])?;
+    tx.execute("UPDATE main.quarantine SET hub = ?1", [hub])?;
+    tx.execute(
+        "INSERT INTO main.sync_state (hub, key, value) VALUES (?1, 'cursor', ?2)
+         ON CONFLICT (hub, key) DO UPDATE SET value = excluded.value",
+        params![hub, seq.to_string()],
+    )?;
+    let ops: i64 = tx.query_row("SELECT count(*) FROM main.ops", [], |r| r.get(0))?;
+    if std::env::var(ABORT_ENV).as_deref() == Ok("before-commit") {
+        // Dies with the transaction open, as a crash or kill would.
+        std::process::abort();
+    }
+    tx.commit()?;
+    Ok(ops as u64)
+}
