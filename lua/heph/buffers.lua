@@ -299,6 +299,23 @@ function H.wire_node(buf)
   end
 end
 
+---Markdown for a note or home buffer. The highlighting is treesitter's
+---(Neovim bundles the markdown parser), started before the filetype is set
+---so the FileType handler skips the regex syntax, whose syntax/markdown.vim
+---sources the html, css and javascript syntax for every buffer (most of
+---the time of opening a note). The filetype is markdown all the same:
+---ftplugins and FileType autocmds run. Without the parser, the regex syntax.
+---@param buf integer
+function H.markdown(buf)
+  if vim.bo[buf].filetype == "markdown" then
+    return
+  end
+  if not vim.b[buf].ts_highlight then
+    pcall(vim.treesitter.start, buf, "markdown")
+  end
+  vim.bo[buf].filetype = "markdown"
+end
+
 ---Shows a node in `buf`.
 ---@param buf integer
 ---@param node table node_get's reply
@@ -317,7 +334,7 @@ function H.show_node(buf, node, extra)
     }, extra or {})
   )
   H.common_options(buf)
-  vim.bo[buf].filetype = "markdown"
+  H.markdown(buf)
   H.wire_node(buf)
   vim.diagnostic.reset(M.ns, buf)
   if H.val(node.deleted) == true then
@@ -381,7 +398,7 @@ function H.read_home(buf)
   vim.bo[buf].swapfile = false
   vim.bo[buf].bufhidden = "hide"
   vim.bo[buf].modifiable = false
-  vim.bo[buf].filetype = "markdown"
+  H.markdown(buf)
   H.wire_lines(buf, false)
 end
 
