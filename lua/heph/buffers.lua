@@ -226,8 +226,12 @@ end
 ---@param editable boolean
 function H.wire_lines(buf, editable)
   vim.api.nvim_buf_call(buf, function()
-    vim.cmd([[silent! syntax clear HephListId HephListDone HephListMeta]])
+    vim.cmd([[silent! syntax clear HephListId HephListDone HephListMeta HephHomeHeading]])
     vim.cmd([[syntax match HephListId /^\/[A-Za-z0-9_-]\+ / conceal]])
+    if not editable then
+      vim.cmd([[syntax match HephHomeHeading /^#\+ .*$/]])
+      vim.cmd([[highlight default link HephHomeHeading Title]])
+    end
     if editable then
       vim.cmd([[syntax match HephListDone /\[x\].*$/]])
       vim.cmd([[syntax match HephListMeta /\s\zs[@+#]\S\+/]])
@@ -299,7 +303,7 @@ function H.wire_node(buf)
   end
 end
 
----Markdown for a note or home buffer. The highlighting is treesitter's
+---Markdown for a note buffer. The highlighting is treesitter's
 ---(Neovim bundles the markdown parser), started before the filetype is set
 ---so the FileType handler skips the regex syntax, whose syntax/markdown.vim
 ---sources the html, css and javascript syntax for every buffer (most of
@@ -398,7 +402,9 @@ function H.read_home(buf)
   vim.bo[buf].swapfile = false
   vim.bo[buf].bufhidden = "hide"
   vim.bo[buf].modifiable = false
-  H.markdown(buf)
+  -- An index, not a markdown document: its own light syntax (headings,
+  -- hidden ids) draws in a fraction of markdown's time.
+  vim.bo[buf].filetype = "heph_home"
   H.wire_lines(buf, false)
 end
 
