@@ -35,6 +35,19 @@ for _ = 1, 50 do
 end
 require("heph").setup({ cmd = { os.getenv("HEPH_BIN") }, data_dir = os.getenv("HEPH_DATA") })
 rpc_mod = require("heph.rpc")
+-- Time spent in requests (the sidecar and the transfer), so each view
+-- reports it beside the Lua and drawing time.
+local in_requests = 0
+local request = rpc_mod.request
+rpc_mod.request = function(...)
+  local t0 = vim.uv.hrtime()
+  local ok, r = pcall(request, ...)
+  in_requests = in_requests + (vim.uv.hrtime() - t0)
+  if not ok then
+    error(r, 0)
+  end
+  return r
+end
 -- Confirmations would block a headless run; the bench saves only toggles.
 require("heph.buffers").confirm = function()
   return true
@@ -47,18 +60,25 @@ local ready = ms(t)
 say("plugin/heph.lua load: median %.3f ms", median(loads))
 say("sidecar start to first reply: %.1f ms", ready)
 
----Runs `cmd` `n` times on a fresh buffer each time; returns the median ms
----and the line count of the last buffer shown.
+---Runs `cmd` `n` times on a fresh buffer each time, then draws the screen
+---(headless Neovim still draws its grid: syntax and treesitter
+---highlighting run then). Returns medians of: the command, the command
+---and the drawing, the requests within; the line count of the last
+---buffer shown, and the slowest command and drawing.
 local function view(cmd, n)
-  local times, lines = {}, 0
+  local times, drawn, requests, lines = {}, {}, {}, 0
   for _ = 1, n do
+    in_requests = 0
     t = vim.uv.hrtime()
     vim.cmd(cmd)
     table.insert(times, ms(t))
+    vim.cmd("redraw")
+    table.insert(drawn, ms(t))
+    table.insert(requests, in_requests / 1e6)
     lines = vim.api.nvim_buf_line_count(0)
     vim.cmd("enew | bwipeout! #")
   end
-  return median(times), lines, pct(times, 1)
+  return median(times), median(drawn), median(requests), lines, pct(drawn, 1)
 end
 
 local project = os.getenv("HEPH_PROJECT") or "garden"
@@ -68,8 +88,16 @@ for _, v in ipairs({
   { "Heph list project:" .. project, 10 },
   { "Heph list", 5 },
 }) do
-  local med, lines, max = view(v[1], v[2])
-  say(":%s: median %.1f ms, max %.1f ms (%d lines)", v[1], med, max, lines)
+  local med, drawn, req, lines, max = view(v[1], v[2])
+  say(
+    ":%s: median %.1f ms (requests %.1f ms), drawn %.1f ms, max drawn %.1f ms (%d lines)",
+    v[1],
+    med,
+    req,
+    drawn,
+    max,
+    lines
+  )
 end
 
 -- The sidecar's part of each view: the RPC alone (the rest is Neovim
@@ -93,22 +121,25 @@ end
 -- without the completed task). The toggled tasks are reopened at the end.
 vim.cmd("Heph list project:" .. project)
 local buf = vim.api.nvim_get_current_buf()
-local done_ids, saves = {}, {}
+local done_ids, saves, save_requests = {}, {}, {}
 for i = 1, 10 do
   local row = i * 37
   local line = vim.api.nvim_buf_get_lines(buf, row - 1, row, false)[1]
   table.insert(done_ids, line:match("^/([%w_-]+) "))
   vim.api.nvim_buf_set_lines(buf, row - 1, row, false, { (line:gsub("%[ %]", "[x]", 1)) })
+  in_requests = 0
   t = vim.uv.hrtime()
   vim.cmd("silent write")
   table.insert(saves, ms(t))
+  table.insert(save_requests, in_requests / 1e6)
 end
 local list_lines = vim.api.nvim_buf_line_count(buf)
 vim.cmd("enew | bwipeout! #")
 say(
-  "save a list after toggling one line (%d lines): median %.1f ms, max %.1f ms",
+  "save a list after toggling one line (%d lines): median %.1f ms (requests %.1f ms), max %.1f ms",
   list_lines,
   median(saves),
+  median(save_requests),
   pct(saves, 1)
 )
 for _, id in ipairs(done_ids) do
@@ -120,12 +151,14 @@ local ids = {}
 for _, line in ipairs(rpc_mod.request("list_get", { query = "project:" .. project }).lines) do
   table.insert(ids, line:match("^/([%w_-]+) "))
 end
-local opens, node_saves, gets = {}, {}, {}
+local opens, drawn, node_saves, gets = {}, {}, {}, {}
 for i = 1, 40 do
   local id = ids[(i * 97) % #ids + 1]
   t = vim.uv.hrtime()
   vim.cmd("Heph open " .. id)
   table.insert(opens, ms(t))
+  vim.cmd("redraw")
+  table.insert(drawn, ms(t))
   local nb = vim.api.nvim_get_current_buf()
   vim.api.nvim_buf_set_lines(nb, -1, -1, false, { "edit " .. i })
   t = vim.uv.hrtime()
@@ -142,7 +175,13 @@ for i = 1, 40 do
   rpc_mod.request("node_get", { id = id })
   table.insert(gets, ms(t))
 end
-say("open a node (:Heph open → buffer shown): median %.2f ms, max %.2f ms", median(opens), pct(opens, 1))
+say(
+  "open a node (:Heph open → buffer shown): median %.2f ms, max %.2f ms; drawn: median %.2f ms, max %.2f ms",
+  median(opens),
+  pct(opens, 1),
+  median(drawn),
+  pct(drawn, 1)
+)
 say("  of which node_get RPC: median %.2f ms", median(gets))
 say("save a node (:w round trip): median %.2f ms, max %.2f ms", median(node_saves), pct(node_saves, 1))
 

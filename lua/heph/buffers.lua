@@ -23,7 +23,7 @@ M.ns = vim.api.nvim_create_namespace("heph")
 ---@class heph.Base
 ---@field lines string[] the lines as rendered
 ---@field heads? string[] node buffers: body heads the lines were rendered from
----@field versions? table<string, string> list buffers: version of each shown node
+---@field seq? integer list buffers: the replica's op sequence number when the lines were read (a node whose version is greater changed since)
 
 ---@type table<integer, heph.Base>
 H.bases = {}
@@ -95,14 +95,6 @@ function M.open_list(query)
   vim.cmd.edit(vim.fn.fnameescape("heph://list/" .. (query or "next")))
 end
 
----A reply's map as a plain table (an empty map may arrive as a list, and
----nil as vim.NIL).
----@param value any
----@return table
-function H.map(value)
-  return type(value) == "table" and value or {}
-end
-
 ---A reply's value, with msgpack nil (vim.NIL) as nil.
 ---@param value any
 ---@return any
@@ -140,7 +132,7 @@ function H.set_lines(buf, lines, fresh)
     tail = tail + 1
   end
   if first <= #current or first <= #lines then
-    local middle = vim.list_slice(lines, first, #lines - tail)
+    local middle = (first == 1 and tail == 0) and lines or vim.list_slice(lines, first, #lines - tail)
     vim.api.nvim_buf_set_lines(buf, first - 1, #current - tail, false, middle)
   end
   if fresh then
@@ -234,8 +226,12 @@ end
 ---@param editable boolean
 function H.wire_lines(buf, editable)
   vim.api.nvim_buf_call(buf, function()
-    vim.cmd([[silent! syntax clear HephListId HephListDone HephListMeta]])
+    vim.cmd([[silent! syntax clear HephListId HephListDone HephListMeta HephHomeHeading]])
     vim.cmd([[syntax match HephListId /^\/[A-Za-z0-9_-]\+ / conceal]])
+    if not editable then
+      vim.cmd([[syntax match HephHomeHeading /^#\+ .*$/]])
+      vim.cmd([[highlight default link HephHomeHeading Title]])
+    end
     if editable then
       vim.cmd([[syntax match HephListDone /\[x\].*$/]])
       vim.cmd([[syntax match HephListMeta /\s\zs[@+#]\S\+/]])
@@ -307,6 +303,23 @@ function H.wire_node(buf)
   end
 end
 
+---Markdown for a note buffer. The highlighting is treesitter's
+---(Neovim bundles the markdown parser), started before the filetype is set
+---so the FileType handler skips the regex syntax, whose syntax/markdown.vim
+---sources the html, css and javascript syntax for every buffer (most of
+---the time of opening a note). The filetype is markdown all the same:
+---ftplugins and FileType autocmds run. Without the parser, the regex syntax.
+---@param buf integer
+function H.markdown(buf)
+  if vim.bo[buf].filetype == "markdown" then
+    return
+  end
+  if not vim.b[buf].ts_highlight then
+    pcall(vim.treesitter.start, buf, "markdown")
+  end
+  vim.bo[buf].filetype = "markdown"
+end
+
 ---Shows a node in `buf`.
 ---@param buf integer
 ---@param node table node_get's reply
@@ -325,7 +338,7 @@ function H.show_node(buf, node, extra)
     }, extra or {})
   )
   H.common_options(buf)
-  vim.bo[buf].filetype = "markdown"
+  H.markdown(buf)
   H.wire_node(buf)
   vim.diagnostic.reset(M.ns, buf)
   if H.val(node.deleted) == true then
@@ -364,7 +377,7 @@ M.ns_info = vim.api.nvim_create_namespace("heph_info")
 function H.read_list(buf, query)
   local list = rpc.request("list_get", { query = query })
   H.set_lines(buf, list.lines, M.state(buf) == nil)
-  H.set_base(buf, { lines = list.lines, versions = H.map(list.versions) })
+  H.set_base(buf, { lines = list.lines, seq = H.val(list.seq) })
   H.set_state(buf, { kind = "list", query = query, title = H.val(list.title) })
   H.common_options(buf)
   vim.bo[buf].filetype = "heph_list"
@@ -389,7 +402,9 @@ function H.read_home(buf)
   vim.bo[buf].swapfile = false
   vim.bo[buf].bufhidden = "hide"
   vim.bo[buf].modifiable = false
-  vim.bo[buf].filetype = "markdown"
+  -- An index, not a markdown document: its own light syntax (headings,
+  -- hidden ids) draws in a fraction of markdown's time.
+  vim.bo[buf].filetype = "heph_home"
   H.wire_lines(buf, false)
 end
 
@@ -602,17 +617,132 @@ function H.write_node(buf, state)
   M.refresh_others(buf)
 end
 
+---What a list save sends: the buffer lines that are not a shown line kept
+---as it was, with their line numbers, and of the shown lines those not
+---kept as they were, plus those whose id a sent line holds (a line copied
+---and edited). The sidecar plans line by line and id by id, so this plans
+---what the whole buffer would, from a few lines: a save after one toggle
+---in a 4,000-line list sends one line and one base line.
+---@param lines string[] the buffer
+---@param base heph.Base
+---@return {lines: string[], numbers: integer[], base: string[]} params
+---@return integer[] blank line numbers of blank lines (dropped after the save)
+function H.changed_lines(lines, base)
+  local at = {}
+  for i, text in ipairs(base.lines) do
+    at[text] = i
+  end
+  ---@type table<integer, integer> base index → buffer line number
+  local kept = {}
+  local sent, blank = {}, {}
+  for n, text in ipairs(lines) do
+    local i = at[text]
+    if i and not kept[i] then
+      kept[i] = n
+    elseif text:find("%S") then
+      sent[#sent + 1] = n
+    else
+      blank[#blank + 1] = n
+    end
+  end
+  -- Any "/<id>" of a sent line: more than the sidecar reads as ids, never less.
+  local ids, foreign = {}, false
+  for _, n in ipairs(sent) do
+    local id = lines[n]:match("/([A-Za-z0-9_-]+)")
+    if id then
+      ids[id] = true
+      foreign = true
+    end
+  end
+  local out = { lines = {}, numbers = {}, base = {} }
+  local wanted = {}
+  for i, text in ipairs(base.lines) do
+    if not kept[i] then
+      wanted[i] = true
+      local id = text:match("^/([A-Za-z0-9_-]+) ")
+      if id and ids[id] then
+        ids[id] = nil
+      end
+    end
+  end
+  -- An id of a sent line whose shown line is still there, unchanged: that
+  -- line is sent too (the sidecar then sees the id twice).
+  foreign = foreign and next(ids) ~= nil
+  if foreign then
+    for i, n in pairs(kept) do
+      local id = base.lines[i]:match("^/([A-Za-z0-9_-]+) ")
+      if id and ids[id] then
+        wanted[i] = true
+        sent[#sent + 1] = n
+      end
+    end
+    table.sort(sent)
+  end
+  for i, text in ipairs(base.lines) do
+    if wanted[i] then
+      out.base[#out.base + 1] = text
+    end
+  end
+  for _, n in ipairs(sent) do
+    out.lines[#out.lines + 1] = lines[n]
+    out.numbers[#out.numbers + 1] = n
+  end
+  return out, blank
+end
+
+---After a save that sent only its changed lines, when nothing else had
+---changed the replica since the list was shown: shows each sent line as
+---the list renders it now (or drops it when it left the list) and drops
+---blank lines; every other line is what the list renders and stays as it
+---is, and so does the cursor.
+---@param buf integer
+---@param params {lines: string[], numbers: integer[]}
+---@param blank integer[]
+---@param reply table list_apply's reply with `shown`
+function H.show_saved(buf, params, blank, reply)
+  ---@type table<integer, string|false>
+  local edits = {}
+  local order = {}
+  for k, n in ipairs(params.numbers) do
+    local text = H.val(reply.shown[k])
+    edits[n] = text or false
+    order[#order + 1] = n
+  end
+  for _, n in ipairs(blank) do
+    edits[n] = false
+    order[#order + 1] = n
+  end
+  table.sort(order, function(a, b)
+    return a > b
+  end)
+  local was = vim.bo[buf].modifiable
+  vim.bo[buf].modifiable = true
+  -- Bottom up, so the line numbers below a change stay right.
+  for _, n in ipairs(order) do
+    local text = edits[n]
+    if text == false then
+      vim.api.nvim_buf_set_lines(buf, n - 1, n, false, {})
+    else
+      -- Set only when it differs (what the user typed is often what the
+      -- list renders), so marks on the line stay.
+      if text ~= vim.api.nvim_buf_get_lines(buf, n - 1, n, false)[1] then
+        vim.api.nvim_buf_set_lines(buf, n - 1, n, false, { text })
+      end
+    end
+  end
+  vim.bo[buf].modifiable = was
+  vim.bo[buf].modified = false
+  H.set_base(buf, { lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false), seq = H.val(reply.seq) })
+end
+
 ---@param buf integer
 ---@param state heph.BufState
 function H.write_list(buf, state)
   local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
-  local base = H.bases[buf] or { lines = {}, versions = {} }
-  local params = {
-    query = state.query,
-    lines = lines,
-    base = base.lines,
-    versions = base.versions or {},
-  }
+  local base = H.bases[buf] or { lines = {} }
+  local params, blank = H.changed_lines(lines, base)
+  params.query = state.query
+  params.seq = base.seq or 0
   -- Without a fingerprint the sidecar applies a plan that deletes
   -- nothing at once, and answers `confirm` with the plan otherwise. The
   -- plan the user confirms is the plan applied: when a touched task
@@ -624,8 +754,12 @@ function H.write_list(buf, state)
   for _ = 1, 3 do
     if reply.ok then
       vim.diagnostic.reset(M.ns, buf)
-      H.refresh_lines(buf, reply.lines)
-      H.set_base(buf, { lines = reply.lines, versions = H.map(reply.versions) })
+      if reply.shown then
+        H.show_saved(buf, params, blank, reply)
+      else
+        H.refresh_lines(buf, reply.lines)
+        H.set_base(buf, { lines = reply.lines, seq = H.val(reply.seq) })
+      end
       vim.notify(#reply.changes == 0 and "heph: nothing changed" or ("heph: %d change%s saved"):format(#reply.changes, #reply.changes == 1 and "" or "s"))
       vim.api.nvim_exec_autocmds("User", { pattern = "HephSaved", modeline = false, data = { query = state.query } })
       M.refresh_others(buf)

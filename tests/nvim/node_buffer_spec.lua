@@ -67,3 +67,36 @@ describe("node buffer", function()
     assert.falsy(seen[1].msg:match("stack traceback"))
   end)
 end)
+
+describe("markdown in note buffers", function()
+  before_each(function()
+    h.fresh()
+  end)
+
+  it("is the markdown filetype, highlighted by treesitter, not the regex syntax", function()
+    local id = h.add({ "--kind", "note", "--body", "# Heading\n\n*some* text", "A note" })
+    local seen = {}
+    local group = vim.api.nvim_create_augroup("heph_spec_ft", { clear = true })
+    vim.api.nvim_create_autocmd("FileType", {
+      group = group,
+      pattern = "markdown",
+      callback = function(ev)
+        seen[#seen + 1] = ev.buf
+      end,
+    })
+    vim.cmd.edit("heph://node/" .. id)
+    local buf = vim.api.nvim_get_current_buf()
+    assert.are.equal("markdown", vim.bo.filetype)
+    assert.are.same({ buf }, seen)
+    assert.is_true(vim.b.ts_highlight)
+    assert.is_nil(vim.b.current_syntax)
+    vim.api.nvim_del_augroup_by_id(group)
+  end)
+
+  it("home is an index with its own light syntax, not markdown", function()
+    vim.cmd("Heph home")
+    assert.are.equal("heph_home", vim.bo.filetype)
+    assert.is_nil(vim.b.ts_highlight)
+    assert.are.equal("HephHomeHeading", vim.fn.synIDattr(vim.fn.synID(1, 1, 0), "name"))
+  end)
+end)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use heph_core::{Kind, NewNode, NodePatch, Status};
 use heph_corpus::Rng;
-use heph_store::{Edit, ListFilter, ListOrder, Replica, StatusFilter};
+use heph_store::{Columns, Edit, ListFilter, ListOrder, Replica, StatusFilter};
 
 const PROJECTS: [&str; 4] = ["home", "side project", "work", "x"];
 
@@ -164,6 +164,97 @@ fn list_rows_are_the_listed_nodes_without_bodies() {
         };
         assert_eq!(r.count(&filter).unwrap(), r.list(&all).unwrap().len());
     }
+}
+
+#[test]
+fn matching_is_the_list_filter_applied_to_a_few_ids() {
+    let r = random_replica(11, 300);
+    let everything = r
+        .list_rows(&ListFilter {
+            status: StatusFilter::Any,
+            include_deleted: true,
+            ..ListFilter::default()
+        })
+        .unwrap();
+    let ids: Vec<String> = everything.iter().map(|n| n.id.clone()).collect();
+    let filters = [
+        ListFilter {
+            kinds: vec![Kind::Task],
+            ..ListFilter::default()
+        },
+        ListFilter {
+            kinds: vec![Kind::Task],
+            project: Some("side project".into()),
+            ..ListFilter::default()
+        },
+        ListFilter {
+            kinds: vec![Kind::Task],
+            tag: Some("a".into()),
+            ..ListFilter::default()
+        },
+        ListFilter {
+            kinds: vec![Kind::Note],
+            status: StatusFilter::Any,
+            order: ListOrder::RecentlyUpdated,
+            limit: Some(3),
+            ..ListFilter::default()
+        },
+        ListFilter {
+            status: StatusFilter::Closed,
+            ..ListFilter::default()
+        },
+    ];
+    for filter in filters {
+        let listed = r
+            .list_rows(&ListFilter {
+                limit: None,
+                ..filter.clone()
+            })
+            .unwrap();
+        let found = r.matching(&filter, &ids, Columns::Row).unwrap();
+        assert_eq!(found.len(), listed.len(), "{filter:?}");
+        for node in listed {
+            assert_eq!(found.get(&node.id), Some(&node), "{filter:?}");
+        }
+        // Line columns: the same rows but for the times.
+        let lines = r.matching(&filter, &ids[..20], Columns::Line).unwrap();
+        for node in lines.values() {
+            let row = &found[&node.id];
+            assert_eq!((node.created_ms, node.updated_ms), (0, 0));
+            assert_eq!(
+                (
+                    &node.title,
+                    &node.tags,
+                    &node.version,
+                    node.status,
+                    node.due
+                ),
+                (&row.title, &row.tags, &row.version, row.status, row.due)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_node_changed_after_op_seq_was_read_has_a_greater_version() {
+    let mut r = random_replica(12, 50);
+    let seq = r.op_seq().unwrap();
+    let rows = r.list_rows(&ListFilter::default()).unwrap();
+    assert!(rows
+        .iter()
+        .all(|n| n.version.parse::<i64>().unwrap() <= seq));
+    let id = rows[0].id.clone();
+    r.update(
+        &id,
+        &NodePatch {
+            title: Some("renamed".into()),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
+    let version: i64 = r.get(&id).unwrap().unwrap().version.parse().unwrap();
+    assert!(version > seq);
+    assert_eq!(r.op_seq().unwrap(), version);
 }
 
 #[test]

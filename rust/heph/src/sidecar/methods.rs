@@ -1,8 +1,6 @@
 //! The request handlers of doc/rpc.md. Each runs on the store thread with
 //! exclusive use of the replica, and each write is one transaction.
 
-use std::collections::BTreeMap;
-
 use heph_core::model::format_date;
 use heph_core::text::{home, links, list_buffer, node_buffer, promote};
 use heph_core::{Kind, NewNode, Node, Status};
@@ -311,8 +309,9 @@ struct ListParams {
 }
 
 /// A list as a buffer shows it. The lines are also the snapshot a save is
-/// planned against; `versions` tells which shown nodes changed since. A
-/// list cut at its limit says so with `total` (how many match).
+/// planned against; `seq` (the newest op's sequence number, read before
+/// the rows) tells which shown nodes changed since: those whose version is
+/// greater. A list cut at its limit says so with `total` (how many match).
 fn list_get(ctx: &mut Context, query: &str) -> Reply {
     let query = list_query::parse(query);
     list_reply(&ctx.replica, &query)
@@ -321,17 +320,18 @@ fn list_get(ctx: &mut Context, query: &str) -> Reply {
 /// Renders a list from rows without bodies, one row at a time, straight
 /// into the reply (no list of nodes held beside it).
 fn list_reply(replica: &Replica, query: &list_query::ListQuery) -> Reply {
+    // Read first: a node changing between the two reads is then seen as
+    // changed since the list was shown (a question too many, never one
+    // too few).
+    let seq = replica.op_seq()?;
     let mut lines = Vec::new();
-    let mut versions = Vec::new();
-    replica.each_node(&query.filter, Columns::Row, |node| {
+    replica.each_node(&query.filter, Columns::Line, |node| {
         lines.push(Value::from(list_line(&node)));
-        versions.push((Value::from(node.id), Value::from(node.version)));
         Ok::<(), heph_store::StoreError>(())
     })?;
     let shown = lines.len();
-    let mut reply = map! { "title" => query.title }?;
+    let mut reply = map! { "title" => query.title, "seq" => seq }?;
     put(&mut reply, "lines", Value::Array(lines));
-    put(&mut reply, "versions", Value::Map(versions));
     if query.filter.limit.is_some_and(|limit| shown >= limit) {
         let total = replica.count(&query.filter)?;
         if total > shown {
@@ -455,16 +455,29 @@ fn adopt_pasted(
 /// the new plan. `list_apply` without a fingerprint applies a plan that
 /// deletes nothing at once (nothing to confirm: one round trip for the
 /// common save) and answers `confirm` with the plan otherwise.
+///
+/// A save may send only what changed (`numbers` given): the buffer lines
+/// that are not a `base` line unchanged, with their line numbers, and of
+/// `base` the lines not kept as they were, plus those whose id a sent
+/// line holds. A plan is made line by line and id by id, so this is the
+/// plan of the whole buffer. When nothing else changed the replica since
+/// the list was rendered, the reply renders only the sent lines again
+/// (`shown`), the rest of the buffer being what the list renders;
+/// otherwise it renders the whole list (`lines`).
 #[derive(Deserialize)]
 struct ListPlanParams {
     #[serde(default)]
     query: String,
     #[serde(deserialize_with = "lua_list")]
     lines: Vec<String>,
+    /// The buffer line number of each of `lines`; without it `lines` is
+    /// the whole buffer.
+    #[serde(default, deserialize_with = "opt_lua_list")]
+    numbers: Option<Vec<usize>>,
     #[serde(deserialize_with = "lua_list")]
     base: Vec<String>,
-    #[serde(default, deserialize_with = "lua_map")]
-    versions: Vec<(String, String)>,
+    /// The `seq` of the reply that rendered `base`.
+    seq: Option<i64>,
     fingerprint: Option<String>,
 }
 
@@ -476,33 +489,56 @@ struct PlannedChange<'a> {
     summary: String,
 }
 
+/// Parse errors of sent lines, numbered as the buffer numbers them.
+fn renumber(
+    mut errors: Vec<heph_core::text::ParseError>,
+    numbers: Option<&[usize]>,
+) -> Vec<heph_core::text::ParseError> {
+    if let Some(numbers) = numbers {
+        for e in &mut errors {
+            if let Some(n) = e.line.checked_sub(1).and_then(|i| numbers.get(i)) {
+                e.line = *n;
+            }
+        }
+    }
+    errors
+}
+
 fn list_plan(ctx: &mut Context, p: ListPlanParams, apply: bool) -> Reply {
     let query = list_query::parse(&p.query);
     let lines = &p.lines;
+    let numbers = p.numbers.as_deref();
+    if numbers.is_some_and(|n| n.len() != lines.len()) {
+        return Err(RpcError::bad_request(
+            "list_apply: 'numbers' must number every one of 'lines'",
+        ));
+    }
     let today = crate::local_day::today();
     let snapshot = list_buffer::snapshot(&p.base, today);
     let replica = &ctx.replica;
     let lookup = |id: &str| replica.get(id).ok().flatten();
-    let mut changes =
-        list_buffer::plan(lines, &snapshot, &lookup, today).map_err(RpcError::parse)?;
+    let mut changes = list_buffer::plan(lines, &snapshot, &lookup, today)
+        .map_err(|e| RpcError::parse(renumber(e, numbers)))?;
     adopt_pasted(&query, lines, &snapshot, &lookup, today, &mut changes)
-        .map_err(RpcError::parse)?;
+        .map_err(|e| RpcError::parse(renumber(e, numbers)))?;
     let touched: Vec<String> = changes
         .iter()
         .filter_map(|c| c.id().map(str::to_owned))
         .collect();
     let now = ctx.replica.versions(&touched)?;
-    let shown: BTreeMap<&str, &str> = p
-        .versions
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     let summary: Vec<PlannedChange<'_>> = changes
         .iter()
         .map(|c| {
+            // Without a seq every shown node counts as changed (ask rather
+            // than not).
             let changed_elsewhere = c.id().is_some_and(|id| {
-                snapshot.contains_key(id)
-                    && shown.get(id).copied() != now.get(id).map(String::as_str)
+                snapshot.contains_key(id) && {
+                    let version = now.get(id).and_then(|v| v.parse::<i64>().ok());
+                    match (p.seq, version) {
+                        (Some(shown), Some(version)) => version > shown,
+                        _ => true,
+                    }
+                }
             });
             let mut text = c.summary();
             if changed_elsewhere {
@@ -545,6 +581,14 @@ fn list_plan(ctx: &mut Context, p: ListPlanParams, apply: bool) -> Reply {
         };
     }
     let summary = reply(&summary)?;
+    // Which sent line each creation comes from (its 1-based index).
+    let created_from: Vec<Option<usize>> = changes
+        .iter()
+        .map(|c| match c {
+            list_buffer::ListChange::Create(line) => Some(line.line),
+            _ => None,
+        })
+        .collect();
     let edits: Vec<Edit> = changes
         .into_iter()
         .map(|change| match change {
@@ -559,10 +603,51 @@ fn list_plan(ctx: &mut Context, p: ListPlanParams, apply: bool) -> Reply {
             list_buffer::ListChange::Delete { id, .. } => Edit::Delete(id),
         })
         .collect();
-    ctx.replica.batch(edits)?;
-    let mut out = list_reply(&ctx.replica, &query)?;
-    set(&mut out, "ok", &true);
-    set(&mut out, "changes", &summary);
+    let untouched_since_shown = p
+        .seq
+        .is_some_and(|seq| ctx.replica.op_seq().ok() == Some(seq));
+    let ids = ctx.replica.batch(edits)?;
+    // A list changed elsewhere meanwhile may show more (or fewer) lines
+    // now, and a cut list (`next`) may take in tasks from below its cut:
+    // those are rendered whole again, as is a save of the whole buffer.
+    if numbers.is_none() || query.filter.limit.is_some() || !untouched_since_shown {
+        let mut out = list_reply(&ctx.replica, &query)?;
+        set(&mut out, "ok", &true);
+        set(&mut out, "changes", &summary);
+        return Ok(out);
+    }
+    let mut line_ids: Vec<Option<String>> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            list_buffer::parse_line(i + 1, text, today)
+                .ok()
+                .flatten()
+                .and_then(|line| line.id)
+        })
+        .collect();
+    for (from, id) in created_from.into_iter().zip(ids) {
+        if let Some(slot) = from.and_then(|line| line_ids.get_mut(line - 1)) {
+            *slot = Some(id);
+        }
+    }
+    let seq = ctx.replica.op_seq()?;
+    let wanted: Vec<String> = line_ids.iter().flatten().cloned().collect();
+    let rows = ctx
+        .replica
+        .matching(&query.filter, &wanted, Columns::Line)?;
+    // Each sent line as the list shows it now, nil where it left the list.
+    let shown: Vec<Value> = line_ids
+        .iter()
+        .map(|id| {
+            id.as_ref()
+                .and_then(|id| rows.get(id))
+                .map_or(Value::Nil, |node| Value::from(list_line(node)))
+        })
+        .collect();
+    let mut out = map! { "ok" => true, "seq" => seq }?;
+    put(&mut out, "changes", summary);
+    put(&mut out, "shown", Value::Array(shown));
     Ok(out)
 }
 
