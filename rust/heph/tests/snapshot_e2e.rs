@@ -1,9 +1,8 @@
 //! Bootstrapping from the hub's snapshot, end to end: the real `heph hub`
 //! on loopback and `heph` CLI processes as devices.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -53,20 +52,8 @@ fn sync(d: &Device, hub: &Hub) -> Value {
 }
 
 fn import(d: &Device, lines: &str) {
-    let mut child = d
-        .cmd(&["import-ops"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let (ok, err) = d.import(lines);
+    assert!(ok, "import-ops failed: {err}");
 }
 
 fn corpus_lines(seed: u64, nodes: usize) -> String {

@@ -76,19 +76,8 @@ impl Parsed {
     fn get(&self, name: &str) -> Option<&Value> {
         self.fields
             .iter()
-            .find(|(_, v)| value_name(v) == name)
+            .find(|(_, v)| v.name() == name)
             .map(|(_, v)| v)
-    }
-}
-
-fn value_name(value: &Value) -> &'static str {
-    match value {
-        Value::Title(_) => "title",
-        Value::Kind(_) => "kind",
-        Value::Status(_) => "status",
-        Value::Due(_) => "due",
-        Value::Project(_) => "project",
-        Value::Tags(_) => "tags",
     }
 }
 
@@ -132,7 +121,7 @@ pub fn read(lines: &[String], cx: &Context) -> Result<Parsed, Vec<ParseError>> {
             ));
             continue;
         };
-        if fields.iter().any(|(_, v)| value_name(v) == def.name) {
+        if fields.iter().any(|(_, v)| v.name() == def.name) {
             errors.push(ParseError::new(
                 number,
                 format!("'{}' appears twice", def.name),
@@ -162,7 +151,7 @@ pub fn diff(base: &Parsed, edited: &Parsed, kind_now: Kind) -> Result<NodePatch,
     let mut patch = NodePatch::default();
     let mut status_line = None;
     for (line, value) in &edited.fields {
-        if base.get(value_name(value)) == Some(value) {
+        if base.get(value.name()) == Some(value) {
             continue;
         }
         if matches!(value, Value::Status(Some(_))) {
@@ -306,7 +295,7 @@ mod tests {
             let lines = render(&n);
             prop_assert_eq!(parse(&lines, &n, &cx()).unwrap(), NodePatch::default());
             let read = read(&lines, &cx()).unwrap();
-            let value = |name: &str| read.fields.iter().find(|(_, v)| value_name(v) == name).map(|(_, v)| v.clone());
+            let value = |name: &str| read.fields.iter().find(|(_, v)| v.name() == name).map(|(_, v)| v.clone());
             prop_assert_eq!(value("title"), Some(Value::Title(n.title.clone())));
             prop_assert_eq!(value("project"), Some(Value::Project(n.project.clone())));
             prop_assert_eq!(value("tags"), Some(Value::Tags(n.tags.clone())));

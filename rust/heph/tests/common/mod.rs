@@ -54,6 +54,29 @@ impl Device {
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         serde_json::from_str(&self.ok(args)).unwrap()
     }
+
+    /// `heph import-ops` with `lines` on stdin: (success, stderr).
+    pub fn import(&self, lines: &str) -> (bool, String) {
+        use std::io::Write;
+        let mut child = self
+            .cmd(&["import-ops"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(lines.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
 }
 
 /// A child process killed when dropped.
