@@ -9,17 +9,7 @@ use std::process::Command;
 use common::{Device, Proc, BIN};
 
 fn owner_token(db: &std::path::Path, label: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["hub", "join-token", "create", "--label", label, "--db"])
-        .arg(db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    common::hub_ok(db, &["join-token", "create", "--label", label])
 }
 
 fn device() -> Device {

@@ -1,15 +1,14 @@
 //! Bootstrapping from the hub's snapshot, end to end: the real `heph hub`
 //! on loopback and `heph` CLI processes as devices.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 mod common;
 
-use common::{Device, Proc, BIN};
+use common::{Device, Proc};
 
 struct Hub {
     _proc: Proc,
@@ -207,22 +206,6 @@ fn a_garbage_snapshot_falls_back_to_pulling_ops() {
     assert!(stray.is_empty(), "{stray:?}");
 }
 
-fn hub_cmd(db: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .arg("hub")
-        .args(args)
-        .arg("--db")
-        .arg(db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 fn credential(url: &str, token: &str, key: &str) -> String {
     let reply = common::http::send(
         common::http::client(Duration::from_secs(30))
@@ -238,8 +221,8 @@ fn credential(url: &str, token: &str, key: &str) -> String {
 fn a_capture_credential_cannot_use_snapshots() {
     let hub = Hub::start(1);
     let db = hub.dir.path().join("hub.db");
-    let full = hub_cmd(&db, &["join-token", "create", "--label", "laptop"]);
-    let capture = hub_cmd(
+    let full = common::hub_ok(&db, &["join-token", "create", "--label", "laptop"]);
+    let capture = common::hub_ok(
         &db,
         &[
             "join-token",

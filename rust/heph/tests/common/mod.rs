@@ -79,6 +79,23 @@ impl Device {
     }
 }
 
+/// Runs `heph hub ARGS --db DB`, which must succeed; its stdout, trimmed.
+pub fn hub_ok(db: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("hub")
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// A child process killed when dropped.
 pub struct Proc(pub Child);
 
