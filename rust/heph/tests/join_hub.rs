@@ -225,9 +225,16 @@ fn refused_tokens_say_why() {
         label: "x".into(),
         scope: Scope::Full,
     });
-    let mut tampered = good.clone();
-    let last = tampered.pop().unwrap();
-    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    // Change the signature's first character: every bit of it is used (the
+    // last one has padding bits a strict decoder refuses as malformed).
+    let dot = good.rfind('.').expect("a token has a signature part") + 1;
+    let first = &good[dot..=dot];
+    let tampered = format!(
+        "{}{}{}",
+        &good[..dot],
+        if first == "A" { "B" } else { "A" },
+        &good[dot + 1..]
+    );
 
     let (_hub, url) = owner.serve(&[]);
     let mut messages = Vec::new();

@@ -274,9 +274,10 @@ mod tests {
             hub.verify(&other.sign(&claims(hub.hub_id()))),
             Err(TokenError::BadSignature)
         );
-        let mut tampered = token.clone();
-        let last = tampered.pop().unwrap();
-        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        // Flip the signature's first character (all of its bits are used).
+        let dot = token.rfind('.').unwrap() + 1;
+        let flipped = if &token[dot..=dot] == "A" { "B" } else { "A" };
+        let tampered = format!("{}{flipped}{}", &token[..dot], &token[dot + 1..]);
         assert_eq!(hub.verify(&tampered), Err(TokenError::BadSignature));
         assert_eq!(hub.verify("hello"), Err(TokenError::Malformed));
         assert_eq!(hub.verify("hj1.!!.??"), Err(TokenError::Malformed));
