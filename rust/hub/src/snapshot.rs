@@ -135,11 +135,13 @@ impl HubStore {
     /// Removes snapshot files the table does not name (uploads cut short,
     /// a crash between storing a file and naming it).
     pub(crate) fn remove_stale_snapshots(&self) {
+        // Compared by file name: with a relative `--db` the directory
+        // listing says `./hub.db…` where the kept path says `hub.db…`.
         let keep = self
             .snapshot()
             .ok()
             .flatten()
-            .map(|s| self.snapshot_file(s.seq));
+            .and_then(|s| self.snapshot_file(s.seq).file_name().map(|n| n.to_owned()));
         let (Some(dir), Some(base)) = (
             self.path().parent(),
             self.path()
@@ -159,7 +161,7 @@ impl HubStore {
         let prefix = format!("{base}.snapshot-");
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&prefix) && keep.as_deref() != Some(entry.path().as_path()) {
+            if name.starts_with(&prefix) && keep.as_deref() != Some(entry.file_name().as_os_str()) {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -349,4 +351,35 @@ async fn receive(body: Body, tmp: &Path, max: u64) -> Result<u64, Response> {
     }
     file.sync_all().await.map_err(internal)?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restart_keeps_the_stored_snapshot_however_the_path_is_spelled() {
+        let dir = tempfile::tempdir().unwrap();
+        // `a/./hub.db`: the directory listing spells the files `a/hub.db…`,
+        // as it spells `./hub.db…` for a relative `--db hub.db`.
+        let db = dir.path().join(".").join("hub.db");
+        let store = HubStore::open(&db).unwrap();
+        let upload = dir.path().join("upload");
+        std::fs::write(&upload, b"snapshot bytes").unwrap();
+        assert_eq!(store.store_snapshot(&upload, 7, 14).unwrap(), None);
+        let stale = dir.path().join("hub.db.snapshot-3");
+        std::fs::write(&stale, b"cut short").unwrap();
+        drop(store);
+
+        let store = HubStore::open(&db).unwrap();
+        assert_eq!(
+            store.snapshot().unwrap(),
+            Some(StoredSnapshot { seq: 7, bytes: 14 })
+        );
+        assert_eq!(
+            std::fs::read(store.snapshot_file(7)).unwrap(),
+            b"snapshot bytes"
+        );
+        assert!(!stale.exists(), "a file the table does not name is removed");
+    }
 }

@@ -159,6 +159,9 @@ pub struct Imported {
     pub seq: i64,
     /// Ops installed.
     pub ops: u64,
+    /// Whether the snapshot was moved into place (no other connection had
+    /// the replica open) rather than copied in.
+    pub moved: bool,
 }
 
 /// A file removed when dropped.
@@ -303,17 +306,61 @@ impl Replica {
     /// the empty ones and the pull cursor for `hub` becomes the snapshot's
     /// sequence, in one transaction. The replica keeps its own identity:
     /// nothing of the device that made the snapshot comes along.
+    ///
+    /// This copies every page through the open connection, so it works
+    /// while other processes hold the replica open;
+    /// [`Replica::bootstrap_from_snapshot`] is faster when none does.
     pub fn import_snapshot(
         &mut self,
         hub: &str,
         input: &mut dyn Read,
         max_seq: Option<i64>,
     ) -> Result<Imported, SnapshotError> {
-        let Some(path) = self.path.clone() else {
+        let unpacked = self.unpack_snapshot(input, max_seq)?;
+        self.copy_unpacked(hub, &unpacked)
+    }
+
+    /// Bootstraps the empty replica at `path` from a snapshot of `hub`, as
+    /// [`Replica::import_snapshot`] does, with the same checks. When no
+    /// other connection has the replica open (`heph sync` on a new
+    /// device), the checked database is moved into place by a rename: one
+    /// write of the replica's size instead of three (unpack, log, checkpoint).
+    /// Otherwise its tables are copied in. A crash at any moment leaves the
+    /// empty replica or the complete one.
+    pub fn bootstrap_from_snapshot(
+        path: &Path,
+        hub: &str,
+        input: &mut dyn Read,
+        max_seq: Option<i64>,
+    ) -> Result<Imported, SnapshotError> {
+        let replica = Replica::open(path)?;
+        let unpacked = replica.unpack_snapshot(input, max_seq)?;
+        drop(replica);
+        let started = std::time::Instant::now();
+        if let Some(ops) = move_into_place(path, hub, &unpacked)? {
+            tracing::debug!(ms = started.elapsed().as_millis() as u64, "snapshot moved into place");
+            return Ok(Imported {
+                seq: unpacked.seq,
+                ops,
+                moved: true,
+            });
+        }
+        tracing::debug!("the replica is open elsewhere: copying the snapshot into it");
+        Replica::open(path)?.copy_unpacked(hub, &unpacked)
+    }
+
+    /// Reads, unpacks and checks a snapshot into a temporary file beside
+    /// this (empty) replica; nothing of the replica changes.
+    fn unpack_snapshot(
+        &self,
+        input: &mut dyn Read,
+        max_seq: Option<i64>,
+    ) -> Result<Unpacked, SnapshotError> {
+        if self.path.is_none() {
             return Err(SnapshotError::NotApplicable(
                 "an in-memory replica cannot install a snapshot".into(),
             ));
-        };
+        }
         if !self.can_bootstrap()? {
             return Err(SnapshotError::NotApplicable(
                 "the replica already holds ops".into(),
@@ -340,6 +387,7 @@ impl Replica {
         }
         let tmp = TempFile(self.temp_path("snapshot-import"));
         let _ = std::fs::remove_file(&tmp.0);
+        let started = std::time::Instant::now();
         {
             let mut file = private_file(&tmp.0)?;
             let mut decoder = zstd::stream::Decoder::new(input)
@@ -348,24 +396,168 @@ impl Replica {
                 .map_err(|e| SnapshotError::Invalid(format!("compressed stream: {e}")))?;
             file.sync_all().map_err(io_err(&tmp.0))?;
         }
+        let unpacked_ms = started.elapsed().as_millis() as u64;
         check_database(&tmp.0, &header)?;
+        tracing::debug!(
+            unpack_ms = unpacked_ms,
+            check_ms = started.elapsed().as_millis() as u64 - unpacked_ms,
+            "snapshot unpacked and checked"
+        );
+        Ok(Unpacked {
+            file: tmp,
+            seq: header.seq,
+        })
+    }
 
-        let target = tmp.0.to_str().ok_or_else(|| {
-            SnapshotError::NotApplicable(format!("temporary path {} is not UTF-8", tmp.0.display()))
+    /// Copies an unpacked snapshot's tables into this replica in one
+    /// transaction (the path that works while others hold it open).
+    fn copy_unpacked(&mut self, hub: &str, unpacked: &Unpacked) -> Result<Imported, SnapshotError> {
+        let Some(path) = self.path.clone() else {
+            return Err(SnapshotError::NotApplicable(
+                "an in-memory replica cannot install a snapshot".into(),
+            ));
+        };
+        let started = std::time::Instant::now();
+        let target = unpacked.file.0.to_str().ok_or_else(|| {
+            SnapshotError::NotApplicable(format!(
+                "temporary path {} is not UTF-8",
+                unpacked.file.0.display()
+            ))
         })?;
         self.conn.execute("ATTACH DATABASE ?1 AS snap", [target])?;
-        let installed = install(&mut self.conn, hub, header.seq);
+        let installed = install(&mut self.conn, hub, unpacked.seq);
         let detached = self.conn.execute("DETACH DATABASE snap", []);
         let ops = installed?;
         detached?;
         // The full-text index caches its structure per connection and
         // cannot see rows written under it: a fresh connection reads them.
         *self = Replica::open(&path)?;
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "snapshot copied in");
         Ok(Imported {
-            seq: header.seq,
+            seq: unpacked.seq,
             ops,
+            moved: false,
         })
     }
+}
+
+/// A checked snapshot database in a temporary file, and its sequence.
+struct Unpacked {
+    file: TempFile,
+    seq: i64,
+}
+
+/// Moves the unpacked snapshot over the empty replica at `path` if no
+/// other connection has it open; `Ok(None)` (nothing changed) if one has.
+///
+/// Proof of sole access: SQLite lets a connection leave WAL mode only
+/// when no other connection has the file open (it checkpoints and deletes
+/// the log under an exclusive lock). The exclusive lock is then held while
+/// the device-local state is carried over and the file is renamed, so no
+/// one reads the replica half-way. Whoever opened the old file in that
+/// window finds it overwritten with a non-database header and fails
+/// loudly instead of writing into a file no longer in place.
+fn move_into_place(path: &Path, hub: &str, unpacked: &Unpacked) -> Result<Option<u64>, SnapshotError> {
+    let busy = |e: &rusqlite::Error| {
+        matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    };
+    let current = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    current.busy_timeout(std::time::Duration::ZERO)?;
+    match current.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get::<_, String>(0)) {
+        Ok(mode) if mode.eq_ignore_ascii_case("delete") => {}
+        Ok(_) => return Ok(None),
+        Err(e) if busy(&e) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    match current.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;") {
+        Ok(()) => {}
+        Err(e) if busy(&e) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    // Someone may have opened it (back into WAL mode) between the two
+    // statements: then the copy path.
+    let mode: String = current.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("delete") || companion(path, "-wal").exists() {
+        return Ok(None);
+    }
+    let empty: Option<i64> = current
+        .query_row(
+            "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM ops) AND NOT EXISTS (SELECT 1 FROM held_ops)
+                AND NOT EXISTS (SELECT 1 FROM quarantine)",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if empty.is_none() {
+        return Err(SnapshotError::NotApplicable(
+            "the replica received ops meanwhile".into(),
+        ));
+    }
+    let meta: Vec<(String, String)> = current
+        .prepare("SELECT key, value FROM meta WHERE key <> 'index_deferred'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let state: Vec<(String, String, String)> = current
+        .prepare("SELECT hub, key, value FROM sync_state")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+
+    let mut snap = Connection::open(&unpacked.file.0)?;
+    let tx = snap.transaction()?;
+    for (key, value) in &meta {
+        tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
+    }
+    for (h, key, value) in &state {
+        tx.execute(
+            "INSERT INTO sync_state (hub, key, value) VALUES (?1, ?2, ?3)",
+            params![h, key, value],
+        )?;
+    }
+    tx.execute("UPDATE quarantine SET hub = ?1", [hub])?;
+    tx.execute(
+        "INSERT INTO sync_state (hub, key, value) VALUES (?1, 'cursor', ?2)
+         ON CONFLICT (hub, key) DO UPDATE SET value = excluded.value",
+        params![hub, unpacked.seq.to_string()],
+    )?;
+    let ops: i64 = tx.query_row("SELECT count(*) FROM ops", [], |r| r.get(0))?;
+    tx.commit()?;
+    // The mode is kept in the file's header: the replica opens in WAL mode.
+    snap.pragma_update(None, "journal_mode", "WAL")?;
+    snap.close().map_err(|(_, e)| e)?;
+    let tmp = &unpacked.file.0;
+    std::fs::File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err(tmp))?;
+
+    let mut old = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    if std::env::var(ABORT_ENV).as_deref() == Ok("before-rename") {
+        std::process::abort();
+    }
+    std::fs::rename(tmp, path).map_err(io_err(path))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // The rename itself survives a power cut.
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    // Anyone who opened the old file meanwhile gets "not a database".
+    let _ = old.write_all(&[0u8; 100]);
+    // Only now the lock goes (closing another descriptor of the file
+    // earlier would drop SQLite's POSIX locks).
+    drop(current);
+    drop(old);
+    Ok(Some(ops as u64))
+}
+
+/// The name of one of SQLite's companion files (`-wal`, `-shm`).
+fn companion(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 /// Counts bytes on their way out.

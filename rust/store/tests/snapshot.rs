@@ -384,3 +384,148 @@ fn a_crash_mid_bootstrap_leaves_nothing() {
     b.import_snapshot(HUB, &mut good.as_slice(), None).unwrap();
     assert_eq!(b.canonical_dump().unwrap(), replayed(&ops));
 }
+
+/// Names of files beside the replica that a snapshot install left.
+fn leftovers(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".heph-"))
+        .collect()
+}
+
+#[test]
+fn a_replica_nobody_holds_gets_the_snapshot_moved_into_place() {
+    let ops = hub_log(10, 120);
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Replica::open(&dir.path().join("a.db")).unwrap();
+    pull(&mut a, &ops, 1);
+    let bytes = snapshot_of(&a);
+    let path = dir.path().join("b.db");
+    {
+        // This device's own state from before: it must survive the move.
+        let mut b = Replica::open(&path).unwrap();
+        b.set_sync_value(HUB, "last_error", Some("earlier")).unwrap();
+        b.set_sync_value("http://other:2", "last_sync", Some("y"))
+            .unwrap();
+    }
+    let imported =
+        Replica::bootstrap_from_snapshot(&path, HUB, &mut bytes.as_slice(), None).unwrap();
+    assert!(imported.moved, "nothing else had the replica open");
+    assert_eq!(imported.ops, ops.len() as u64);
+    let mut b = Replica::open(&path).unwrap();
+    assert_eq!(b.canonical_dump().unwrap(), replayed(&ops));
+    assert_eq!(b.sync_cursor(HUB).unwrap(), ops.len() as i64);
+    assert_eq!(b.sync_value(HUB, "last_error").unwrap().as_deref(), Some("earlier"));
+    assert_eq!(b.sync_value("http://other:2", "last_sync").unwrap().as_deref(), Some("y"));
+    assert!(leftovers(dir.path()).is_empty(), "{:?}", leftovers(dir.path()));
+    // In WAL mode (file format bytes 18 and 19 are 2), as every replica.
+    let header = std::fs::read(&path).unwrap();
+    assert_eq!(&header[18..20], &[2, 2]);
+    // Searchable as the device it came from, and writable.
+    for word in ["a", "the", "notes"] {
+        assert_eq!(
+            b.search(word, 50).unwrap().len(),
+            a.search(word, 50).unwrap().len(),
+            "{word}"
+        );
+    }
+    b.set_sync_value(HUB, "last_error", None).unwrap();
+}
+
+#[test]
+fn a_replica_held_open_elsewhere_gets_the_snapshot_copied_in() {
+    let ops = hub_log(11, 80);
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Replica::open(&dir.path().join("a.db")).unwrap();
+    pull(&mut a, &ops, 1);
+    let bytes = snapshot_of(&a);
+    let path = dir.path().join("b.db");
+    // As a sidecar holds it.
+    let held = Replica::open(&path).unwrap();
+    let imported =
+        Replica::bootstrap_from_snapshot(&path, HUB, &mut bytes.as_slice(), None).unwrap();
+    assert!(!imported.moved, "another connection had the replica open");
+    assert_eq!(held.op_count().unwrap(), ops.len() as u64);
+    assert_eq!(held.sync_cursor(HUB).unwrap(), ops.len() as i64);
+    drop(held);
+    assert_eq!(
+        Replica::open(&path).unwrap().canonical_dump().unwrap(),
+        replayed(&ops)
+    );
+    assert!(leftovers(dir.path()).is_empty(), "{:?}", leftovers(dir.path()));
+}
+
+#[test]
+fn a_damaged_snapshot_never_replaces_the_replica() {
+    let ops = hub_log(12, 40);
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Replica::open(&dir.path().join("a.db")).unwrap();
+    pull(&mut a, &ops, 1);
+    let mut bytes = snapshot_of(&a);
+    let at = 24 + (bytes.len() - 24) / 2;
+    bytes[at] ^= 0x55;
+    let path = dir.path().join("b.db");
+    let empty = Replica::open(&path).unwrap().canonical_dump().unwrap();
+    let err = Replica::bootstrap_from_snapshot(&path, HUB, &mut bytes.as_slice(), None)
+        .unwrap_err();
+    assert!(matches!(err, SnapshotError::Invalid(_)), "{err}");
+    let b = Replica::open(&path).unwrap();
+    assert_eq!(b.canonical_dump().unwrap(), empty);
+    assert!(b.can_bootstrap().unwrap());
+    assert!(leftovers(dir.path()).is_empty(), "{:?}", leftovers(dir.path()));
+}
+
+/// Run by `a_crash_before_the_move_leaves_the_empty_replica` in a child
+/// process, which dies just before the rename.
+#[test]
+fn move_crash_child() {
+    let (Ok(snapshot), Ok(replica)) = (
+        std::env::var("SNAPSHOT_MOVE_CHILD_FILE"),
+        std::env::var("SNAPSHOT_MOVE_CHILD_REPLICA"),
+    ) else {
+        return;
+    };
+    let bytes = std::fs::read(snapshot).unwrap();
+    let _ = Replica::bootstrap_from_snapshot(
+        std::path::Path::new(&replica),
+        HUB,
+        &mut bytes.as_slice(),
+        None,
+    );
+}
+
+#[test]
+fn a_crash_before_the_move_leaves_the_empty_replica() {
+    let ops = hub_log(13, 60);
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Replica::open(&dir.path().join("a.db")).unwrap();
+    pull(&mut a, &ops, 1);
+    let good = snapshot_of(&a);
+    let file = dir.path().join("snap.bin");
+    std::fs::write(&file, &good).unwrap();
+    let replica = dir.path().join("b.db");
+    drop(Replica::open(&replica).unwrap());
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "move_crash_child", "--nocapture", "--test-threads=1"])
+        .env("SNAPSHOT_MOVE_CHILD_FILE", &file)
+        .env("SNAPSHOT_MOVE_CHILD_REPLICA", &replica)
+        .env("HEPH_TEST_SNAPSHOT_ABORT", "before-rename")
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child was meant to die");
+    {
+        let b = Replica::open(&replica).unwrap();
+        assert_eq!(b.op_count().unwrap(), 0);
+        assert_eq!(b.sync_cursor(HUB).unwrap(), 0);
+        assert!(b.can_bootstrap().unwrap());
+    }
+    // The next pass bootstraps whole.
+    let imported =
+        Replica::bootstrap_from_snapshot(&replica, HUB, &mut good.as_slice(), None).unwrap();
+    assert!(imported.moved);
+    assert_eq!(
+        Replica::open(&replica).unwrap().canonical_dump().unwrap(),
+        replayed(&ops)
+    );
+}

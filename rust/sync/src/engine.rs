@@ -329,9 +329,11 @@ impl Drop for Scratch {
 }
 
 /// Downloads the hub's snapshot and installs it into the (empty) replica:
-/// `Ok(None)` when the hub has none. The replica is handed back whatever
-/// happens; on an error it is unchanged. Installing runs on the blocking
-/// pool (it moves the whole replica).
+/// `Ok(None)` when the hub has none. The replica is handed back when the
+/// hub has no snapshot or the download fails; otherwise the handle is
+/// closed (so the install can move the snapshot into place when no other
+/// process has the replica open) and the caller opens a fresh one. On an
+/// error the replica is unchanged. Installing runs on the blocking pool.
 async fn bootstrap(
     replica: Replica,
     replica_path: &Path,
@@ -342,16 +344,18 @@ async fn bootstrap(
 ) {
     let file = Scratch(temp_beside(replica_path, "snapshot-download"));
     let _ = std::fs::remove_file(&file.0);
+    let started = std::time::Instant::now();
     let seq = match client.download_snapshot(&file.0).await {
         Ok(Some(seq)) => seq,
         Ok(None) => return (Some(replica), Ok(None)),
         Err(e) => return (Some(replica), Err(e.into())),
     };
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "snapshot downloaded");
+    drop(replica);
     let hub = client.url().to_owned();
-    let path = file.0.clone();
+    let (path, replica_path) = (file.0.clone(), replica_path.to_owned());
     let joined = tokio::task::spawn_blocking(move || {
-        let mut replica = replica;
-        let imported = std::fs::File::open(&path)
+        std::fs::File::open(&path)
             .map_err(|e| {
                 StoreError::Io {
                     path: path.clone(),
@@ -361,20 +365,19 @@ async fn bootstrap(
             })
             .and_then(|f| {
                 let mut input = std::io::BufReader::with_capacity(1 << 20, f);
-                replica.import_snapshot(&hub, &mut input, Some(seq))
-            });
-        (replica, imported)
+                Replica::bootstrap_from_snapshot(&replica_path, &hub, &mut input, Some(seq))
+            })
     })
     .await;
     match joined {
-        Ok((replica, Ok(imported))) => (Some(replica), Ok(Some(imported))),
-        Ok((replica, Err(heph_store::SnapshotError::Store(e)))) => (Some(replica), Err(e.into())),
-        Ok((replica, Err(e))) => (
-            Some(replica),
+        Ok(Ok(imported)) => (None, Ok(Some(imported))),
+        Ok(Err(heph_store::SnapshotError::Store(e))) => (None, Err(e.into())),
+        Ok(Err(e)) => (
+            None,
             Err(SyncError::Store(StoreError::Invalid(e.to_string()))),
         ),
-        // The task panicked: the handle is gone; the caller opens a new
-        // one (the install is one transaction: nothing half done).
+        // The task panicked: the install is one transaction or one
+        // rename, so nothing is half done.
         Err(e) => (
             None,
             Err(SyncError::Store(StoreError::Invalid(format!(
