@@ -283,6 +283,16 @@ fn no_bootstrap_into_a_replica_that_holds_ops() {
     assert_eq!(b.sync_cursor(HUB).unwrap(), 0);
 }
 
+/// A snapshot of `database` under `header`, compressed as heph does.
+fn with_checksum(header: &[u8], database: &[u8]) -> Vec<u8> {
+    let mut out = header.to_vec();
+    let mut encoder = zstd::stream::Encoder::new(&mut out, 3).unwrap();
+    encoder.include_checksum(true).unwrap();
+    std::io::Write::write_all(&mut encoder, database).unwrap();
+    encoder.finish().unwrap();
+    out
+}
+
 #[test]
 fn unusable_snapshots_are_refused_with_nothing_changed() {
     let ops = hub_log(8, 60);
@@ -303,6 +313,17 @@ fn unusable_snapshots_are_refused_with_nothing_changed() {
     let at = 24 + (good.len() - 24) / 2;
     flipped[at] ^= 0x55;
     let garbage = b"<html>502 Bad Gateway</html>".to_vec();
+    // The same database, compressed without the checksum that vouches
+    // for it.
+    let database = zstd::stream::decode_all(&good[24..]).unwrap();
+    let mut unchecked = good[..24].to_vec();
+    unchecked.extend(zstd::stream::encode_all(database.as_slice(), 3).unwrap());
+    // A database longer than its header says: pages that do not belong.
+    let mut longer = database.clone();
+    longer.extend(vec![0u8; 4096]);
+    let padded = with_checksum(&good[..24], &longer);
+    // A database cut short, faithfully compressed.
+    let cut = with_checksum(&good[..24], &database[..database.len() / 2]);
     let cases: Vec<(&str, Vec<u8>, Option<i64>)> = vec![
         ("bad magic", bad_magic, None),
         ("newer schema", newer_schema, None),
@@ -310,6 +331,9 @@ fn unusable_snapshots_are_refused_with_nothing_changed() {
         ("truncated", truncated, None),
         ("corrupt", flipped, None),
         ("garbage", garbage, None),
+        ("no checksum", unchecked, None),
+        ("longer than its header says", padded, None),
+        ("database cut short", cut, None),
         ("empty", Vec::new(), None),
         ("beyond the announced seq", good.clone(), Some(seq - 1)),
     ];
@@ -405,7 +429,8 @@ fn a_replica_nobody_holds_gets_the_snapshot_moved_into_place() {
     {
         // This device's own state from before: it must survive the move.
         let mut b = Replica::open(&path).unwrap();
-        b.set_sync_value(HUB, "last_error", Some("earlier")).unwrap();
+        b.set_sync_value(HUB, "last_error", Some("earlier"))
+            .unwrap();
         b.set_sync_value("http://other:2", "last_sync", Some("y"))
             .unwrap();
     }
@@ -416,9 +441,21 @@ fn a_replica_nobody_holds_gets_the_snapshot_moved_into_place() {
     let mut b = Replica::open(&path).unwrap();
     assert_eq!(b.canonical_dump().unwrap(), replayed(&ops));
     assert_eq!(b.sync_cursor(HUB).unwrap(), ops.len() as i64);
-    assert_eq!(b.sync_value(HUB, "last_error").unwrap().as_deref(), Some("earlier"));
-    assert_eq!(b.sync_value("http://other:2", "last_sync").unwrap().as_deref(), Some("y"));
-    assert!(leftovers(dir.path()).is_empty(), "{:?}", leftovers(dir.path()));
+    assert_eq!(
+        b.sync_value(HUB, "last_error").unwrap().as_deref(),
+        Some("earlier")
+    );
+    assert_eq!(
+        b.sync_value("http://other:2", "last_sync")
+            .unwrap()
+            .as_deref(),
+        Some("y")
+    );
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
     // In WAL mode (file format bytes 18 and 19 are 2), as every replica.
     let header = std::fs::read(&path).unwrap();
     assert_eq!(&header[18..20], &[2, 2]);
@@ -453,7 +490,11 @@ fn a_replica_held_open_elsewhere_gets_the_snapshot_copied_in() {
         Replica::open(&path).unwrap().canonical_dump().unwrap(),
         replayed(&ops)
     );
-    assert!(leftovers(dir.path()).is_empty(), "{:?}", leftovers(dir.path()));
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
 }
 
 #[test]
@@ -467,13 +508,17 @@ fn a_damaged_snapshot_never_replaces_the_replica() {
     bytes[at] ^= 0x55;
     let path = dir.path().join("b.db");
     let empty = Replica::open(&path).unwrap().canonical_dump().unwrap();
-    let err = Replica::bootstrap_from_snapshot(&path, HUB, &mut bytes.as_slice(), None)
-        .unwrap_err();
+    let err =
+        Replica::bootstrap_from_snapshot(&path, HUB, &mut bytes.as_slice(), None).unwrap_err();
     assert!(matches!(err, SnapshotError::Invalid(_)), "{err}");
     let b = Replica::open(&path).unwrap();
     assert_eq!(b.canonical_dump().unwrap(), empty);
     assert!(b.can_bootstrap().unwrap());
-    assert!(leftovers(dir.path()).is_empty(), "{:?}", leftovers(dir.path()));
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
 }
 
 /// Run by `a_crash_before_the_move_leaves_the_empty_replica` in a child
@@ -507,7 +552,12 @@ fn a_crash_before_the_move_leaves_the_empty_replica() {
     let replica = dir.path().join("b.db");
     drop(Replica::open(&replica).unwrap());
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "move_crash_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "move_crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("SNAPSHOT_MOVE_CHILD_FILE", &file)
         .env("SNAPSHOT_MOVE_CHILD_REPLICA", &replica)
         .env("HEPH_TEST_SNAPSHOT_ABORT", "before-rename")

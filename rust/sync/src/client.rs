@@ -398,16 +398,12 @@ impl HubClient {
         Ok(reply)
     }
 
-    /// `GET /v1/snapshot` into the new file `to`: the snapshot's hub
-    /// sequence, or `None` when the hub has none (404). The bytes are not
-    /// read here (the replica checks them when installing).
-    pub async fn download_snapshot(
-        &self,
-        to: &std::path::Path,
-    ) -> Result<Option<i64>, ClientError> {
-        use tokio::io::AsyncWriteExt;
+    /// `GET /v1/snapshot`: the stored snapshot's sequence and its bytes,
+    /// to read piece by piece as they arrive; `Ok(None)` when the hub has
+    /// none.
+    pub async fn open_snapshot(&self) -> Result<Option<(i64, SnapshotDownload)>, ClientError> {
         let request = self.http.get(format!("{}/v1/snapshot", self.connect));
-        let mut response = match tokio::time::timeout(BASE_TIMEOUT, self.send(request)).await {
+        let response = match tokio::time::timeout(BASE_TIMEOUT, self.send(request)).await {
             Err(_) => return Err(self.stalled("waiting for the snapshot")),
             Ok(Err(ClientError::Status { status: 404, .. })) => return Ok(None),
             Ok(other) => other?,
@@ -423,31 +419,13 @@ impl HubClient {
                     "a snapshot without a valid {SNAPSHOT_SEQ_HEADER} header"
                 ))
             })?;
-        let mut options = tokio::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        options.mode(0o600);
-        let local =
-            |e: std::io::Error| ClientError::Garbage(format!("cannot write {}: {e}", to.display()));
-        let mut file = options.open(to).await.map_err(local)?;
-        // No limit on the whole download (snapshots are large), but on
-        // every wait for the next piece.
-        loop {
-            let chunk = match tokio::time::timeout(BASE_TIMEOUT, response.chunk()).await {
-                Err(_) => return Err(self.stalled("downloading the snapshot")),
-                Ok(Err(e)) => {
-                    return Err(ClientError::Unreachable {
-                        url: self.base.clone(),
-                        reason: e.without_url().to_string(),
-                    })
-                }
-                Ok(Ok(None)) => break,
-                Ok(Ok(Some(chunk))) => chunk,
-            };
-            file.write_all(&chunk).await.map_err(local)?;
-        }
-        file.flush().await.map_err(local)?;
-        Ok(Some(seq))
+        Ok(Some((
+            seq,
+            SnapshotDownload {
+                response,
+                base: self.base.clone(),
+            },
+        )))
     }
 
     /// `PUT /v1/snapshot?seq=…` with the bytes of the file `from`.
@@ -515,4 +493,29 @@ fn single_op_text(page: &str, seq: i64) -> String {
         }
     }
     page.to_owned()
+}
+
+/// A snapshot being downloaded ([`HubClient::open_snapshot`]).
+pub struct SnapshotDownload {
+    response: reqwest::Response,
+    base: String,
+}
+
+impl SnapshotDownload {
+    /// The next piece of the snapshot; `Ok(None)` at its end. No limit on
+    /// the whole download (snapshots are large), but on every wait for the
+    /// next piece.
+    pub async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, ClientError> {
+        match tokio::time::timeout(BASE_TIMEOUT, self.response.chunk()).await {
+            Err(_) => Err(ClientError::Unreachable {
+                url: self.base.clone(),
+                reason: "the hub stopped answering while downloading the snapshot".into(),
+            }),
+            Ok(Err(e)) => Err(ClientError::Unreachable {
+                url: self.base.clone(),
+                reason: e.without_url().to_string(),
+            }),
+            Ok(Ok(chunk)) => Ok(chunk),
+        }
+    }
 }

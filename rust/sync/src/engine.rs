@@ -328,12 +328,13 @@ impl Drop for Scratch {
     }
 }
 
-/// Downloads the hub's snapshot and installs it into the (empty) replica:
-/// `Ok(None)` when the hub has none. The replica is handed back when the
-/// hub has no snapshot or the download fails; otherwise the handle is
-/// closed (so the install can move the snapshot into place when no other
-/// process has the replica open) and the caller opens a fresh one. On an
-/// error the replica is unchanged. Installing runs on the blocking pool.
+/// Downloads the hub's snapshot and installs it into the (empty) replica
+/// as it arrives: `Ok(None)` when the hub has none. The replica is handed
+/// back when the hub has no snapshot or does not answer; otherwise the
+/// handle is closed (so the install can move the snapshot into place when
+/// no other process has the replica open) and the caller opens a fresh
+/// one. On an error the replica is unchanged. Installing runs on the
+/// blocking pool, decompressing while this task downloads.
 async fn bootstrap(
     replica: Replica,
     replica_path: &Path,
@@ -342,33 +343,49 @@ async fn bootstrap(
     Option<Replica>,
     Result<Option<heph_store::Imported>, SyncError>,
 ) {
-    let file = Scratch(temp_beside(replica_path, "snapshot-download"));
-    let _ = std::fs::remove_file(&file.0);
-    let started = std::time::Instant::now();
-    let seq = match client.download_snapshot(&file.0).await {
-        Ok(Some(seq)) => seq,
+    let (seq, mut download) = match client.open_snapshot().await {
+        Ok(Some(found)) => found,
         Ok(None) => return (Some(replica), Ok(None)),
         Err(e) => return (Some(replica), Err(e.into())),
     };
-    tracing::debug!(ms = started.elapsed().as_millis() as u64, "snapshot downloaded");
     drop(replica);
+    let started = std::time::Instant::now();
+    let (pieces, arriving) = tokio::sync::mpsc::channel(DOWNLOAD_PIECES_AHEAD);
     let hub = client.url().to_owned();
-    let (path, replica_path) = (file.0.clone(), replica_path.to_owned());
-    let joined = tokio::task::spawn_blocking(move || {
-        std::fs::File::open(&path)
-            .map_err(|e| {
-                StoreError::Io {
-                    path: path.clone(),
-                    source: e,
+    let path = replica_path.to_owned();
+    let install = tokio::task::spawn_blocking(move || {
+        let mut input = PieceReader {
+            arriving,
+            current: bytes::Bytes::new(),
+        };
+        Replica::bootstrap_from_snapshot(&path, &hub, &mut input, Some(seq))
+    });
+    let mut download_error = None;
+    loop {
+        match download.next_chunk().await {
+            // A closed channel: the install stopped reading (refused).
+            Ok(Some(piece)) => {
+                if pieces.send(Ok(piece)).await.is_err() {
+                    break;
                 }
-                .into()
-            })
-            .and_then(|f| {
-                let mut input = std::io::BufReader::with_capacity(1 << 20, f);
-                Replica::bootstrap_from_snapshot(&replica_path, &hub, &mut input, Some(seq))
-            })
-    })
-    .await;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let _ = pieces.send(Err(std::io::Error::other(e.to_string()))).await;
+                download_error = Some(e);
+                break;
+            }
+        }
+    }
+    drop(pieces);
+    let joined = install.await;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "snapshot downloaded and installed"
+    );
+    if let Some(e) = download_error {
+        return (None, Err(e.into()));
+    }
     match joined {
         Ok(Ok(imported)) => (None, Ok(Some(imported))),
         Ok(Err(heph_store::SnapshotError::Store(e))) => (None, Err(e.into())),
@@ -384,6 +401,32 @@ async fn bootstrap(
                 "installing the snapshot failed: {e}"
             )))),
         ),
+    }
+}
+
+/// Pieces of a snapshot download buffered ahead of the install (bounded:
+/// a slow disk holds the download back instead of filling memory).
+const DOWNLOAD_PIECES_AHEAD: usize = 16;
+
+/// The pieces of a download, read on a blocking thread as they arrive.
+struct PieceReader {
+    arriving: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    current: bytes::Bytes,
+}
+
+impl std::io::Read for PieceReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.arriving.blocking_recv() {
+                Some(Ok(piece)) => self.current = piece,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
     }
 }
 
