@@ -357,17 +357,32 @@ async fn receive(body: Body, tmp: &Path, max: u64) -> Result<u64, Response> {
 mod tests {
     use super::*;
 
+    /// Removes the files a hub database named `base` in the working
+    /// directory leaves, even when the test fails.
+    struct InWorkingDir(String);
+
+    impl Drop for InWorkingDir {
+        fn drop(&mut self) {
+            for entry in std::fs::read_dir(".").into_iter().flatten().flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&self.0) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+
     #[test]
-    fn a_restart_keeps_the_stored_snapshot_however_the_path_is_spelled() {
-        let dir = tempfile::tempdir().unwrap();
-        // `a/./hub.db`: the directory listing spells the files `a/hub.db…`,
-        // as it spells `./hub.db…` for a relative `--db hub.db`.
-        let db = dir.path().join(".").join("hub.db");
+    fn a_restart_keeps_the_stored_snapshot_with_a_relative_database_path() {
+        // `--db hub.db`: the directory listing spells the files
+        // `./hub.db…` where the stored snapshot's path says `hub.db…`.
+        let base = format!("snapshot-sweep-{}.db", std::process::id());
+        let _cleanup = InWorkingDir(base.clone());
+        let db = PathBuf::from(&base);
         let store = HubStore::open(&db).unwrap();
-        let upload = dir.path().join("upload");
+        let upload = PathBuf::from(format!("{base}.upload"));
         std::fs::write(&upload, b"snapshot bytes").unwrap();
         assert_eq!(store.store_snapshot(&upload, 7, 14).unwrap(), None);
-        let stale = dir.path().join("hub.db.snapshot-3");
+        let stale = PathBuf::from(format!("{base}.snapshot-3"));
         std::fs::write(&stale, b"cut short").unwrap();
         drop(store);
 
