@@ -30,6 +30,10 @@ pub struct SearchHit {
 /// matches, so that title comes first.
 const RANKED_MATCHES: i64 = 500;
 
+/// A word in more than one node in this many is common: left out of the
+/// ranking (see [`Replica::search`]).
+const COMMON_SHARE: i64 = 4;
+
 /// Words of the search text, as FTS5 sees them.
 fn query_words(text: &str) -> Vec<&str> {
     text.split(|c: char| !c.is_alphanumeric() && c != '_')
@@ -72,11 +76,13 @@ impl Replica {
     ///
     /// bm25 weighs a word by how many nodes hold it, which FTS5 counts by
     /// reading the word's whole doclist on every query (≈ 10 ms for a word
-    /// in every node). A word in more than half of the nodes weighs
-    /// nothing in bm25 (its weight is clamped to 1e-6), so such common
-    /// words are left out of the ranking: they still have to match, and
-    /// their snippets still show them. When every word is common, title
-    /// matches come first, then the newest matches (rank 0).
+    /// in every node, 3–8 ms for one in a third of them). A word in more
+    /// than a quarter of the nodes weighs little in bm25 (its idf is below
+    /// ln 3 ≈ 1.1, against ≈ 7 for a word in a hundred nodes, and clamped
+    /// to nothing above half), so such common words are left out of the
+    /// ranking: they still have to match, and snippets still mark them.
+    /// When every word is common, title matches come first, then the
+    /// newest matches (rank 0).
     pub fn search(&self, text: &str, limit: usize) -> Result<Vec<SearchHit>> {
         let words = query_words(text);
         let Some(last) = words.last() else {
@@ -133,13 +139,13 @@ impl Replica {
             .query_row([], |r| r.get(0))?)
     }
 
-    /// Whether a phrase is in more than half of the nodes, estimated from
-    /// the newest ones (cheap: it reads [`RANKED_MATCHES`] entries of the
-    /// doclist): its newest that-many matches lie within the newest twice
-    /// that-many nodes.
+    /// Whether a phrase is in more than a quarter of the nodes ([`COMMON_SHARE`]),
+    /// estimated from the newest ones (cheap: it reads [`RANKED_MATCHES`]
+    /// entries of the doclist): its newest that-many matches lie within
+    /// the newest `COMMON_SHARE` times that-many nodes.
     fn is_common(&self, phrase: &str, top: i64) -> Result<bool> {
         Ok(match self.newest_match(phrase)? {
-            Some(rowid) => top - rowid < 2 * RANKED_MATCHES,
+            Some(rowid) => top - rowid < COMMON_SHARE * RANKED_MATCHES,
             None => false,
         })
     }
