@@ -84,6 +84,14 @@ local function run_search()
   table.sort(slowest, function(a, b)
     return a[1] > b[1]
   end)
+  -- The round trip of a request that does nothing, for scale.
+  local trips = {}
+  for _ = 1, 100 do
+    t = vim.uv.hrtime()
+    rpc_mod.request("versions", { ids = {} })
+    table.insert(trips, ms(t))
+  end
+  say("empty request round trip: p50 %.2f ms, p95 %.2f ms", median(trips), pct(trips, 0.95))
   say("search (%d queries): p50 %.2f ms, p95 %.2f ms, max %.2f ms", #all, median(all), pct(all, 0.95), pct(all, 1))
   for class, times in vim.spairs(by_class) do
     say("  %s: p50 %.2f ms, p95 %.2f ms, max %.2f ms", class, median(times), pct(times, 0.95), pct(times, 1))
