@@ -60,6 +60,75 @@ local ready = ms(t)
 say("plugin/heph.lua load: median %.3f ms", median(loads))
 say("sidecar start to first reply: %.1f ms", ready)
 
+---Search over the corpus query set (see below for the memory figure).
+local function run_search()
+  -- Search over the corpus query set, each query once (cold for that
+  -- query), as typed in a picker.
+  local by_class, all = {}, {}
+  local slowest = {}
+  -- HEPH_BENCH_PAUSE_MS: idle time before each query, as between keys.
+  local pause_ms = tonumber(os.getenv("HEPH_BENCH_PAUSE_MS") or "0")
+  for line in io.lines(os.getenv("HEPH_QUERIES")) do
+    local class, q = line:match("^([^\t]+)\t(.*)$")
+    if pause_ms > 0 then
+      vim.uv.sleep(pause_ms)
+    end
+    t = vim.uv.hrtime()
+    rpc_mod.request("search", { query = q, limit = 50 })
+    local took = ms(t)
+    by_class[class] = by_class[class] or {}
+    table.insert(by_class[class], took)
+    table.insert(all, took)
+    table.insert(slowest, { took, q })
+  end
+  table.sort(slowest, function(a, b)
+    return a[1] > b[1]
+  end)
+  -- The round trip of a request that does nothing, for scale.
+  local trips = {}
+  for _ = 1, 100 do
+    t = vim.uv.hrtime()
+    rpc_mod.request("versions", { ids = {} })
+    table.insert(trips, ms(t))
+  end
+  say("empty request round trip: p50 %.2f ms, p95 %.2f ms", median(trips), pct(trips, 0.95))
+  say("search (%d queries): p50 %.2f ms, p95 %.2f ms, max %.2f ms", #all, median(all), pct(all, 0.95), pct(all, 1))
+  for class, times in vim.spairs(by_class) do
+    say("  %s: p50 %.2f ms, p95 %.2f ms, max %.2f ms", class, median(times), pct(times, 0.95), pct(times, 1))
+  end
+  say(
+    "  slowest: %s",
+    table.concat(
+      vim.tbl_map(function(s)
+        return ("%q %.1f ms"):format(s[2], s[1])
+      end, vim.list_slice(slowest, 1, 5)),
+      ", "
+    )
+  )
+end
+
+---Prints the sidecar's memory.
+local function report_memory()
+  -- Memory after every view above.
+  local status = {}
+  for line in io.lines("/proc/" .. rpc_mod.pid() .. "/status") do
+    local key, kb = line:match("^(Vm%u%w+):%s+(%d+) kB")
+    if key then
+      status[key] = tonumber(kb)
+    end
+  end
+  say("sidecar memory after the run: %.1f MB RSS (peak %.1f MB)", status.VmRSS / 1024, status.VmHWM / 1024)
+end
+
+-- HEPH_BENCH_ONLY=search measures search alone (and the memory after it).
+local search_only = os.getenv("HEPH_BENCH_ONLY") == "search"
+if search_only then
+  run_search()
+  report_memory()
+  vim.cmd("qa!")
+  return
+end
+
 ---Runs `cmd` `n` times on a fresh buffer each time, then draws the screen
 ---(headless Neovim still draws its grid: syntax and treesitter
 ---highlighting run then). Returns medians of: the command, the command
@@ -185,44 +254,6 @@ say(
 say("  of which node_get RPC: median %.2f ms", median(gets))
 say("save a node (:w round trip): median %.2f ms, max %.2f ms", median(node_saves), pct(node_saves, 1))
 
--- Search over the corpus query set, each query once (cold for that
--- query), as typed in a picker.
-local by_class, all = {}, {}
-local slowest = {}
-for line in io.lines(os.getenv("HEPH_QUERIES")) do
-  local class, q = line:match("^([^\t]+)\t(.*)$")
-  t = vim.uv.hrtime()
-  rpc_mod.request("search", { query = q, limit = 50 })
-  local took = ms(t)
-  by_class[class] = by_class[class] or {}
-  table.insert(by_class[class], took)
-  table.insert(all, took)
-  table.insert(slowest, { took, q })
-end
-table.sort(slowest, function(a, b)
-  return a[1] > b[1]
-end)
-say("search (%d queries): p50 %.2f ms, p95 %.2f ms, max %.2f ms", #all, median(all), pct(all, 0.95), pct(all, 1))
-for class, times in vim.spairs(by_class) do
-  say("  %s: p50 %.2f ms, p95 %.2f ms, max %.2f ms", class, median(times), pct(times, 0.95), pct(times, 1))
-end
-say(
-  "  slowest: %s",
-  table.concat(
-    vim.tbl_map(function(s)
-      return ("%q %.1f ms"):format(s[2], s[1])
-    end, vim.list_slice(slowest, 1, 5)),
-    ", "
-  )
-)
-
--- Memory after every view above.
-local status = {}
-for line in io.lines("/proc/" .. rpc_mod.pid() .. "/status") do
-  local key, kb = line:match("^(Vm%u%w+):%s+(%d+) kB")
-  if key then
-    status[key] = tonumber(kb)
-  end
-end
-say("sidecar memory after the run: %.1f MB RSS (peak %.1f MB)", status.VmRSS / 1024, status.VmHWM / 1024)
+run_search()
+report_memory()
 vim.cmd("qa!")

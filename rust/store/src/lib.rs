@@ -13,6 +13,7 @@ mod node_row;
 mod query;
 mod restamp;
 mod schema;
+mod search;
 pub mod snapshot;
 mod sync_state;
 mod write;
@@ -24,8 +25,9 @@ use heph_core::{Clock, Hlc};
 use rusqlite::{Connection, OpenFlags};
 
 pub use materialize::ApplyReport;
-pub use query::{Columns, ListFilter, ListOrder, SearchHit, StatusFilter};
+pub use query::{Columns, ListFilter, ListOrder, StatusFilter};
 pub use schema::SCHEMA_VERSION;
+pub use search::SearchHit;
 pub use snapshot::{Exported, Imported, SnapshotError, SnapshotHeader};
 pub use sync_state::{PullOutcome, QuarantinedOp, RawOp, SetAside};
 pub use write::{Edit, Saved};

@@ -336,4 +336,64 @@ fn a_rare_title_word_ranks_first() {
     // still a prefix.
     assert_eq!(r.search("commo", 5).unwrap().len(), 5);
     assert_eq!(r.search("words numb", 5).unwrap().len(), 5);
+    // Words left out of the ranking (in more than half of the nodes)
+    // still show in the snippets.
+    let hits = r.search("common zanzibar", 10).unwrap();
+    assert!(
+        hits[1..]
+            .iter()
+            .all(|h| h.snippet.contains("[common]") && h.snippet.contains("[zanzibar]")),
+        "{hits:?}"
+    );
+    assert!(hits[0].snippet.contains("[Zanzibar]"), "{hits:?}");
+    for hit in r.search("common words", 20).unwrap() {
+        assert!(hit.snippet.contains("[common] [words]"), "{hit:?}");
+    }
+}
+
+/// When every word is in nearly every node, bm25 weighs none of them:
+/// nodes holding the words in their title come first, then the newest.
+#[test]
+fn common_words_rank_titles_then_newest() {
+    let mut r = Replica::open_in_memory().unwrap();
+    let mut edits: Vec<Edit> = (0..1_500)
+        .map(|i| {
+            Edit::Create(NewNode {
+                kind: Some(Kind::Note),
+                title: format!("plain note {i}"),
+                body: format!("zoun and thai in body {i}\n"),
+                ..NewNode::default()
+            })
+        })
+        .collect();
+    // Among the newest ranked matches, but not the newest.
+    edits.insert(
+        1_300,
+        Edit::Create(NewNode {
+            kind: Some(Kind::Note),
+            title: "Zoun thai report".into(),
+            body: "zoun\n".into(),
+            ..NewNode::default()
+        }),
+    );
+    r.batch(edits).unwrap();
+    for query in ["zoun", "zoun thai", "thai zou"] {
+        let hits = r.search(query, 10).unwrap();
+        assert_eq!(hits.len(), 10, "query {query:?}");
+        assert_eq!(
+            hits[0].title, "Zoun thai report",
+            "query {query:?}: {hits:?}"
+        );
+        // Then the newest first.
+        assert_eq!(
+            hits[1].title, "plain note 1499",
+            "query {query:?}: {hits:?}"
+        );
+        assert_eq!(
+            hits[2].title, "plain note 1498",
+            "query {query:?}: {hits:?}"
+        );
+    }
+    // Fewer matches than asked for: all of them.
+    assert_eq!(r.search("zoun report", 10).unwrap().len(), 1);
 }
