@@ -10,8 +10,10 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 use crate::{Replica, Result};
 
 /// Postings the index keeps in memory before writing a segment while it is
-/// rebuilt: fewer, larger segments to merge (the default is 1 MiB).
-const REBUILD_HASH_BYTES: i64 = 16 * 1024 * 1024;
+/// rebuilt: fewer, larger segments to merge (the default is 1 MiB). Above
+/// 4 MiB the build is hardly faster (the hash outgrows the CPU caches)
+/// while the memory grows with it; an import has a 100 MB budget.
+const REBUILD_HASH_BYTES: i64 = 8 * 1024 * 1024;
 const DEFAULT_HASH_BYTES: i64 = 1024 * 1024;
 
 /// Whether the index is deferred (a bulk load is under way).
@@ -23,14 +25,19 @@ pub(crate) fn is_deferred(conn: &Connection) -> Result<bool> {
         .is_some())
 }
 
-/// Defers the index when the replica holds nothing yet, so the load that
-/// starts now indexes once at its end. Returns whether it did.
-pub(crate) fn defer_if_empty(tx: &Transaction<'_>) -> Result<bool> {
-    let empty = tx
+/// Whether the replica holds no op.
+pub(crate) fn is_empty(conn: &Connection) -> Result<bool> {
+    Ok(conn
         .prepare_cached("SELECT 1 FROM ops LIMIT 1")?
         .query_row([], |_| Ok(()))
         .optional()?
-        .is_none();
+        .is_none())
+}
+
+/// Defers the index when the replica holds nothing yet, so the load that
+/// starts now indexes once at its end. Returns whether it did.
+pub(crate) fn defer_if_empty(tx: &Transaction<'_>) -> Result<bool> {
+    let empty = is_empty(tx)?;
     if empty {
         tx.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('index_deferred', '1')",
@@ -71,7 +78,7 @@ pub(crate) fn rebuild(tx: &Transaction<'_>) -> Result<()> {
 /// is touched per op, and the rebuilt pages are full instead of the
 /// half-split pages of random inserts (a smaller replica). Within the
 /// import's one transaction, so a load cut short leaves them as they were.
-const SECONDARY_INDEXES: &[&str] = &[
+pub(crate) const SECONDARY_INDEXES: &[&str] = &[
     "ops_unpushed",
     "nodes_title",
     "nodes_open",
@@ -81,9 +88,16 @@ const SECONDARY_INDEXES: &[&str] = &[
     "tags_tag",
 ];
 
-/// Drops the [`SECONDARY_INDEXES`] and returns the statements that create
-/// them again (as the schema holds them), for [`create_indexes`].
-pub(crate) fn drop_secondary_indexes(tx: &Transaction<'_>) -> Result<Vec<String>> {
+/// The op log's indexes by node and by stamp: only merging bodies reads
+/// them ([`crate::materialize::settle`], at the end of a transaction), so
+/// an import into an empty replica builds them once, from sorted rows,
+/// after its last op and before it settles. The unique index on op ids
+/// stays: every op is checked against it.
+pub(crate) const LOG_INDEXES: &[&str] = &["ops_node", "ops_hlc"];
+
+/// Drops the indexes named in `names` and returns the statements that
+/// create them again (as the schema holds them), for [`create_indexes`].
+pub(crate) fn drop_indexes(tx: &Transaction<'_>, names: &[&str]) -> Result<Vec<String>> {
     let mut stmt =
         tx.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL")?;
     let found: Vec<(String, String)> = stmt
@@ -91,7 +105,7 @@ pub(crate) fn drop_secondary_indexes(tx: &Transaction<'_>) -> Result<Vec<String>
         .collect::<rusqlite::Result<_>>()?;
     let mut create = Vec::new();
     for (name, sql) in found {
-        if SECONDARY_INDEXES.contains(&name.as_str()) {
+        if names.contains(&name.as_str()) {
             tx.execute_batch(&format!("DROP INDEX \"{name}\""))?;
             create.push(sql);
         }
@@ -99,7 +113,7 @@ pub(crate) fn drop_secondary_indexes(tx: &Transaction<'_>) -> Result<Vec<String>
     Ok(create)
 }
 
-/// Creates the indexes [`drop_secondary_indexes`] dropped.
+/// Creates the indexes [`drop_indexes`] dropped.
 pub(crate) fn create_indexes(tx: &Transaction<'_>, create: &[String]) -> Result<()> {
     for sql in create {
         tx.execute_batch(sql)?;

@@ -6,6 +6,7 @@
 //! SQLite's lock (busy timeout) instead of failing.
 
 mod bulk_index;
+mod bulk_journal;
 mod dump;
 pub mod list_query;
 mod materialize;

@@ -100,11 +100,13 @@ pub(crate) fn unindex(
     if report.unindexed.contains(node) {
         return Ok(());
     }
-    report.unindexed.insert(node.to_owned());
     if crate::bulk_index::is_deferred(tx)? {
-        // Nothing is indexed during a bulk load.
+        // Nothing is indexed during a bulk load, and nothing is put back
+        // (see `reindex`): not remembered either, which for a whole
+        // history is an id per node held to the end.
         return Ok(());
     }
+    report.unindexed.insert(node.to_owned());
     // Only a live node is in the index.
     tx.prepare_cached(
         "DELETE FROM nodes_fts WHERE rowid = (SELECT rowid FROM nodes WHERE id = ?1 AND deleted = 0)",

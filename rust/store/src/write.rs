@@ -253,11 +253,19 @@ impl Replica {
         let cache: i64 = self.conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
         self.conn
             .pragma_update(None, "cache_size", IMPORT_CACHE_KIB)?;
+        // Into a new replica file, a rollback journal (see `bulk_journal`).
+        let rollback = self.path.is_some()
+            && !self.is_read_only()
+            && crate::bulk_index::is_empty(&self.conn)?
+            && crate::bulk_journal::switch_to_rollback(&self.conn)?;
         let imported = self.write(|w| {
-            // Into an empty replica, the index is built once at the end.
+            // Into an empty replica, the indexes are built once at the end.
             w.rebuild_index = crate::bulk_index::defer_if_empty(w.tx)?;
+            let mut log_indexes = Vec::new();
             if w.rebuild_index {
-                w.recreate_indexes = crate::bulk_index::drop_secondary_indexes(w.tx)?;
+                use crate::bulk_index::{drop_indexes, LOG_INDEXES, SECONDARY_INDEXES};
+                w.recreate_indexes = drop_indexes(w.tx, SECONDARY_INDEXES)?;
+                log_indexes = drop_indexes(w.tx, LOG_INDEXES)?;
             }
             let mut ops = ops.into_iter().peekable();
             let mut chunk = Vec::with_capacity(CHUNK);
@@ -276,8 +284,13 @@ impl Replica {
                     return Err(StoreError::Invalid(reason.clone()));
                 }
             }
+            // Before the merges of `settle`, which read them.
+            crate::bulk_index::create_indexes(w.tx, &log_indexes)?;
             Ok(())
         });
+        if rollback {
+            crate::bulk_journal::back_to_wal(&self.conn)?;
+        }
         self.conn.pragma_update(None, "cache_size", cache)?;
         let ((), report) = imported?;
         if let Some(newest) = newest {

@@ -147,6 +147,13 @@ fn indexes(path: &std::path::Path) -> Vec<(String, Option<String>)> {
         .unwrap()
 }
 
+/// The journal mode a new connection to the file finds.
+fn journal_mode(path: &std::path::Path) -> String {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap()
+}
+
 #[test]
 fn an_import_into_an_empty_replica_keeps_every_index() {
     let dir = tempfile::tempdir().unwrap();
@@ -170,9 +177,12 @@ fn an_import_into_an_empty_replica_keeps_every_index() {
     assert!(r.import_ops(bad).is_err());
     assert_eq!(indexes(&path), before);
     assert_eq!(r.op_count().unwrap(), 0);
+    // It loaded with a rollback journal, and the file is back in WAL mode.
+    assert_eq!(journal_mode(&path), "wal");
 
     r.import_ops(ops.iter().cloned().map(Ok)).unwrap();
     assert_eq!(indexes(&path), before);
+    assert_eq!(journal_mode(&path), "wal");
     let mut one_by_one = Replica::open_in_memory().unwrap();
     one_by_one.apply_ops(&ops).unwrap();
     assert_eq!(
@@ -194,4 +204,77 @@ fn an_import_into_an_empty_replica_keeps_every_index() {
     };
     assert!(rows(&r).iter().any(|(_, tags)| !tags.is_empty()));
     assert_eq!(rows(&r), rows(&one_by_one));
+}
+
+/// Run by `an_import_killed_midway_leaves_an_empty_replica` in a child
+/// process, which dies after its last op, before the import commits.
+#[test]
+fn import_kill_child() {
+    let Ok(replica) = std::env::var("IMPORT_CHILD_REPLICA") else {
+        return;
+    };
+    let mut r = Replica::open(std::path::Path::new(&replica)).unwrap();
+    let corpus = heph_corpus::Corpus::new(7, 2000);
+    let ops = corpus.ops();
+    let _ = r.import_ops(ops.map(Ok).chain(std::iter::from_fn(
+        || -> Option<heph_store::Result<Op>> { std::process::abort() },
+    )));
+}
+
+#[test]
+fn an_import_killed_midway_leaves_an_empty_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    drop(Replica::open(&path).unwrap());
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "import_kill_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("IMPORT_CHILD_REPLICA", &path)
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child was meant to die");
+    // The child imported with a rollback journal; the next open rolls the
+    // file back to the empty replica.
+    let mut r = Replica::open(&path).unwrap();
+    assert_eq!(r.op_count().unwrap(), 0);
+    assert_eq!(
+        r.list_rows(&heph_store::ListFilter::default())
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(journal_mode(&path), "wal");
+    let ops: Vec<Op> = heph_corpus::Corpus::new(7, 300).ops().collect();
+    r.import_ops(ops.iter().cloned().map(Ok)).unwrap();
+    let mut replayed = Replica::open_in_memory().unwrap();
+    replayed.apply_ops(&ops).unwrap();
+    assert_eq!(
+        r.canonical_dump().unwrap(),
+        replayed.canonical_dump().unwrap()
+    );
+}
+
+#[test]
+fn an_import_while_another_process_has_the_replica_open_keeps_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let ops = history();
+    let mut r = Replica::open(&path).unwrap();
+    // A sidecar holding the file: the import cannot leave WAL mode, and
+    // the other connection reads the result once it commits.
+    let other = Replica::open(&path).unwrap();
+    assert_eq!(other.op_count().unwrap(), 0);
+    r.import_ops(ops.iter().cloned().map(Ok)).unwrap();
+    assert_eq!(journal_mode(&path), "wal");
+    assert_eq!(other.op_count().unwrap(), ops.len() as u64);
+    let mut one_by_one = Replica::open_in_memory().unwrap();
+    one_by_one.apply_ops(&ops).unwrap();
+    assert_eq!(
+        other.canonical_dump().unwrap(),
+        one_by_one.canonical_dump().unwrap()
+    );
 }

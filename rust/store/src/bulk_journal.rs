@@ -1,0 +1,57 @@
+//! The journal of an import into a new replica file. In WAL mode every
+//! page of the import is written twice (to the WAL, then by the checkpoint
+//! into the file), and every page the one long transaction reads back looks
+//! the WAL up first. A rollback journal keeps a copy of only the pages the
+//! file had before, which for an empty replica is a handful: the new pages
+//! are written once, into the file. A load cut short still leaves nothing:
+//! the next open finds the journal and rolls the file back.
+//!
+//! Leaving WAL needs the only connection to the file, so while another
+//! process has the replica open the import keeps WAL (slower, same result).
+//! Meanwhile the import holds the file alone: another process that opens
+//! it waits for the import (the busy timeout), as it would for any writer.
+
+use rusqlite::Connection;
+
+use crate::Result;
+
+/// Switches `conn` to a rollback journal for a bulk load. Returns whether
+/// it did; [`back_to_wal`] undoes it.
+pub(crate) fn switch_to_rollback(conn: &Connection) -> Result<bool> {
+    let mode: String = match conn.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0)) {
+        Ok(mode) => mode,
+        // Another connection has the file open.
+        Err(e)
+            if matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ) =>
+        {
+            return Ok(false)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !mode.eq_ignore_ascii_case("delete") {
+        return Ok(false);
+    }
+    // A rollback journal is only safe against power loss with a sync at
+    // every step (WAL needs fewer).
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(true)
+}
+
+/// Puts `conn` back in WAL mode after [`switch_to_rollback`].
+pub(crate) fn back_to_wal(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // The import is committed whatever happens here: every open switches
+    // the file to WAL again, and until then it works with the rollback
+    // journal.
+    match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+        Ok(mode) if mode.eq_ignore_ascii_case("wal") => {}
+        Ok(mode) => tracing::warn!(mode, "the replica could not go back to WAL mode yet"),
+        Err(error) => {
+            tracing::warn!(%error, "the replica could not go back to WAL mode yet")
+        }
+    }
+    Ok(())
+}
