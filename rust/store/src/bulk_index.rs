@@ -78,6 +78,7 @@ const SECONDARY_INDEXES: &[&str] = &[
     "nodes_updated",
     "nodes_open_tasks",
     "nodes_open_tasks_project",
+    "nodes_open_tasks_count",
     "tags_tag",
 ];
 
