@@ -220,6 +220,18 @@ fn words(text: &str) -> Vec<(usize, usize)> {
 /// The last of [`words`], found without collecting them (every rendered
 /// title looks at its last word).
 fn last_word(text: &str) -> Option<(usize, usize)> {
+    if !text.contains('\\') {
+        // Without a `\` no space joins a word: the last word is what
+        // follows the last space (found from the end, not by walking
+        // the title).
+        let end = text.trim_end().len();
+        let start = text[..end]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| c.is_whitespace())
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        return (end > 0).then_some((start, end));
+    }
     let mut last = None;
     each_word_span(text, |span| last = Some(span));
     last
@@ -797,6 +809,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_last_word_is_the_last_of_the_words(text in "[a-z\\\\ \t\u{a0}\u{3000}é日]{0,12}") {
+            prop_assert_eq!(last_word(&text), words(&text).last().copied(), "{:?}", text);
+        }
+
         #[test]
         fn the_in_place_writer_matches_the_reference(
             title in title(),
