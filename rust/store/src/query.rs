@@ -545,6 +545,60 @@ mod tests {
     }
 
     #[test]
+    fn a_nodes_tag_list_is_its_present_tags() {
+        use heph_core::{NewNode, NodePatch};
+        use std::collections::BTreeSet;
+        let set =
+            |tags: &[&str]| -> BTreeSet<String> { tags.iter().map(|t| t.to_string()).collect() };
+        let mut r = Replica::open_in_memory().unwrap();
+        let a = r
+            .create(NewNode {
+                title: "a".into(),
+                tags: set(&["x", "y"]),
+                ..NewNode::default()
+            })
+            .unwrap();
+        let b = r
+            .create(NewNode {
+                title: "b".into(),
+                tags: set(&["z"]),
+                ..NewNode::default()
+            })
+            .unwrap();
+        r.update(
+            &a.id,
+            &NodePatch {
+                tags: Some(set(&["y", "w"])),
+                ..NodePatch::default()
+            },
+        )
+        .unwrap();
+        r.update(
+            &b.id,
+            &NodePatch {
+                tags: Some(set(&[])),
+                ..NodePatch::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(r.get(&a.id).unwrap().unwrap().tags, set(&["w", "y"]));
+        assert!(r.get(&b.id).unwrap().unwrap().tags.is_empty());
+        let mut stmt = r
+            .conn
+            .prepare(
+                "SELECT n.tag_list IS (SELECT group_concat(tag, char(31)) FROM (SELECT tag
+                 FROM tags t WHERE t.node = n.id AND t.present = 1 ORDER BY tag)) FROM nodes n",
+            )
+            .unwrap();
+        let same: Vec<bool> = stmt
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(same, [true, true]);
+    }
+
+    #[test]
     fn counts_of_open_tasks_read_the_narrow_index() {
         let r = Replica::open_in_memory().unwrap();
         let next = ListFilter {
