@@ -85,6 +85,7 @@ pub(crate) const SECONDARY_INDEXES: &[&str] = &[
     "nodes_updated",
     "nodes_open_tasks",
     "nodes_open_tasks_project",
+    "nodes_open_tasks_count",
     "tags_tag",
 ];
 

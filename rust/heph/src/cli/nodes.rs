@@ -158,16 +158,23 @@ pub fn node_json(node: &Node) -> serde_json::Value {
 }
 
 fn summary_line(node: &Node) -> String {
+    let mut line = String::new();
+    write_summary_line(node, &mut line);
+    line
+}
+
+/// Appends a node's line of `heph list` to `out`.
+fn write_summary_line(node: &Node, out: &mut String) {
     let mark = match (node.status, node.kind) {
         (None, Kind::Note) => "note",
         (None, Kind::Journal) => "jrnl",
         (status, _) => heph_core::text::list_buffer::checkbox(status),
     };
-    format!(
-        "{}  {mark} {}",
-        node.id,
-        heph_core::text::list_buffer::item_text(node)
-    )
+    out.push_str(&node.id);
+    out.push_str("  ");
+    out.push_str(mark);
+    out.push(' ');
+    heph_core::text::list_buffer::write_item_text(node, out);
 }
 
 /// `heph add`.
@@ -220,8 +227,13 @@ pub fn list(paths: &Paths, args: ListArgs) -> Result<ExitCode> {
         })?;
         out.write_all(if first { b"[]\n" } else { b"\n]\n" })?;
     } else {
-        replica.each_node(&filter, Columns::Row, |node| -> Result<()> {
-            writeln!(out, "{}", summary_line(&node))?;
+        // One line buffer for the whole list.
+        let mut line = String::new();
+        replica.each_node(&filter, Columns::Line, |node| -> Result<()> {
+            line.clear();
+            write_summary_line(&node, &mut line);
+            line.push('\n');
+            out.write_all(line.as_bytes())?;
             Ok(())
         })?;
     }

@@ -344,10 +344,15 @@ fn list_reply(replica: &Replica, query: &list_query::ListQuery) -> Reply {
 /// A list line: tasks with their checkbox, other nodes without one (they
 /// have no status).
 fn list_line(node: &Node) -> String {
-    match node.kind {
-        Kind::Task => list_buffer::render_line(node),
-        _ => format!("/{} {}", node.id, list_buffer::item_text(node)),
+    if node.kind == Kind::Task {
+        return list_buffer::render_line(node);
     }
+    let mut line = String::with_capacity(node.id.len() + node.title.len() + 48);
+    line.push('/');
+    line.push_str(&node.id);
+    line.push(' ');
+    list_buffer::write_item_text(node, &mut line);
+    line
 }
 
 /// Lines whose node the snapshot does not hold (yanked from another list,
