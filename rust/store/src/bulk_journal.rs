@@ -18,26 +18,26 @@ use crate::Result;
 /// Switches `conn` to a rollback journal for a bulk load. Returns whether
 /// it did; [`back_to_wal`] undoes it.
 pub(crate) fn switch_to_rollback(conn: &Connection) -> Result<bool> {
-    let mode: String = match conn.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0)) {
-        Ok(mode) => mode,
-        // Another connection has the file open.
-        Err(e)
-            if matches!(
-                e.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-            ) =>
-        {
-            return Ok(false)
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if !mode.eq_ignore_ascii_case("delete") {
+    if !leave_wal(conn)? {
         return Ok(false);
     }
     // A rollback journal is only safe against power loss with a sync at
     // every step (WAL needs fewer).
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(true)
+}
+
+/// Switches `conn` from WAL to a rollback journal if it is the only
+/// connection to the file (SQLite refuses while another one has it open:
+/// this is also the proof of sole access). Returns whether it did.
+pub(crate) fn leave_wal(conn: &Connection) -> Result<bool> {
+    match conn.query_row("PRAGMA journal_mode = DELETE", [], |r| {
+        r.get::<_, String>(0)
+    }) {
+        Ok(mode) => Ok(mode.eq_ignore_ascii_case("delete")),
+        Err(e) if crate::is_busy_error(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Puts `conn` back in WAL mode after [`switch_to_rollback`].

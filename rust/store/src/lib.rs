@@ -100,15 +100,16 @@ pub enum StoreError {
 impl StoreError {
     /// Whether another connection holds the replica (retrying may help).
     pub fn is_busy(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _))
-                if matches!(
-                    failure.code,
-                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                )
-        )
+        matches!(self, StoreError::Sqlite(e) if is_busy_error(e))
     }
+}
+
+/// Whether SQLite refused because another connection holds the file.
+pub(crate) fn is_busy_error(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// Shorthand for store results.

@@ -509,25 +509,14 @@ fn move_into_place(
     hub: &str,
     unpacked: &Unpacked,
 ) -> Result<Option<u64>, SnapshotError> {
-    let busy = |e: &rusqlite::Error| {
-        matches!(
-            e.sqlite_error_code(),
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        )
-    };
     let current = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     current.busy_timeout(std::time::Duration::ZERO)?;
-    match current.query_row("PRAGMA journal_mode = DELETE", [], |r| {
-        r.get::<_, String>(0)
-    }) {
-        Ok(mode) if mode.eq_ignore_ascii_case("delete") => {}
-        Ok(_) => return Ok(None),
-        Err(e) if busy(&e) => return Ok(None),
-        Err(e) => return Err(e.into()),
+    if !crate::bulk_journal::leave_wal(&current)? {
+        return Ok(None);
     }
     match current.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;") {
         Ok(()) => {}
-        Err(e) if busy(&e) => return Ok(None),
+        Err(e) if crate::is_busy_error(&e) => return Ok(None),
         Err(e) => return Err(e.into()),
     }
     // Someone may have opened it (back into WAL mode) between the two

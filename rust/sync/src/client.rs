@@ -452,10 +452,7 @@ impl HubClient {
     }
 
     fn stalled(&self, what: &str) -> ClientError {
-        ClientError::Unreachable {
-            url: self.base.clone(),
-            reason: format!("the hub stopped answering while {what}"),
-        }
+        stalled(&self.base, what)
     }
 
     async fn pull_text(
@@ -495,6 +492,14 @@ fn single_op_text(page: &str, seq: i64) -> String {
     page.to_owned()
 }
 
+/// The error of a hub that stopped answering while doing `what`.
+fn stalled(base: &str, what: &str) -> ClientError {
+    ClientError::Unreachable {
+        url: base.to_owned(),
+        reason: format!("the hub stopped answering while {what}"),
+    }
+}
+
 /// A snapshot being downloaded ([`HubClient::open_snapshot`]).
 pub struct SnapshotDownload {
     response: reqwest::Response,
@@ -507,10 +512,7 @@ impl SnapshotDownload {
     /// next piece.
     pub async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, ClientError> {
         match tokio::time::timeout(BASE_TIMEOUT, self.response.chunk()).await {
-            Err(_) => Err(ClientError::Unreachable {
-                url: self.base.clone(),
-                reason: "the hub stopped answering while downloading the snapshot".into(),
-            }),
+            Err(_) => Err(stalled(&self.base, "downloading the snapshot")),
             Ok(Err(e)) => Err(ClientError::Unreachable {
                 url: self.base.clone(),
                 reason: e.without_url().to_string(),

@@ -149,7 +149,7 @@ pub fn render_line(node: &Node) -> String {
 }
 
 /// A guess at a line's length, so writing it rarely grows the string.
-fn line_capacity(node: &Node) -> usize {
+pub fn line_capacity(node: &Node) -> usize {
     node.id.len() + node.title.len() + 48
 }
 

@@ -347,7 +347,7 @@ fn list_line(node: &Node) -> String {
     if node.kind == Kind::Task {
         return list_buffer::render_line(node);
     }
-    let mut line = String::with_capacity(node.id.len() + node.title.len() + 48);
+    let mut line = String::with_capacity(list_buffer::line_capacity(node));
     line.push('/');
     line.push_str(&node.id);
     line.push(' ');
