@@ -183,6 +183,54 @@ fn export_import_round_trip() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
 }
 
+/// Lines are read on their own thread, a batch at a time: a bad line after
+/// several batches still refuses the whole import and names its line, and
+/// the command ends at once without waiting for the rest of its input.
+#[test]
+fn import_stops_at_a_bad_line_without_waiting_for_the_rest() {
+    let a = Cli::new();
+    for i in 0..1100 {
+        a.ok(&["add", &format!("task {i}")]);
+    }
+    let ops = a.ok(&["export-ops"]);
+    let good = ops.lines().count();
+    assert!(good > 2048, "more ops than two batches: {good}");
+    let b = Cli::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_heph"))
+        .arg("--data-dir")
+        .arg(b.dir.path())
+        .arg("import-ops")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(ops.as_bytes()).unwrap();
+    stdin.write_all(b"not json\n").unwrap();
+    stdin.flush().unwrap();
+    // stdin stays open: the import must not wait for its end.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "import-ops still waits for input after a bad line"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!("line {}", good + 1)),
+        "names the bad line: {stderr}"
+    );
+    assert_eq!(b.ok(&["export-ops"]).lines().count(), 0, "nothing imported");
+}
+
 #[test]
 fn a_mistyped_token_store_stops_login_before_it_starts() {
     let cli = Cli::new();

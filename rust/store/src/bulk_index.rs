@@ -10,11 +10,16 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 use crate::{Replica, Result};
 
 /// Postings the index keeps in memory before writing a segment while it is
-/// rebuilt: fewer, larger segments to merge (the default is 1 MiB). Above
-/// 4 MiB the build is hardly faster (the hash outgrows the CPU caches)
-/// while the memory grows with it; an import has a 100 MB budget.
-const REBUILD_HASH_BYTES: i64 = 8 * 1024 * 1024;
+/// rebuilt: fewer, larger segments to merge (the default is 1 MiB). The
+/// build of 100,000 notes takes 6.3 s of CPU with 8 MiB and 5.4 s with
+/// 32 MiB (doc/benchmarks.md, round 5); the page cache is shrunk to
+/// [`REBUILD_CACHE_KIB`] meanwhile, so the memory stays what it was: the
+/// build appends new pages and reads `nodes` once, in order, and a large
+/// page cache does not help it.
+const REBUILD_HASH_BYTES: i64 = 32 * 1024 * 1024;
 const DEFAULT_HASH_BYTES: i64 = 1024 * 1024;
+/// The page cache during the rebuild (negative: KiB, as SQLite takes it).
+const REBUILD_CACHE_KIB: i64 = -4 * 1024;
 
 /// Whether the index is deferred (a bulk load is under way).
 pub(crate) fn is_deferred(conn: &Connection) -> Result<bool> {
@@ -49,6 +54,16 @@ pub(crate) fn defer_if_empty(tx: &Transaction<'_>) -> Result<bool> {
 
 /// Builds the whole index from the live nodes and lifts the mark.
 pub(crate) fn rebuild(tx: &Transaction<'_>) -> Result<()> {
+    let cache: i64 = tx.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+    tx.pragma_update(None, "cache_size", REBUILD_CACHE_KIB)?;
+    let built = build(tx);
+    tx.pragma_update(None, "cache_size", cache)?;
+    built?;
+    tx.execute("DELETE FROM meta WHERE key = 'index_deferred'", [])?;
+    Ok(())
+}
+
+fn build(tx: &Transaction<'_>) -> Result<()> {
     tx.execute(
         "INSERT INTO nodes_fts (nodes_fts, rank) VALUES ('hashsize', ?1)",
         [REBUILD_HASH_BYTES],
@@ -68,7 +83,6 @@ pub(crate) fn rebuild(tx: &Transaction<'_>) -> Result<()> {
         "INSERT INTO nodes_fts (nodes_fts, rank) VALUES ('hashsize', ?1)",
         [DEFAULT_HASH_BYTES],
     )?;
-    tx.execute("DELETE FROM meta WHERE key = 'index_deferred'", [])?;
     Ok(())
 }
 

@@ -465,41 +465,62 @@ pub fn export_ops(paths: &Paths) -> Result<ExitCode> {
 
 /// `heph import-ops`: the lines are read, checked and applied as they come,
 /// in one transaction, so a bad line leaves the replica untouched and a
-/// large file is never held in memory whole.
+/// large file is never held in memory whole. Reading and parsing run on a
+/// second thread, beside the apply (a bounded queue between them).
 pub fn import_ops(paths: &Paths) -> Result<ExitCode> {
     let mut replica = open(paths)?;
-    let mut read = 0usize;
-    let lines = std::io::stdin()
-        .lock()
-        .lines()
-        .enumerate()
-        .filter_map(|(index, line)| {
-            let line = match line {
-                Ok(line) => line,
-                Err(e) => {
-                    return Some(Err(heph_store::StoreError::Invalid(format!(
-                        "cannot read stdin: {e}"
-                    ))))
-                }
-            };
-            if line.trim().is_empty() {
-                return None;
-            }
-            read += 1;
-            Some(
-                serde_json::from_str::<Op>(&line)
-                    .map_err(|e| format!("not an op: {e}"))
-                    .and_then(|op| op.validate().map(|()| op).map_err(|e| e.to_string()))
-                    .map_err(|e| {
-                        heph_store::StoreError::Invalid(format!("line {}: {e}", index + 1))
-                    }),
-            )
-        });
-    let report = replica.import_ops(lines)?;
+    let (send, receive) = std::sync::mpsc::sync_channel(IMPORT_QUEUE);
+    let reader = std::thread::spawn(move || read_ops(std::io::stdin().lock(), &send));
+    // On an error the reader is not waited for (it may be blocked on a
+    // slow pipe): the process ends with it.
+    let report = replica.import_ops(receive.into_iter().flatten())?;
+    let read = reader
+        .join()
+        .map_err(|_| anyhow!("the thread reading stdin panicked"))?;
     eprintln!(
         "imported {} new ops ({} already present)",
         report.new_ops,
-        read - report.new_ops
+        read.saturating_sub(report.new_ops)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ops per message and messages queued between the reader and the apply:
+/// enough to keep both threads busy, little memory.
+const IMPORT_BATCH: usize = 1024;
+const IMPORT_QUEUE: usize = 4;
+
+type OpBatch = Vec<std::result::Result<Op, heph_store::StoreError>>;
+
+/// Reads JSON lines from `input`, one op each, and sends them in batches;
+/// stops after the first bad line (sent as an error) or when the receiver
+/// is gone. Returns how many ops it read.
+fn read_ops(input: impl BufRead, send: &std::sync::mpsc::SyncSender<OpBatch>) -> usize {
+    let mut read = 0usize;
+    let mut batch = Vec::with_capacity(IMPORT_BATCH);
+    for (index, line) in input.lines().enumerate() {
+        let parsed = match line {
+            Err(e) => Err(heph_store::StoreError::Invalid(format!(
+                "cannot read stdin: {e}"
+            ))),
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => serde_json::from_str::<Op>(&line)
+                .map_err(|e| format!("not an op: {e}"))
+                .and_then(|op| op.validate().map(|()| op).map_err(|e| e.to_string()))
+                .map_err(|e| heph_store::StoreError::Invalid(format!("line {}: {e}", index + 1))),
+        };
+        let failed = parsed.is_err();
+        read += usize::from(!failed);
+        batch.push(parsed);
+        if failed || batch.len() == IMPORT_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
+            if send.send(full).is_err() || failed {
+                return read;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = send.send(batch);
+    }
+    read
 }
