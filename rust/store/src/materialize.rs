@@ -82,7 +82,10 @@ impl ApplyReport {
     }
 
     pub(crate) fn touch(&mut self, node: &str) {
-        if self.touched.insert(node.to_owned()) {
+        // Looked up first: every op of a node touches it, and only the
+        // first needs the copies.
+        if !self.touched.contains(node) {
+            self.touched.insert(node.to_owned());
             self.changed_nodes.push(node.to_owned());
         }
     }
@@ -548,15 +551,16 @@ fn materialize(
     report: &mut ApplyReport,
     text: Option<&str>,
 ) -> Result<(), StoreError> {
-    let hlc = op.hlc.to_string();
     // Last-writer-wins values are stamped with the op id too, so two ops
     // with one stamp resolve the same way in any order.
     let key = version_key(&op.hlc, &op.op_id);
+    // The stamp's text is the key's first half (formatted once per op).
+    let hlc = &key[..key.len() - op.op_id.len() - 1];
     report.touch(&op.node);
     match &op.action {
         Action::Create { kind } => {
             row.set_field(Field::Kind, Some(kind.as_str()), &key)?;
-            row.created(&hlc);
+            row.created(hlc);
         }
         Action::Set { field, value } => row.set_field(*field, value.as_deref(), &key)?,
         Action::SetBody { base, .. } | Action::EditBody { base, .. } => {
@@ -578,7 +582,7 @@ fn materialize(
         Action::Delete | Action::Restore => {}
     }
     // Every op but a delete is a sign of life: see the module comment.
-    row.lived(&hlc, matches!(op.action, Action::Delete), seq);
+    row.lived(hlc, matches!(op.action, Action::Delete), seq);
     Ok(())
 }
 
