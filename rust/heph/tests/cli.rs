@@ -42,6 +42,18 @@ impl Cli {
     fn json(&self, args: &[&str]) -> serde_json::Value {
         serde_json::from_str(&self.ok(args)).unwrap()
     }
+
+    /// `heph import-ops`, started with a pipe for its stdin.
+    fn start_import(&self) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_heph"))
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .arg("import-ops")
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
 }
 
 #[test]
@@ -154,14 +166,7 @@ fn export_import_round_trip() {
     let ops = a.ok(&["export-ops"]);
     let b = Cli::new();
     let import = |input: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_heph"))
-            .arg("--data-dir")
-            .arg(b.dir.path())
-            .arg("import-ops")
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = b.start_import();
         child
             .stdin
             .take()
@@ -196,14 +201,7 @@ fn import_stops_at_a_bad_line_without_waiting_for_the_rest() {
     let good = ops.lines().count();
     assert!(good > 2048, "more ops than two batches: {good}");
     let b = Cli::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_heph"))
-        .arg("--data-dir")
-        .arg(b.dir.path())
-        .arg("import-ops")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = b.start_import();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(ops.as_bytes()).unwrap();
     stdin.write_all(b"not json\n").unwrap();
