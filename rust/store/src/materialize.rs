@@ -201,9 +201,9 @@ pub(crate) fn apply_op(
     report: &mut ApplyReport,
 ) -> Result<bool, StoreError> {
     let before = report.new_ops;
-    let mut group = NodeGroup::load(tx, &op.node, report)?;
+    let mut group = NodeGroup::load(tx, &op.node)?;
     let applied = group.apply(tx, op, pushed, report);
-    group.row.store(tx)?;
+    group.finish(tx, report)?;
     applied?;
     Ok(report.new_ops > before)
 }
@@ -227,7 +227,7 @@ pub(crate) fn apply_batch(
     });
     let mut refused = Vec::new();
     for run in order.chunk_by(|&a, &b| ops[a].node == ops[b].node) {
-        let mut group = NodeGroup::load(tx, &ops[run[0]].node, report)?;
+        let mut group = NodeGroup::load(tx, &ops[run[0]].node)?;
         for &i in run {
             match group.apply(tx, &ops[i], pushed, report) {
                 Err(StoreError::Invalid(reason)) => refused.push((i, reason)),
@@ -236,7 +236,7 @@ pub(crate) fn apply_batch(
                 }
             }
         }
-        group.row.store(tx)?;
+        group.finish(tx, report)?;
     }
     Ok(refused)
 }
@@ -246,19 +246,30 @@ pub(crate) fn apply_batch(
 struct NodeGroup {
     row: NodeRow,
     texts: HashMap<String, String>,
+    /// Whether an op was new (applied or held back): a group of duplicates
+    /// only (a device pulling back ops it has) leaves the row and the
+    /// full-text index alone.
+    changed: bool,
 }
 
 impl NodeGroup {
-    fn load(
-        tx: &Transaction<'_>,
-        node: &str,
-        report: &mut ApplyReport,
-    ) -> Result<Self, StoreError> {
-        unindex(tx, node, report)?;
+    fn load(tx: &Transaction<'_>, node: &str) -> Result<Self, StoreError> {
         Ok(Self {
             row: NodeRow::load(tx, node)?,
             texts: HashMap::new(),
+            changed: false,
         })
+    }
+
+    /// Writes the row back when an op changed it, after taking the node out
+    /// of the full-text index while the stored row still holds the text the
+    /// entry was made from ([`reindex`] puts it back).
+    fn finish(mut self, tx: &Transaction<'_>, report: &mut ApplyReport) -> Result<(), StoreError> {
+        if self.changed {
+            unindex(tx, &self.row.id, report)?;
+            self.row.store(tx)?;
+        }
+        Ok(())
     }
 
     /// Applies `op` (of this node) and any held delta it releases.
@@ -309,6 +320,7 @@ impl NodeGroup {
                     return Ok(());
                 }
                 let Some(text) = self.delta_text(tx, op, base, from_id, delta)? else {
+                    self.changed = true;
                     if hold(tx, op, pushed, None)? {
                         report.held += 1;
                     } else {
@@ -342,6 +354,7 @@ impl NodeGroup {
         }
         let seq = tx.last_insert_rowid();
         report.new_ops += 1;
+        self.changed = true;
         materialize(tx, &mut self.row, op, seq, report, text.as_deref())?;
         if let Some(text) = text {
             self.texts.insert(op.op_id.clone(), text);
@@ -612,7 +625,7 @@ pub(crate) fn rebuild_node(
             Ok((seq, row.into_op()?))
         })
         .collect::<Result<_, StoreError>>()?;
-    let mut group = NodeGroup::load(tx, node, report)?;
+    let mut group = NodeGroup::load(tx, node)?;
     for (seq, op) in &rows {
         // In stamp order, a delta's base version was rebuilt before it.
         let text = match &op.action {
