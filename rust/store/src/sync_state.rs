@@ -88,6 +88,20 @@ impl Replica {
 
     /// Records that the hub stored these ops.
     pub fn mark_pushed(&mut self, op_ids: &[String]) -> Result<()> {
+        self.mark_pushed_through(None, op_ids)
+    }
+
+    /// Records that the hub stored these ops and, with `Some((hub, seq))`,
+    /// moves the pull cursor for `hub` up to `seq` in the same transaction.
+    /// The caller moves it only over hub sequences it knows are all ops of
+    /// this replica (the push replies cover every sequence from the cursor
+    /// up to `seq`): pulling those back would bring nothing new. The cursor
+    /// never moves back.
+    pub fn mark_pushed_through(
+        &mut self,
+        cursor: Option<(&str, i64)>,
+        op_ids: &[String],
+    ) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -96,6 +110,9 @@ impl Replica {
             for id in op_ids {
                 stmt.execute([id])?;
             }
+        }
+        if let Some((hub, seq)) = cursor {
+            advance_cursor(&tx, hub, seq)?;
         }
         tx.commit()?;
         Ok(())
@@ -233,12 +250,7 @@ impl Replica {
                     put.execute(params![hub, op.seq, op_id_of(&op.raw), op.raw, reason])?;
                 }
             }
-            w.tx.prepare_cached(
-                "INSERT INTO sync_state (hub, key, value) VALUES (?1, 'cursor', ?2)
-                 ON CONFLICT (hub, key) DO UPDATE SET value = excluded.value
-                 WHERE CAST(excluded.value AS INTEGER) > CAST(sync_state.value AS INTEGER)",
-            )?
-            .execute(params![hub, new_cursor.to_string()])?;
+            advance_cursor(w.tx, hub, new_cursor)?;
             Ok(bad.len())
         })?;
         for op in &parsed {
@@ -397,6 +409,17 @@ impl Replica {
         };
         Ok(())
     }
+}
+
+/// Moves the pull cursor for `hub` up to `seq` (never back).
+fn advance_cursor(tx: &rusqlite::Connection, hub: &str, seq: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO sync_state (hub, key, value) VALUES (?1, 'cursor', ?2)
+         ON CONFLICT (hub, key) DO UPDATE SET value = excluded.value
+         WHERE CAST(excluded.value AS INTEGER) > CAST(sync_state.value AS INTEGER)",
+    )?
+    .execute(params![hub, seq.to_string()])?;
+    Ok(())
 }
 
 /// The `op_id` of an op's JSON text, when it has a readable one.

@@ -87,6 +87,7 @@ async fn push_batch(
     replica: &mut Replica,
     client: &HubClient,
     ops: &[Op],
+    own: &mut OwnRun,
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     let reply = match client.push(ops).await {
@@ -101,8 +102,8 @@ async fn push_batch(
             if ops.len() > 1 {
                 let (a, b) = ops.split_at(ops.len() / 2);
                 // Boxed: the future contains itself.
-                Box::pin(push_batch(replica, client, a, report)).await?;
-                return Box::pin(push_batch(replica, client, b, report)).await;
+                Box::pin(push_batch(replica, client, a, own, report)).await?;
+                return Box::pin(push_batch(replica, client, b, own, report)).await;
             }
             let (code, reason) = if status == 413 {
                 (
@@ -145,7 +146,10 @@ async fn push_batch(
     let mut pushed = Vec::new();
     for (op, seq) in ops.iter().zip(&reply.seqs) {
         match seq {
-            Some(_) => pushed.push(op.op_id.clone()),
+            Some(seq) => {
+                pushed.push(op.op_id.clone());
+                own.acknowledged(*seq);
+            }
             None if !refused.iter().any(|r| r.0 == op.op_id) => refused.push((
                 op.op_id.clone(),
                 "invalid".into(),
@@ -154,7 +158,8 @@ async fn push_batch(
             None => {}
         }
     }
-    replica.mark_pushed(&pushed)?;
+    let through = own.advance();
+    replica.mark_pushed_through(through.map(|seq| (own.hub.as_str(), seq)), &pushed)?;
     if !refused.is_empty() {
         replica.mark_refused(&refused)?;
     }
@@ -165,6 +170,50 @@ async fn push_batch(
     }
     report.warnings.extend(other_reasons);
     Ok(())
+}
+
+/// Hub sequences the push replies gave this device's own ops, for moving
+/// the pull cursor over them instead of pulling them back (a first upload
+/// would otherwise download and re-apply every op it just sent). The cursor
+/// moves only over an unbroken run of our own sequences right after it: a
+/// sequence held by any other op (another device's, interleaved) leaves a
+/// gap that stops the run, and the pull fetches everything from there, so
+/// no op of another device is ever skipped.
+#[derive(Debug)]
+struct OwnRun {
+    hub: String,
+    /// The pull cursor as far as this pass knows it.
+    cursor: i64,
+    /// Our sequences above the cursor, not yet joined to it.
+    ahead: std::collections::BTreeSet<i64>,
+}
+
+impl OwnRun {
+    fn new(hub: String, cursor: i64) -> Self {
+        Self {
+            hub,
+            cursor,
+            ahead: std::collections::BTreeSet::new(),
+        }
+    }
+
+    /// The hub stored (or already had) one of our ops at `seq`.
+    fn acknowledged(&mut self, seq: i64) {
+        if seq > self.cursor {
+            self.ahead.insert(seq);
+        }
+    }
+
+    /// Joins the run of sequences right after the cursor: the new cursor
+    /// when it moved.
+    fn advance(&mut self) -> Option<i64> {
+        let before = self.cursor;
+        while self.ahead.first() == Some(&(self.cursor + 1)) {
+            self.ahead.pop_first();
+            self.cursor += 1;
+        }
+        (self.cursor > before).then_some(self.cursor)
+    }
 }
 
 /// What the sending device hears when the hub refuses its future stamps.
@@ -196,12 +245,13 @@ pub async fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncRe
     // the hub's time may have come.
     replica.requeue_refused("clock_ahead")?;
     let mut push_error = None;
+    let mut own = OwnRun::new(hub.clone(), replica.sync_cursor(&hub)?);
     loop {
         let ops = replica.unpushed_ops(PUSH_BATCH_BYTES)?;
         if ops.is_empty() {
             break;
         }
-        match push_batch(&mut replica, client, &ops, &mut report).await {
+        match push_batch(&mut replica, client, &ops, &mut own, &mut report).await {
             Ok(()) => {}
             Err(SyncError::Client(
                 e @ (ClientError::Unauthorized(_) | ClientError::Unreachable { .. }),
@@ -522,4 +572,41 @@ pub fn record_outcome(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OwnRun;
+
+    #[test]
+    fn the_cursor_moves_only_over_an_unbroken_run_of_our_sequences() {
+        let mut own = OwnRun::new("h".into(), 10);
+        // 11 belongs to another device: nothing moves, however much of
+        // ours lies beyond it.
+        for seq in [12, 13, 14] {
+            own.acknowledged(seq);
+        }
+        assert_eq!(own.advance(), None);
+        assert_eq!(own.cursor, 10);
+        // Sequences at or below the cursor (an op the hub already had)
+        // change nothing.
+        own.acknowledged(3);
+        assert_eq!(own.advance(), None);
+    }
+
+    #[test]
+    fn the_run_joins_across_batches_and_stops_at_a_gap() {
+        let mut own = OwnRun::new("h".into(), 0);
+        for seq in [1, 2, 3] {
+            own.acknowledged(seq);
+        }
+        assert_eq!(own.advance(), Some(3));
+        // The next batch: 4 and 5 are ours, 6 is not, 7 is.
+        for seq in [5, 4, 7] {
+            own.acknowledged(seq);
+        }
+        assert_eq!(own.advance(), Some(5));
+        assert_eq!(own.advance(), None);
+        assert_eq!(own.cursor, 5);
+    }
 }
