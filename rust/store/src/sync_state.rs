@@ -66,14 +66,24 @@ impl Replica {
     /// Ops the hub has not acknowledged, oldest first, about `max_bytes` of
     /// JSON in all (always at least one when any is pending).
     pub fn unpushed_ops(&self, max_bytes: usize) -> Result<Vec<Op>> {
+        Ok(self.unpushed_ops_after(i64::MIN, max_bytes)?.0)
+    }
+
+    /// Like [`Replica::unpushed_ops`], but only ops after local sequence
+    /// `after`, with the local sequence of the last one: a reader that
+    /// prepares the next batch while the previous one is on its way passes
+    /// that back as the next `after`.
+    pub fn unpushed_ops_after(&self, after: i64, max_bytes: usize) -> Result<(Vec<Op>, i64)> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT op_id, hlc, node, payload FROM ops
-             WHERE pushed = 0 AND refused IS NULL ORDER BY seq",
+            "SELECT op_id, hlc, node, payload, seq FROM ops
+             WHERE pushed = 0 AND refused IS NULL AND seq > ?1 ORDER BY seq",
         )?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query([after])?;
         let mut ops = Vec::new();
         let mut size = 0;
+        let mut last = after;
         while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(4)?;
             let row = LogRow::read(row, 0)?;
             // The op as sent: its action plus id, stamp and node.
             let len = row.json_len_estimate();
@@ -81,9 +91,10 @@ impl Replica {
                 break;
             }
             size += len;
+            last = seq;
             ops.push(row.into_op()?);
         }
-        Ok(ops)
+        Ok((ops, last))
     }
 
     /// Records that the hub stored these ops.

@@ -87,10 +87,15 @@ async fn push_batch(
     replica: &mut Replica,
     client: &HubClient,
     ops: &[Op],
+    body: Option<Vec<u8>>,
     own: &mut OwnRun,
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
-    let reply = match client.push(ops).await {
+    let sent = match body {
+        Some(body) => client.push_encoded(ops.len(), body).await,
+        None => client.push(ops).await,
+    };
+    let reply = match sent {
         Ok(reply) => reply,
         // A request the hub refuses whole (too large, or a shape it will
         // not take): halve it until the op at fault is alone, and set that
@@ -102,8 +107,8 @@ async fn push_batch(
             if ops.len() > 1 {
                 let (a, b) = ops.split_at(ops.len() / 2);
                 // Boxed: the future contains itself.
-                Box::pin(push_batch(replica, client, a, own, report)).await?;
-                return Box::pin(push_batch(replica, client, b, own, report)).await;
+                Box::pin(push_batch(replica, client, a, None, own, report)).await?;
+                return Box::pin(push_batch(replica, client, b, None, own, report)).await;
             }
             let (code, reason) = if status == 413 {
                 (
@@ -216,6 +221,42 @@ impl OwnRun {
     }
 }
 
+/// Push batches read and encoded ahead of the one on its way.
+const PUSH_BATCHES_AHEAD: usize = 2;
+
+/// A push batch: the ops and the request body made of them.
+type Batch = Result<(Vec<Op>, Vec<u8>), SyncError>;
+
+/// Reads the unacknowledged ops in push batches, oldest first, on its own
+/// handle, and hands each over encoded; an empty batch (or an error) ends
+/// it, and so does the pass no longer taking batches. Each op is read once
+/// per pass: what the hub refuses is set aside by the pass, what it never
+/// answered for stays unacknowledged and goes again next pass.
+fn prepare_batches(replica_path: &Path, ready: &tokio::sync::mpsc::Sender<Batch>) {
+    let replica = match Replica::open(replica_path) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ready.blocking_send(Err(e.into()));
+            return;
+        }
+    };
+    let mut after = i64::MIN;
+    loop {
+        let batch = replica
+            .unpushed_ops_after(after, PUSH_BATCH_BYTES)
+            .map_err(SyncError::from)
+            .and_then(|(ops, last)| {
+                after = last;
+                let body = crate::client::encode_push(&ops)?;
+                Ok((ops, body))
+            });
+        let last = !matches!(&batch, Ok((ops, _)) if !ops.is_empty());
+        if ready.blocking_send(batch).is_err() || last {
+            return;
+        }
+    }
+}
+
 /// What the sending device hears when the hub refuses its future stamps.
 pub fn clock_ahead_message(ahead_ms: u64) -> String {
     format!(
@@ -244,24 +285,43 @@ pub async fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncRe
     // Ops refused for a clock that was ahead: the clock may be fixed, or
     // the hub's time may have come.
     replica.requeue_refused("clock_ahead")?;
-    let mut push_error = None;
     let mut own = OwnRun::new(hub.clone(), replica.sync_cursor(&hub)?);
-    loop {
-        let ops = replica.unpushed_ops(PUSH_BATCH_BYTES)?;
-        if ops.is_empty() {
-            break;
-        }
-        match push_batch(&mut replica, client, &ops, &mut own, &mut report).await {
-            Ok(()) => {}
-            Err(SyncError::Client(
-                e @ (ClientError::Unauthorized(_) | ClientError::Unreachable { .. }),
-            )) => return Err(e.into()),
-            Err(e) => {
-                push_error = Some(e);
+    // The next batches are read and encoded on another thread while one is
+    // on its way: the hub checks and stores a batch meanwhile.
+    let (ready, mut batches) = tokio::sync::mpsc::channel(PUSH_BATCHES_AHEAD);
+    let reader_path = replica_path.to_owned();
+    let reader = tokio::task::spawn_blocking(move || prepare_batches(&reader_path, &ready));
+    let pushed: Result<Option<SyncError>, SyncError> = async {
+        while let Some(batch) = batches.recv().await {
+            let (ops, body) = batch?;
+            if ops.is_empty() {
                 break;
             }
+            let sent = push_batch(
+                &mut replica,
+                client,
+                &ops,
+                Some(body),
+                &mut own,
+                &mut report,
+            );
+            match sent.await {
+                Ok(()) => {}
+                Err(SyncError::Client(
+                    e @ (ClientError::Unauthorized(_) | ClientError::Unreachable { .. }),
+                )) => return Err(e.into()),
+                // The pull still runs.
+                Err(e) => return Ok(Some(e)),
+            }
         }
+        Ok(None)
     }
+    .await;
+    // The reader stops at its next batch and closes its handle before
+    // anything below needs the replica alone (a snapshot install).
+    drop(batches);
+    let _ = reader.await;
+    let push_error = pushed?;
     let mut changed = std::collections::HashSet::new();
     let mut cursor = replica.sync_cursor(&hub)?;
     if cursor == 0 && replica.can_bootstrap()? {

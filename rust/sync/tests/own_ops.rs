@@ -108,7 +108,9 @@ fn hub_ops(db: &Path) -> i64 {
 
 async fn sync(replica: &Path, url: &str) -> heph_sync::SyncReport {
     let client = HubClient::new(url).unwrap();
-    heph_sync::engine::sync_once(replica, &client).await.unwrap()
+    heph_sync::engine::sync_once(replica, &client)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,4 +178,40 @@ async fn a_push_whose_reply_was_lost_is_not_duplicated() {
     sync(&b, &url).await;
     assert_eq!(titles(&b), vec!["one", "three", "two"]);
     assert_eq!(titles(&b), titles(&a));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_many_batches_goes_up_whole_and_is_not_pulled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let (url, pulls) = hub_behind_proxy(&db).await;
+    let a = dir.path().join("a.db");
+    // About 3 MiB of bodies: several push batches, read ahead of the one
+    // on its way.
+    {
+        let mut r = Replica::open(&a).unwrap();
+        for i in 0..48 {
+            r.create(NewNode {
+                title: format!("note {i:02}"),
+                body: format!("line {i}\n").repeat(8000),
+                ..NewNode::default()
+            })
+            .unwrap();
+        }
+    }
+    let total = Replica::open(&a).unwrap().op_seq().unwrap();
+    let report = sync(&a, &url).await;
+    let stored = hub_ops(&db);
+    assert_eq!(report.pushed as i64, stored);
+    assert_eq!(stored, total);
+    assert_eq!(*pulls.lock().unwrap(), vec![stored]);
+    assert_eq!(Replica::open(&a).unwrap().pending_count().unwrap(), 0);
+    // Again: nothing to send, nothing new on the hub.
+    let again = sync(&a, &url).await;
+    assert_eq!((again.pushed, again.pulled), (0, 0));
+    assert_eq!(hub_ops(&db), stored);
+    let b = dir.path().join("b.db");
+    sync(&b, &url).await;
+    assert_eq!(titles(&b), titles(&a));
+    assert_eq!(titles(&b).len(), 48);
 }
