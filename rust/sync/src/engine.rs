@@ -16,8 +16,12 @@ use heph_store::{Replica, StoreError};
 
 use crate::client::{ClientError, HubClient, TokenProvider};
 
-/// Bytes of op JSON per push request.
-pub const PUSH_BATCH_BYTES: usize = 1024 * 1024;
+/// Bytes of op JSON per push request: under the hub's default request
+/// limit (`heph_hub::DEFAULT_MAX_BODY`, 4 MiB) with room for the estimate's
+/// error; a hub with a lower limit answers 413 and the batch is halved.
+/// Each request is one transaction and one sync to disk on the hub, so a
+/// backlog goes up in few of them.
+pub const PUSH_BATCH_BYTES: usize = 3 * 1024 * 1024;
 /// Ops per pull request.
 pub const PULL_BATCH: usize = 5000;
 /// Bytes of op JSON per pull request (the hub caps it at its own limit and
