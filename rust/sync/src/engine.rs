@@ -85,8 +85,31 @@ fn open_replica(path: &Path) -> Result<Replica, StoreError> {
     Ok(replica)
 }
 
+/// What a push reply leaves to record in the replica: the ops the hub
+/// stored, the ones it refused, and how far the cursor moves over our own.
+#[derive(Debug, Default)]
+struct Settle {
+    through: Option<(String, i64)>,
+    pushed: Vec<String>,
+    refused: Vec<(String, String, String)>,
+}
+
+impl Settle {
+    /// Records it: acknowledgments and cursor in one transaction.
+    fn write(self, replica: &mut Replica) -> Result<(), StoreError> {
+        let through = self.through.as_ref().map(|(hub, seq)| (hub.as_str(), *seq));
+        replica.mark_pushed_through(through, &self.pushed)?;
+        if !self.refused.is_empty() {
+            replica.mark_refused(&self.refused)?;
+        }
+        Ok(())
+    }
+}
+
 /// Pushes one batch; ops the hub refuses (per op, or a 413 for a single op)
-/// are set aside with the reason. Every op of `ops` ends pushed or refused.
+/// are set aside with the reason. Every op of `ops` ends pushed or refused
+/// once the returned [`Settle`] is written (a batch the hub refused whole
+/// is recorded here, half by half).
 async fn push_batch(
     replica: &mut Replica,
     client: &HubClient,
@@ -94,7 +117,7 @@ async fn push_batch(
     body: Option<Vec<u8>>,
     own: &mut OwnRun,
     report: &mut SyncReport,
-) -> Result<(), SyncError> {
+) -> Result<Settle, SyncError> {
     let sent = match body {
         Some(body) => client.push_encoded(ops.len(), body).await,
         None => client.push(ops).await,
@@ -111,8 +134,13 @@ async fn push_batch(
             if ops.len() > 1 {
                 let (a, b) = ops.split_at(ops.len() / 2);
                 // Boxed: the future contains itself.
-                Box::pin(push_batch(replica, client, a, None, own, report)).await?;
-                return Box::pin(push_batch(replica, client, b, None, own, report)).await;
+                Box::pin(push_batch(replica, client, a, None, own, report))
+                    .await?
+                    .write(replica)?;
+                Box::pin(push_batch(replica, client, b, None, own, report))
+                    .await?
+                    .write(replica)?;
+                return Ok(Settle::default());
             }
             let (code, reason) = if status == 413 {
                 (
@@ -131,7 +159,7 @@ async fn push_batch(
                 "op {} on node {} is set aside: {reason}",
                 ops[0].op_id, ops[0].node
             ));
-            return Ok(());
+            return Ok(Settle::default());
         }
         Err(e) => return Err(e.into()),
     };
@@ -167,18 +195,17 @@ async fn push_batch(
             None => {}
         }
     }
-    let through = own.advance();
-    replica.mark_pushed_through(through.map(|seq| (own.hub.as_str(), seq)), &pushed)?;
-    if !refused.is_empty() {
-        replica.mark_refused(&refused)?;
-    }
     report.pushed += reply.new;
     report.refused += refused.len();
     if let Some(by) = ahead {
         report.warnings.push(clock_ahead_message(by));
     }
     report.warnings.extend(other_reasons);
-    Ok(())
+    Ok(Settle {
+        through: own.advance().map(|seq| (own.hub.clone(), seq)),
+        pushed,
+        refused,
+    })
 }
 
 /// Hub sequences the push replies gave this device's own ops, for moving
@@ -222,6 +249,18 @@ impl OwnRun {
             self.cursor += 1;
         }
         (self.cursor > before).then_some(self.cursor)
+    }
+}
+
+/// A push reply being recorded: the handle comes back with the outcome.
+type Recording = tokio::task::JoinHandle<(Replica, Result<(), StoreError>)>;
+
+/// Waits for a reply's recording: the handle back, or why it failed.
+async fn finish_recording(recording: Recording) -> Result<Replica, SyncError> {
+    match recording.await {
+        Ok((handle, Ok(()))) => Ok(handle),
+        Ok((_, Err(e))) => Err(e.into()),
+        Err(e) => Err(StoreError::Invalid(format!("recording a push reply failed: {e}")).into()),
     }
 }
 
@@ -295,6 +334,12 @@ pub async fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncRe
     let (ready, mut batches) = tokio::sync::mpsc::channel(PUSH_BATCHES_AHEAD);
     let reader_path = replica_path.to_owned();
     let reader = tokio::task::spawn_blocking(move || prepare_batches(&reader_path, &ready));
+    // A reply is recorded on the blocking pool, on a handle of its own,
+    // while the next batch is on its way: the hub and this device work at
+    // the same time instead of taking turns. Replies are recorded in order,
+    // one at a time.
+    let mut recorder = Some(open_replica(replica_path)?);
+    let mut recording: Option<Recording> = None;
     let pushed: Result<Option<SyncError>, SyncError> = async {
         while let Some(batch) = batches.recv().await {
             let (ops, body) = batch?;
@@ -309,23 +354,41 @@ pub async fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncRe
                 &mut own,
                 &mut report,
             );
-            match sent.await {
-                Ok(()) => {}
+            let settle = match sent.await {
+                Ok(settle) => settle,
                 Err(SyncError::Client(
                     e @ (ClientError::Unauthorized(_) | ClientError::Unreachable { .. }),
                 )) => return Err(e.into()),
                 // The pull still runs.
                 Err(e) => return Ok(Some(e)),
-            }
+            };
+            let mut handle = match recording.take() {
+                Some(previous) => finish_recording(previous).await?,
+                None => recorder
+                    .take()
+                    .ok_or_else(|| StoreError::Invalid("the push recorder went missing".into()))?,
+            };
+            recording = Some(tokio::task::spawn_blocking(move || {
+                let written = settle.write(&mut handle);
+                (handle, written)
+            }));
         }
         Ok(None)
     }
     .await;
+    // Every reply recorded (and its handle closed) before the pull, the
+    // snapshot or an early return: nothing acknowledged is left unwritten.
+    let recorded = match recording.take() {
+        Some(last) => finish_recording(last).await.map(drop),
+        None => Ok(()),
+    };
+    drop(recorder);
     // The reader stops at its next batch and closes its handle before
     // anything below needs the replica alone (a snapshot install).
     drop(batches);
     let _ = reader.await;
     let push_error = pushed?;
+    recorded?;
     let mut changed = std::collections::HashSet::new();
     let mut cursor = replica.sync_cursor(&hub)?;
     if cursor == 0 && replica.can_bootstrap()? {
