@@ -37,9 +37,10 @@ now() { date +%s.%N; }
 since() { echo "$(now) - $1" | bc; }
 size() { du -sh --apparent-size "$1" | cut -f1; }
 
-start_hub() { # db threshold
+start_hub() { # db threshold [address]
   local out="$work/hub.out"
-  "$heph" hub --listen 127.0.0.1:0 --db "$1" --snapshot-threshold "$2" >"$out" 2>"$work/hub.err" &
+  rm -f "$out"
+  "$heph" hub --listen "${3:-127.0.0.1:0}" --db "$1" --snapshot-threshold "$2" >"$out" 2>"$work/hub.err" &
   hub_pid=$!
   for _ in $(seq 100); do
     grep -q listening "$out" 2>/dev/null && break
@@ -83,8 +84,10 @@ for row in $rows; do
   echo "| setup: sync A up (push every op) | $(since "$t") s | | | $l |"
   pull_into_empty "initial pull, every op"
   stop_hub
-  # The hub asks for a snapshot; A's next sync makes and uploads it.
-  start_hub "$work/hub.db" 1
+  # The hub asks for a snapshot; A's next sync makes and uploads it. Same
+  # address: a device knows a hub (and its cursor there) by its URL, and
+  # at a new one it would pull every op again.
+  start_hub "$work/hub.db" 1 "${url#http://}"
   t=$(now); l=$(load)
   "$heph" --data-dir "$a" sync --hub "$url" --json >"$work/up"
   grep -q '"snapshot_uploaded":[0-9]' "$work/up" || { echo "no snapshot uploaded: $(cat "$work/up")" >&2; exit 1; }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::auth::Access;
@@ -31,23 +32,42 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Nesting depth of a JSON value, without recursion.
-fn depth(value: &Value) -> usize {
-    let mut deepest = 0;
-    let mut stack = vec![(value, 1usize)];
-    while let Some((v, d)) = stack.pop() {
-        deepest = deepest.max(d);
-        match v {
-            Value::Array(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
-            Value::Object(map) => stack.extend(map.values().map(|i| (i, d + 1))),
-            _ => {}
+/// Nesting depth of a JSON text already known to be valid, counted as
+/// for a parsed value (a container or scalar inside `k` open containers is
+/// at depth `k + 1`), by one pass over the bytes: the pushed op is never
+/// built into a tree.
+fn depth(text: &str) -> usize {
+    let (mut open, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in text.as_bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'{' | b'[' => {
+                open += 1;
+                deepest = deepest.max(open);
+            }
+            b'}' | b']' => open = open.saturating_sub(1),
+            b' ' | b'\t' | b'\n' | b'\r' | b',' | b':' => {}
+            b'"' => {
+                in_string = true;
+                deepest = deepest.max(open + 1);
+            }
+            _ => deepest = deepest.max(open + 1),
         }
     }
     deepest
 }
 
 /// Why one pushed op is refused: (code, reason, how far ahead).
-fn screen(op: &Value, text: &str, now: u64) -> Result<(), (&'static str, String, Option<u64>)> {
+fn screen(text: &str, now: u64) -> Result<(), (&'static str, String, Option<u64>)> {
     use heph_core::op::MAX_OP_JSON_BYTES;
     if text.len() > MAX_OP_JSON_BYTES {
         return Err((
@@ -60,7 +80,7 @@ fn screen(op: &Value, text: &str, now: u64) -> Result<(), (&'static str, String,
             None,
         ));
     }
-    if depth(op) > MAX_OP_DEPTH {
+    if depth(text) > MAX_OP_DEPTH {
         return Err((
             "invalid",
             format!("the op is nested more than {MAX_OP_DEPTH} levels deep"),
@@ -176,11 +196,13 @@ async fn push(
             return error(status, &message);
         }
     };
-    let parsed: Value = match serde_json::from_slice(&body) {
+    // Each op stays the text it came as (checked, never rebuilt as a tree
+    // and printed again): the hub stores and serves exactly those bytes.
+    let top: &RawValue = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("malformed JSON: {e}")),
     };
-    let Some(ops) = parsed.get("ops").and_then(Value::as_array) else {
+    let Ok(PushBody { ops }) = serde_json::from_str::<PushBody<'_>>(top.get()) else {
         return error(StatusCode::BAD_REQUEST, "expected {\"ops\": [...]}");
     };
     let now = now_ms();
@@ -188,8 +210,9 @@ async fn push(
     let mut accepted = Vec::with_capacity(ops.len());
     let mut refused = Vec::new();
     for (i, op) in ops.iter().enumerate() {
-        let op_id = match op.get("op_id").and_then(Value::as_str) {
-            Some(id) if !id.is_empty() && id.len() <= 128 => id.to_owned(),
+        let text = op.get();
+        let op_id = match op_id_of(text) {
+            Some(id) if !id.is_empty() && id.len() <= 128 => id,
             _ => {
                 return error(
                     StatusCode::BAD_REQUEST,
@@ -199,11 +222,10 @@ async fn push(
                 )
             }
         };
-        let text = op.to_string();
-        match screen(op, &text, now) {
+        match screen(text, now) {
             Ok(()) => {
                 accepted.push(i);
-                rows.push((op_id, text));
+                rows.push((op_id, text.to_owned()));
             }
             Err((code, reason, ahead_ms)) => refused.push(json!({
                 "index": i,
@@ -235,6 +257,30 @@ async fn push(
         }
         Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
+    }
+}
+
+/// A push request: the ops as the text they came as.
+#[derive(Deserialize)]
+struct PushBody<'a> {
+    #[serde(borrow)]
+    ops: Vec<&'a RawValue>,
+}
+
+/// Only the `op_id` of a pushed op (every other field is skipped).
+#[derive(Deserialize)]
+struct OpIdOf {
+    op_id: Option<Value>,
+}
+
+/// The string `op_id` of a pushed op that is a JSON object.
+fn op_id_of(text: &str) -> Option<String> {
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    match serde_json::from_str::<OpIdOf>(text).ok()?.op_id? {
+        Value::String(id) => Some(id),
+        _ => None,
     }
 }
 
@@ -310,4 +356,57 @@ async fn pull(
         out,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{depth, op_id_of};
+    use serde_json::Value;
+
+    /// Depth of a parsed value, the way the hub counted it before it
+    /// stopped parsing pushed ops into trees.
+    fn tree_depth(value: &Value) -> usize {
+        match value {
+            Value::Array(items) => 1 + items.iter().map(tree_depth).max().unwrap_or(0),
+            Value::Object(map) => 1 + map.values().map(tree_depth).max().unwrap_or(0),
+            _ => 1,
+        }
+    }
+
+    #[test]
+    fn depth_of_the_text_matches_depth_of_the_tree() {
+        for text in [
+            "1",
+            "\"a\"",
+            "{}",
+            "[]",
+            "{\"a\":1}",
+            "{\"a\":{}}",
+            "[[[]]]",
+            "[1,[2,[3]]]",
+            "{\"op_id\":\"x\",\"v\":\"{[\\\"]}\",\"w\":[{\"k\":null}]}",
+            " { \"a\" : [ true , { \"b\" : -1.5e3 } ] } ",
+            "{\"s\":\"\\\\\",\"t\":[[\"\\\\\\\"[\"]]}",
+        ] {
+            let value: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(depth(text), tree_depth(&value), "{text}");
+        }
+        let mut deep = String::from("1");
+        for _ in 0..40 {
+            deep = format!("{{\"x\":{deep}}}");
+        }
+        assert_eq!(depth(&deep), 41);
+    }
+
+    #[test]
+    fn op_id_only_from_an_object_with_a_string_id() {
+        assert_eq!(
+            op_id_of("{\"op_id\":\"a\",\"x\":[1]}").as_deref(),
+            Some("a")
+        );
+        assert_eq!(op_id_of("{\"op_id\":7}"), None);
+        assert_eq!(op_id_of("{\"x\":1}"), None);
+        assert_eq!(op_id_of("[\"a\"]"), None);
+        assert_eq!(op_id_of("\"a\""), None);
+    }
 }

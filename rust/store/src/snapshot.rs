@@ -45,6 +45,9 @@ const TABLES: &[&str] = &[
     "nodes_fts_config",
 ];
 
+/// zstd level of an exported snapshot.
+const EXPORT_LEVEL: i32 = 1;
+
 /// A zstd frame's magic number, as it appears in the stream.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// Bit of a zstd frame header's descriptor: a content checksum follows
@@ -279,8 +282,15 @@ impl Replica {
             bytes: 0,
         };
         let mut file = std::fs::File::open(&tmp.0).map_err(io_err(&tmp.0))?;
-        let mut encoder = zstd::stream::Encoder::new(&mut counted, 3).map_err(io_err(&tmp.0))?;
+        // Level 1 on every core: the export sits in a device's first upload,
+        // and level 3 on one thread took seconds there for 4% fewer bytes.
+        let mut encoder =
+            zstd::stream::Encoder::new(&mut counted, EXPORT_LEVEL).map_err(io_err(&tmp.0))?;
         encoder.include_checksum(true).map_err(io_err(&tmp.0))?;
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        encoder
+            .multithread(workers as u32)
+            .map_err(io_err(&tmp.0))?;
         std::io::copy(&mut file, &mut encoder).map_err(io_err(&tmp.0))?;
         encoder.finish().map_err(io_err(&tmp.0))?;
         Ok(Exported {

@@ -66,14 +66,24 @@ impl Replica {
     /// Ops the hub has not acknowledged, oldest first, about `max_bytes` of
     /// JSON in all (always at least one when any is pending).
     pub fn unpushed_ops(&self, max_bytes: usize) -> Result<Vec<Op>> {
+        Ok(self.unpushed_ops_after(i64::MIN, max_bytes)?.0)
+    }
+
+    /// Like [`Replica::unpushed_ops`], but only ops after local sequence
+    /// `after`, with the local sequence of the last one: a reader that
+    /// prepares the next batch while the previous one is on its way passes
+    /// that back as the next `after`.
+    pub fn unpushed_ops_after(&self, after: i64, max_bytes: usize) -> Result<(Vec<Op>, i64)> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT op_id, hlc, node, payload FROM ops
-             WHERE pushed = 0 AND refused IS NULL ORDER BY seq",
+            "SELECT op_id, hlc, node, payload, seq FROM ops
+             WHERE pushed = 0 AND refused IS NULL AND seq > ?1 ORDER BY seq",
         )?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query([after])?;
         let mut ops = Vec::new();
         let mut size = 0;
+        let mut last = after;
         while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(4)?;
             let row = LogRow::read(row, 0)?;
             // The op as sent: its action plus id, stamp and node.
             let len = row.json_len_estimate();
@@ -81,13 +91,28 @@ impl Replica {
                 break;
             }
             size += len;
+            last = seq;
             ops.push(row.into_op()?);
         }
-        Ok(ops)
+        Ok((ops, last))
     }
 
     /// Records that the hub stored these ops.
     pub fn mark_pushed(&mut self, op_ids: &[String]) -> Result<()> {
+        self.mark_pushed_through(None, op_ids)
+    }
+
+    /// Records that the hub stored these ops and, with `Some((hub, seq))`,
+    /// moves the pull cursor for `hub` up to `seq` in the same transaction.
+    /// The caller moves it only over hub sequences it knows are all ops of
+    /// this replica (the push replies cover every sequence from the cursor
+    /// up to `seq`): pulling those back would bring nothing new. The cursor
+    /// never moves back.
+    pub fn mark_pushed_through(
+        &mut self,
+        cursor: Option<(&str, i64)>,
+        op_ids: &[String],
+    ) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -96,6 +121,9 @@ impl Replica {
             for id in op_ids {
                 stmt.execute([id])?;
             }
+        }
+        if let Some((hub, seq)) = cursor {
+            advance_cursor(&tx, hub, seq)?;
         }
         tx.commit()?;
         Ok(())
@@ -233,12 +261,7 @@ impl Replica {
                     put.execute(params![hub, op.seq, op_id_of(&op.raw), op.raw, reason])?;
                 }
             }
-            w.tx.prepare_cached(
-                "INSERT INTO sync_state (hub, key, value) VALUES (?1, 'cursor', ?2)
-                 ON CONFLICT (hub, key) DO UPDATE SET value = excluded.value
-                 WHERE CAST(excluded.value AS INTEGER) > CAST(sync_state.value AS INTEGER)",
-            )?
-            .execute(params![hub, new_cursor.to_string()])?;
+            advance_cursor(w.tx, hub, new_cursor)?;
             Ok(bad.len())
         })?;
         for op in &parsed {
@@ -397,6 +420,17 @@ impl Replica {
         };
         Ok(())
     }
+}
+
+/// Moves the pull cursor for `hub` up to `seq` (never back).
+fn advance_cursor(tx: &rusqlite::Connection, hub: &str, seq: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO sync_state (hub, key, value) VALUES (?1, 'cursor', ?2)
+         ON CONFLICT (hub, key) DO UPDATE SET value = excluded.value
+         WHERE CAST(excluded.value AS INTEGER) > CAST(sync_state.value AS INTEGER)",
+    )?
+    .execute(params![hub, seq.to_string()])?;
+    Ok(())
 }
 
 /// The `op_id` of an op's JSON text, when it has a readable one.

@@ -202,6 +202,11 @@ struct PushBody<'a> {
     ops: &'a [Op],
 }
 
+/// The body of a push of `ops`.
+pub fn encode_push(ops: &[Op]) -> Result<Vec<u8>, ClientError> {
+    serde_json::to_vec(&PushBody { ops }).map_err(|e| ClientError::Garbage(e.to_string()))
+}
+
 /// A client for one hub.
 pub struct HubClient {
     /// The hub as shown and stored (no userinfo).
@@ -299,8 +304,15 @@ impl HubClient {
 
     /// `POST /v1/ops`.
     pub async fn push(&self, ops: &[Op]) -> Result<PushReply, ClientError> {
-        let body = serde_json::to_vec(&PushBody { ops })
-            .map_err(|e| ClientError::Garbage(e.to_string()))?;
+        self.push_encoded(ops.len(), encode_push(ops)?).await
+    }
+
+    /// `POST /v1/ops` with a body [`encode_push`] made of `count` ops.
+    pub async fn push_encoded(
+        &self,
+        count: usize,
+        body: Vec<u8>,
+    ) -> Result<PushReply, ClientError> {
         let response = self
             .send(
                 self.http
@@ -314,10 +326,9 @@ impl HubClient {
             .json()
             .await
             .map_err(|e| ClientError::Garbage(e.without_url().to_string()))?;
-        if reply.seqs.len() != ops.len() {
+        if reply.seqs.len() != count {
             return Err(ClientError::Garbage(format!(
-                "pushed {} ops but got {} sequence numbers",
-                ops.len(),
+                "pushed {count} ops but got {} sequence numbers",
                 reply.seqs.len()
             )));
         }

@@ -16,8 +16,12 @@ use heph_store::{Replica, StoreError};
 
 use crate::client::{ClientError, HubClient, TokenProvider};
 
-/// Bytes of op JSON per push request.
-pub const PUSH_BATCH_BYTES: usize = 1024 * 1024;
+/// Bytes of op JSON per push request: under the hub's default request
+/// limit (`heph_hub::DEFAULT_MAX_BODY`, 4 MiB) with room for the estimate's
+/// error; a hub with a lower limit answers 413 and the batch is halved.
+/// Each request is one transaction and one sync to disk on the hub, so a
+/// backlog goes up in few of them.
+pub const PUSH_BATCH_BYTES: usize = 3 * 1024 * 1024;
 /// Ops per pull request.
 pub const PULL_BATCH: usize = 5000;
 /// Bytes of op JSON per pull request (the hub caps it at its own limit and
@@ -81,15 +85,44 @@ fn open_replica(path: &Path) -> Result<Replica, StoreError> {
     Ok(replica)
 }
 
+/// What a push reply leaves to record in the replica: the ops the hub
+/// stored, the ones it refused, and how far the cursor moves over our own.
+#[derive(Debug, Default)]
+struct Settle {
+    through: Option<(String, i64)>,
+    pushed: Vec<String>,
+    refused: Vec<(String, String, String)>,
+}
+
+impl Settle {
+    /// Records it: acknowledgments and cursor in one transaction.
+    fn write(self, replica: &mut Replica) -> Result<(), StoreError> {
+        let through = self.through.as_ref().map(|(hub, seq)| (hub.as_str(), *seq));
+        replica.mark_pushed_through(through, &self.pushed)?;
+        if !self.refused.is_empty() {
+            replica.mark_refused(&self.refused)?;
+        }
+        Ok(())
+    }
+}
+
 /// Pushes one batch; ops the hub refuses (per op, or a 413 for a single op)
-/// are set aside with the reason. Every op of `ops` ends pushed or refused.
+/// are set aside with the reason. Every op of `ops` ends pushed or refused
+/// once the returned [`Settle`] is written (a batch the hub refused whole
+/// is recorded here, half by half).
 async fn push_batch(
     replica: &mut Replica,
     client: &HubClient,
     ops: &[Op],
+    body: Option<Vec<u8>>,
+    own: &mut OwnRun,
     report: &mut SyncReport,
-) -> Result<(), SyncError> {
-    let reply = match client.push(ops).await {
+) -> Result<Settle, SyncError> {
+    let sent = match body {
+        Some(body) => client.push_encoded(ops.len(), body).await,
+        None => client.push(ops).await,
+    };
+    let reply = match sent {
         Ok(reply) => reply,
         // A request the hub refuses whole (too large, or a shape it will
         // not take): halve it until the op at fault is alone, and set that
@@ -101,8 +134,13 @@ async fn push_batch(
             if ops.len() > 1 {
                 let (a, b) = ops.split_at(ops.len() / 2);
                 // Boxed: the future contains itself.
-                Box::pin(push_batch(replica, client, a, report)).await?;
-                return Box::pin(push_batch(replica, client, b, report)).await;
+                Box::pin(push_batch(replica, client, a, None, own, report))
+                    .await?
+                    .write(replica)?;
+                Box::pin(push_batch(replica, client, b, None, own, report))
+                    .await?
+                    .write(replica)?;
+                return Ok(Settle::default());
             }
             let (code, reason) = if status == 413 {
                 (
@@ -121,7 +159,7 @@ async fn push_batch(
                 "op {} on node {} is set aside: {reason}",
                 ops[0].op_id, ops[0].node
             ));
-            return Ok(());
+            return Ok(Settle::default());
         }
         Err(e) => return Err(e.into()),
     };
@@ -145,7 +183,10 @@ async fn push_batch(
     let mut pushed = Vec::new();
     for (op, seq) in ops.iter().zip(&reply.seqs) {
         match seq {
-            Some(_) => pushed.push(op.op_id.clone()),
+            Some(seq) => {
+                pushed.push(op.op_id.clone());
+                own.acknowledged(*seq);
+            }
             None if !refused.iter().any(|r| r.0 == op.op_id) => refused.push((
                 op.op_id.clone(),
                 "invalid".into(),
@@ -154,17 +195,109 @@ async fn push_batch(
             None => {}
         }
     }
-    replica.mark_pushed(&pushed)?;
-    if !refused.is_empty() {
-        replica.mark_refused(&refused)?;
-    }
     report.pushed += reply.new;
     report.refused += refused.len();
     if let Some(by) = ahead {
         report.warnings.push(clock_ahead_message(by));
     }
     report.warnings.extend(other_reasons);
-    Ok(())
+    Ok(Settle {
+        through: own.advance().map(|seq| (own.hub.clone(), seq)),
+        pushed,
+        refused,
+    })
+}
+
+/// Hub sequences the push replies gave this device's own ops, for moving
+/// the pull cursor over them instead of pulling them back (a first upload
+/// would otherwise download and re-apply every op it just sent). The cursor
+/// moves only over an unbroken run of our own sequences right after it: a
+/// sequence held by any other op (another device's, interleaved) leaves a
+/// gap that stops the run, and the pull fetches everything from there, so
+/// no op of another device is ever skipped.
+#[derive(Debug)]
+struct OwnRun {
+    hub: String,
+    /// The pull cursor as far as this pass knows it.
+    cursor: i64,
+    /// Our sequences above the cursor, not yet joined to it.
+    ahead: std::collections::BTreeSet<i64>,
+}
+
+impl OwnRun {
+    fn new(hub: String, cursor: i64) -> Self {
+        Self {
+            hub,
+            cursor,
+            ahead: std::collections::BTreeSet::new(),
+        }
+    }
+
+    /// The hub stored (or already had) one of our ops at `seq`.
+    fn acknowledged(&mut self, seq: i64) {
+        if seq > self.cursor {
+            self.ahead.insert(seq);
+        }
+    }
+
+    /// Joins the run of sequences right after the cursor: the new cursor
+    /// when it moved.
+    fn advance(&mut self) -> Option<i64> {
+        let before = self.cursor;
+        while self.ahead.first() == Some(&(self.cursor + 1)) {
+            self.ahead.pop_first();
+            self.cursor += 1;
+        }
+        (self.cursor > before).then_some(self.cursor)
+    }
+}
+
+/// A push reply being recorded: the handle comes back with the outcome.
+type Recording = tokio::task::JoinHandle<(Replica, Result<(), StoreError>)>;
+
+/// Waits for a reply's recording: the handle back, or why it failed.
+async fn finish_recording(recording: Recording) -> Result<Replica, SyncError> {
+    match recording.await {
+        Ok((handle, Ok(()))) => Ok(handle),
+        Ok((_, Err(e))) => Err(e.into()),
+        Err(e) => Err(StoreError::Invalid(format!("recording a push reply failed: {e}")).into()),
+    }
+}
+
+/// Push batches read and encoded ahead of the one on its way.
+const PUSH_BATCHES_AHEAD: usize = 2;
+
+/// A push batch: the ops and the request body made of them.
+type Batch = Result<(Vec<Op>, Vec<u8>), SyncError>;
+
+/// Reads the unacknowledged ops in push batches, oldest first, on its own
+/// handle, and hands each over encoded; an empty batch (or an error) ends
+/// it, and so does the pass no longer taking batches. Each op is read once
+/// per pass: what the hub refuses is set aside by the pass, what it never
+/// answered for stays unacknowledged and goes again next pass.
+fn prepare_batches(replica_path: &Path, ready: &tokio::sync::mpsc::Sender<Batch>) {
+    let replica = match Replica::open(replica_path) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ready.blocking_send(Err(e.into()));
+            return;
+        }
+    };
+    let mut after = i64::MIN;
+    loop {
+        let batch = replica
+            .unpushed_ops_after(after, PUSH_BATCH_BYTES)
+            .map_err(SyncError::from)
+            .and_then(|(ops, last)| {
+                after = last;
+                let body = crate::client::encode_push(&ops)?;
+                Ok((ops, body))
+            });
+        let last = !matches!(&batch, Ok((ops, _)) if !ops.is_empty());
+        if ready.blocking_send(batch).is_err() || last {
+            return;
+        }
+    }
 }
 
 /// What the sending device hears when the hub refuses its future stamps.
@@ -195,23 +328,67 @@ pub async fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncRe
     // Ops refused for a clock that was ahead: the clock may be fixed, or
     // the hub's time may have come.
     replica.requeue_refused("clock_ahead")?;
-    let mut push_error = None;
-    loop {
-        let ops = replica.unpushed_ops(PUSH_BATCH_BYTES)?;
-        if ops.is_empty() {
-            break;
-        }
-        match push_batch(&mut replica, client, &ops, &mut report).await {
-            Ok(()) => {}
-            Err(SyncError::Client(
-                e @ (ClientError::Unauthorized(_) | ClientError::Unreachable { .. }),
-            )) => return Err(e.into()),
-            Err(e) => {
-                push_error = Some(e);
+    let mut own = OwnRun::new(hub.clone(), replica.sync_cursor(&hub)?);
+    // The next batches are read and encoded on another thread while one is
+    // on its way: the hub checks and stores a batch meanwhile.
+    let (ready, mut batches) = tokio::sync::mpsc::channel(PUSH_BATCHES_AHEAD);
+    let reader_path = replica_path.to_owned();
+    let reader = tokio::task::spawn_blocking(move || prepare_batches(&reader_path, &ready));
+    // A reply is recorded on the blocking pool, on a handle of its own,
+    // while the next batch is on its way: the hub and this device work at
+    // the same time instead of taking turns. Replies are recorded in order,
+    // one at a time.
+    let mut recorder = Some(open_replica(replica_path)?);
+    let mut recording: Option<Recording> = None;
+    let pushed: Result<Option<SyncError>, SyncError> = async {
+        while let Some(batch) = batches.recv().await {
+            let (ops, body) = batch?;
+            if ops.is_empty() {
                 break;
             }
+            let sent = push_batch(
+                &mut replica,
+                client,
+                &ops,
+                Some(body),
+                &mut own,
+                &mut report,
+            );
+            let settle = match sent.await {
+                Ok(settle) => settle,
+                Err(SyncError::Client(
+                    e @ (ClientError::Unauthorized(_) | ClientError::Unreachable { .. }),
+                )) => return Err(e.into()),
+                // The pull still runs.
+                Err(e) => return Ok(Some(e)),
+            };
+            let mut handle = match recording.take() {
+                Some(previous) => finish_recording(previous).await?,
+                None => recorder
+                    .take()
+                    .ok_or_else(|| StoreError::Invalid("the push recorder went missing".into()))?,
+            };
+            recording = Some(tokio::task::spawn_blocking(move || {
+                let written = settle.write(&mut handle);
+                (handle, written)
+            }));
         }
+        Ok(None)
     }
+    .await;
+    // Every reply recorded (and its handle closed) before the pull, the
+    // snapshot or an early return: nothing acknowledged is left unwritten.
+    let recorded = match recording.take() {
+        Some(last) => finish_recording(last).await.map(drop),
+        None => Ok(()),
+    };
+    drop(recorder);
+    // The reader stops at its next batch and closes its handle before
+    // anything below needs the replica alone (a snapshot install).
+    drop(batches);
+    let _ = reader.await;
+    let push_error = pushed?;
+    recorded?;
     let mut changed = std::collections::HashSet::new();
     let mut cursor = replica.sync_cursor(&hub)?;
     if cursor == 0 && replica.can_bootstrap()? {
@@ -522,4 +699,41 @@ pub fn record_outcome(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OwnRun;
+
+    #[test]
+    fn the_cursor_moves_only_over_an_unbroken_run_of_our_sequences() {
+        let mut own = OwnRun::new("h".into(), 10);
+        // 11 belongs to another device: nothing moves, however much of
+        // ours lies beyond it.
+        for seq in [12, 13, 14] {
+            own.acknowledged(seq);
+        }
+        assert_eq!(own.advance(), None);
+        assert_eq!(own.cursor, 10);
+        // Sequences at or below the cursor (an op the hub already had)
+        // change nothing.
+        own.acknowledged(3);
+        assert_eq!(own.advance(), None);
+    }
+
+    #[test]
+    fn the_run_joins_across_batches_and_stops_at_a_gap() {
+        let mut own = OwnRun::new("h".into(), 0);
+        for seq in [1, 2, 3] {
+            own.acknowledged(seq);
+        }
+        assert_eq!(own.advance(), Some(3));
+        // The next batch: 4 and 5 are ours, 6 is not, 7 is.
+        for seq in [5, 4, 7] {
+            own.acknowledged(seq);
+        }
+        assert_eq!(own.advance(), Some(5));
+        assert_eq!(own.advance(), None);
+        assert_eq!(own.cursor, 5);
+    }
 }

@@ -1,8 +1,9 @@
 //! heph-sync: the spoke side of sync — the hub client, one sync pass, the
 //! background service the sidecar runs, and the config file.
 //!
-//! A pass pushes every op the hub has not acknowledged (in ~1 MB batches),
-//! then pulls from the cursor until the hub says there is no more. Store
+//! A pass pushes every op the hub has not acknowledged (in batches of about
+//! 3 MiB, the next one read while one is on its way), then pulls from the
+//! cursor until the hub says there is no more. Store
 //! calls are short transactions between network calls, never around them,
 //! and every step is safe to repeat after a crash.
 
