@@ -10,6 +10,8 @@
 //! of `spawn_blocking` for each call would cost more than it frees.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use heph_core::Op;
 use heph_store::{Replica, StoreError};
@@ -22,6 +24,9 @@ use crate::client::{ClientError, HubClient, TokenProvider};
 /// Each request is one transaction and one sync to disk on the hub, so a
 /// backlog goes up in few of them.
 pub const PUSH_BATCH_BYTES: usize = 3 * 1024 * 1024;
+/// The smallest push batch a 413 makes the pass fall back to (a single
+/// larger op still goes alone).
+const MIN_PUSH_BATCH_BYTES: usize = 64 * 1024;
 /// Ops per pull request.
 pub const PULL_BATCH: usize = 5000;
 /// Bytes of op JSON per pull request (the hub caps it at its own limit and
@@ -110,14 +115,21 @@ impl Settle {
 /// are set aside with the reason. Every op of `ops` ends pushed or refused
 /// once the returned [`Settle`] is written (a batch the hub refused whole
 /// is recorded here, half by half).
+///
+/// A 413 also lowers `budget`, the size of the batches after this one, to
+/// half of what was refused: a hub (or a proxy before it) with a lower
+/// request limit than [`PUSH_BATCH_BYTES`] costs one refused request per
+/// pass, not one per batch.
 async fn push_batch(
     replica: &mut Replica,
     client: &HubClient,
     ops: &[Op],
     body: Option<Vec<u8>>,
+    budget: &AtomicUsize,
     own: &mut OwnRun,
     report: &mut SyncReport,
 ) -> Result<Settle, SyncError> {
+    let size = body.as_ref().map_or_else(|| json_size(ops), Vec::len);
     let sent = match body {
         Some(body) => client.push_encoded(ops.len(), body).await,
         None => client.push(ops).await,
@@ -132,12 +144,15 @@ async fn push_batch(
             message,
         }) => {
             if ops.len() > 1 {
+                if status == 413 {
+                    budget.fetch_min((size / 2).max(MIN_PUSH_BATCH_BYTES), Ordering::Relaxed);
+                }
                 let (a, b) = ops.split_at(ops.len() / 2);
                 // Boxed: the future contains itself.
-                Box::pin(push_batch(replica, client, a, None, own, report))
+                Box::pin(push_batch(replica, client, a, None, budget, own, report))
                     .await?
                     .write(replica)?;
-                Box::pin(push_batch(replica, client, b, None, own, report))
+                Box::pin(push_batch(replica, client, b, None, budget, own, report))
                     .await?
                     .write(replica)?;
                 return Ok(Settle::default());
@@ -264,6 +279,30 @@ async fn finish_recording(recording: Recording) -> Result<Replica, SyncError> {
     }
 }
 
+/// About the size of `ops` as a push request's JSON.
+fn json_size(ops: &[Op]) -> usize {
+    ops.iter().map(|op| op.json_len() + 1).sum()
+}
+
+/// Splits `ops` into runs of about `budget` bytes of JSON (at least one op
+/// each), in order.
+fn split_to_budget(ops: &[Op], budget: usize) -> Vec<&[Op]> {
+    let mut parts = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, op) in ops.iter().enumerate() {
+        let len = op.json_len() + 1;
+        if i > start && size + len > budget {
+            parts.push(&ops[start..i]);
+            (start, size) = (i, 0);
+        }
+        size += len;
+    }
+    if start < ops.len() {
+        parts.push(&ops[start..]);
+    }
+    parts
+}
+
 /// Push batches read and encoded ahead of the one on its way.
 const PUSH_BATCHES_AHEAD: usize = 2;
 
@@ -275,7 +314,11 @@ type Batch = Result<(Vec<Op>, Vec<u8>), SyncError>;
 /// it, and so does the pass no longer taking batches. Each op is read once
 /// per pass: what the hub refuses is set aside by the pass, what it never
 /// answered for stays unacknowledged and goes again next pass.
-fn prepare_batches(replica_path: &Path, ready: &tokio::sync::mpsc::Sender<Batch>) {
+fn prepare_batches(
+    replica_path: &Path,
+    ready: &tokio::sync::mpsc::Sender<Batch>,
+    budget: &AtomicUsize,
+) {
     let replica = match Replica::open(replica_path) {
         Ok(r) => r,
         Err(e) => {
@@ -286,7 +329,7 @@ fn prepare_batches(replica_path: &Path, ready: &tokio::sync::mpsc::Sender<Batch>
     let mut after = i64::MIN;
     loop {
         let batch = replica
-            .unpushed_ops_after(after, PUSH_BATCH_BYTES)
+            .unpushed_ops_after(after, budget.load(Ordering::Relaxed))
             .map_err(SyncError::from)
             .and_then(|(ops, last)| {
                 after = last;
@@ -333,7 +376,10 @@ pub async fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncRe
     // on its way: the hub checks and stores a batch meanwhile.
     let (ready, mut batches) = tokio::sync::mpsc::channel(PUSH_BATCHES_AHEAD);
     let reader_path = replica_path.to_owned();
-    let reader = tokio::task::spawn_blocking(move || prepare_batches(&reader_path, &ready));
+    let budget = Arc::new(AtomicUsize::new(PUSH_BATCH_BYTES));
+    let reader_budget = Arc::clone(&budget);
+    let reader =
+        tokio::task::spawn_blocking(move || prepare_batches(&reader_path, &ready, &reader_budget));
     // A reply is recorded on the blocking pool, on a handle of its own,
     // while the next batch is on its way: the hub and this device work at
     // the same time instead of taking turns. Replies are recorded in order,
@@ -346,14 +392,37 @@ pub async fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncRe
             if ops.is_empty() {
                 break;
             }
-            let sent = push_batch(
-                &mut replica,
-                client,
-                &ops,
-                Some(body),
-                &mut own,
-                &mut report,
-            );
+            let limit = budget.load(Ordering::Relaxed);
+            let sent = async {
+                if body.len() <= limit || ops.len() == 1 {
+                    return push_batch(
+                        &mut replica,
+                        client,
+                        &ops,
+                        Some(body),
+                        &budget,
+                        &mut own,
+                        &mut report,
+                    )
+                    .await;
+                }
+                // Read before a 413 lowered the budget: sent in parts that
+                // fit instead of being refused first.
+                for part in split_to_budget(&ops, limit) {
+                    push_batch(
+                        &mut replica,
+                        client,
+                        part,
+                        None,
+                        &budget,
+                        &mut own,
+                        &mut report,
+                    )
+                    .await?
+                    .write(&mut replica)?;
+                }
+                Ok(Settle::default())
+            };
             let settle = match sent.await {
                 Ok(settle) => settle,
                 Err(SyncError::Client(

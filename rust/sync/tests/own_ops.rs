@@ -6,6 +6,7 @@
 //! records the `after` of every pull the pass made.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use heph_core::NewNode;
@@ -16,28 +17,36 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// A hub on loopback behind a proxy; returns the proxy's URL and the
 /// `after=` values of the pulls that went through it, in order.
 async fn hub_behind_proxy(db: &Path) -> (String, Arc<Mutex<Vec<i64>>>) {
+    let (url, pulls, _) = hub_behind_proxy_with(db, heph_hub::HubConfig::default()).await;
+    (url, pulls)
+}
+
+/// [`hub_behind_proxy`] with a hub configured by `config`; also counts the
+/// requests the hub refused as too large (413).
+async fn hub_behind_proxy_with(
+    db: &Path,
+    config: heph_hub::HubConfig,
+) -> (String, Arc<Mutex<Vec<i64>>>, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hub = listener.local_addr().unwrap();
     let db = db.to_owned();
     tokio::spawn(async move {
-        heph_hub::serve(
-            listener,
-            &db,
-            heph_hub::HubConfig::default(),
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
+        heph_hub::serve(listener, &db, config, std::future::pending())
+            .await
+            .unwrap();
     });
     let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", proxy.local_addr().unwrap());
     let pulls = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&pulls);
+    let too_large = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::clone(&too_large);
     tokio::spawn(async move {
         loop {
             let (client, _) = proxy.accept().await.unwrap();
             let upstream = tokio::net::TcpStream::connect(hub).await.unwrap();
             let seen = Arc::clone(&seen);
+            let refused = Arc::clone(&refused);
             tokio::spawn(async move {
                 let (mut from_client, mut to_hub) = (client, upstream);
                 let (mut hub_read, mut hub_write) = to_hub.split();
@@ -57,14 +66,27 @@ async fn hub_behind_proxy(db: &Path) -> (String, Arc<Mutex<Vec<i64>>>) {
                     let _ = hub_write.shutdown().await;
                 };
                 let replies = async {
-                    let _ = tokio::io::copy(&mut hub_read, &mut client_write).await;
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = hub_read.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        // Status lines are short and start a read.
+                        if buf[..n].starts_with(b"HTTP/1.1 413") {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if client_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
                     let _ = client_write.shutdown().await;
                 };
                 tokio::join!(requests, replies);
             });
         }
     });
-    (url, pulls)
+    (url, pulls, too_large)
 }
 
 /// Notes the `after` of a pull's request line (requests here are small
@@ -214,4 +236,44 @@ async fn a_backlog_of_many_batches_goes_up_whole_and_is_not_pulled_back() {
     sync(&b, &url).await;
     assert_eq!(titles(&b), titles(&a));
     assert_eq!(titles(&b).len(), 48);
+}
+
+/// A hub (or a proxy before it) that takes smaller requests than a push
+/// batch: the first batch is refused and halved until it fits, and the
+/// batches after it are sized to fit instead of each being refused first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_with_a_small_request_limit_refuses_one_batch_not_every_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let config = heph_hub::HubConfig {
+        max_body: 256 * 1024,
+        ..heph_hub::HubConfig::default()
+    };
+    let (url, _, too_large) = hub_behind_proxy_with(&db, config).await;
+    let a = dir.path().join("a.db");
+    // About 7 MiB of bodies: three push batches of 3 MiB.
+    {
+        let mut r = Replica::open(&a).unwrap();
+        for i in 0..96 {
+            r.create(NewNode {
+                title: format!("note {i:02}"),
+                body: format!("line {i}\n").repeat(8000),
+                ..NewNode::default()
+            })
+            .unwrap();
+        }
+    }
+    let report = sync(&a, &url).await;
+    assert_eq!(report.refused, 0, "{:?}", report.warnings);
+    assert_eq!(hub_ops(&db), Replica::open(&a).unwrap().op_seq().unwrap());
+    assert_eq!(Replica::open(&a).unwrap().pending_count().unwrap(), 0);
+    // Halving one 3 MiB batch down to 256 KiB takes 4 levels: at most
+    // 1 + 2 + 4 + 8 refusals. Every batch refused first would be three
+    // times that.
+    let refusals = too_large.load(Ordering::Relaxed);
+    assert!(refusals > 0, "the limit was never hit");
+    assert!(refusals <= 15, "{refusals} requests refused as too large");
+    let b = dir.path().join("b.db");
+    sync(&b, &url).await;
+    assert_eq!(titles(&b).len(), 96);
 }
