@@ -202,6 +202,19 @@ async fn a_push_whose_reply_was_lost_is_not_duplicated() {
     assert_eq!(titles(&b), titles(&a));
 }
 
+/// Creates `count` notes of about 64 KiB each in the replica at `path`.
+fn create_large_notes(path: &Path, count: usize) {
+    let mut r = Replica::open(path).unwrap();
+    for i in 0..count {
+        r.create(NewNode {
+            title: format!("note {i:02}"),
+            body: format!("line {i}\n").repeat(8000),
+            ..NewNode::default()
+        })
+        .unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_of_many_batches_goes_up_whole_and_is_not_pulled_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -210,17 +223,7 @@ async fn a_backlog_of_many_batches_goes_up_whole_and_is_not_pulled_back() {
     let a = dir.path().join("a.db");
     // About 3 MiB of bodies: several push batches, read ahead of the one
     // on its way.
-    {
-        let mut r = Replica::open(&a).unwrap();
-        for i in 0..48 {
-            r.create(NewNode {
-                title: format!("note {i:02}"),
-                body: format!("line {i}\n").repeat(8000),
-                ..NewNode::default()
-            })
-            .unwrap();
-        }
-    }
+    create_large_notes(&a, 48);
     let total = Replica::open(&a).unwrap().op_seq().unwrap();
     let report = sync(&a, &url).await;
     let stored = hub_ops(&db);
@@ -252,17 +255,7 @@ async fn a_hub_with_a_small_request_limit_refuses_one_batch_not_every_batch() {
     let (url, _, too_large) = hub_behind_proxy_with(&db, config).await;
     let a = dir.path().join("a.db");
     // About 7 MiB of bodies: three push batches of 3 MiB.
-    {
-        let mut r = Replica::open(&a).unwrap();
-        for i in 0..96 {
-            r.create(NewNode {
-                title: format!("note {i:02}"),
-                body: format!("line {i}\n").repeat(8000),
-                ..NewNode::default()
-            })
-            .unwrap();
-        }
-    }
+    create_large_notes(&a, 96);
     let report = sync(&a, &url).await;
     assert_eq!(report.refused, 0, "{:?}", report.warnings);
     assert_eq!(hub_ops(&db), Replica::open(&a).unwrap().op_seq().unwrap());
