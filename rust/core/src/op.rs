@@ -39,6 +39,12 @@ pub struct Op {
 /// an intermediate tree and copy it again, which dominated reading a large
 /// history. Keys that belong to no field of the action are ignored, as
 /// they were.
+/// The keys [`WireOp`] reads: every key a serialized op has (tested).
+pub const WIRE_KEYS: [&str; 12] = [
+    "op_id", "hlc", "node", "action", "kind", "field", "value", "body", "base", "from", "delta",
+    "tag",
+];
+
 #[derive(Deserialize)]
 struct WireOp {
     op_id: String,
@@ -340,6 +346,36 @@ mod tests {
         let json = serde_json::to_string(&o).unwrap();
         assert!(json.contains("\"action\":\"set\""), "{json}");
         assert_eq!(serde_json::from_str::<Op>(&json).unwrap(), o);
+    }
+
+    #[test]
+    fn every_key_of_a_serialized_op_is_a_wire_key() {
+        let base: Vec<Hlc> = vec!["000000000001000000-aa".parse().unwrap()];
+        for action in [
+            Action::Create { kind: Kind::Task },
+            Action::Set {
+                field: Field::Title,
+                value: Some("x".into()),
+            },
+            Action::SetBody {
+                body: "x\n".into(),
+                base: base.clone(),
+            },
+            Action::EditBody {
+                base,
+                from: "o".into(),
+                delta: BodyDelta(Vec::new()),
+            },
+            Action::AddTag { tag: "t".into() },
+            Action::RemoveTag { tag: "t".into() },
+            Action::Delete,
+            Action::Restore,
+        ] {
+            let value = serde_json::to_value(op(action)).unwrap();
+            for key in value.as_object().unwrap().keys() {
+                assert!(WIRE_KEYS.contains(&key.as_str()), "{key} in {value}");
+            }
+        }
     }
 
     #[test]

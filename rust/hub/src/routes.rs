@@ -89,6 +89,7 @@ fn screen(text: &str, now: u64) -> Result<(), (&'static str, String, Option<u64>
     }
     let parsed = heph_core::Op::parse_json(text)
         .map_err(|e| ("invalid", format!("unreadable op: {e}"), None))?;
+    strict_beyond_the_op(text).map_err(|e| ("invalid", format!("unreadable op: {e}"), None))?;
     parsed.validate().map_err(|e| ("invalid", e.reason, None))?;
     let ahead = parsed.hlc.millis.saturating_sub(now);
     if ahead > MAX_DRIFT_MS {
@@ -202,7 +203,13 @@ async fn push(
         Ok(v) => v,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("malformed JSON: {e}")),
     };
-    let Ok(PushBody { ops }) = serde_json::from_str::<PushBody<'_>>(top.get()) else {
+    // An object: serde reads a struct from an array of its fields too.
+    let push = if top.get().trim_start().starts_with('{') {
+        serde_json::from_str::<PushBody<'_>>(top.get()).ok()
+    } else {
+        None
+    };
+    let Some(PushBody { ops }) = push else {
         return error(StatusCode::BAD_REQUEST, "expected {\"ops\": [...]}");
     };
     let now = now_ms();
@@ -258,6 +265,24 @@ async fn push(
         Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
     }
+}
+
+/// An op's keys, their values skipped.
+type Keys = std::collections::BTreeMap<String, serde::de::IgnoredAny>;
+
+/// The hub stores and serves each op as the text it came as, and reading
+/// it as an op skips keys no op has (a newer client's). Their values are
+/// then parsed here, strictly: a lone surrogate or a number out of range
+/// would reach every device, and whatever else reads the hub's ops.
+fn strict_beyond_the_op(text: &str) -> Result<(), serde_json::Error> {
+    let keys: Keys = serde_json::from_str(text)?;
+    if keys
+        .keys()
+        .any(|k| !heph_core::op::WIRE_KEYS.contains(&k.as_str()))
+    {
+        serde_json::from_str::<Value>(text)?;
+    }
+    Ok(())
 }
 
 /// A push request: the ops as the text they came as.

@@ -138,6 +138,61 @@ async fn bad_input_gets_clear_errors() {
     hub.stop().await;
 }
 
+async fn push_text(hub: &Hub, body: String) -> (u16, Value) {
+    let r = client()
+        .post(format!("{}/v1/ops", hub.url))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// The hub stores each op as the text it came as: that text is strict
+/// JSON of the shape it expects, keys it does not know included.
+#[tokio::test]
+async fn pushed_text_is_stored_only_when_strict() {
+    let hub = start(HubConfig::default()).await;
+    // The fields of the request in an array, which serde would read as
+    // the request itself.
+    let array = format!("[[{}]]", op("in-an-array"));
+    let (status, body) = push_text(&hub, array).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("\"ops\""));
+    // A key no op has (a newer client's) is kept, its value parsed.
+    let with = |id: &str, extra: &str| {
+        let text = op(id).to_string();
+        format!("{},{extra}}}", &text[..text.len() - 1])
+    };
+    let (status, body) = push_text(
+        &hub,
+        format!(
+            "{{\"ops\":[{},{},{}]}}",
+            with("newer", r#""note":{"a":[1,"b"]}"#),
+            with("surrogate", r#""note":"\ud800""#),
+            with("huge", r#""note":1e400"#),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["new"], 1, "{body}");
+    let refused: Vec<&str> = body["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["op_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(refused, ["surrogate", "huge"]);
+    assert!(body["refused"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("unreadable op"));
+    let ops = pull(&hub, 0, 10).await;
+    assert_eq!(ops["ops"].as_array().unwrap().len(), 1, "{ops}");
+    hub.stop().await;
+}
+
 #[tokio::test]
 async fn concurrent_pushers_leave_no_gaps() {
     let hub = start(HubConfig::default()).await;

@@ -382,12 +382,22 @@ pub async fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncRe
         tokio::task::spawn_blocking(move || prepare_batches(&reader_path, &ready, &reader_budget));
     // A reply is recorded on the blocking pool, on a handle of its own,
     // while the next batch is on its way: the hub and this device work at
-    // the same time instead of taking turns. Replies are recorded in order,
-    // one at a time.
+    // the same time instead of taking turns. Whole batches' replies are
+    // recorded in order, one at a time; the parts of a batch the hub
+    // refused as too large are recorded on the pass's own handle as they
+    // come, perhaps while the previous reply is still being recorded. The
+    // order does not matter: a reply only marks this device's ops pushed
+    // and moves the cursor up over its own hub sequences, never back.
     let mut recorder = Some(open_replica(replica_path)?);
     let mut recording: Option<Recording> = None;
     let pushed: Result<Option<SyncError>, SyncError> = async {
-        while let Some(batch) = batches.recv().await {
+        loop {
+            // The reader ends with an empty batch: a channel closed before
+            // it means the reader died (a panic), not that all went.
+            let Some(batch) = batches.recv().await else {
+                let stopped = StoreError::Invalid("the push reader stopped early".into());
+                return Ok(Some(stopped.into()));
+            };
             let (ops, body) = batch?;
             if ops.is_empty() {
                 break;
@@ -455,7 +465,9 @@ pub async fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncRe
     // The reader stops at its next batch and closes its handle before
     // anything below needs the replica alone (a snapshot install).
     drop(batches);
-    let _ = reader.await;
+    if let Err(e) = reader.await {
+        tracing::warn!(error = %e, "the push reader failed");
+    }
     let push_error = pushed?;
     recorded?;
     let mut changed = std::collections::HashSet::new();

@@ -470,13 +470,26 @@ pub fn export_ops(paths: &Paths) -> Result<ExitCode> {
 pub fn import_ops(paths: &Paths) -> Result<ExitCode> {
     let mut replica = open(paths)?;
     let (send, receive) = std::sync::mpsc::sync_channel(IMPORT_QUEUE);
-    let reader = std::thread::spawn(move || read_ops(std::io::stdin().lock(), &send));
+    let reader = std::thread::spawn(move || {
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            read_ops(std::io::stdin().lock(), &send)
+        }));
+        if read.is_err() {
+            // Not an end of input: the import must not commit.
+            let stopped =
+                heph_store::StoreError::Invalid("the thread reading stdin panicked".into());
+            let _ = send.send(vec![Err(stopped)]);
+        }
+        read
+    });
     // On an error the reader is not waited for (it may be blocked on a
     // slow pipe): the process ends with it.
     let report = replica.import_ops(receive.into_iter().flatten())?;
     let read = reader
         .join()
-        .map_err(|_| anyhow!("the thread reading stdin panicked"))?;
+        .ok()
+        .and_then(std::result::Result::ok)
+        .ok_or_else(|| anyhow!("the thread reading stdin panicked"))?;
     eprintln!(
         "imported {} new ops ({} already present)",
         report.new_ops,
