@@ -267,22 +267,63 @@ async fn push(
     }
 }
 
-/// An op's keys, their values skipped.
-type Keys = std::collections::BTreeMap<String, serde::de::IgnoredAny>;
-
 /// The hub stores and serves each op as the text it came as, and reading
 /// it as an op skips keys no op has (a newer client's). Their values are
 /// then parsed here, strictly: a lone surrogate or a number out of range
 /// would reach every device, and whatever else reads the hub's ops.
 fn strict_beyond_the_op(text: &str) -> Result<(), serde_json::Error> {
-    let keys: Keys = serde_json::from_str(text)?;
-    if keys
-        .keys()
-        .any(|k| !heph_core::op::WIRE_KEYS.contains(&k.as_str()))
-    {
+    let OnlyWireKeys(known) = serde_json::from_str(text)?;
+    if !known {
         serde_json::from_str::<Value>(text)?;
     }
     Ok(())
+}
+
+/// Whether every key of an object is one an op has: read without copying
+/// a key or building a value (the push path reads every op).
+struct OnlyWireKeys(bool);
+
+impl<'de> Deserialize<'de> for OnlyWireKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = OnlyWireKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an op object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<OnlyWireKeys, A::Error> {
+                let mut known = true;
+                while let Some(WireKey(wire)) = map.next_key()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    known &= wire;
+                }
+                Ok(OnlyWireKeys(known))
+            }
+        }
+        d.deserialize_map(Keys)
+    }
+}
+
+/// Whether a key is one an op has.
+struct WireKey(bool);
+
+impl<'de> Deserialize<'de> for WireKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Key;
+        impl serde::de::Visitor<'_> for Key {
+            type Value = WireKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<WireKey, E> {
+                Ok(WireKey(heph_core::op::WIRE_KEYS.contains(&key)))
+            }
+        }
+        d.deserialize_str(Key)
+    }
 }
 
 /// A push request: the ops as the text they came as.
@@ -385,7 +426,7 @@ async fn pull(
 
 #[cfg(test)]
 mod tests {
-    use super::{depth, op_id_of};
+    use super::{depth, op_id_of, strict_beyond_the_op, OnlyWireKeys};
     use serde_json::Value;
 
     /// Depth of a parsed value, the way the hub counted it before it
@@ -396,6 +437,20 @@ mod tests {
             Value::Object(map) => 1 + map.values().map(tree_depth).max().unwrap_or(0),
             _ => 1,
         }
+    }
+
+    #[test]
+    fn keys_beyond_the_op_are_found_and_parsed_strictly() {
+        let known = |text: &str| serde_json::from_str::<OnlyWireKeys>(text).unwrap().0;
+        assert!(known(r#"{"op_id":"a","node":"n","action":"delete"}"#));
+        // An escaped key is read as what it spells.
+        assert!(known(r#"{"op_\u0069d":"a"}"#));
+        assert!(!known(r#"{"op_id":"a","note":{"x":[1]}}"#));
+        assert!(strict_beyond_the_op(r#"{"op_id":"a","note":"\ud83d\ude00"}"#).is_ok());
+        assert!(strict_beyond_the_op(r#"{"op_id":"a","note":"\ud800"}"#).is_err());
+        assert!(strict_beyond_the_op(r#"{"op_id":"a","note":1e400}"#).is_err());
+        // Known keys are left to the op reader, which reads them strictly.
+        assert!(strict_beyond_the_op(r#"{"op_id":"a","value":"x"}"#).is_ok());
     }
 
     #[test]
