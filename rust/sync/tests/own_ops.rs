@@ -49,44 +49,41 @@ async fn hub_behind_proxy_with(
             let refused = Arc::clone(&refused);
             tokio::spawn(async move {
                 let (mut from_client, mut to_hub) = (client, upstream);
-                let (mut hub_read, mut hub_write) = to_hub.split();
-                let (mut client_read, mut client_write) = from_client.split();
-                let requests = async {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = client_read.read(&mut buf).await.unwrap_or(0);
-                        if n == 0 {
-                            break;
-                        }
-                        record_pulls(&buf[..n], &seen);
-                        if hub_write.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
+                let (hub_read, hub_write) = to_hub.split();
+                let (client_read, client_write) = from_client.split();
+                let requests = forward(client_read, hub_write, |bytes| record_pulls(bytes, &seen));
+                let replies = forward(hub_read, client_write, |bytes| {
+                    // Status lines are short and start a read.
+                    if bytes.starts_with(b"HTTP/1.1 413") {
+                        refused.fetch_add(1, Ordering::Relaxed);
                     }
-                    let _ = hub_write.shutdown().await;
-                };
-                let replies = async {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = hub_read.read(&mut buf).await.unwrap_or(0);
-                        if n == 0 {
-                            break;
-                        }
-                        // Status lines are short and start a read.
-                        if buf[..n].starts_with(b"HTTP/1.1 413") {
-                            refused.fetch_add(1, Ordering::Relaxed);
-                        }
-                        if client_write.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                    let _ = client_write.shutdown().await;
-                };
+                });
                 tokio::join!(requests, replies);
             });
         }
     });
     (url, pulls, too_large)
+}
+
+/// Copies bytes one way until either side closes, showing each read to
+/// `observe` first.
+async fn forward(
+    mut from: impl AsyncReadExt + Unpin,
+    mut to: impl AsyncWriteExt + Unpin,
+    observe: impl Fn(&[u8]),
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = from.read(&mut buf).await.unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        observe(&buf[..n]);
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }
 
 /// Notes the `after` of a pull's request line (requests here are small
