@@ -139,6 +139,11 @@ pub(crate) fn drop_indexes(tx: &Transaction<'_>, names: &[&str]) -> Result<Vec<S
 
 /// Creates the indexes [`drop_indexes`] dropped.
 pub(crate) fn create_indexes(tx: &Transaction<'_>, create: &[String]) -> Result<()> {
+    // Every write transaction ends here; only a bulk load has indexes to
+    // build.
+    if create.is_empty() {
+        return Ok(());
+    }
     let cache: i64 = tx.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
     tx.pragma_update(None, "cache_size", INDEX_BUILD_CACHE_KIB)?;
     let made = create
