@@ -34,17 +34,18 @@ pub struct Op {
     pub action: Action,
 }
 
-/// An op as JSON, read in one pass: `#[serde(flatten)]` over the
-/// internally tagged [`Action`] would buffer every value (bodies too) into
-/// an intermediate tree and copy it again, which dominated reading a large
-/// history. Keys that belong to no field of the action are ignored, as
-/// they were.
-/// The keys [`WireOp`] reads: every key a serialized op has (tested).
+/// The keys [`WireOp`] reads, in its field order (tested against it): every
+/// key a serialized op has (tested too).
 pub const WIRE_KEYS: [&str; 12] = [
     "op_id", "hlc", "node", "action", "kind", "field", "value", "body", "base", "from", "delta",
     "tag",
 ];
 
+/// An op as JSON, read in one pass: `#[serde(flatten)]` over the
+/// internally tagged [`Action`] would buffer every value (bodies too) into
+/// an intermediate tree and copy it again, which dominated reading a large
+/// history. Keys that belong to no field of the action are ignored, as
+/// they were.
 #[derive(Deserialize)]
 struct WireOp {
     op_id: String,
@@ -346,6 +347,36 @@ mod tests {
         let json = serde_json::to_string(&o).unwrap();
         assert!(json.contains("\"action\":\"set\""), "{json}");
         assert_eq!(serde_json::from_str::<Op>(&json).unwrap(), o);
+    }
+
+    #[test]
+    fn wire_keys_are_the_fields_the_op_reader_reads() {
+        use serde::de::{Error as _, Visitor};
+        /// A deserializer that only notes the fields a struct asks for.
+        struct Fields(Option<&'static [&'static str]>);
+        impl<'de> serde::Deserializer<'de> for &mut Fields {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(Self::Error::custom("only a struct's fields"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0 = Some(fields);
+                Err(Self::Error::custom("only a struct's fields"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+                bytes byte_buf option unit unit_struct newtype_struct seq tuple
+                tuple_struct map enum identifier ignored_any
+            }
+        }
+        let mut fields = Fields(None);
+        assert!(WireOp::deserialize(&mut fields).is_err());
+        assert_eq!(fields.0, Some(&WIRE_KEYS[..]));
     }
 
     #[test]
