@@ -67,7 +67,7 @@ fn depth(text: &str) -> usize {
 }
 
 /// Why one pushed op is refused: (code, reason, how far ahead).
-fn screen(text: &str, now: u64) -> Result<(), (&'static str, String, Option<u64>)> {
+fn screen(text: &str, head: &OpHead, now: u64) -> Result<(), (&'static str, String, Option<u64>)> {
     use heph_core::op::MAX_OP_JSON_BYTES;
     if text.len() > MAX_OP_JSON_BYTES {
         return Err((
@@ -89,7 +89,8 @@ fn screen(text: &str, now: u64) -> Result<(), (&'static str, String, Option<u64>
     }
     let parsed = heph_core::Op::parse_json(text)
         .map_err(|e| ("invalid", format!("unreadable op: {e}"), None))?;
-    strict_beyond_the_op(text).map_err(|e| ("invalid", format!("unreadable op: {e}"), None))?;
+    strict_beyond_the_op(text, head)
+        .map_err(|e| ("invalid", format!("unreadable op: {e}"), None))?;
     parsed.validate().map_err(|e| ("invalid", e.reason, None))?;
     let ahead = parsed.hlc.millis.saturating_sub(now);
     if ahead > MAX_DRIFT_MS {
@@ -218,8 +219,9 @@ async fn push(
     let mut refused = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         let text = op.get();
-        let op_id = match op_id_of(text) {
-            Some(id) if !id.is_empty() && id.len() <= 128 => id,
+        let head = serde_json::from_str::<OpHead>(text).unwrap_or_default();
+        let op_id = match &head.op_id {
+            Some(id) if !id.is_empty() && id.len() <= 128 => id.clone(),
             _ => {
                 return error(
                     StatusCode::BAD_REQUEST,
@@ -229,7 +231,7 @@ async fn push(
                 )
             }
         };
-        match screen(text, now) {
+        match screen(text, &head, now) {
             Ok(()) => {
                 accepted.push(i);
                 rows.push((op_id, text.to_owned()));
@@ -271,55 +273,95 @@ async fn push(
 /// it as an op skips keys no op has (a newer client's). Their values are
 /// then parsed here, strictly: a lone surrogate or a number out of range
 /// would reach every device, and whatever else reads the hub's ops.
-fn strict_beyond_the_op(text: &str) -> Result<(), serde_json::Error> {
-    let OnlyWireKeys(known) = serde_json::from_str(text)?;
-    if !known {
+fn strict_beyond_the_op(text: &str, head: &OpHead) -> Result<(), serde_json::Error> {
+    if !head.only_wire_keys {
         serde_json::from_str::<Value>(text)?;
     }
     Ok(())
 }
 
-/// Whether every key of an object is one an op has: read without copying
-/// a key or building a value (the push path reads every op).
-struct OnlyWireKeys(bool);
+/// What the hub reads of a pushed op before checking it, in one pass over
+/// its keys (no key copied, no other value built): its `op_id` when that
+/// is a string, and whether every key is one an op has. Only an object
+/// reads as one, and one `op_id` at most.
+#[derive(Debug)]
+struct OpHead {
+    op_id: Option<String>,
+    only_wire_keys: bool,
+}
 
-impl<'de> Deserialize<'de> for OnlyWireKeys {
+impl Default for OpHead {
+    fn default() -> Self {
+        Self {
+            op_id: None,
+            only_wire_keys: true,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OpHead {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Keys;
         impl<'de> serde::de::Visitor<'de> for Keys {
-            type Value = OnlyWireKeys;
+            type Value = OpHead;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("an op object")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<OnlyWireKeys, A::Error> {
-                let mut known = true;
-                while let Some(WireKey(wire)) = map.next_key()? {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                    known &= wire;
+            ) -> Result<OpHead, A::Error> {
+                let mut head = OpHead::default();
+                let mut seen_id = false;
+                while let Some(key) = map.next_key()? {
+                    match key {
+                        HeadKey::OpId if seen_id => {
+                            return Err(serde::de::Error::duplicate_field("op_id"))
+                        }
+                        HeadKey::OpId => {
+                            seen_id = true;
+                            head.op_id = match map.next_value::<Value>()? {
+                                Value::String(id) => Some(id),
+                                _ => None,
+                            };
+                        }
+                        HeadKey::Wire => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                        HeadKey::Other => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            head.only_wire_keys = false;
+                        }
+                    }
                 }
-                Ok(OnlyWireKeys(known))
+                Ok(head)
             }
         }
         d.deserialize_map(Keys)
     }
 }
 
-/// Whether a key is one an op has.
-struct WireKey(bool);
+/// A key of a pushed op, as [`OpHead`] sorts it.
+enum HeadKey {
+    OpId,
+    Wire,
+    Other,
+}
 
-impl<'de> Deserialize<'de> for WireKey {
+impl<'de> Deserialize<'de> for HeadKey {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Key;
         impl serde::de::Visitor<'_> for Key {
-            type Value = WireKey;
+            type Value = HeadKey;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a key")
             }
-            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<WireKey, E> {
-                Ok(WireKey(heph_core::op::WIRE_KEYS.contains(&key)))
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<HeadKey, E> {
+                Ok(match key {
+                    "op_id" => HeadKey::OpId,
+                    _ if heph_core::op::WIRE_KEYS.contains(&key) => HeadKey::Wire,
+                    _ => HeadKey::Other,
+                })
             }
         }
         d.deserialize_str(Key)
@@ -331,23 +373,6 @@ impl<'de> Deserialize<'de> for WireKey {
 struct PushBody<'a> {
     #[serde(borrow)]
     ops: Vec<&'a RawValue>,
-}
-
-/// Only the `op_id` of a pushed op (every other field is skipped).
-#[derive(Deserialize)]
-struct OpIdOf {
-    op_id: Option<Value>,
-}
-
-/// The string `op_id` of a pushed op that is a JSON object.
-fn op_id_of(text: &str) -> Option<String> {
-    if !text.trim_start().starts_with('{') {
-        return None;
-    }
-    match serde_json::from_str::<OpIdOf>(text).ok()?.op_id? {
-        Value::String(id) => Some(id),
-        _ => None,
-    }
 }
 
 #[derive(Deserialize)]
@@ -426,8 +451,21 @@ async fn pull(
 
 #[cfg(test)]
 mod tests {
-    use super::{depth, op_id_of, strict_beyond_the_op, OnlyWireKeys};
+    use super::{depth, strict_beyond_the_op, OpHead};
     use serde_json::Value;
+
+    fn head(text: &str) -> Option<OpHead> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// The `op_id` the hub takes from a pushed op.
+    fn op_id_of(text: &str) -> Option<String> {
+        head(text)?.op_id
+    }
+
+    fn strict(text: &str) -> bool {
+        strict_beyond_the_op(text, &head(text).unwrap()).is_ok()
+    }
 
     /// Depth of a parsed value, the way the hub counted it before it
     /// stopped parsing pushed ops into trees.
@@ -441,16 +479,17 @@ mod tests {
 
     #[test]
     fn keys_beyond_the_op_are_found_and_parsed_strictly() {
-        let known = |text: &str| serde_json::from_str::<OnlyWireKeys>(text).unwrap().0;
+        let known = |text: &str| head(text).unwrap().only_wire_keys;
         assert!(known(r#"{"op_id":"a","node":"n","action":"delete"}"#));
         // An escaped key is read as what it spells.
         assert!(known(r#"{"op_\u0069d":"a"}"#));
+        assert_eq!(op_id_of(r#"{"op_\u0069d":"a"}"#).as_deref(), Some("a"));
         assert!(!known(r#"{"op_id":"a","note":{"x":[1]}}"#));
-        assert!(strict_beyond_the_op(r#"{"op_id":"a","note":"\ud83d\ude00"}"#).is_ok());
-        assert!(strict_beyond_the_op(r#"{"op_id":"a","note":"\ud800"}"#).is_err());
-        assert!(strict_beyond_the_op(r#"{"op_id":"a","note":1e400}"#).is_err());
+        assert!(strict(r#"{"op_id":"a","note":"\ud83d\ude00"}"#));
+        assert!(!strict(r#"{"op_id":"a","note":"\ud800"}"#));
+        assert!(!strict(r#"{"op_id":"a","note":1e400}"#));
         // Known keys are left to the op reader, which reads them strictly.
-        assert!(strict_beyond_the_op(r#"{"op_id":"a","value":"x"}"#).is_ok());
+        assert!(strict(r#"{"op_id":"a","value":"x"}"#));
     }
 
     #[test]
@@ -488,5 +527,7 @@ mod tests {
         assert_eq!(op_id_of("{\"x\":1}"), None);
         assert_eq!(op_id_of("[\"a\"]"), None);
         assert_eq!(op_id_of("\"a\""), None);
+        // Two ids: neither is taken.
+        assert_eq!(op_id_of("{\"op_id\":\"a\",\"op_id\":\"b\"}"), None);
     }
 }
