@@ -129,7 +129,7 @@ async fn push_batch(
     own: &mut OwnRun,
     report: &mut SyncReport,
 ) -> Result<Settle, SyncError> {
-    let size = body.as_ref().map_or_else(|| json_size(ops), Vec::len);
+    let body_len = body.as_ref().map(Vec::len);
     let sent = match body {
         Some(body) => client.push_encoded(ops.len(), body).await,
         None => client.push(ops).await,
@@ -145,6 +145,9 @@ async fn push_batch(
         }) => {
             if ops.len() > 1 {
                 if status == 413 {
+                    // Measured only now: the parts sent without a body are
+                    // encoded again by the client.
+                    let size = body_len.unwrap_or_else(|| json_size(ops));
                     budget.fetch_min((size / 2).max(MIN_PUSH_BATCH_BYTES), Ordering::Relaxed);
                 }
                 let (a, b) = ops.split_at(ops.len() / 2);
