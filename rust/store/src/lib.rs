@@ -31,7 +31,7 @@ pub use schema::SCHEMA_VERSION;
 pub use search::SearchHit;
 pub use snapshot::{Exported, Imported, SnapshotError, SnapshotHeader};
 pub use sync_state::{PullOutcome, QuarantinedOp, RawOp, SetAside};
-pub use write::{Edit, Saved};
+pub use write::{CheckedOp, Edit, Saved};
 
 /// How long a writer waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);

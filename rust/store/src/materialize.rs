@@ -202,7 +202,7 @@ pub(crate) fn apply_op(
 ) -> Result<bool, StoreError> {
     let before = report.new_ops;
     let mut group = NodeGroup::load(tx, &op.node)?;
-    let applied = group.apply(tx, op, pushed, report);
+    let applied = group.apply(tx, op, None, pushed, report);
     group.finish(tx, report)?;
     applied?;
     Ok(report.new_ops > before)
@@ -217,6 +217,7 @@ pub(crate) fn apply_op(
 pub(crate) fn apply_batch(
     tx: &Transaction<'_>,
     ops: &[Op],
+    payloads: Option<&[String]>,
     pushed: bool,
     report: &mut ApplyReport,
 ) -> Result<Vec<(usize, String)>, StoreError> {
@@ -229,7 +230,8 @@ pub(crate) fn apply_batch(
     for run in order.chunk_by(|&a, &b| ops[a].node == ops[b].node) {
         let mut group = NodeGroup::load(tx, &ops[run[0]].node)?;
         for &i in run {
-            match group.apply(tx, &ops[i], pushed, report) {
+            let payload = payloads.and_then(|p| p.get(i)).map(String::as_str);
+            match group.apply(tx, &ops[i], payload, pushed, report) {
                 Err(StoreError::Invalid(reason)) => refused.push((i, reason)),
                 other => {
                     other?;
@@ -272,20 +274,22 @@ impl NodeGroup {
         Ok(())
     }
 
-    /// Applies `op` (of this node) and any held delta it releases.
+    /// Applies `op` (of this node) and any held delta it releases;
+    /// `payload` is its [`action_json`] when the caller made it already.
     fn apply(
         &mut self,
         tx: &Transaction<'_>,
         op: &Op,
+        payload: Option<&str>,
         pushed: bool,
         report: &mut ApplyReport,
     ) -> Result<(), StoreError> {
         let mut released = Vec::new();
-        self.apply_one(tx, op, pushed, report, &mut released)?;
+        self.apply_one(tx, op, payload, pushed, report, &mut released)?;
         // Deltas that waited for a version applied here, and then for them.
         while let Some((held, pushed)) = released.pop() {
             if let Err(StoreError::Invalid(reason)) =
-                self.apply_one(tx, &held, pushed, report, &mut released)
+                self.apply_one(tx, &held, None, pushed, report, &mut released)
             {
                 hold(tx, &held, pushed, Some(&reason))?;
             }
@@ -297,6 +301,7 @@ impl NodeGroup {
         &mut self,
         tx: &Transaction<'_>,
         op: &Op,
+        payload: Option<&str>,
         pushed: bool,
         report: &mut ApplyReport,
         released: &mut Vec<(Op, bool)>,
@@ -333,7 +338,12 @@ impl NodeGroup {
             }
             _ => None,
         };
-        let payload = action_json(op)?;
+        let payload = match payload {
+            Some(payload) => std::borrow::Cow::Borrowed(payload),
+            None => std::borrow::Cow::Owned(action_json(op)?),
+        };
+        // The stamp is formatted once, for the log and the row.
+        let key = version_key(&op.hlc, &op.op_id);
         let inserted = tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO ops (op_id, hlc, node, action, payload, pushed, body_from)
@@ -341,7 +351,7 @@ impl NodeGroup {
             )?
             .execute(params![
                 op.op_id,
-                op.hlc.to_string(),
+                key_stamp(&key, &op.op_id),
                 op.node,
                 action_name(&op.action),
                 payload,
@@ -355,7 +365,7 @@ impl NodeGroup {
         let seq = tx.last_insert_rowid();
         report.new_ops += 1;
         self.changed = true;
-        materialize(tx, &mut self.row, op, seq, report, text.as_deref())?;
+        materialize(tx, &mut self.row, op, &key, seq, report, text.as_deref())?;
         if let Some(text) = text {
             self.texts.insert(op.op_id.clone(), text);
             let mut stmt =
@@ -555,27 +565,27 @@ pub(crate) fn delta_depth(tx: &Transaction<'_>, op_id: &str, cap: u32) -> Result
 }
 
 /// Materializes one op already in the log at `seq` into its node's `row`;
-/// `text` is the body of a body version (a delta's, rebuilt).
+/// `key` is its [`version_key`], `text` the body of a body version (a
+/// delta's, rebuilt).
 fn materialize(
     tx: &Transaction<'_>,
     row: &mut NodeRow,
     op: &Op,
+    key: &str,
     seq: i64,
     report: &mut ApplyReport,
     text: Option<&str>,
 ) -> Result<(), StoreError> {
-    // Last-writer-wins values are stamped with the op id too, so two ops
-    // with one stamp resolve the same way in any order.
-    let key = version_key(&op.hlc, &op.op_id);
-    // The stamp's text is the key's first half (formatted once per op).
-    let hlc = &key[..key.len() - op.op_id.len() - 1];
+    // Last-writer-wins values are stamped with the op id too (the key), so
+    // two ops with one stamp resolve the same way in any order.
+    let hlc = key_stamp(key, &op.op_id);
     report.touch(&op.node);
     match &op.action {
         Action::Create { kind } => {
-            row.set_field(Field::Kind, Some(kind.as_str()), &key)?;
+            row.set_field(Field::Kind, Some(kind.as_str()), key)?;
             row.created(hlc);
         }
-        Action::Set { field, value } => row.set_field(*field, value.as_deref(), &key)?,
+        Action::Set { field, value } => row.set_field(*field, value.as_deref(), key)?,
         Action::SetBody { base, .. } | Action::EditBody { base, .. } => {
             let text = match text {
                 Some(t) => std::borrow::Cow::Borrowed(t),
@@ -635,7 +645,8 @@ pub(crate) fn rebuild_node(
             }
             _ => None,
         };
-        materialize(tx, &mut group.row, op, *seq, report, text.as_deref())?;
+        let key = version_key(&op.hlc, &op.op_id);
+        materialize(tx, &mut group.row, op, &key, *seq, report, text.as_deref())?;
         if let Some(text) = text {
             group.texts.insert(op.op_id.clone(), text);
         }
@@ -672,7 +683,16 @@ struct StoredVersion {
 /// text order is `(hlc, op_id)` order, and a stamp written without the op id
 /// (older replicas) still compares correctly.
 fn version_key(hlc: &Hlc, op_id: &str) -> String {
-    format!("{hlc} {op_id}")
+    use std::fmt::Write as _;
+    let mut key = String::with_capacity(32 + op_id.len());
+    // Writing to a String cannot fail.
+    let _ = write!(key, "{hlc} {op_id}");
+    key
+}
+
+/// The stamp's text in a [`version_key`] of `op_id`: its first half.
+fn key_stamp<'k>(key: &'k str, op_id: &str) -> &'k str {
+    &key[..key.len() - op_id.len() - 1]
 }
 
 /// The stamp and, when recorded, the op id of a version key.

@@ -78,20 +78,21 @@ fn statements() -> &'static Statements {
         let cols: Vec<String> = columns().collect();
         // ?1 is the id; the columns follow from ?2 on.
         let numbered = |i: usize| format!("?{}", i + 2);
+        // The row's tags as the tag triggers spell them. Tags applied in
+        // the same batch went in before the row existed, so the triggers
+        // had no row to update, and a bulk load runs without them (see
+        // `bulk_index::TAG_TRIGGERS`): every store sets the list itself.
+        let tag_list = "(SELECT group_concat(tag, char(31)) FROM (SELECT tag \
+                        FROM tags WHERE node = ?1 AND present = 1 ORDER BY tag))";
         Statements {
             select: format!("SELECT {} FROM nodes WHERE id = ?1", cols.join(", ")),
-            // Tags applied in the same batch went in before the row
-            // existed, so the tag triggers had no row to update: the list
-            // is read here.
             insert: format!(
-                "INSERT INTO nodes (id, {}, tag_list) VALUES (?1, {}, \
-                 (SELECT group_concat(tag, char(31)) FROM (SELECT tag \
-                 FROM tags WHERE node = ?1 AND present = 1 ORDER BY tag)))",
+                "INSERT INTO nodes (id, {}, tag_list) VALUES (?1, {}, {tag_list})",
                 cols.join(", "),
                 (0..cols.len()).map(numbered).collect::<Vec<_>>().join(", ")
             ),
             update: format!(
-                "UPDATE nodes SET {} WHERE id = ?1",
+                "UPDATE nodes SET {}, tag_list = {tag_list} WHERE id = ?1",
                 cols.iter()
                     .enumerate()
                     .map(|(i, c)| format!("{c} = {}", numbered(i)))

@@ -247,7 +247,7 @@ impl Replica {
         }
         let (quarantined, applied) = self.write(|w| {
             // A body delta that does not fit its base version is set aside.
-            for (i, reason) in apply_batch(w.tx, &parsed, true, &mut w.report)? {
+            for (i, reason) in apply_batch(w.tx, &parsed, None, true, &mut w.report)? {
                 bad.push((good[i], reason));
             }
             {

@@ -46,8 +46,8 @@ pub(crate) struct Writer<'a, 'c> {
     /// Build the whole full-text index when the transaction ends (a bulk
     /// load into an empty replica deferred it).
     rebuild_index: bool,
-    /// Secondary indexes dropped for a bulk load, created again when the
-    /// transaction ends.
+    /// Secondary indexes and the tag triggers dropped for a bulk load,
+    /// created again when the transaction ends.
     recreate_indexes: Vec<String>,
 }
 
@@ -245,6 +245,15 @@ impl Replica {
     where
         I: IntoIterator<Item = Result<Op>>,
     {
+        self.import_checked_ops(ops.into_iter().map(|op| op.and_then(CheckedOp::new)))
+    }
+
+    /// [`Replica::import_ops`] of ops checked already, on another thread
+    /// (see [`CheckedOp`]); each is still clock-checked here.
+    pub fn import_checked_ops<I>(&mut self, ops: I) -> Result<ApplyReport>
+    where
+        I: IntoIterator<Item = Result<CheckedOp>>,
+    {
         const CHUNK: usize = 4096;
         const IMPORT_CACHE_KIB: i64 = -32 * 1024;
         let mut newest: Option<Hlc> = None;
@@ -263,24 +272,30 @@ impl Replica {
             w.rebuild_index = crate::bulk_index::defer_if_empty(w.tx)?;
             let mut log_indexes = Vec::new();
             if w.rebuild_index {
-                use crate::bulk_index::{drop_indexes, LOG_INDEXES, SECONDARY_INDEXES};
-                w.recreate_indexes = drop_indexes(w.tx, SECONDARY_INDEXES)?;
+                use crate::bulk_index::{
+                    drop_indexes, LOG_INDEXES, SECONDARY_INDEXES, TAG_TRIGGERS,
+                };
+                w.recreate_indexes =
+                    drop_indexes(w.tx, &[SECONDARY_INDEXES, TAG_TRIGGERS].concat())?;
                 log_indexes = drop_indexes(w.tx, LOG_INDEXES)?;
             }
             let mut ops = ops.into_iter().peekable();
             let mut chunk = Vec::with_capacity(CHUNK);
+            let mut payloads = Vec::with_capacity(CHUNK);
             while ops.peek().is_some() {
                 chunk.clear();
+                payloads.clear();
                 for op in ops.by_ref().take(CHUNK) {
-                    let op = op?;
-                    check_external(&op, w.clock)?;
+                    let CheckedOp { op, payload } = op?;
+                    w.clock.check_drift(&op.hlc)?;
                     if newest.as_ref().is_none_or(|n| op.hlc > *n) {
                         newest = Some(op.hlc.clone());
                     }
                     chunk.push(op);
+                    payloads.push(payload);
                 }
-                if let Some((_, reason)) = apply_batch(w.tx, &chunk, false, &mut w.report)?.first()
-                {
+                let refused = apply_batch(w.tx, &chunk, Some(&payloads), false, &mut w.report)?;
+                if let Some((_, reason)) = refused.first() {
                     return Err(StoreError::Invalid(reason.clone()));
                 }
             }
@@ -310,7 +325,8 @@ impl Replica {
             check_external(op, &self.clock)?;
         }
         let ((), report) = self.write(|w| {
-            if let Some((_, reason)) = apply_batch(w.tx, ops, pushed, &mut w.report)?.first() {
+            if let Some((_, reason)) = apply_batch(w.tx, ops, None, pushed, &mut w.report)?.first()
+            {
                 return Err(StoreError::Invalid(reason.clone()));
             }
             finish(w.tx)
@@ -333,12 +349,39 @@ impl Replica {
 /// Refuses an op from outside that is invalid, too large, or stamped
 /// beyond the drift limit of `clock`.
 fn check_external(op: &Op, clock: &heph_core::Clock) -> Result<()> {
+    check_op(op)?;
+    clock.check_drift(&op.hlc)?;
+    Ok(())
+}
+
+/// Refuses an op that is invalid or larger than a hub accepts.
+fn check_op(op: &Op) -> Result<()> {
     op.validate()
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
     op.check_json_size()
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    clock.check_drift(&op.hlc)?;
     Ok(())
+}
+
+/// An op from outside, checked (valid, no larger than a hub accepts) and
+/// with the text the log keeps of its action made: `heph import-ops` makes
+/// them on its reading thread, so the apply, on the other core, does
+/// neither. Only the clock check, which needs the replica's clock, is left
+/// to [`Replica::import_checked_ops`].
+#[derive(Debug, Clone)]
+pub struct CheckedOp {
+    op: Op,
+    payload: String,
+}
+
+impl CheckedOp {
+    /// Checks `op`; an invalid or too large op is refused with
+    /// [`StoreError::Invalid`].
+    pub fn new(op: Op) -> Result<Self> {
+        check_op(&op)?;
+        let payload = crate::materialize::action_json(&op)?;
+        Ok(Self { op, payload })
+    }
 }
 
 /// Records the ops of a new node.

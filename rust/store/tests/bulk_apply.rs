@@ -135,11 +135,14 @@ fn an_import_with_a_bad_line_changes_nothing() {
     assert_eq!(r.op_count().unwrap(), 0);
 }
 
-/// The indexes of a replica file, by name, with the SQL that made them.
+/// The indexes and triggers of a replica file, by name, with the SQL that
+/// made them.
 fn indexes(path: &std::path::Path) -> Vec<(String, Option<String>)> {
     let conn = rusqlite::Connection::open(path).unwrap();
     let mut stmt = conn
-        .prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'index' ORDER BY name")
+        .prepare(
+            "SELECT name, sql FROM sqlite_schema WHERE type IN ('index', 'trigger') ORDER BY name",
+        )
         .unwrap();
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
@@ -164,6 +167,7 @@ fn an_import_into_an_empty_replica_keeps_every_index() {
         indexes(&path)
     };
     assert!(before.iter().any(|(name, _)| name == "nodes_open_tasks"));
+    assert!(before.iter().any(|(name, _)| name == "tags_list_insert"));
 
     // Cut short by a bad line: nothing changes, the indexes neither.
     let mut r = Replica::open(&path).unwrap();
@@ -204,6 +208,77 @@ fn an_import_into_an_empty_replica_keeps_every_index() {
     };
     assert!(rows(&r).iter().any(|(_, tags)| !tags.is_empty()));
     assert_eq!(rows(&r), rows(&one_by_one));
+}
+
+/// An import runs without the triggers that keep a node's tag list (see
+/// `bulk_index::TAG_TRIGGERS`): a node whose tags change chunks after its
+/// row was written still lists them as a replay does, and the triggers
+/// are back for the writes after the import.
+#[test]
+fn an_import_keeps_tag_lists_across_chunks() {
+    let mut source = Replica::open_in_memory().unwrap();
+    let tagged = |tags: &[&str]| NewNode {
+        kind: Some(Kind::Task),
+        title: "early".into(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        ..NewNode::default()
+    };
+    let early = source.create(tagged(&["old", "kept"])).unwrap().id;
+    // More ops than an import applies in one chunk (4,096).
+    for i in 0..1500 {
+        source
+            .create(NewNode {
+                title: format!("filler {i}"),
+                ..NewNode::default()
+            })
+            .unwrap();
+    }
+    source
+        .update(
+            &early,
+            &NodePatch {
+                tags: Some(["kept".to_owned(), "new".to_owned()].into()),
+                ..NodePatch::default()
+            },
+        )
+        .unwrap();
+    let ops = source.export_ops().unwrap();
+    assert!(ops.len() > 4096, "{}", ops.len());
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let mut imported = Replica::open(&path).unwrap();
+    imported.import_ops(ops.iter().cloned().map(Ok)).unwrap();
+    let mut one_by_one = Replica::open_in_memory().unwrap();
+    for op in &ops {
+        one_by_one.apply_ops(std::slice::from_ref(op)).unwrap();
+    }
+    assert_eq!(
+        imported.canonical_dump().unwrap(),
+        one_by_one.canonical_dump().unwrap()
+    );
+    let tag_list = |r: &Replica| {
+        let open = heph_store::ListFilter {
+            kinds: vec![Kind::Task],
+            status: heph_store::StatusFilter::Open,
+            ..heph_store::ListFilter::default()
+        };
+        let rows = r.list_rows(&open).unwrap();
+        let row = rows.into_iter().find(|n| n.id == early).unwrap();
+        row.tags.into_iter().collect::<Vec<_>>()
+    };
+    assert_eq!(tag_list(&imported), ["kept", "new"]);
+
+    // A tag written straight into the table after the import (as a
+    // migration would) reaches the list through the triggers.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO tags (node, tag, hlc, present) VALUES (?1, 'later', 'h', 1)",
+        [&early],
+    )
+    .unwrap();
+    drop(conn);
+    assert_eq!(tag_list(&imported), ["kept", "later", "new"]);
 }
 
 /// Run by `an_import_killed_midway_leaves_an_empty_replica` in a child

@@ -465,8 +465,8 @@ pub fn export_ops(paths: &Paths) -> Result<ExitCode> {
 
 /// `heph import-ops`: the lines are read, checked and applied as they come,
 /// in one transaction, so a bad line leaves the replica untouched and a
-/// large file is never held in memory whole. Reading and parsing run on a
-/// second thread, beside the apply (a bounded queue between them).
+/// large file is never held in memory whole. Reading, parsing and checking
+/// run on a second thread, beside the apply (a bounded queue between them).
 pub fn import_ops(paths: &Paths) -> Result<ExitCode> {
     let mut replica = open(paths)?;
     let (send, receive) = std::sync::mpsc::sync_channel(IMPORT_QUEUE);
@@ -484,7 +484,7 @@ pub fn import_ops(paths: &Paths) -> Result<ExitCode> {
     });
     // On an error the reader is not waited for (it may be blocked on a
     // slow pipe): the process ends with it.
-    let report = replica.import_ops(receive.into_iter().flatten())?;
+    let report = replica.import_checked_ops(receive.into_iter().flatten())?;
     let read = reader
         .join()
         .ok()
@@ -503,7 +503,7 @@ pub fn import_ops(paths: &Paths) -> Result<ExitCode> {
 const IMPORT_BATCH: usize = 1024;
 const IMPORT_QUEUE: usize = 4;
 
-type OpBatch = Vec<std::result::Result<Op, heph_store::StoreError>>;
+type OpBatch = Vec<std::result::Result<heph_store::CheckedOp, heph_store::StoreError>>;
 
 /// Reads JSON lines from `input`, one op each, and sends them in batches;
 /// stops after the first bad line (sent as an error) or when the receiver
@@ -519,7 +519,7 @@ fn read_ops(input: impl BufRead, send: &std::sync::mpsc::SyncSender<OpBatch>) ->
             Ok(line) if line.trim().is_empty() => continue,
             Ok(line) => serde_json::from_str::<Op>(&line)
                 .map_err(|e| format!("not an op: {e}"))
-                .and_then(|op| op.validate().map(|()| op).map_err(|e| e.to_string()))
+                .and_then(|op| heph_store::CheckedOp::new(op).map_err(|e| e.to_string()))
                 .map_err(|e| heph_store::StoreError::Invalid(format!("line {}: {e}", index + 1))),
         };
         let failed = parsed.is_err();
