@@ -11,6 +11,7 @@ mod dump;
 pub mod list_query;
 mod materialize;
 mod node_row;
+mod op_statements;
 mod query;
 mod restamp;
 mod schema;

@@ -25,6 +25,7 @@ use heph_core::merge::{merge_body, BodyVersion};
 use heph_core::{Action, Field, Hlc, Op};
 use rusqlite::{params, OptionalExtension, Transaction};
 
+use crate::op_statements::OpStatements;
 use crate::node_row::NodeRow;
 use crate::StoreError;
 
@@ -201,8 +202,9 @@ pub(crate) fn apply_op(
     report: &mut ApplyReport,
 ) -> Result<bool, StoreError> {
     let before = report.new_ops;
+    let mut statements = OpStatements::new(tx);
     let mut group = NodeGroup::load(tx, &op.node)?;
-    let applied = group.apply(tx, op, None, pushed, report);
+    let applied = group.apply(tx, &mut statements, op, None, pushed, report);
     group.finish(tx, report)?;
     applied?;
     Ok(report.new_ops > before)
@@ -227,11 +229,12 @@ pub(crate) fn apply_batch(
         (&a.node, &a.hlc, &a.op_id).cmp(&(&b.node, &b.hlc, &b.op_id))
     });
     let mut refused = Vec::new();
+    let mut statements = OpStatements::new(tx);
     for run in order.chunk_by(|&a, &b| ops[a].node == ops[b].node) {
         let mut group = NodeGroup::load(tx, &ops[run[0]].node)?;
         for &i in run {
             let payload = payloads.and_then(|p| p.get(i)).map(String::as_str);
-            match group.apply(tx, &ops[i], payload, pushed, report) {
+            match group.apply(tx, &mut statements, &ops[i], payload, pushed, report) {
                 Err(StoreError::Invalid(reason)) => refused.push((i, reason)),
                 other => {
                     other?;
@@ -279,17 +282,18 @@ impl NodeGroup {
     fn apply(
         &mut self,
         tx: &Transaction<'_>,
+        statements: &mut OpStatements<'_>,
         op: &Op,
         payload: Option<&str>,
         pushed: bool,
         report: &mut ApplyReport,
     ) -> Result<(), StoreError> {
         let mut released = Vec::new();
-        self.apply_one(tx, op, payload, pushed, report, &mut released)?;
+        self.apply_one(tx, statements, op, payload, pushed, report, &mut released)?;
         // Deltas that waited for a version applied here, and then for them.
         while let Some((held, pushed)) = released.pop() {
             if let Err(StoreError::Invalid(reason)) =
-                self.apply_one(tx, &held, None, pushed, report, &mut released)
+                self.apply_one(tx, statements, &held, None, pushed, report, &mut released)
             {
                 hold(tx, &held, pushed, Some(&reason))?;
             }
@@ -297,9 +301,11 @@ impl NodeGroup {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn apply_one(
         &mut self,
         tx: &Transaction<'_>,
+        statements: &mut OpStatements<'_>,
         op: &Op,
         payload: Option<&str>,
         pushed: bool,
@@ -344,12 +350,7 @@ impl NodeGroup {
         };
         // The stamp is formatted once, for the log and the row.
         let key = version_key(&op.hlc, &op.op_id);
-        let inserted = tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO ops (op_id, hlc, node, action, payload, pushed, body_from)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
+        let inserted = statements.insert_op()?.execute(params![
                 op.op_id,
                 key_stamp(&key, &op.op_id),
                 op.node,
@@ -365,12 +366,12 @@ impl NodeGroup {
         let seq = tx.last_insert_rowid();
         report.new_ops += 1;
         self.changed = true;
-        materialize(tx, &mut self.row, op, &key, seq, report, text.as_deref())?;
+        let version = Version { key: &key, seq, text: text.as_deref() };
+        materialize(tx, statements, &mut self.row, op, version, report)?;
         if let Some(text) = text {
             self.texts.insert(op.op_id.clone(), text);
-            let mut stmt =
-                tx.prepare_cached("SELECT payload, pushed FROM held_ops WHERE from_op = ?1")?;
-            let rows: Vec<(String, bool)> = stmt
+            let rows: Vec<(String, bool)> = statements
+                .held_after()?
                 .query_map([&op.op_id], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             if !rows.is_empty() {
@@ -564,17 +565,25 @@ pub(crate) fn delta_depth(tx: &Transaction<'_>, op_id: &str, cap: u32) -> Result
         .query_row(params![op_id, cap], |r| r.get(0))?)
 }
 
-/// Materializes one op already in the log at `seq` into its node's `row`;
-/// `key` is its [`version_key`], `text` the body of a body version (a
-/// delta's, rebuilt).
+/// Where an op being materialized stands.
+#[derive(Clone, Copy)]
+struct Version<'a> {
+    /// Its [`version_key`].
+    key: &'a str,
+    /// Its local sequence in the log.
+    seq: i64,
+    /// The body of a body version (a delta's, rebuilt), when known.
+    text: Option<&'a str>,
+}
+
+/// Materializes one op already in the log into its node's `row`.
 fn materialize(
     tx: &Transaction<'_>,
+    statements: &mut OpStatements<'_>,
     row: &mut NodeRow,
     op: &Op,
-    key: &str,
-    seq: i64,
+    Version { key, seq, text }: Version<'_>,
     report: &mut ApplyReport,
-    text: Option<&str>,
 ) -> Result<(), StoreError> {
     // Last-writer-wins values are stamped with the op id too (the key), so
     // two ops with one stamp resolve the same way in any order.
@@ -595,12 +604,9 @@ fn materialize(
         }
         Action::AddTag { tag } | Action::RemoveTag { tag } => {
             let present = matches!(op.action, Action::AddTag { .. });
-            tx.prepare_cached(
-                "INSERT INTO tags (node, tag, hlc, present) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (node, tag) DO UPDATE SET hlc = excluded.hlc, present = excluded.present
-                 WHERE excluded.hlc > tags.hlc",
-            )?
-            .execute(params![op.node, tag, key, present])?;
+            statements
+                .upsert_tag()?
+                .execute(params![op.node, tag, key, present])?;
         }
         Action::Delete | Action::Restore => {}
     }
@@ -635,6 +641,7 @@ pub(crate) fn rebuild_node(
             Ok((seq, row.into_op()?))
         })
         .collect::<Result<_, StoreError>>()?;
+    let mut statements = OpStatements::new(tx);
     let mut group = NodeGroup::load(tx, node)?;
     for (seq, op) in &rows {
         // In stamp order, a delta's base version was rebuilt before it.
@@ -646,7 +653,12 @@ pub(crate) fn rebuild_node(
             _ => None,
         };
         let key = version_key(&op.hlc, &op.op_id);
-        materialize(tx, &mut group.row, op, &key, *seq, report, text.as_deref())?;
+        let version = Version {
+            key: &key,
+            seq: *seq,
+            text: text.as_deref(),
+        };
+        materialize(tx, &mut statements, &mut group.row, op, version, report)?;
         if let Some(text) = text {
             group.texts.insert(op.op_id.clone(), text);
         }
