@@ -25,8 +25,8 @@ use heph_core::merge::{merge_body, BodyVersion};
 use heph_core::{Action, Field, Hlc, Op};
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use crate::op_statements::OpStatements;
 use crate::node_row::NodeRow;
+use crate::op_statements::OpStatements;
 use crate::StoreError;
 
 /// What one batch of ops did.
@@ -54,6 +54,10 @@ pub struct ApplyReport {
     unindexed: HashSet<String>,
     /// Bodies to merge when the transaction ends, with their new versions.
     pending_bodies: BTreeMap<String, Vec<NewVersion>>,
+    /// Whether the full-text index is deferred (a bulk load), once read:
+    /// asked for every node, and it changes only where a bulk load starts
+    /// or ends ([`ApplyReport::set_index_deferred`]).
+    index_deferred: Option<bool>,
 }
 
 impl PartialEq for ApplyReport {
@@ -77,6 +81,22 @@ impl PartialEq for ApplyReport {
 }
 
 impl ApplyReport {
+    /// Records that a bulk load started (or not) in this transaction.
+    pub(crate) fn set_index_deferred(&mut self, deferred: bool) {
+        self.index_deferred = Some(deferred);
+    }
+
+    fn index_deferred(&mut self, tx: &Transaction<'_>) -> Result<bool, StoreError> {
+        match self.index_deferred {
+            Some(deferred) => Ok(deferred),
+            None => {
+                let deferred = crate::bulk_index::is_deferred(tx)?;
+                self.index_deferred = Some(deferred);
+                Ok(deferred)
+            }
+        }
+    }
+
     /// Records that `node` left the full-text index in this transaction.
     pub(crate) fn mark_unindexed(&mut self, node: &str) {
         self.unindexed.insert(node.to_owned());
@@ -104,7 +124,7 @@ pub(crate) fn unindex(
     if report.unindexed.contains(node) {
         return Ok(());
     }
-    if crate::bulk_index::is_deferred(tx)? {
+    if report.index_deferred(tx)? {
         // Nothing is indexed during a bulk load, and nothing is put back
         // (see `reindex`): not remembered either, which for a whole
         // history is an id per node held to the end.
@@ -351,14 +371,14 @@ impl NodeGroup {
         // The stamp is formatted once, for the log and the row.
         let key = version_key(&op.hlc, &op.op_id);
         let inserted = statements.insert_op()?.execute(params![
-                op.op_id,
-                key_stamp(&key, &op.op_id),
-                op.node,
-                action_name(&op.action),
-                payload,
-                pushed,
-                from
-            ])?;
+            op.op_id,
+            key_stamp(&key, &op.op_id),
+            op.node,
+            action_name(&op.action),
+            payload,
+            pushed,
+            from
+        ])?;
         if inserted == 0 {
             duplicate(tx, op, pushed, report)?;
             return Ok(());
@@ -366,7 +386,11 @@ impl NodeGroup {
         let seq = tx.last_insert_rowid();
         report.new_ops += 1;
         self.changed = true;
-        let version = Version { key: &key, seq, text: text.as_deref() };
+        let version = Version {
+            key: &key,
+            seq,
+            text: text.as_deref(),
+        };
         materialize(tx, statements, &mut self.row, op, version, report)?;
         if let Some(text) = text {
             self.texts.insert(op.op_id.clone(), text);

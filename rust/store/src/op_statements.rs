@@ -6,7 +6,8 @@
 use rusqlite::{CachedStatement, Connection};
 
 /// Records an op in the log; ignored when its id is there already.
-const INSERT_OP: &str = "INSERT OR IGNORE INTO ops (op_id, hlc, node, action, payload, pushed, body_from)
+const INSERT_OP: &str =
+    "INSERT OR IGNORE INTO ops (op_id, hlc, node, action, payload, pushed, body_from)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 /// Sets a tag's presence, last writer wins by version key.

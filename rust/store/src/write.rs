@@ -270,6 +270,7 @@ impl Replica {
         let imported = self.write(|w| {
             // Into an empty replica, the indexes are built once at the end.
             w.rebuild_index = crate::bulk_index::defer_if_empty(w.tx)?;
+            w.report.set_index_deferred(w.rebuild_index);
             let mut log_indexes = Vec::new();
             if w.rebuild_index {
                 use crate::bulk_index::{
