@@ -470,9 +470,12 @@ pub fn export_ops(paths: &Paths) -> Result<ExitCode> {
 pub fn import_ops(paths: &Paths) -> Result<ExitCode> {
     let mut replica = open(paths)?;
     let (send, receive) = std::sync::mpsc::sync_channel(IMPORT_QUEUE);
+    // Applied ops go back to be freed by the thread that made them (see
+    // `Replica::import_checked_ops`).
+    let (give_back, spent) = std::sync::mpsc::channel::<Spent>();
     let reader = std::thread::spawn(move || {
         let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            read_ops(std::io::stdin().lock(), &send)
+            read_ops(std::io::stdin().lock(), &send, &spent)
         }));
         if read.is_err() {
             // Not an end of input: the import must not commit.
@@ -480,11 +483,19 @@ pub fn import_ops(paths: &Paths) -> Result<ExitCode> {
                 heph_store::StoreError::Invalid("the thread reading stdin panicked".into());
             let _ = send.send(vec![Err(stopped)]);
         }
+        // The input has ended: frees the rest until the apply ends (it
+        // drops `give_back`).
+        drop(send);
+        spent.iter().for_each(drop);
         read
     });
     // On an error the reader is not waited for (it may be blocked on a
-    // slow pipe): the process ends with it.
-    let report = replica.import_checked_ops(receive.into_iter().flatten())?;
+    // slow pipe): the process ends with it. `give_back` moves into the
+    // closure, so it is dropped when the apply ends and the reader stops.
+    let give_back = move |ops, payloads| {
+        let _ = give_back.send((ops, payloads));
+    };
+    let report = replica.import_checked_ops(receive.into_iter().flatten(), give_back)?;
     let read = reader
         .join()
         .ok()
@@ -505,10 +516,18 @@ const IMPORT_QUEUE: usize = 4;
 
 type OpBatch = Vec<std::result::Result<heph_store::CheckedOp, heph_store::StoreError>>;
 
+/// A chunk of applied ops and their log texts, handed back to be freed.
+type Spent = (Vec<Op>, Vec<String>);
+
 /// Reads JSON lines from `input`, one op each, and sends them in batches;
 /// stops after the first bad line (sent as an error) or when the receiver
-/// is gone. Returns how many ops it read.
-fn read_ops(input: impl BufRead, send: &std::sync::mpsc::SyncSender<OpBatch>) -> usize {
+/// is gone. Frees what comes back on `spent` as it goes. Returns how many
+/// ops it read.
+fn read_ops(
+    input: impl BufRead,
+    send: &std::sync::mpsc::SyncSender<OpBatch>,
+    spent: &std::sync::mpsc::Receiver<Spent>,
+) -> usize {
     let mut read = 0usize;
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
     for (index, line) in input.lines().enumerate() {
@@ -526,6 +545,7 @@ fn read_ops(input: impl BufRead, send: &std::sync::mpsc::SyncSender<OpBatch>) ->
         read += usize::from(!failed);
         batch.push(parsed);
         if failed || batch.len() == IMPORT_BATCH {
+            spent.try_iter().for_each(drop);
             let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
             if send.send(full).is_err() || failed {
                 return read;
