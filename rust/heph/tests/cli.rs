@@ -188,18 +188,91 @@ fn export_import_round_trip() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
 }
 
+/// The ops of a corpus of `nodes` notes, tasks and journals, as
+/// `heph import-ops` reads them.
+fn corpus_ops(nodes: usize) -> String {
+    heph_corpus::Corpus::new(7, nodes)
+        .ops()
+        .map(|op| serde_json::to_string(&op).unwrap() + "\n")
+        .collect()
+}
+
+/// Feeds `input` to `heph import-ops` and waits for it.
+fn import(cli: &Cli, input: &str) -> Output {
+    let mut child = cli.start_import();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+/// More ops than the import applies in one chunk (4,096): the bulk path
+/// (indexes and tag triggers dropped, each applied chunk handed back to
+/// the reading thread to be freed) ends where imports of small pieces
+/// into a replica that is not empty (indexes and triggers kept) end.
+#[test]
+fn an_import_of_many_chunks_equals_one_of_small_pieces() {
+    let ops = corpus_ops(1500);
+    let count = ops.lines().count();
+    assert!(count > 2 * 4096, "more than two chunks: {count}");
+    let whole = Cli::new();
+    let out = import(&whole, &ops);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pieces = Cli::new();
+    let lines: Vec<&str> = ops.lines().collect();
+    for piece in lines.chunks(1000) {
+        let out = import(&pieces, &(piece.join("\n") + "\n"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(whole.ok(&["export-ops"]).lines().count(), count);
+    let listed = |cli: &Cli| cli.json(&["list", "--all", "--json"]);
+    assert_eq!(listed(&whole), listed(&pieces));
+    let tagged = |cli: &Cli| cli.ok(&["list", "--all", "tag:idea"]);
+    assert!(!tagged(&whole).is_empty());
+    assert_eq!(tagged(&whole), tagged(&pieces));
+}
+
+/// An op larger than a hub accepts is refused on the reading thread, with
+/// its line.
+#[test]
+fn an_import_names_the_line_of_a_too_large_op() {
+    let ops = corpus_ops(1);
+    let first = ops.lines().next().unwrap();
+    let mut op: serde_json::Value = serde_json::from_str(first).unwrap();
+    // Each quote takes two bytes in JSON: a body at the size limit makes
+    // an op over the 2 MiB a hub takes.
+    op["action"] = "set_body".into();
+    op["op_id"] = "018fd118-9400-769e-8170-8e2b7f73fa30".into();
+    op["body"] = "\"".repeat(1024 * 1024).into();
+    op["base"] = serde_json::json!([]);
+    op.as_object_mut().unwrap().remove("kind");
+    let input = format!("{first}\n{op}\n");
+    let cli = Cli::new();
+    let out = import(&cli, &input);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(stderr.contains("KiB"), "{stderr}");
+    assert_eq!(cli.ok(&["export-ops"]).lines().count(), 0);
+}
+
 /// Lines are read on their own thread, a batch at a time: a bad line after
-/// several batches still refuses the whole import and names its line, and
-/// the command ends at once without waiting for the rest of its input.
+/// several batches, and after whole chunks were applied and handed back,
+/// still refuses the whole import and names its line, and the command
+/// ends at once without waiting for the rest of its input.
 #[test]
 fn import_stops_at_a_bad_line_without_waiting_for_the_rest() {
-    let a = Cli::new();
-    for i in 0..1100 {
-        a.ok(&["add", &format!("task {i}")]);
-    }
-    let ops = a.ok(&["export-ops"]);
+    let ops = corpus_ops(1500);
     let good = ops.lines().count();
-    assert!(good > 2048, "more ops than two batches: {good}");
+    assert!(good > 2 * 4096, "more ops than two chunks: {good}");
     let b = Cli::new();
     let mut child = b.start_import();
     let mut stdin = child.stdin.take().unwrap();

@@ -81,7 +81,8 @@ impl PartialEq for ApplyReport {
 }
 
 impl ApplyReport {
-    /// Records that a bulk load started (or not) in this transaction.
+    /// Records that a bulk load started (or that none is under way) in
+    /// this transaction.
     pub(crate) fn set_index_deferred(&mut self, deferred: bool) {
         self.index_deferred = Some(deferred);
     }
@@ -235,7 +236,8 @@ pub(crate) fn apply_op(
 /// The state reached is the one op-by-op application gives (apply is
 /// order-independent). Returns the ops refused as invalid (a body delta
 /// that does not fit its base) by index, with the reason; nothing of those
-/// is written.
+/// is written. `payloads`, when given, holds each op's [`action_json`], in
+/// the order of `ops` (made ahead on another thread).
 pub(crate) fn apply_batch(
     tx: &Transaction<'_>,
     ops: &[Op],
@@ -248,6 +250,7 @@ pub(crate) fn apply_batch(
         let (a, b) = (&ops[a], &ops[b]);
         (&a.node, &a.hlc, &a.op_id).cmp(&(&b.node, &b.hlc, &b.op_id))
     });
+    debug_assert!(payloads.is_none_or(|p| p.len() == ops.len()));
     let mut refused = Vec::new();
     let mut statements = OpStatements::new(tx);
     for run in order.chunk_by(|&a, &b| ops[a].node == ops[b].node) {

@@ -279,7 +279,11 @@ impl Replica {
         let imported = self.write(|w| {
             // Into an empty replica, the indexes are built once at the end.
             w.rebuild_index = crate::bulk_index::defer_if_empty(w.tx)?;
-            w.report.set_index_deferred(w.rebuild_index);
+            if w.rebuild_index {
+                // Otherwise it may be deferred already (an initial pull
+                // under way): read when first needed.
+                w.report.set_index_deferred(true);
+            }
             let mut log_indexes = Vec::new();
             if w.rebuild_index {
                 use crate::bulk_index::{

@@ -281,6 +281,47 @@ fn an_import_keeps_tag_lists_across_chunks() {
     assert_eq!(tag_list(&imported), ["kept", "later", "new"]);
 }
 
+/// An import into a replica whose initial pull is under way (another
+/// process began it) leaves the deferred full-text index alone, as the
+/// pull does: nothing is written to it until the load finishes, and then
+/// it is a replay's.
+#[test]
+fn an_import_during_an_initial_pull_leaves_the_deferred_index_alone() {
+    let ops = history();
+    let (pulled, imported) = ops.split_at(ops.len() / 2);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let mut r = Replica::open(&path).unwrap();
+    assert!(r.begin_bulk_load().unwrap());
+    let raws: Vec<RawOp> = pulled
+        .iter()
+        .enumerate()
+        .map(|(i, o)| RawOp {
+            seq: i as i64 + 1,
+            raw: serde_json::to_string(o).unwrap(),
+        })
+        .collect();
+    r.apply_pulled("hub", &raws, raws.len() as i64, None)
+        .unwrap();
+    let index_rows = || -> i64 {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.query_row("SELECT count(*) FROM nodes_fts_data", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = index_rows();
+    r.import_ops(imported.iter().cloned().map(Ok)).unwrap();
+    assert_eq!(index_rows(), before, "nothing written to a deferred index");
+    r.finish_bulk_load().unwrap();
+    let mut one_by_one = Replica::open_in_memory().unwrap();
+    for op in &ops {
+        one_by_one.apply_ops(std::slice::from_ref(op)).unwrap();
+    }
+    assert_eq!(
+        r.canonical_dump().unwrap(),
+        one_by_one.canonical_dump().unwrap()
+    );
+}
+
 /// Run by `an_import_killed_midway_leaves_an_empty_replica` in a child
 /// process, which dies after its last op, before the import commits.
 #[test]

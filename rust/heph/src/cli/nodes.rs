@@ -466,7 +466,10 @@ pub fn export_ops(paths: &Paths) -> Result<ExitCode> {
 /// `heph import-ops`: the lines are read, checked and applied as they come,
 /// in one transaction, so a bad line leaves the replica untouched and a
 /// large file is never held in memory whole. Reading, parsing and checking
-/// run on a second thread, beside the apply (a bounded queue between them).
+/// run on a second thread, beside the apply (a bounded queue between them),
+/// which also frees the ops once applied (they come back a chunk at a time,
+/// at most a chunk or two waiting: it takes them before each batch it
+/// sends).
 pub fn import_ops(paths: &Paths) -> Result<ExitCode> {
     let mut replica = open(paths)?;
     let (send, receive) = std::sync::mpsc::sync_channel(IMPORT_QUEUE);
