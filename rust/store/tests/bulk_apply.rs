@@ -67,15 +67,21 @@ fn history() -> Vec<Op> {
     ops
 }
 
+/// A replica that applied `ops` one at a time, in their order.
+fn replayed(ops: &[Op]) -> Replica {
+    let mut replica = Replica::open_in_memory().unwrap();
+    for op in ops {
+        replica.apply_ops(std::slice::from_ref(op)).unwrap();
+    }
+    replica
+}
+
 #[test]
 fn pulled_imported_and_replayed_devices_are_identical() {
     let ops = history();
     assert!(ops.len() > 600, "{}", ops.len());
 
-    let mut one_by_one = Replica::open_in_memory().unwrap();
-    for op in &ops {
-        one_by_one.apply_ops(std::slice::from_ref(op)).unwrap();
-    }
+    let one_by_one = replayed(&ops);
     let expected = one_by_one.canonical_dump().unwrap();
     assert!(expected.contains("<<<<<<<") || expected.contains("added on device 1"));
 
@@ -249,10 +255,7 @@ fn an_import_keeps_tag_lists_across_chunks() {
     let path = dir.path().join("replica.db");
     let mut imported = Replica::open(&path).unwrap();
     imported.import_ops(ops.iter().cloned().map(Ok)).unwrap();
-    let mut one_by_one = Replica::open_in_memory().unwrap();
-    for op in &ops {
-        one_by_one.apply_ops(std::slice::from_ref(op)).unwrap();
-    }
+    let one_by_one = replayed(&ops);
     assert_eq!(
         imported.canonical_dump().unwrap(),
         one_by_one.canonical_dump().unwrap()
@@ -312,10 +315,7 @@ fn an_import_during_an_initial_pull_leaves_the_deferred_index_alone() {
     r.import_ops(imported.iter().cloned().map(Ok)).unwrap();
     assert_eq!(index_rows(), before, "nothing written to a deferred index");
     r.finish_bulk_load().unwrap();
-    let mut one_by_one = Replica::open_in_memory().unwrap();
-    for op in &ops {
-        one_by_one.apply_ops(std::slice::from_ref(op)).unwrap();
-    }
+    let one_by_one = replayed(&ops);
     assert_eq!(
         r.canonical_dump().unwrap(),
         one_by_one.canonical_dump().unwrap()
