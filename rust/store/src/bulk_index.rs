@@ -105,8 +105,7 @@ pub(crate) const SECONDARY_INDEXES: &[&str] = &[
 
 /// The triggers that keep `nodes.tag_list` (migration 3). Each tag op ran
 /// one as a statement of its own (a statement journal, the node looked
-/// up): a fifth of what applying the other ops cost, callgrind on 10,000
-/// nodes. An import into an empty replica drops them with
+/// up): a tenth of the apply's instructions, callgrind on 10,000 nodes. An import into an empty replica drops them with
 /// [`SECONDARY_INDEXES`] and creates them again at its end; meanwhile
 /// every write of a node row sets its list itself ([`crate::node_row`]),
 /// and every tag op is followed by one (the node's group is stored).

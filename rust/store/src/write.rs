@@ -279,16 +279,14 @@ impl Replica {
         let imported = self.write(|w| {
             // Into an empty replica, the indexes are built once at the end.
             w.rebuild_index = crate::bulk_index::defer_if_empty(w.tx)?;
-            if w.rebuild_index {
-                // Otherwise it may be deferred already (an initial pull
-                // under way): read when first needed.
-                w.report.set_index_deferred(true);
-            }
             let mut log_indexes = Vec::new();
             if w.rebuild_index {
                 use crate::bulk_index::{
                     drop_indexes, LOG_INDEXES, SECONDARY_INDEXES, TAG_TRIGGERS,
                 };
+                // Deferred here. When it is not, an initial pull may have
+                // deferred it already: the mark is read when first needed.
+                w.report.set_index_deferred(true);
                 w.recreate_indexes =
                     drop_indexes(w.tx, &[SECONDARY_INDEXES, TAG_TRIGGERS].concat())?;
                 log_indexes = drop_indexes(w.tx, LOG_INDEXES)?;
