@@ -54,6 +54,15 @@ impl Cli {
             .spawn()
             .unwrap()
     }
+
+    /// Feeds `input` to `heph import-ops` and waits for it.
+    fn import(&self, input: &str) -> Output {
+        let mut child = self.start_import();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    }
 }
 
 #[test]
@@ -165,25 +174,18 @@ fn export_import_round_trip() {
     a.ok(&["add", "--kind", "note", "--body", "text", "two"]);
     let ops = a.ok(&["export-ops"]);
     let b = Cli::new();
-    let import = |input: &str| {
-        let mut child = b.start_import();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
-    assert!(import(&ops).status.success());
-    assert!(import(&ops).status.success(), "importing twice is harmless");
+    assert!(b.import(&ops).status.success());
+    assert!(
+        b.import(&ops).status.success(),
+        "importing twice is harmless"
+    );
     assert_eq!(b.ok(&["export-ops"]).lines().count(), ops.lines().count());
     assert_eq!(
         a.json(&["list", "--all", "--json"]),
         b.json(&["list", "--all", "--json"])
     );
     // A bad line refuses the whole import.
-    let out = import("{\"op_id\":\"x\"}\n");
+    let out = b.import("{\"op_id\":\"x\"}\n");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
 }
@@ -197,15 +199,6 @@ fn corpus_ops(nodes: usize) -> String {
         .collect()
 }
 
-/// Feeds `input` to `heph import-ops` and waits for it.
-fn import(cli: &Cli, input: &str) -> Output {
-    let mut child = cli.start_import();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.as_bytes()).unwrap();
-    drop(stdin);
-    child.wait_with_output().unwrap()
-}
-
 /// More ops than the import applies in one chunk (4,096): the bulk path
 /// (indexes and tag triggers dropped, each applied chunk handed back to
 /// the reading thread to be freed) ends where imports of small pieces
@@ -216,7 +209,7 @@ fn an_import_of_many_chunks_equals_one_of_small_pieces() {
     let count = ops.lines().count();
     assert!(count > 2 * 4096, "more than two chunks: {count}");
     let whole = Cli::new();
-    let out = import(&whole, &ops);
+    let out = whole.import(&ops);
     assert!(
         out.status.success(),
         "{}",
@@ -225,7 +218,7 @@ fn an_import_of_many_chunks_equals_one_of_small_pieces() {
     let pieces = Cli::new();
     let lines: Vec<&str> = ops.lines().collect();
     for piece in lines.chunks(1000) {
-        let out = import(&pieces, &(piece.join("\n") + "\n"));
+        let out = pieces.import(&(piece.join("\n") + "\n"));
         assert!(
             out.status.success(),
             "{}",
@@ -256,7 +249,7 @@ fn an_import_names_the_line_of_a_too_large_op() {
     op.as_object_mut().unwrap().remove("kind");
     let input = format!("{first}\n{op}\n");
     let cli = Cli::new();
-    let out = import(&cli, &input);
+    let out = cli.import(&input);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("line 2"), "{stderr}");
