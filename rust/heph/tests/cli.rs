@@ -200,9 +200,9 @@ fn corpus_ops(nodes: usize) -> String {
 }
 
 /// More ops than the import applies in one chunk (4,096): the bulk path
-/// (indexes and tag triggers dropped, each applied chunk handed back to
-/// the reading thread to be freed) ends where imports of small pieces
-/// into a replica that is not empty (indexes and triggers kept) end.
+/// (indexes dropped, each applied chunk handed back to the reading thread
+/// to be freed) ends where imports of small pieces into a replica that is
+/// not empty (indexes kept) end.
 #[test]
 fn an_import_of_many_chunks_equals_one_of_small_pieces() {
     let ops = corpus_ops(1500);

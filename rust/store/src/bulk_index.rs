@@ -103,15 +103,6 @@ pub(crate) const SECONDARY_INDEXES: &[&str] = &[
     "tags_tag",
 ];
 
-/// The triggers that keep `nodes.tag_list` (migration 3). Each tag op ran
-/// one as a statement of its own (a statement journal, the node looked
-/// up): a tenth of the apply's instructions, callgrind on 10,000 nodes. An import into an empty replica drops them with
-/// [`SECONDARY_INDEXES`] and creates them again at its end; meanwhile
-/// every write of a node row sets its list itself ([`crate::node_row`]),
-/// and every tag op is followed by one (the node's group is stored).
-pub(crate) const TAG_TRIGGERS: &[&str] =
-    &["tags_list_insert", "tags_list_update", "tags_list_delete"];
-
 /// The op log's indexes by node and by stamp: only merging bodies reads
 /// them ([`crate::materialize::settle`], at the end of a transaction), so
 /// an import into an empty replica builds them once, from sorted rows,
@@ -128,29 +119,25 @@ pub(crate) const LOG_INDEXES: &[&str] = &["ops_node", "ops_hlc"];
 /// 80 MB (doc/benchmarks.md, round 6).
 const INDEX_BUILD_CACHE_KIB: i64 = -8 * 1024;
 
-/// Drops the indexes and triggers named in `names` and returns the
-/// statements that create them again (as the schema holds them), for
-/// [`create_indexes`].
+/// Drops the indexes named in `names` and returns the statements that
+/// create them again (as the schema holds them), for [`create_indexes`].
 pub(crate) fn drop_indexes(tx: &Transaction<'_>, names: &[&str]) -> Result<Vec<String>> {
-    let mut stmt = tx.prepare(
-        "SELECT type, name, sql FROM sqlite_schema
-         WHERE type IN ('index', 'trigger') AND sql IS NOT NULL",
-    )?;
-    let found: Vec<(String, String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    let mut stmt =
+        tx.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL")?;
+    let found: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut create = Vec::new();
-    for (kind, name, sql) in found {
+    for (name, sql) in found {
         if names.contains(&name.as_str()) {
-            let kind = if kind == "index" { "INDEX" } else { "TRIGGER" };
-            tx.execute_batch(&format!("DROP {kind} \"{name}\""))?;
+            tx.execute_batch(&format!("DROP INDEX \"{name}\""))?;
             create.push(sql);
         }
     }
     Ok(create)
 }
 
-/// Creates the indexes and triggers [`drop_indexes`] dropped.
+/// Creates the indexes [`drop_indexes`] dropped.
 pub(crate) fn create_indexes(tx: &Transaction<'_>, create: &[String]) -> Result<()> {
     // Every write transaction ends here; only a bulk load has indexes to
     // build.

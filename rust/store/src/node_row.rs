@@ -78,10 +78,9 @@ fn statements() -> &'static Statements {
         let cols: Vec<String> = columns().collect();
         // ?1 is the id; the columns follow from ?2 on.
         let numbered = |i: usize| format!("?{}", i + 2);
-        // The row's tags as the tag triggers spell them. Tags applied in
-        // the same batch went in before the row existed, so the triggers
-        // had no row to update, and a bulk load runs without them (see
-        // `bulk_index::TAG_TRIGGERS`): every store sets the list itself.
+        // The row's present tags, in order, separated by char(31) (NULL
+        // without tags): the one place `tag_list` is set. Every tag op is
+        // followed by a store of its node's row.
         let tag_list = "(SELECT group_concat(tag, char(31)) FROM (SELECT tag \
                         FROM tags WHERE node = ?1 AND present = 1 ORDER BY tag))";
         Statements {

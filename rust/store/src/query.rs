@@ -60,8 +60,8 @@ const NODE_COLUMNS: &str =
      (SELECT group_concat(tag, char(31)) FROM tags t WHERE t.node = n.id AND t.present = 1)";
 
 /// What a list row holds: [`NODE_COLUMNS`] with an empty body, and the
-/// tags from the node's own `tag_list` (kept by triggers, migration 3, and
-/// by every write of a node row), so the open-task indexes cover a list.
+/// tags from the node's own `tag_list` (set by every write of a node row,
+/// see `node_row`), so the open-task indexes cover a list.
 const ROW_COLUMNS: &str = "n.id, n.kind, n.title, '', n.status, n.due, n.project, \
      n.created_hlc, n.updated_hlc, n.deleted, n.last_seq, n.tag_list";
 

@@ -194,6 +194,14 @@ UPDATE nodes SET tag_list = (SELECT group_concat(tag, char(31)) FROM (SELECT tag
 WHERE tag_list IS NOT (SELECT group_concat(tag, char(31)) FROM (SELECT tag
     FROM tags WHERE node = nodes.id AND present = 1 ORDER BY tag));
 "#,
+    r#"
+-- Every write of a node row sets its `tag_list` from `tags` (node_row.rs),
+-- and every tag op is followed by one: the triggers of migration 3 only
+-- set it a second time, a statement per tag op.
+DROP TRIGGER IF EXISTS tags_list_insert;
+DROP TRIGGER IF EXISTS tags_list_update;
+DROP TRIGGER IF EXISTS tags_list_delete;
+"#,
 ];
 
 /// The schema version this build writes.
@@ -251,5 +259,25 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert_eq!(lists, [Some("x\u{1f}y".to_owned()), None]);
+    }
+
+    #[test]
+    fn migration_6_drops_the_tag_list_triggers() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        let triggers = |conn: &Connection| -> i64 {
+            conn.query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(triggers(&conn), 3);
+        migrate(&mut conn).unwrap();
+        assert_eq!(triggers(&conn), 0);
     }
 }

@@ -789,28 +789,10 @@ fn install(conn: &mut Connection, hub: &str, seq: i64) -> Result<u64, SnapshotEr
             "the replica received ops meanwhile".into(),
         ));
     }
-    // Triggers keep `nodes.tag_list`, which the snapshot carries already;
-    // without them the tags copy takes SQLite's transfer path too.
-    let triggers: Vec<String> = tx
-        .prepare("SELECT sql FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name = 'tags'")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let names: Vec<String> = tx
-        .prepare(
-            "SELECT name FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name = 'tags'",
-        )?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for name in &names {
-        tx.execute_batch(&format!("DROP TRIGGER main.\"{name}\""))?;
-    }
     for table in TABLES {
         tx.execute_batch(&format!(
             "DELETE FROM main.{table}; INSERT INTO main.{table} SELECT * FROM snap.{table};"
         ))?;
-    }
-    for sql in &triggers {
-        tx.execute_batch(sql)?;
     }
     tx.execute("DELETE FROM main.meta WHERE key = 'index_deferred'", [])?;
     tx.execute("UPDATE main.quarantine SET hub = ?1", [hub])?;

@@ -46,8 +46,8 @@ pub(crate) struct Writer<'a, 'c> {
     /// Build the whole full-text index when the transaction ends (a bulk
     /// load into an empty replica deferred it).
     rebuild_index: bool,
-    /// Secondary indexes and the tag triggers dropped for a bulk load,
-    /// created again when the transaction ends.
+    /// Secondary indexes dropped for a bulk load, created again when the
+    /// transaction ends.
     recreate_indexes: Vec<String>,
 }
 
@@ -281,14 +281,11 @@ impl Replica {
             w.rebuild_index = crate::bulk_index::defer_if_empty(w.tx)?;
             let mut log_indexes = Vec::new();
             if w.rebuild_index {
-                use crate::bulk_index::{
-                    drop_indexes, LOG_INDEXES, SECONDARY_INDEXES, TAG_TRIGGERS,
-                };
+                use crate::bulk_index::{drop_indexes, LOG_INDEXES, SECONDARY_INDEXES};
                 // Deferred here. When it is not, an initial pull may have
                 // deferred it already: the mark is read when first needed.
                 w.report.set_index_deferred(true);
-                w.recreate_indexes =
-                    drop_indexes(w.tx, &[SECONDARY_INDEXES, TAG_TRIGGERS].concat())?;
+                w.recreate_indexes = drop_indexes(w.tx, SECONDARY_INDEXES)?;
                 log_indexes = drop_indexes(w.tx, LOG_INDEXES)?;
             }
             let mut ops = ops.into_iter().peekable();
