@@ -362,3 +362,24 @@ fn a_clean_close_exits_zero() {
     drop(s.child.stdin.take());
     assert!(s.exit_within(Duration::from_secs(10)).success());
 }
+
+/// `:HephLogin` as the first command of a session is the sidecar's first
+/// request: it is answered with the login under way, never refused as
+/// "still starting" (the handle its events go out on was set after the
+/// first request could be read).
+#[test]
+fn a_login_as_the_first_request_is_not_refused() {
+    for attempt in 0..50 {
+        let mut s = start_with(&[
+            // Nothing listens there: the login fails later, by an event.
+            ("HEPH_HUB_URL", "http://127.0.0.1:9"),
+            ("HEPH_ISSUER", "http://127.0.0.1:9"),
+            ("HEPH_CLIENT_ID", "heph-cli"),
+            ("HEPH_TOKEN_STORE", "file"),
+        ]);
+        s.send(&request(1, "login"));
+        let (error, result) = s.reply(1);
+        assert_eq!(error, Value::Nil, "attempt {attempt}: {error}");
+        assert!(result.is_map(), "attempt {attempt}: {result}");
+    }
+}

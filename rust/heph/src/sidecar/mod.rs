@@ -223,8 +223,11 @@ pub fn run(paths: &Paths, args: SidecarArgs) -> Result<ExitCode> {
         let to_relay = std::fs::File::from(std::os::windows::io::OwnedHandle::from(to_relay));
         let stdout = tokio::fs::File::from_std(to_relay);
         let (neovim, io) = nvim_rs::Neovim::new(from_guard.compat(), stdout.compat_write(), handler);
-        let io = tokio::spawn(io);
+        // Before the first request is read: a `login` as the very first
+        // request needs the handle to send its events (it was refused as
+        // "still starting" when it won the race).
         bridge.attach(neovim);
+        let io = tokio::spawn(io);
         let rpc_error = match io.await {
             Ok(Ok(())) => None,
             Ok(Err(e)) if e.is_channel_closed() => None,
