@@ -63,6 +63,16 @@ impl Cli {
         drop(stdin);
         child.wait_with_output().unwrap()
     }
+
+    /// [`Cli::import`] that must succeed, as [`Cli::ok`] runs a command.
+    fn import_ok(&self, input: &str) {
+        let out = self.import(input);
+        assert!(
+            out.status.success(),
+            "import-ops: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]
@@ -174,11 +184,9 @@ fn export_import_round_trip() {
     a.ok(&["add", "--kind", "note", "--body", "text", "two"]);
     let ops = a.ok(&["export-ops"]);
     let b = Cli::new();
-    assert!(b.import(&ops).status.success());
-    assert!(
-        b.import(&ops).status.success(),
-        "importing twice is harmless"
-    );
+    b.import_ok(&ops);
+    // Importing twice is harmless.
+    b.import_ok(&ops);
     assert_eq!(b.ok(&["export-ops"]).lines().count(), ops.lines().count());
     assert_eq!(
         a.json(&["list", "--all", "--json"]),
@@ -209,21 +217,11 @@ fn an_import_of_many_chunks_equals_one_of_small_pieces() {
     let count = ops.lines().count();
     assert!(count > 2 * 4096, "more than two chunks: {count}");
     let whole = Cli::new();
-    let out = whole.import(&ops);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    whole.import_ok(&ops);
     let pieces = Cli::new();
     let lines: Vec<&str> = ops.lines().collect();
     for piece in lines.chunks(1000) {
-        let out = pieces.import(&(piece.join("\n") + "\n"));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        pieces.import_ok(&(piece.join("\n") + "\n"));
     }
     assert_eq!(whole.ok(&["export-ops"]).lines().count(), count);
     let listed = |cli: &Cli| cli.json(&["list", "--all", "--json"]);

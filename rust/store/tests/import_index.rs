@@ -152,18 +152,18 @@ fn an_import_indexes_final_texts_only_across_chunks() {
     assert_eq!(got.len(), expected.len());
     assert!(got == expected, "the indexes hold different tokens");
     // Words of texts replaced chunks later find what a replay finds.
+    let hits = |r: &Replica, words: &str| {
+        let mut ids: Vec<String> = r
+            .search(words, 10_000)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        ids.sort();
+        ids
+    };
     for words in ["first", "renamed0", "edited1 phone", "round0 line3"] {
-        let hits = |r: &Replica| {
-            let mut ids: Vec<String> = r
-                .search(words, 10_000)
-                .unwrap()
-                .into_iter()
-                .map(|h| h.id)
-                .collect();
-            ids.sort();
-            ids
-        };
-        assert_eq!(hits(&a), hits(&b), "{words}");
+        assert_eq!(hits(&a, words), hits(&b, words), "{words}");
     }
     // The imported index takes writes as usual afterwards: an entry
     // leaves it by the text it was made from.
