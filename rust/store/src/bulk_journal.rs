@@ -11,6 +11,9 @@
 //! Meanwhile the import holds the file alone: another process that opens
 //! it waits for the import (the busy timeout), as it would for any writer.
 
+use std::path::Path;
+use std::thread::JoinHandle;
+
 use rusqlite::Connection;
 
 use crate::Result;
@@ -54,4 +57,22 @@ pub(crate) fn back_to_wal(conn: &Connection) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Starts the disk writing what a bulk load has put in the replica file so
+/// far, on another thread, while the load goes on building its indexes.
+/// The commit still syncs the file, as it must; it only has less left to
+/// wait for (the import of 100,000 notes: a commit of 0.45–0.8 s took
+/// 0.16–0.21 s, doc/benchmarks.md, round 9). A failure here changes
+/// nothing: the commit's own sync reports any real one.
+pub(crate) fn start_writeback(path: &Path) -> Option<JoinHandle<()>> {
+    let path = path.to_owned();
+    std::thread::Builder::new()
+        .name("heph-writeback".into())
+        .spawn(move || {
+            if let Err(error) = std::fs::File::open(&path).and_then(|f| f.sync_data()) {
+                tracing::debug!(%error, "early writeback of the replica failed");
+            }
+        })
+        .ok()
 }

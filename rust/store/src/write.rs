@@ -276,6 +276,9 @@ impl Replica {
             && !self.is_read_only()
             && crate::bulk_index::is_empty(&self.conn)?
             && crate::bulk_journal::switch_to_rollback(&self.conn)?;
+        // The pages the ops made go to the disk while the indexes are built.
+        let mut writeback = None;
+        let file = self.path.clone().filter(|_| rollback);
         let imported = self.write(|w| {
             // Into an empty replica, the indexes are built once at the end.
             w.rebuild_index = crate::bulk_index::defer_if_empty(w.tx)?;
@@ -307,10 +310,16 @@ impl Replica {
                 }
                 spent(chunk, payloads);
             }
+            if let Some(path) = &file {
+                writeback = crate::bulk_journal::start_writeback(path);
+            }
             // Before the merges of `settle`, which read them.
             crate::bulk_index::create_indexes(w.tx, &log_indexes)?;
             Ok(())
         });
+        if let Some(writeback) = writeback {
+            let _ = writeback.join();
+        }
         if rollback {
             crate::bulk_journal::back_to_wal(&self.conn)?;
         }
