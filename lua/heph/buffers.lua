@@ -609,6 +609,8 @@ function H.write_node(buf, state)
     )
   elseif reply.merged == true then
     vim.notify("heph: saved, merged with a change made elsewhere")
+  elseif reply.restored == true then
+    vim.notify(("heph: %q saved; it had been deleted elsewhere, and your edit brought it back"):format(state.title or state.id))
   else
     local tasks = created > 0 and (", %d task%s created"):format(created, created == 1 and "" or "s") or ""
     vim.notify(("heph: %q saved%s"):format(state.title or state.id, tasks))
@@ -735,6 +737,23 @@ function H.show_saved(buf, params, blank, reply)
   H.set_base(buf, { lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false), seq = H.val(reply.seq) })
 end
 
+---What a list save tells: how many changes, and how many deleted tasks an
+---edited line brought back (deleted elsewhere meanwhile, or undone).
+---@param changes {action: string}[]
+---@return string
+function H.list_saved_message(changes)
+  if #changes == 0 then
+    return "heph: nothing changed"
+  end
+  local restored = #vim.tbl_filter(function(c)
+    return H.val(c.action) == "restore"
+  end, changes)
+  local back = restored > 0
+      and (" (%d deleted task%s brought back)"):format(restored, restored == 1 and "" or "s")
+    or ""
+  return ("heph: %d change%s saved%s"):format(#changes, #changes == 1 and "" or "s", back)
+end
+
 ---@param buf integer
 ---@param state heph.BufState
 function H.write_list(buf, state)
@@ -760,7 +779,7 @@ function H.write_list(buf, state)
         H.refresh_lines(buf, reply.lines)
         H.set_base(buf, { lines = reply.lines, seq = H.val(reply.seq) })
       end
-      vim.notify(#reply.changes == 0 and "heph: nothing changed" or ("heph: %d change%s saved"):format(#reply.changes, #reply.changes == 1 and "" or "s"))
+      vim.notify(H.list_saved_message(reply.changes))
       vim.api.nvim_exec_autocmds("User", { pattern = "HephSaved", modeline = false, data = { query = state.query } })
       M.refresh_others(buf)
       return

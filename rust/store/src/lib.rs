@@ -46,6 +46,9 @@ pub enum StoreError {
     /// No node has this id.
     #[error("no node with id {0:?}")]
     UnknownNode(String),
+    /// The node is deleted: it takes a restore before a change.
+    #[error("node {0} is deleted; restore it first (heph restore {0})")]
+    Deleted(String),
     /// A value or op from outside is not acceptable.
     #[error("{0}")]
     Invalid(String),

@@ -36,6 +36,8 @@ pub struct Saved {
     pub merged: bool,
     /// That merge left a conflict block in the body.
     pub conflict: bool,
+    /// The node had been deleted (elsewhere): the save brought it back.
+    pub restored: bool,
 }
 
 /// Records ops inside one write transaction.
@@ -148,12 +150,26 @@ impl Replica {
     /// the body versions `body_base` (the heads the editor saw), so a body
     /// changed elsewhere meanwhile is merged with this edit, not replaced.
     /// Base stamps this replica does not know are refused.
+    ///
+    /// A node deleted meanwhile (another process, a sync) is brought back
+    /// by an edit, as an edit made after a delete brings it back when
+    /// devices sync: what the user typed lands. A save that changes
+    /// nothing leaves a deleted node deleted ([`StoreError::Deleted`]).
     pub fn update_from(&mut self, id: &str, patch: &NodePatch, body_base: &[Hlc]) -> Result<Saved> {
-        let (changed, report) = self.write(|w| update_in(w, id, patch, Some(body_base)))?;
+        let ((changed, restored), report) = self.write(|w| {
+            let node =
+                query::get_node(w.tx, id)?.ok_or_else(|| StoreError::UnknownNode(id.to_owned()))?;
+            let restored = node.deleted && !patch.is_empty();
+            if restored {
+                w.record(id, Action::Restore)?;
+            }
+            Ok((update_in(w, id, patch, Some(body_base))?, restored))
+        })?;
         Ok(Saved {
             changed,
             merged: report.merged > 0,
             conflict: report.conflict_nodes.iter().any(|n| n == id),
+            restored,
         })
     }
 
@@ -443,9 +459,7 @@ fn update_in(
 ) -> Result<Vec<&'static str>> {
     let node = query::get_node(w.tx, id)?.ok_or_else(|| StoreError::UnknownNode(id.to_owned()))?;
     if node.deleted {
-        return Err(StoreError::Invalid(format!(
-            "node {id} is deleted; restore it first (heph restore {id})"
-        )));
+        return Err(StoreError::Deleted(id.to_owned()));
     }
     let mut changed = set_fields(w, id, canonical(patch)?, Some(&node))?;
     if let Some(body) = &patch.body {

@@ -124,6 +124,35 @@ fn delete_and_restore() {
 }
 
 #[test]
+fn an_editor_save_brings_back_a_node_deleted_meanwhile() {
+    let mut r = Replica::open_in_memory().unwrap();
+    let id = task(&mut r, "open in a buffer");
+    // The buffer was loaded from these heads; then the node was deleted.
+    let heads = r.body_heads(&id).unwrap();
+    r.delete(&id).unwrap();
+    let edit = NodePatch {
+        body: Some("typed meanwhile\n".into()),
+        ..NodePatch::default()
+    };
+    let saved = r.update_from(&id, &edit, &heads).unwrap();
+    assert!(saved.restored);
+    let node = r.get(&id).unwrap().unwrap();
+    assert!(!node.deleted);
+    assert_eq!(node.body, "typed meanwhile\n");
+    // A save that changes nothing leaves a deleted node deleted.
+    r.delete(&id).unwrap();
+    let heads = r.body_heads(&id).unwrap();
+    let nothing = r.update_from(&id, &NodePatch::default(), &heads);
+    assert!(
+        matches!(nothing, Err(StoreError::Deleted(_))),
+        "{nothing:?}"
+    );
+    assert!(r.get(&id).unwrap().unwrap().deleted);
+    // The CLI's update still asks for a restore first.
+    assert!(matches!(r.update(&id, &edit), Err(StoreError::Deleted(_))));
+}
+
+#[test]
 fn journal_is_one_node_per_day() {
     let mut r = Replica::open_in_memory().unwrap();
     let day = time::macros::date!(2026 - 11 - 22);

@@ -429,7 +429,9 @@ pub fn shown(node: &Node) -> ListLine {
 /// Plans a save: the difference between the edited `lines` and the
 /// `snapshot` the buffer was rendered with. Lines whose id the snapshot
 /// lacks are edits of the node as `lookup` finds it now (restoring it when
-/// deleted); unknown ids are errors. Moving lines changes nothing.
+/// deleted); unknown ids are errors. An edited line of a node deleted
+/// elsewhere since the list was shown restores it too, as an edit made
+/// after a delete does when devices sync. Moving lines changes nothing.
 pub fn plan(
     lines: &[String],
     snapshot: &HashMap<String, ListLine>,
@@ -472,9 +474,11 @@ pub fn plan(
                 }
             },
         };
-        if let Some(change) = line_change(&id, &base, &parsed, restore) {
-            changes.push(change);
+        let mut change = line_change(&id, &base, &parsed, restore);
+        if !restore && change.is_some() && lookup(&id).is_some_and(|node| node.deleted) {
+            change = line_change(&id, &base, &parsed, true);
         }
+        changes.extend(change);
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -633,6 +637,33 @@ mod tests {
         match &changes[0] {
             ListChange::Update { patch, .. } => {
                 assert_eq!(patch.status, Some(Some(Status::Todo)))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_edited_line_of_a_task_deleted_since_it_was_shown_restores_it() {
+        let shown = vec![task("a", "one"), task("b", "two")];
+        let lines = render(&shown);
+        let snap = snapshot(&lines, TODAY);
+        let lookup = |id: &str| {
+            let mut node = task(id, if id == "a" { "one" } else { "two" });
+            node.deleted = true;
+            Some(node)
+        };
+        // Both deleted elsewhere; only "a" is edited.
+        let edited: Vec<String> = lines
+            .iter()
+            .map(|l| l.replace("one", "one renamed"))
+            .collect();
+        let changes = plan(&edited, &snap, &lookup, TODAY).unwrap();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].id(), Some("a"));
+        assert_eq!(changes[0].action(), "restore");
+        match &changes[0] {
+            ListChange::Update { patch, .. } => {
+                assert_eq!(patch.title.as_deref(), Some("one renamed"))
             }
             other => panic!("{other:?}"),
         }

@@ -158,6 +158,9 @@ fn node_save(ctx: &mut Context, p: NodeSaveParams) -> Reply {
     let mut reply = node_reply(&ctx.replica, &node)?;
     set(&mut reply, "ok", &true);
     set(&mut reply, "changed", &saved.changed);
+    if saved.restored {
+        set(&mut reply, "restored", &true);
+    }
     // A change made elsewhere was merged in: say so, and whether the merge
     // kept both sides of the same lines in a conflict block.
     if saved.merged {

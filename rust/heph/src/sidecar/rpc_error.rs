@@ -112,6 +112,13 @@ impl From<FieldError> for RpcError {
 
 impl From<StoreError> for RpcError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Deleted(_) = e {
+            // In the editor, the way back is a command, not the CLI's.
+            return Self::new(
+                ErrorCode::Invalid,
+                "this node is deleted; :Heph restore brings it back",
+            );
+        }
         let code = match &e {
             _ if e.is_busy() => ErrorCode::Busy,
             StoreError::UnknownNode(_) => ErrorCode::NotFound,
@@ -136,6 +143,9 @@ mod tests {
         assert_eq!(RpcError::from(missing).code, ErrorCode::NotFound);
         let damaged = StoreError::Corrupt("bad".into());
         assert_eq!(RpcError::from(damaged).code, ErrorCode::Damaged);
+        let deleted = RpcError::from(StoreError::Deleted("x".into()));
+        assert_eq!(deleted.code, ErrorCode::Invalid);
+        assert!(deleted.message.contains(":Heph restore"));
     }
 
     #[test]
