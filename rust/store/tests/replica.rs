@@ -294,6 +294,46 @@ fn reopen_keeps_everything_and_migrations_are_idempotent() {
 }
 
 #[test]
+fn a_new_replica_file_has_large_pages_and_an_old_one_keeps_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let page_size = |path: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap()
+    };
+    let new = dir.path().join("new.db");
+    let id = task(&mut Replica::open(&new).unwrap(), "in a new file");
+    assert_eq!(page_size(&new), 16384);
+    assert_eq!(
+        Replica::open(&new)
+            .unwrap()
+            .get(&id)
+            .unwrap()
+            .unwrap()
+            .title,
+        "in a new file"
+    );
+    // A replica made with SQLite's default pages opens and works as it is.
+    let old = dir.path().join("old.db");
+    rusqlite::Connection::open(&old)
+        .unwrap()
+        .execute_batch("PRAGMA page_size = 4096; CREATE TABLE t (x); DROP TABLE t;")
+        .unwrap();
+    let id = task(&mut Replica::open(&old).unwrap(), "in an old file");
+    assert_eq!(page_size(&old), 4096);
+    assert_eq!(
+        Replica::open(&old)
+            .unwrap()
+            .get(&id)
+            .unwrap()
+            .unwrap()
+            .title,
+        "in an old file"
+    );
+}
+
+#[test]
 fn batch_is_all_or_nothing() {
     use heph_store::Edit;
     let mut r = Replica::open_in_memory().unwrap();
