@@ -86,17 +86,17 @@ fn build(tx: &Transaction<'_>) -> Result<()> {
     lift_build_segments(tx)
 }
 
-/// The level the segments of a bulk build are moved to: above the levels
+/// How many levels a bulk build's segments are moved up: above the levels
 /// that ordinary writes fill and merge (each merge of four segments goes
-/// one level up), so they reach it only after hundreds of saves.
-const BUILD_LEVEL: usize = 4;
+/// one level up), so those reach them only after hundreds of saves.
+const BUILD_LIFT: usize = 4;
 
 /// FTS5 writes a bulk build as a few large segments on level 0, where
 /// every later write adds a small one; when a level holds 16 segments
 /// (FTS5's `crisismerge`), the next write merges the whole level at once,
 /// the build's segments included: after an import of 100,000 notes, one
 /// save in the first dozen took 1.4 s rewriting the whole index
-/// (doc/benchmarks.md, round 9). On a level of their own the build's
+/// (doc/benchmarks.md, round 9). Moved up a few levels, the build's
 /// segments are left out of those merges, and ordinary writes merge among
 /// themselves below them, as in an index that grew write by write. Only
 /// the level numbers in the index's structure record change.
@@ -110,7 +110,7 @@ fn lift_build_segments(tx: &Transaction<'_>) -> Result<()> {
         [crate::fts_structure::STRUCTURE_ROWID],
         |r| r.get(0),
     )?;
-    if let Some(lifted) = crate::fts_structure::lift_level_zero(&record, BUILD_LEVEL) {
+    if let Some(lifted) = crate::fts_structure::lift_levels(&record, BUILD_LIFT) {
         tx.execute(
             "UPDATE nodes_fts_data SET block = ?1 WHERE id = ?2",
             rusqlite::params![lifted, crate::fts_structure::STRUCTURE_ROWID],

@@ -6,7 +6,7 @@
 //! id, first and last page. (A second format, marked after the cookie,
 //! serves contentless tables with deletes; the replica has none.)
 //!
-//! Only [`lift_level_zero`] changes it, after a bulk build (see
+//! Only [`lift_levels`] changes it, after a bulk build (see
 //! `bulk_index::rebuild`); any record it does not read as expected is
 //! left as it is.
 
@@ -30,30 +30,22 @@ struct Structure {
     levels: Vec<Level>,
 }
 
-/// Moves the segments of level 0 to level `to` when nothing else is above
-/// them and no merge is under way: the record with the move, or `None`
-/// when there is nothing to move or the record is not one this reads.
-pub(crate) fn lift_level_zero(record: &[u8], to: usize) -> Option<Vec<u8>> {
+/// Moves every level of the index up by `by` levels, merges under way
+/// with them (a merge reads the first segments of a level into the last
+/// one of the level above, which moves too): the record with the move,
+/// or `None` when the index is empty or the record is not one this reads.
+pub(crate) fn lift_levels(record: &[u8], by: usize) -> Option<Vec<u8>> {
     let mut structure = decode(record)?;
-    let levels = &mut structure.levels;
-    let movable = to > 0
-        && levels.first().is_some_and(|l| !l.segments.is_empty())
-        && levels.iter().all(|l| l.merging == 0)
-        && levels.iter().skip(1).all(|l| l.segments.is_empty());
-    if !movable {
+    if by == 0 || structure.levels.iter().all(|l| l.segments.is_empty()) {
         return None;
     }
-    let segments = std::mem::take(&mut levels[0].segments);
-    if levels.len() <= to {
-        levels.resize(
-            to + 1,
-            Level {
-                merging: 0,
-                segments: Vec::new(),
-            },
-        );
-    }
-    levels[to].segments = segments;
+    let empty = Level {
+        merging: 0,
+        segments: Vec::new(),
+    };
+    structure
+        .levels
+        .splice(0..0, std::iter::repeat_n(empty, by));
     Some(encode(&structure))
 }
 
@@ -172,34 +164,35 @@ mod tests {
     }
 
     #[test]
-    fn level_zero_moves_up_and_nothing_else_changes() {
-        let built = record(&[(0, &[[1, 1, 7907], [2, 7908, 15_814], [3, 15_815, 20_758]])]);
-        let lifted = decode(&lift_level_zero(&built, 4).unwrap()).unwrap();
+    fn every_level_moves_up_and_nothing_else_changes() {
+        let built = record(&[
+            (0, &[[1, 1, 7907], [2, 7908, 15_814], [3, 15_815, 20_758]]),
+            (2, &[[4, 20_759, 20_800], [5, 20_801, 20_900]]),
+            (0, &[[6, 20_901, 20_950]]),
+        ]);
+        let before = decode(&built).unwrap();
+        let lifted = decode(&lift_levels(&built, 4).unwrap()).unwrap();
         assert_eq!(lifted.cookie, [0, 0, 0, 7]);
         assert_eq!(lifted.write_counter, 20_770);
-        assert_eq!(lifted.levels.len(), 5);
+        assert_eq!(lifted.levels.len(), 7);
         assert!(lifted.levels[..4].iter().all(|l| l.segments.is_empty()));
-        assert_eq!(
-            lifted.levels[4].segments,
-            decode(&built).unwrap().levels[0].segments
-        );
+        assert_eq!(lifted.levels[4..], before.levels[..]);
     }
 
     #[test]
     fn records_it_should_not_touch_are_left_alone() {
-        // A merge under way, segments above level 0, nothing to move.
-        assert!(lift_level_zero(&record(&[(1, &[[1, 1, 9], [2, 10, 19]])]), 4).is_none());
-        assert!(lift_level_zero(&record(&[(0, &[[1, 1, 9]]), (0, &[[2, 10, 19]])]), 4).is_none());
-        assert!(lift_level_zero(&record(&[(0, &[])]), 4).is_none());
+        // Nothing to move.
+        assert!(lift_levels(&record(&[(0, &[])]), 4).is_none());
+        assert!(lift_levels(&record(&[(0, &[[1, 1, 9]])]), 0).is_none());
         // The second format, a cut record, bytes left over.
         let mut v2 = vec![0, 0, 0, 7];
         v2.extend(V2_MARKER);
         v2.extend(&record(&[(0, &[[1, 1, 9]])])[4..]);
-        assert!(lift_level_zero(&v2, 4).is_none());
+        assert!(lift_levels(&v2, 4).is_none());
         let whole = record(&[(0, &[[1, 1, 9]])]);
-        assert!(lift_level_zero(&whole[..whole.len() - 1], 4).is_none());
+        assert!(lift_levels(&whole[..whole.len() - 1], 4).is_none());
         let mut longer = whole.clone();
         longer.push(0);
-        assert!(lift_level_zero(&longer, 4).is_none());
+        assert!(lift_levels(&longer, 4).is_none());
     }
 }
