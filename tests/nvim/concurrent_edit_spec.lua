@@ -207,11 +207,18 @@ describe("a list save", function()
     assert.are.equal("Plan the offsite", h.show(spaced).title)
   end)
 
-  it("an edited line of a task deleted elsewhere brings it back; the other edits land", function()
+  ---Shows a list of two tasks, then deletes the first elsewhere.
+  ---@return string gone, string kept
+  local function list_then_delete_elsewhere()
     local gone = h.add({ "Alpha" })
     local kept = h.add({ "Beta" })
     vim.cmd.edit("heph://list/tasks")
     assert.are.equal(0, select(2, h.cli({ "rm", gone })))
+    return gone, kept
+  end
+
+  it("an edited line of a task deleted elsewhere brings it back; the other edits land", function()
+    local gone, kept = list_then_delete_elsewhere()
     replace_line("/" .. gone .. " [ ] Alpha", "/" .. gone .. " [ ] Alpha renamed")
     replace_line("/" .. kept .. " [ ] Beta", "/" .. kept .. " [x] Beta")
     local seen = h.notifications(function()
@@ -225,10 +232,7 @@ describe("a list save", function()
   end)
 
   it("an unedited line of a task deleted elsewhere leaves it deleted", function()
-    local gone = h.add({ "Alpha" })
-    local kept = h.add({ "Beta" })
-    vim.cmd.edit("heph://list/tasks")
-    assert.are.equal(0, select(2, h.cli({ "rm", gone })))
+    local gone, kept = list_then_delete_elsewhere()
     replace_line("/" .. kept .. " [ ] Beta", "/" .. kept .. " [x] Beta")
     vim.cmd.write()
     assert.is_true(h.show(gone).deleted)

@@ -302,18 +302,13 @@ fn a_new_replica_file_has_large_pages_and_an_old_one_keeps_its_own() {
             .query_row("PRAGMA page_size", [], |r| r.get(0))
             .unwrap()
     };
+    let title_after_reopen = |path: &std::path::Path, id: &str| -> String {
+        Replica::open(path).unwrap().get(id).unwrap().unwrap().title
+    };
     let new = dir.path().join("new.db");
     let id = task(&mut Replica::open(&new).unwrap(), "in a new file");
     assert_eq!(page_size(&new), 16384);
-    assert_eq!(
-        Replica::open(&new)
-            .unwrap()
-            .get(&id)
-            .unwrap()
-            .unwrap()
-            .title,
-        "in a new file"
-    );
+    assert_eq!(title_after_reopen(&new, &id), "in a new file");
     // A replica made with SQLite's default pages opens and works as it is.
     let old = dir.path().join("old.db");
     rusqlite::Connection::open(&old)
@@ -322,15 +317,7 @@ fn a_new_replica_file_has_large_pages_and_an_old_one_keeps_its_own() {
         .unwrap();
     let id = task(&mut Replica::open(&old).unwrap(), "in an old file");
     assert_eq!(page_size(&old), 4096);
-    assert_eq!(
-        Replica::open(&old)
-            .unwrap()
-            .get(&id)
-            .unwrap()
-            .unwrap()
-            .title,
-        "in an old file"
-    );
+    assert_eq!(title_after_reopen(&old, &id), "in an old file");
 }
 
 #[test]
