@@ -13,6 +13,9 @@
 /// The row of `nodes_fts_data` that holds the structure record.
 pub(crate) const STRUCTURE_ROWID: i64 = 10;
 
+/// The most levels FTS5 reads in a record.
+const MAX_LEVELS: usize = 64;
+
 /// The marker of the second format (after the cookie).
 const V2_MARKER: [u8; 4] = [0xff, 0x00, 0x00, 0x01];
 
@@ -36,7 +39,10 @@ struct Structure {
 /// or `None` when the index is empty or the record is not one this reads.
 pub(crate) fn lift_levels(record: &[u8], by: usize) -> Option<Vec<u8>> {
     let mut structure = decode(record)?;
-    if by == 0 || structure.levels.iter().all(|l| l.segments.is_empty()) {
+    if by == 0
+        || structure.levels.iter().all(|l| l.segments.is_empty())
+        || structure.levels.len() + by > MAX_LEVELS
+    {
         return None;
     }
     let empty = Level {
@@ -46,7 +52,7 @@ pub(crate) fn lift_levels(record: &[u8], by: usize) -> Option<Vec<u8>> {
     structure
         .levels
         .splice(0..0, std::iter::repeat_n(empty, by));
-    Some(encode(&structure))
+    encode(&structure)
 }
 
 fn decode(record: &[u8]) -> Option<Structure> {
@@ -90,20 +96,22 @@ fn decode(record: &[u8]) -> Option<Structure> {
     })
 }
 
-fn encode(structure: &Structure) -> Vec<u8> {
+/// The record of `structure`, or `None` for a value beyond what
+/// [`put_varint`] writes.
+fn encode(structure: &Structure) -> Option<Vec<u8>> {
     let mut out = structure.cookie.to_vec();
     let segments: usize = structure.levels.iter().map(|l| l.segments.len()).sum();
-    put_varint(&mut out, structure.levels.len() as u64);
-    put_varint(&mut out, segments as u64);
-    put_varint(&mut out, structure.write_counter);
+    put_varint(&mut out, structure.levels.len() as u64)?;
+    put_varint(&mut out, segments as u64)?;
+    put_varint(&mut out, structure.write_counter)?;
     for level in &structure.levels {
-        put_varint(&mut out, level.merging);
-        put_varint(&mut out, level.segments.len() as u64);
+        put_varint(&mut out, level.merging)?;
+        put_varint(&mut out, level.segments.len() as u64)?;
         for value in level.segments.iter().flatten() {
-            put_varint(&mut out, *value);
+            put_varint(&mut out, *value)?;
         }
     }
-    out
+    Some(out)
 }
 
 /// SQLite's varint: 7 bits a byte, most significant first, the high bit
@@ -122,10 +130,12 @@ fn get_varint(bytes: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
-fn put_varint(out: &mut Vec<u8>, value: u64) {
-    // Every value here (levels, segment ids, pages, the write counter)
-    // fits in 56 bits, the eight-byte form.
-    debug_assert!(value < 1 << 56);
+/// Writes `value` in up to eight bytes (56 bits: levels, segment ids and
+/// pages are far below; the ninth-byte form is not written), or `None`.
+fn put_varint(out: &mut Vec<u8>, value: u64) -> Option<()> {
+    if value >= 1 << 56 {
+        return None;
+    }
     let mut groups = vec![(value & 0x7f) as u8];
     let mut rest = value >> 7;
     while rest > 0 {
@@ -133,6 +143,7 @@ fn put_varint(out: &mut Vec<u8>, value: u64) {
         rest >>= 7;
     }
     out.extend(groups.iter().rev());
+    Some(())
 }
 
 #[cfg(test)]
@@ -151,15 +162,17 @@ mod tests {
                 })
                 .collect(),
         })
+        .unwrap()
     }
 
     #[test]
     fn varints_round_trip() {
         for value in [0, 1, 127, 128, 300, 16_383, 16_384, 1 << 35, (1 << 56) - 1] {
             let mut out = Vec::new();
-            put_varint(&mut out, value);
+            put_varint(&mut out, value).unwrap();
             assert_eq!(get_varint(&out), Some((value, out.len())), "{value}");
         }
+        assert!(put_varint(&mut Vec::new(), 1 << 56).is_none());
         assert_eq!(get_varint(&[0x81, 0x00]), Some((128, 2)));
     }
 
@@ -184,6 +197,9 @@ mod tests {
         // Nothing to move.
         assert!(lift_levels(&record(&[(0, &[])]), 4).is_none());
         assert!(lift_levels(&record(&[(0, &[[1, 1, 9]])]), 0).is_none());
+        let deep: Vec<(u64, &[[u64; 3]])> = vec![(0, &[[1, 1, 9]]); 61];
+        assert!(lift_levels(&record(&deep), 4).is_none());
+        assert!(lift_levels(&record(&deep[..60]), 4).is_some());
         // The second format, a cut record, bytes left over.
         let mut v2 = vec![0, 0, 0, 7];
         v2.extend(V2_MARKER);
