@@ -234,13 +234,20 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn migration_5_sets_a_stale_tag_list_again() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        for sql in &MIGRATIONS[..4] {
+    /// A database migrated to `version`, and no further.
+    fn at_version(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..version] {
             conn.execute_batch(sql).unwrap();
         }
-        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.pragma_update(None, "user_version", version as i64)
+            .unwrap();
+        conn
+    }
+
+    #[test]
+    fn migration_5_sets_a_stale_tag_list_again() {
+        let mut conn = at_version(4);
         conn.execute_batch(
             "INSERT INTO nodes (id, title) VALUES ('a', 'one'), ('b', 'two');
              INSERT INTO tags (node, tag, hlc, present) VALUES
@@ -263,11 +270,7 @@ mod tests {
 
     #[test]
     fn migration_6_drops_the_tag_list_triggers() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        for sql in &MIGRATIONS[..5] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 5).unwrap();
+        let mut conn = at_version(5);
         let triggers = |conn: &Connection| -> i64 {
             conn.query_row(
                 "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'",
