@@ -5,7 +5,9 @@
 # (398 MB on disk). Realistic corpus, then `--tasks-only --no-bodies`.
 # Release build, not part of the tests; figures go to doc/benchmarks.md.
 # Usage: bench/import.sh   (NODES=… SEED=… to change the corpus; KEEP=1
-# keeps the replicas; ONLY=realistic|tasks runs one corpus)
+# keeps the replicas; ONLY=realistic|tasks runs one corpus; RUNS=N imports
+# each corpus N times and ends with the fastest, median and slowest wall
+# time: this machine's speed moves from run to run, so one run says little)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -27,10 +29,17 @@ run() {
     mv "$ops.tmp" "$ops"
   fi
   local data=$work/data-$name
-  rm -rf "$data"
-  echo "== $name: $(wc -l <"$ops") ops, $(du -m "$ops" | cut -f1) MB JSONL; load: $(uptime | sed 's/.*load average: //')"
-  /usr/bin/time -f "import-ops: %e s wall, %U s user, %S s sys, peak %M KB RSS" \
-    "$heph" --data-dir "$data" import-ops <"$ops"
+  local times=$work/times-$name
+  : >"$times"
+  echo "== $name: $(wc -l <"$ops") ops, $(du -m "$ops" | cut -f1) MB JSONL"
+  for run in $(seq "${RUNS:-1}"); do
+    rm -rf "$data"
+    echo "-- run $run; load: $(uptime | sed 's/.*load average: //')"
+    /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$heph" --data-dir "$data" import-ops <"$ops"
+    read -r wall user sys rss <"$work/time"
+    echo "import-ops: $wall s wall, $user s user, $sys s sys, peak $rss KB RSS"
+    echo "$wall $rss" >>"$times"
+  done
   sqlite3 "$data/replica.db" "PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
   local du_bytes db_bytes
   du_bytes=$(du -sb "$data" | cut -f1)
@@ -38,6 +47,11 @@ run() {
   echo "replica: du $((du_bytes / 1000000)) MB, replica.db $((db_bytes / 1000000)) MB;" \
     "ratio to the markdown corpus $(echo "scale=3; $du_bytes / $markdown_bytes" | bc)"
   echo "load after: $(uptime | sed 's/.*load average: //')"
+  if [ "${RUNS:-1}" -gt 1 ]; then
+    sort -n "$times" | awk '{ t[NR] = $1; if ($2 > m) m = $2 }
+      END { printf "%d runs: fastest %s s, median %s s, slowest %s s; peak RSS at most %d KB\n",
+            NR, t[1], (NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2), t[NR], m }'
+  fi
   if [ -z "${KEEP:-}" ]; then rm -rf "$data"; fi
 }
 
