@@ -49,6 +49,15 @@ vim.api.nvim_create_autocmd("BufWriteCmd", {
     require("heph.buffers").write(ev.buf)
   end,
 })
+-- :saveas and :file rename a heph buffer to a file: it is that file now.
+vim.api.nvim_create_autocmd("BufFilePost", {
+  group = group,
+  callback = function(ev)
+    if vim.b[ev.buf].heph then
+      require("heph.buffers").renamed(ev.buf)
+    end
+  end,
+})
 -- Another Neovim, the CLI or sync may have changed open nodes.
 local function check_versions()
   if package.loaded["heph.rpc"] and require("heph.rpc").running() then

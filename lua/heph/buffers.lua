@@ -824,6 +824,23 @@ function M.write(buf)
   end
 end
 
+---BufFilePost: a heph buffer renamed to a file (`:saveas`, `:file`) is that
+---file from now on, written like any file (an acwrite buffer without a
+---BufWriteCmd for its name cannot be written at all); its node keeps what
+---was last saved to it.
+---@param buf integer
+function M.renamed(buf)
+  if not M.state(buf) or M.parse_name(vim.api.nvim_buf_get_name(buf)) then
+    return
+  end
+  vim.b[buf].heph = nil
+  vim.b[buf].heph_title = nil
+  H.bases[buf] = nil
+  H.promoted[buf] = nil
+  vim.diagnostic.reset(M.ns, buf)
+  vim.bo[buf].buftype = ""
+end
+
 ---Reloads a heph buffer from the replica when unmodified; warns otherwise.
 ---@param buf integer
 function M.reload(buf)

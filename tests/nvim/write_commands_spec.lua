@@ -1,0 +1,50 @@
+-- Vim's write commands on heph buffers: what reaches the node, what
+-- reaches a file, and what the buffer says afterwards.
+local h = require("helpers")
+
+---A file name in this test's own directory.
+---@param name string
+---@return string
+local function file(name)
+  return h.data_dir .. "/" .. name
+end
+
+describe("write commands on a node buffer", function()
+  local id
+  before_each(function()
+    h.fresh()
+    id = h.add({ "--kind", "note", "--body", "one\ntwo", "Written" })
+    vim.cmd.edit("heph://node/" .. id)
+    vim.api.nvim_buf_set_lines(0, -1, -1, false, { "three" })
+  end)
+
+  it(":saveas makes the buffer that file, written like any file; the node is left alone", function()
+    local buf = vim.api.nvim_get_current_buf()
+    local path = file("saved-as.md")
+    vim.cmd.saveas(vim.fn.fnameescape(path))
+    assert.are.equal(buf, vim.api.nvim_get_current_buf())
+    assert.are.equal(path, vim.api.nvim_buf_get_name(buf))
+    assert.are.equal("three", vim.fn.readfile(path)[#vim.fn.readfile(path)])
+    assert.is_false(vim.bo.modified)
+    assert.are.equal("one\ntwo", h.show(id).body)
+    -- From now on :w writes the file, not the node.
+    vim.api.nvim_buf_set_lines(0, -1, -1, false, { "four" })
+    vim.cmd.write()
+    assert.are.equal("four", vim.fn.readfile(path)[#vim.fn.readfile(path)])
+    assert.is_false(vim.bo.modified)
+    assert.are.equal("one\ntwo", h.show(id).body)
+    -- The node opens again as a node buffer.
+    vim.cmd.edit("heph://node/" .. id)
+    assert.are.equal("two", h.lines()[#h.lines()])
+    assert.are.equal(id, require("heph.buffers").state(0).id)
+  end)
+
+  it(":file renames the buffer to a file that :w then writes", function()
+    local path = file("renamed.md")
+    vim.cmd.file(vim.fn.fnameescape(path))
+    vim.cmd.write()
+    assert.are.equal("three", vim.fn.readfile(path)[#vim.fn.readfile(path)])
+    assert.is_false(vim.bo.modified)
+    assert.are.equal("one\ntwo", h.show(id).body)
+  end)
+end)
