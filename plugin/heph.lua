@@ -46,7 +46,7 @@ vim.api.nvim_create_autocmd("BufWriteCmd", {
   group = group,
   pattern = "heph://*",
   callback = function(ev)
-    require("heph.buffers").write(ev.buf)
+    require("heph.buffers").write(ev.buf, ev.match)
   end,
 })
 -- :saveas and :file rename a heph buffer to a file: it is that file now.

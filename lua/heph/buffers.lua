@@ -800,10 +800,20 @@ end
 
 ---BufWriteCmd for heph://*: synchronous, so :wq waits for it.
 ---@param buf integer
-function M.write(buf)
+---@param target? string the name written to (`:w heph://…` names another)
+function M.write(buf, target)
   local state = M.state(buf)
   if not state then
     vim.notify("heph: this buffer was not loaded; reload it with :edit", vim.log.levels.ERROR)
+    return
+  end
+  -- A buffer saves to its own node or list only: writing it to another
+  -- one's name would save it to its own under that name.
+  if target and target ~= vim.api.nvim_buf_get_name(buf) then
+    vim.notify(
+      ("heph: not saved: a heph buffer saves only to itself (:w); %s is another one"):format(target),
+      vim.log.levels.WARN
+    )
     return
   end
   if H.saving then
