@@ -362,7 +362,10 @@ function H.read_journal(buf, date)
   if j.exists == true then
     H.show_node(buf, rpc.request("node_get", { id = j.id }), { journal_date = j.date })
   else
-    H.show_node(buf, { id = j.id, kind = "journal", title = j.date, lines = j.lines }, {
+    -- Its body is an edit of no version at all (heads `{}`, not unknown):
+    -- a journal of that day written elsewhere before the first save is
+    -- merged with it, not replaced by it.
+    H.show_node(buf, { id = j.id, kind = "journal", title = j.date, lines = j.lines, heads = {} }, {
       journal_date = j.date,
       missing = true,
     })

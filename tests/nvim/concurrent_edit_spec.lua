@@ -111,6 +111,29 @@ describe("a node buffer saved after a change elsewhere", function()
   end)
 end)
 
+describe("a journal shown before it existed", function()
+  before_each(function()
+    h.fresh()
+  end)
+
+  it("keeps what was written to that day elsewhere meanwhile", function()
+    vim.cmd("Heph journal 2026-11-20")
+    vim.api.nvim_buf_set_lines(0, -1, -1, false, { "from the laptop" })
+    -- Meanwhile the day's journal is written elsewhere (the CLI, a sync).
+    local id = vim.trim((h.cli({ "journal", "2026-11-20" })))
+    assert.are.equal(0, select(2, h.cli({ "set", id, "body=from the phone" })))
+    local seen = h.notifications(function()
+      vim.cmd.write()
+    end)
+    local body = h.show(id).body
+    assert.truthy(body:find("from the phone", 1, true), body)
+    assert.truthy(body:find("from the laptop", 1, true), body)
+    assert.is_false(vim.bo.modified)
+    assert.truthy(table.concat(h.lines(), "\n"):find("from the phone", 1, true))
+    assert.truthy(seen[#seen].msg:match("merged"), seen[#seen].msg)
+  end)
+end)
+
 describe("a list save", function()
   local asked
   before_each(function()
