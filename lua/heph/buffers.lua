@@ -547,6 +547,7 @@ end
 ---@param buf integer
 ---@param lines string[]
 ---@return integer created
+---@return string|nil failed the message when a task was not created (it and those after it wait for the next save)
 function H.create_promoted(buf, lines)
   local pending = H.promoted[buf]
   if not pending then
@@ -555,10 +556,21 @@ function H.create_promoted(buf, lines)
   H.promoted[buf] = nil
   local text = table.concat(lines, "\n")
   local created, seen = 0, {}
-  for _, task in ipairs(pending) do
+  for i, task in ipairs(pending) do
     if not seen[task.title] and text:find("[[" .. task.title .. "]]", 1, true) then
       seen[task.title] = true
-      rpc.request("node_create", { kind = "task", title = task.title, status = task.done and "done" or nil })
+      local ok, err =
+        pcall(rpc.request, "node_create", { kind = "task", title = task.title, status = task.done and "done" or nil })
+      if not ok then
+        -- The node is saved by now: this is no reason to say it is not.
+        -- The next save tries again, except a create the sidecar may have
+        -- handled before it stopped (it would make the task twice).
+        local again = not rpc.is_error(err, "sidecar")
+        H.promoted[buf] = vim.list_slice(pending, again and i or i + 1)
+        local why = tostring(err):gsub("^heph: ", "")
+        return created,
+          ("heph: the promoted task %q was not created: %s%s"):format(task.title, why, again and "; the next :w tries again" or "")
+      end
       created = created + 1
     end
   end
@@ -604,7 +616,7 @@ function H.write_node(buf, state)
   state.node_kind = H.val(reply.kind) or state.node_kind
   state.warned = nil
   H.set_state(buf, state)
-  local created = H.create_promoted(buf, reply.lines)
+  local created, failed = H.create_promoted(buf, reply.lines)
   if reply.conflict == true then
     vim.notify(
       "heph: saved; your edit and a change made elsewhere touched the same lines: both are kept between <<<<<<< and >>>>>>> markers, edit and :w again",
@@ -617,6 +629,9 @@ function H.write_node(buf, state)
   else
     local tasks = created > 0 and (", %d task%s created"):format(created, created == 1 and "" or "s") or ""
     vim.notify(("heph: %q saved%s"):format(state.title or state.id, tasks))
+  end
+  if failed then
+    vim.notify(failed, vim.log.levels.WARN)
   end
   vim.api.nvim_exec_autocmds("User", { pattern = "HephSaved", modeline = false, data = { id = state.id } })
   M.refresh_others(buf)

@@ -52,4 +52,47 @@ describe("promote", function()
     vim.cmd("normal gf")
     assert.are.equal("buy bread", h.show(require("heph.buffers").state(0).id).title)
   end)
+
+  it("a task that could not be created is not reported as an unsaved note, and the next :w creates it", function()
+    local id = h.add({ "--kind", "note", "--body=- call mum\n- buy bread\n", "Plans" })
+    vim.cmd.edit("heph://node/" .. id)
+    vim.cmd("%Heph promote")
+    vim.api.nvim_buf_set_lines(0, -1, -1, false, { "typed too" })
+    -- The replica is busy when the second task is created.
+    local rpc = require("heph.rpc")
+    local request, creates = rpc.request, 0
+    rpc.request = function(method, params)
+      if method == "node_create" then
+        creates = creates + 1
+        if creates == 2 then
+          error(setmetatable({ code = "busy", message = "the replica is busy" }, {
+            __tostring = function(e)
+              return "heph: " .. e.message
+            end,
+          }), 0)
+        end
+      end
+      return request(method, params)
+    end
+    local ok, seen = pcall(h.notifications, function()
+      vim.cmd.write()
+    end)
+    rpc.request = request
+    assert(ok, seen)
+    assert.are.equal("- [[call mum]]\n- [[buy bread]]\ntyped too\n", h.show(id).body)
+    assert.is_false(vim.bo.modified)
+    local messages = table.concat(vim.tbl_map(function(m)
+      return m.msg
+    end, seen), "\n")
+    assert.falsy(messages:match("not saved"), messages)
+    assert.truthy(messages:match("buy bread"), messages)
+    assert.are.equal(vim.log.levels.WARN, seen[#seen].level)
+    -- The next :w creates the task left behind, and only that one.
+    vim.cmd.write()
+    local titles = vim.tbl_map(function(n)
+      return n.title
+    end, vim.json.decode((h.cli({ "list", "--json" }))))
+    table.sort(titles)
+    assert.are.same({ "buy bread", "call mum" }, titles)
+  end)
 end)
