@@ -340,13 +340,7 @@ pub fn parse_line(
         rest = rest.strip_prefix("- ").unwrap_or(rest).trim_start();
     }
     let mut status = None;
-    for (mark, s) in [
-        ("[ ]", Status::Todo),
-        ("[x]", Status::Done),
-        ("[X]", Status::Done),
-        ("[/]", Status::Doing),
-        ("[-]", Status::Cancelled),
-    ] {
+    for (mark, s) in CHECKBOXES {
         if let Some(tail) = rest.strip_prefix(mark) {
             status = Some(s);
             rest = tail.trim_start();
@@ -383,6 +377,12 @@ pub fn parse_line(
     if title.trim().is_empty() {
         return Err(fail("the task has no title".into()));
     }
+    if let Some(other) = joined_item(&title) {
+        return Err(fail(format!(
+            "this line holds a second item (/{}…): were two lines joined? Put each item on a line of its own",
+            other.chars().take(8).collect::<String>()
+        )));
+    }
     // Every list-token field, unset when the line has no word for it.
     let mut values = BTreeMap::new();
     for (def, _) in fields::list_tokens() {
@@ -399,6 +399,29 @@ pub fn parse_line(
         title,
         fields: values,
     }))
+}
+
+/// The checkboxes a line may start with, and the status each one sets.
+const CHECKBOXES: [(&str, Status); 5] = [
+    ("[ ]", Status::Todo),
+    ("[x]", Status::Done),
+    ("[X]", Status::Done),
+    ("[/]", Status::Doing),
+    ("[-]", Status::Cancelled),
+];
+
+/// The id of another item's start (`/ID [ ]`) inside a title: what
+/// joining two lines (`J`) leaves. Saved as it is, it would rename the
+/// first item to both lines' text and delete the second.
+fn joined_item(title: &str) -> Option<&str> {
+    title.match_indices('/').find_map(|(i, _)| {
+        if !title[..i].is_empty() && !title[..i].ends_with(char::is_whitespace) {
+            return None;
+        }
+        let (id, rest) = title[i + 1..].split_once(' ')?;
+        let starts_item = CHECKBOXES.iter().any(|(mark, _)| rest.starts_with(mark));
+        (is_valid_node_id(id) && starts_item).then_some(id)
+    })
 }
 
 /// Reads the lines a list was rendered with: the snapshot a save is
@@ -611,6 +634,32 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(changes[3].id(), Some("c"));
+    }
+
+    #[test]
+    fn two_joined_lines_are_refused_not_saved_as_one_item() {
+        let mut a = task("018fd118-9400-769e-8170-8e2b7f73fa2f", "one");
+        a.due = Some(time::macros::date!(2026 - 12 - 01));
+        let b = task("018fd118-9401-796a-a851-ca3fd0dcafb2", "two");
+        let shown = vec![a, b];
+        let lines = render(&shown);
+        // What `J` makes of the two lines.
+        let joined = vec![format!("{} {}", lines[0], lines[1])];
+        let errors = plan_on(&joined, &shown).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].line, 1);
+        assert!(
+            errors[0].message.contains("second item (/018fd118…)"),
+            "{}",
+            errors[0].message
+        );
+        // A slash in a title is no item, nor an id-like word without a
+        // checkbox after it.
+        for title in ["read /etc/hosts [ ] now", "ask /bob about it", "/usr [ok]"] {
+            let line = format!("[ ] {title}");
+            let parsed = parse_line(1, &line, TODAY).unwrap().unwrap();
+            assert_eq!(parsed.title, title);
+        }
     }
 
     #[test]
