@@ -127,7 +127,10 @@ function H.delete()
   if state.missing then
     return vim.notify("heph: this journal was never saved; there is nothing to delete", vim.log.levels.WARN)
   end
-  if not buffers.confirm({ { action = "delete", summary = ("delete %q"):format(state.title or state.id) } }) then
+  -- The confirmation says so when it also drops unsaved edits (`:Heph
+  -- restore` brings the node back, not them).
+  local edits = vim.bo[buf].modified and ", and drop your unsaved edits" or ""
+  if not buffers.confirm({ { action = "delete", summary = ("delete %q%s"):format(state.title or state.id, edits) } }) then
     return vim.notify("heph: nothing deleted")
   end
   local ok, err = pcall(rpc.request, "node_delete", { id = state.id })

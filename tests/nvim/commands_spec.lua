@@ -156,6 +156,23 @@ describe(":Heph commands", function()
     assert.is_true(h.show(id).deleted)
   end)
 
+  it("delete of a buffer with unsaved edits says it drops them", function()
+    local id = h.add({ "--kind", "note", "Old note" })
+    buffers.open_node(id)
+    vim.api.nvim_buf_set_lines(0, -1, -1, false, { "an unsaved line" })
+    local asked
+    buffers.confirm = function(changes)
+      asked = changes[1].summary
+      return false
+    end
+    h.notifications(function()
+      vim.cmd("Heph delete")
+    end)
+    assert.are.equal('delete "Old note", and drop your unsaved edits', asked)
+    assert.is_false(h.show(id).deleted)
+    assert.is_true(vim.bo.modified)
+  end)
+
   it("list all means what heph list --all means", function()
     h.add({ "A task" })
     h.add({ "--kind", "note", "A note" })
