@@ -822,7 +822,13 @@ end
 function M.write(buf, target)
   local state = M.state(buf)
   if not state then
-    vim.notify("heph: this buffer was not loaded; reload it with :edit", vim.log.levels.ERROR)
+    -- Not loaded from heph (a read that failed, or a plain buffer written
+    -- under a heph:// name): there is no node to save to, and `:edit`
+    -- alone would not reload it, so say what each way out does.
+    vim.notify(
+      "heph: not saved: this buffer was not loaded from heph; :saveas {file} keeps its text in a file, :edit! loads the node and drops this text",
+      vim.log.levels.ERROR
+    )
     return
   end
   -- A buffer saves to its own node or list only: writing it to another
