@@ -225,6 +225,9 @@ impl HubClient {
             return Err(ClientError::BadUrl(base));
         }
         let connect = url.trim().trim_end_matches('/').to_owned();
+        // Checked here, not at the first request: a bad port or host is
+        // the user's typo, not an unreachable hub to retry.
+        reqwest::Url::parse(&connect).map_err(|e| ClientError::BadUrl(format!("{base}: {e}")))?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
@@ -262,6 +265,12 @@ impl HubClient {
         // idempotent (a pushed op is stored once), so such a request goes
         // once more, on a new connection.
         let again = request.try_clone();
+        // The request's time limit, to name it when it runs out.
+        let limit = again
+            .as_ref()
+            .and_then(reqwest::RequestBuilder::try_clone)
+            .and_then(|r| r.build().ok())
+            .and_then(|r| r.timeout().copied());
         let response = match (request.send().await, again) {
             (Err(e), Some(again)) if e.is_request() && !e.is_connect() && !e.is_timeout() => {
                 tracing::debug!(error = %e.without_url(), "connection closed under a request; sending it again");
@@ -271,7 +280,7 @@ impl HubClient {
         }
         .map_err(|e| ClientError::Unreachable {
             url: self.base.clone(),
-            reason: e.without_url().to_string(),
+            reason: reason(e, limit),
         })?;
         let status = response.status();
         if status.is_success() {
@@ -486,7 +495,7 @@ impl HubClient {
         // the request.
         response.text().await.map_err(|e| ClientError::Unreachable {
             url: self.base.clone(),
-            reason: e.without_url().to_string(),
+            reason: reason(e, Some(timeout_for(max_bytes))),
         })
     }
 }
@@ -501,6 +510,30 @@ fn single_op_text(page: &str, seq: i64) -> String {
         }
     }
     page.to_owned()
+}
+
+/// Why a request failed, in words. reqwest's own message ("error sending
+/// request") names no cause: a refused connection, a timeout and a reply
+/// that is not HTTP all read the same. The cause is in its sources.
+fn reason(e: reqwest::Error, limit: Option<Duration>) -> String {
+    let e = e.without_url();
+    if e.is_timeout() {
+        return match limit {
+            Some(limit) => format!("no answer within {} s (timed out)", limit.as_secs()),
+            None => "no answer in time (timed out)".into(),
+        };
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The error of a hub that stopped answering while doing `what`.
@@ -526,7 +559,7 @@ impl SnapshotDownload {
             Err(_) => Err(stalled(&self.base, "downloading the snapshot")),
             Ok(Err(e)) => Err(ClientError::Unreachable {
                 url: self.base.clone(),
-                reason: e.without_url().to_string(),
+                reason: reason(e, None),
             }),
             Ok(Ok(chunk)) => Ok(chunk),
         }
