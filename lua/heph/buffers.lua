@@ -737,19 +737,26 @@ function H.show_saved(buf, params, blank, reply)
   end)
   local was = vim.bo[buf].modifiable
   vim.bo[buf].modifiable = true
-  -- Bottom up, so the line numbers below a change stay right.
-  for _, n in ipairs(order) do
-    local text = edits[n]
-    if text == false then
-      vim.api.nvim_buf_set_lines(buf, n - 1, n, false, {})
-    else
-      -- Set only when it differs (what the user typed is often what the
-      -- list renders), so marks on the line stay.
-      if text ~= vim.api.nvim_buf_get_lines(buf, n - 1, n, false)[1] then
-        vim.api.nvim_buf_set_lines(buf, n - 1, n, false, { text })
+  vim.api.nvim_buf_call(buf, function()
+    -- Part of the user's last change, so that `u` undoes the edit and
+    -- what the save showed of it together: a new line goes with its id
+    -- (undoing only the hidden id would make the next :w recreate the
+    -- task). Refused right after an undo, when there is nothing to join.
+    pcall(vim.cmd.undojoin)
+    -- Bottom up, so the line numbers below a change stay right.
+    for _, n in ipairs(order) do
+      local text = edits[n]
+      if text == false then
+        vim.api.nvim_buf_set_lines(buf, n - 1, n, false, {})
+      else
+        -- Set only when it differs (what the user typed is often what the
+        -- list renders), so marks on the line stay.
+        if text ~= vim.api.nvim_buf_get_lines(buf, n - 1, n, false)[1] then
+          vim.api.nvim_buf_set_lines(buf, n - 1, n, false, { text })
+        end
       end
     end
-  end
+  end)
   vim.bo[buf].modifiable = was
   vim.bo[buf].modified = false
   H.set_base(buf, { lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false), seq = H.val(reply.seq) })

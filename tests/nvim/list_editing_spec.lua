@@ -82,6 +82,32 @@ describe("undo that undoes", function()
     assert.truthy(h.lines()[1]:match("%[ %] Buy milk"))
   end)
 
+  it("a new line, :w, u, :w: u takes the line away and the save deletes its task", function()
+    h.add({ "Buy milk" })
+    vim.cmd("Heph list tasks")
+    vim.cmd("normal! oCall mum")
+    -- Typing ends its undo block when Neovim waits for the next key.
+    vim.cmd("let &undolevels = &undolevels")
+    vim.cmd.write()
+    local created = vim.json.decode((h.cli({ "list", "--json" })))
+    assert.are.equal(2, #created)
+    vim.cmd("undo")
+    -- The whole line, not only the id the save gave it.
+    assert.are.equal(1, #h.lines())
+    assert.truthy(h.lines()[1]:match("Buy milk"))
+    local asked
+    buffers.confirm = function(changes)
+      asked = changes
+      return true
+    end
+    vim.cmd.write()
+    assert.are.equal(1, #asked)
+    assert.are.equal("delete", asked[1].action)
+    local left = vim.json.decode((h.cli({ "list", "--json" })))
+    assert.are.equal(1, #left)
+    assert.are.equal("Buy milk", left[1].title)
+  end)
+
   it("undoing a confirmed delete and saving restores the task", function()
     local id = h.add({ "Buy milk" })
     h.add({ "Other" })
