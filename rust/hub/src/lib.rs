@@ -18,7 +18,7 @@ mod routes;
 mod snapshot;
 mod store;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +51,15 @@ pub enum HubError {
     /// A stored op could not be read back.
     #[error("hub data is damaged: {0}")]
     Corrupt(String),
+    /// The database file cannot be used: it cannot be created, or it is
+    /// something else (a device's replica, not SQLite), left untouched.
+    #[error("cannot use the hub database {}: {reason}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// How a hub runs.
@@ -255,7 +264,12 @@ fn private_db_file(db: &Path) -> Result<(), HubError> {
         {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => make_private(db),
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                return Err(HubError::File {
+                    path: db.to_owned(),
+                    reason: e.to_string(),
+                })
+            }
         }
     }
     Ok(())

@@ -18,6 +18,33 @@ pub struct PushOutcome {
     pub seqs: Vec<i64>,
 }
 
+/// Refuses a file that is not a hub database before anything is written
+/// to it: `--db` naming a device's replica would otherwise get the hub's
+/// tables added beside its own, and a file that is not SQLite would only
+/// fail later with no name.
+fn refuse_foreign(conn: &Connection, path: &Path) -> Result<(), HubError> {
+    let refuse = |reason: &str| HubError::File {
+        path: path.to_owned(),
+        reason: format!("{reason}; the hub leaves it untouched: give --db a file of its own"),
+    };
+    let replica = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'nodes'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                refuse("the file is not an SQLite database")
+            }
+            _ => e.into(),
+        })?;
+    if replica > 0 {
+        return Err(refuse("it is a device's replica, not a hub database"));
+    }
+    Ok(())
+}
+
 /// The hub's op table.
 pub struct HubStore {
     conn: Mutex<Connection>,
@@ -29,6 +56,7 @@ impl HubStore {
     pub fn open(path: &Path) -> Result<Self, HubError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        refuse_foreign(&conn, path)?;
         // Two processes setting up a new database at once (the hub and
         // `heph hub join-token create`): switching to WAL can answer "busy"
         // without waiting, so the set-up is tried again for a while.
