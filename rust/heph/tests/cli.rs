@@ -435,6 +435,38 @@ fn ids_take_a_unique_prefix_or_a_title() {
 }
 
 #[test]
+fn a_title_shared_by_several_nodes_picks_none() {
+    let cli = Cli::new();
+    let first = cli.ok(&["add", "Call mum"]).trim().to_owned();
+    let second = cli.ok(&["add", "call MUM"]).trim().to_owned();
+    for args in [
+        &["show", "--title", "Call mum"][..],
+        &["set", "--title", "Call mum", "due=2026-12-01"],
+        &["done", "--title", "Call mum"],
+        &["rm", "--title", "Call mum"],
+    ] {
+        let err = cli.err(args);
+        assert!(err.contains("2 nodes are titled"), "{args:?}: {err}");
+        assert!(err.contains(&first) && err.contains(&second), "{err}");
+    }
+    // Neither was touched.
+    for id in [&first, &second] {
+        let node = cli.json(&["show", id, "--json"]);
+        assert_eq!(node["status"], "todo");
+        assert_eq!(node["due"], serde_json::Value::Null);
+        assert_eq!(node["deleted"], false);
+    }
+    // The same among deleted nodes, for restore.
+    cli.ok(&["rm", &first]);
+    cli.ok(&["rm", &second]);
+    let err = cli.err(&["restore", "--title", "call mum"]);
+    assert!(err.contains("2 nodes are titled"), "{err}");
+    for id in [&first, &second] {
+        assert_eq!(cli.json(&["show", id, "--json"])["deleted"], true);
+    }
+}
+
+#[test]
 fn list_takes_the_query_language_of_list_buffers() {
     let cli = Cli::new();
     cli.ok(&[

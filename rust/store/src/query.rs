@@ -385,6 +385,20 @@ impl Replica {
             .optional()?)
     }
 
+    /// The ids of every live node whose title is `title`
+    /// (case-insensitive), oldest first: for callers that must not pick
+    /// one of several silently.
+    pub fn ids_by_title(&self, title: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM nodes WHERE title = ?1 COLLATE NOCASE AND deleted = 0
+             ORDER BY created_hlc, id",
+        )?;
+        let ids = stmt
+            .query_map([title.trim()], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(ids)
+    }
+
     /// Current versions of the given nodes (absent ids are left out).
     pub fn versions(&self, ids: &[String]) -> Result<HashMap<String, String>> {
         let mut stmt = self

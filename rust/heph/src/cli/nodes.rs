@@ -258,15 +258,39 @@ fn require(replica: &Replica, id: &str) -> Result<Node> {
     match matches.len() {
         0 => bail!("no node with id {id:?} (see `heph list --all`)"),
         1 => Ok(matches.remove(0)),
-        n => {
-            let shown: Vec<String> = matches
+        n => bail!(
+            "{n} nodes have ids starting with {id:?}; give more of it:\n{}",
+            shown(&matches)
+        ),
+    }
+}
+
+/// The first few of several matching nodes, one per line.
+fn shown(matches: &[Node]) -> String {
+    let lines: Vec<String> = matches
+        .iter()
+        .take(5)
+        .map(|m| format!("  {}  {}", m.id, m.title))
+        .collect();
+    lines.join("\n")
+}
+
+/// The one node of `candidates` (ids of nodes titled `title`), or an
+/// error that lists them: a command must not act on one of several nodes
+/// picked silently.
+fn only_titled(replica: &Replica, title: &str, candidates: Vec<String>) -> Result<Node> {
+    match candidates.as_slice() {
+        [] => bail!("no node titled {title:?} (see `heph list --all`)"),
+        [id] => require(replica, id),
+        _ => {
+            let nodes = candidates
                 .iter()
-                .take(5)
-                .map(|m| format!("  {}  {}", m.id, m.title))
-                .collect();
+                .map(|id| require(replica, id))
+                .collect::<Result<Vec<_>>>()?;
             bail!(
-                "{n} nodes have ids starting with {id:?}; give more of it:\n{}",
-                shown.join("\n")
+                "{} nodes are titled {title:?}; give the id of one:\n{}",
+                nodes.len(),
+                shown(&nodes)
             )
         }
     }
@@ -275,12 +299,7 @@ fn require(replica: &Replica, id: &str) -> Result<Node> {
 /// The node named by an id (or unique prefix) or by `--title`.
 fn find(replica: &Replica, id: Option<&str>, title: Option<&str>) -> Result<Node> {
     match (id, title) {
-        (_, Some(title)) => {
-            let id = replica
-                .find_by_title(title)?
-                .ok_or_else(|| anyhow!("no node titled {title:?} (see `heph list --all`)"))?;
-            require(replica, &id)
-        }
+        (_, Some(title)) => only_titled(replica, title, replica.ids_by_title(title)?),
         (Some(id), None) => require(replica, id),
         (None, None) => bail!("give a node id or --title"),
     }
@@ -402,16 +421,22 @@ pub fn restore(paths: &Paths, args: IdArg) -> Result<ExitCode> {
     let mut replica = open(paths)?;
     let id = match (&args.id, &args.title) {
         // A deleted node has no live title: look among the deleted ones.
-        (None, Some(title)) => replica
-            .list(&ListFilter {
-                status: StatusFilter::Any,
-                include_deleted: true,
-                ..ListFilter::default()
-            })?
-            .into_iter()
-            .find(|n| n.deleted && n.title.eq_ignore_ascii_case(title.trim()))
-            .map(|n| n.id)
-            .ok_or_else(|| anyhow!("no deleted node titled {title:?}"))?,
+        (None, Some(title)) => {
+            let deleted: Vec<String> = replica
+                .list(&ListFilter {
+                    status: StatusFilter::Any,
+                    include_deleted: true,
+                    ..ListFilter::default()
+                })?
+                .into_iter()
+                .filter(|n| n.deleted && n.title.eq_ignore_ascii_case(title.trim()))
+                .map(|n| n.id)
+                .collect();
+            if deleted.is_empty() {
+                bail!("no deleted node titled {title:?}");
+            }
+            only_titled(&replica, title, deleted)?.id
+        }
         _ => find(&replica, args.id.as_deref(), None)?.id,
     };
     replica.restore(&id)?;
