@@ -410,7 +410,14 @@ pub fn done(paths: &Paths, args: IdArg) -> Result<ExitCode> {
 /// `heph rm`.
 pub fn rm(paths: &Paths, args: IdArg) -> Result<ExitCode> {
     let mut replica = open(paths)?;
-    let id = find(&replica, args.id.as_deref(), args.title.as_deref())?.id;
+    let node = find(&replica, args.id.as_deref(), args.title.as_deref())?;
+    let id = node.id;
+    // No second tombstone: it would win over a restore made elsewhere
+    // meanwhile, deleting the node again once synced.
+    if node.deleted {
+        eprintln!("{id} is deleted already (undo with `heph restore {id}`)");
+        return Ok(ExitCode::SUCCESS);
+    }
     replica.delete(&id)?;
     eprintln!("deleted {id} (undo with `heph restore {id}`)");
     Ok(ExitCode::SUCCESS)
@@ -437,7 +444,16 @@ pub fn restore(paths: &Paths, args: IdArg) -> Result<ExitCode> {
             }
             only_titled(&replica, title, deleted)?.id
         }
-        _ => find(&replica, args.id.as_deref(), None)?.id,
+        _ => {
+            let node = find(&replica, args.id.as_deref(), None)?;
+            // A restore of a live node would still be an op, and it would
+            // undo a delete made elsewhere meanwhile once synced.
+            if !node.deleted {
+                eprintln!("{} is not deleted: nothing to restore", node.id);
+                return Ok(ExitCode::SUCCESS);
+            }
+            node.id
+        }
     };
     replica.restore(&id)?;
     Ok(ExitCode::SUCCESS)
