@@ -29,8 +29,26 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(141)
         }
         Err(err) => {
-            eprintln!("heph: {err:#}");
+            eprintln!("heph: {}", message(&err));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each once: many errors already say their
+/// cause in their own text (`cannot read F: Is a directory`), which the
+/// chain would repeat.
+fn message(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }

@@ -345,3 +345,22 @@ fn a_read_only_replica_can_be_listed_searched_and_shown() {
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
     }
 }
+
+#[test]
+fn an_error_says_its_cause_once() {
+    // A config path that is a directory: the message names the file and
+    // its cause, without the cause repeated after it.
+    let device = common::Device::new();
+    let config = device.dir.path().join("config-dir");
+    std::fs::create_dir(&config).unwrap();
+    let out = device
+        .cmd(&["status"])
+        .env("HEPH_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config-dir"), "{err}");
+    assert_eq!(err.matches("os error 21").count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
