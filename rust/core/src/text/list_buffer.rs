@@ -377,12 +377,6 @@ pub fn parse_line(
     if title.trim().is_empty() {
         return Err(fail("the task has no title".into()));
     }
-    if let Some(other) = joined_item(&title) {
-        return Err(fail(format!(
-            "this line holds a second item (/{}…): were two lines joined? Put each item on a line of its own",
-            other.chars().take(8).collect::<String>()
-        )));
-    }
     // Every list-token field, unset when the line has no word for it.
     let mut values = BTreeMap::new();
     for (def, _) in fields::list_tokens() {
@@ -410,17 +404,19 @@ const CHECKBOXES: [(&str, Status); 5] = [
     ("[-]", Status::Cancelled),
 ];
 
-/// The id of another item's start (`/ID [ ]`) inside a title: what
-/// joining two lines (`J`) leaves. Saved as it is, it would rename the
-/// first item to both lines' text and delete the second.
-fn joined_item(title: &str) -> Option<&str> {
+/// The id of another item's start inside a title: `/ID` of an item the
+/// list showed, or `/ID [ ]` (a checkbox after it): what joining two lines
+/// (`J`) leaves. Saved as it is, it would rename the first item to both
+/// lines' text and delete the second.
+fn joined_item<'t>(title: &'t str, shown: &HashMap<String, ListLine>) -> Option<&'t str> {
     title.match_indices('/').find_map(|(i, _)| {
         if !title[..i].is_empty() && !title[..i].ends_with(char::is_whitespace) {
             return None;
         }
-        let (id, rest) = title[i + 1..].split_once(' ')?;
+        let after = &title[i + 1..];
+        let (id, rest) = after.split_once(char::is_whitespace).unwrap_or((after, ""));
         let starts_item = CHECKBOXES.iter().any(|(mark, _)| rest.starts_with(mark));
-        (is_valid_node_id(id) && starts_item).then_some(id)
+        (is_valid_node_id(id) && (starts_item || shown.contains_key(id))).then_some(id)
     })
 }
 
@@ -473,6 +469,16 @@ pub fn plan(
                 continue;
             }
         };
+        if let Some(other) = joined_item(&parsed.title, snapshot) {
+            errors.push(ParseError::new(
+                parsed.line,
+                format!(
+                    "this line holds a second item (/{}…): were two lines joined? Put each item on a line of its own",
+                    other.chars().take(8).collect::<String>()
+                ),
+            ));
+            continue;
+        }
         let Some(id) = parsed.id.clone() else {
             changes.push(ListChange::Create(parsed));
             continue;
@@ -653,12 +659,25 @@ mod tests {
             "{}",
             errors[0].message
         );
-        // A slash in a title is no item, nor an id-like word without a
-        // checkbox after it.
+        // Notes' lines have no checkbox: the id of a shown item tells.
+        let mut note = task("018fd118-9402-771c-91f6-d1e92b4d59a6", "an idea");
+        note.kind = Kind::Note;
+        note.status = None;
+        let mut other = note.clone();
+        other.id = "018fd118-9403-702d-835e-7448887c7074".into();
+        let shown = vec![note, other];
+        let lines = render(&shown);
+        let joined = vec![format!("{} {}", lines[0], lines[1])];
+        assert_eq!(plan_on(&joined, &shown).unwrap_err().len(), 1);
+        // A slash in a title is no item, nor an id-like word neither shown
+        // nor followed by a checkbox.
         for title in ["read /etc/hosts [ ] now", "ask /bob about it", "/usr [ok]"] {
-            let line = format!("[ ] {title}");
-            let parsed = parse_line(1, &line, TODAY).unwrap().unwrap();
-            assert_eq!(parsed.title, title);
+            let lines = vec![format!("[ ] {title}")];
+            // (The shown notes, absent from these lines, are deleted.)
+            match &plan_on(&lines, &shown).unwrap()[0] {
+                ListChange::Create(line) => assert_eq!(line.title, title),
+                other => panic!("{other:?}"),
+            }
         }
     }
 
