@@ -133,10 +133,11 @@ function H.delete()
   if not buffers.confirm({ { action = "delete", summary = ("delete %q%s"):format(state.title or state.id, edits) } }) then
     return vim.notify("heph: nothing deleted")
   end
-  local ok, err = pcall(rpc.request, "node_delete", { id = state.id })
+  local ok, reply = pcall(rpc.request, "node_delete", { id = state.id })
   if not ok then
-    return H.report(err)
+    return H.report(reply)
   end
+  -- Deleted meanwhile (`changed` false): the reload says so.
   vim.bo[buf].modified = false
   buffers.reload(buf)
 end
@@ -259,9 +260,12 @@ M.subcommands = {
     if not state or state.kind ~= "node" then
       return vim.notify("heph: restore works in a node buffer", vim.log.levels.WARN)
     end
-    local ok, err = pcall(rpc.request, "node_restore", { id = state.id })
+    local ok, reply = pcall(rpc.request, "node_restore", { id = state.id })
     if not ok then
-      return H.report(err)
+      return H.report(reply)
+    end
+    if reply.changed == false then
+      return vim.notify("heph: this node is not deleted; nothing to restore")
     end
     buffers.reload(vim.api.nvim_get_current_buf())
   end,

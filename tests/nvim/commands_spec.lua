@@ -156,6 +156,33 @@ describe(":Heph commands", function()
     assert.is_true(h.show(id).deleted)
   end)
 
+  it("restore of a live node and delete of a node deleted meanwhile write no op", function()
+    local id = h.add({ "--kind", "note", "Kept" })
+    local function ops()
+      return #vim.split(vim.trim((h.cli({ "export-ops" }))), "\n")
+    end
+    buffers.open_node(id)
+    local before = ops()
+    local seen = h.notifications(function()
+      vim.cmd("Heph restore")
+    end)
+    assert.are.equal(before, ops())
+    assert.truthy(seen[#seen].msg:find("not deleted", 1, true), vim.inspect(seen))
+    -- Deleted elsewhere (another Neovim, the CLI) while the buffer is open.
+    h.cli({ "rm", id })
+    before = ops()
+    buffers.confirm = function()
+      return true
+    end
+    seen = h.notifications(function()
+      vim.cmd("Heph delete")
+    end)
+    assert.are.equal(before, ops())
+    assert.are.equal(1, #seen)
+    assert.truthy(seen[1].msg:find("this node is deleted", 1, true), vim.inspect(seen))
+    assert.is_true(h.show(id).deleted)
+  end)
+
   it("delete of a buffer with unsaved edits says it drops them", function()
     local id = h.add({ "--kind", "note", "Old note" })
     buffers.open_node(id)

@@ -37,15 +37,24 @@ pub fn dispatch(ctx: &mut Context, method: &str, args: &[Value]) -> Reply {
         "node_save" => node_save(ctx, decode(method, args)?),
         "node_create" => node_create(ctx, decode(method, args)?),
         "node_set" => node_set(ctx, decode(method, args)?),
+        // Each writes only when it changes something: a second tombstone
+        // would win over a restore made on another device meanwhile, and
+        // a restore of a live node over a delete made there.
         "node_delete" => {
             let IdParams { id } = decode(method, args)?;
-            ctx.replica.delete(&id)?;
-            map! {}
+            let changed = !require(&ctx.replica, &id)?.deleted;
+            if changed {
+                ctx.replica.delete(&id)?;
+            }
+            map! { "changed" => changed }
         }
         "node_restore" => {
             let IdParams { id } = decode(method, args)?;
-            ctx.replica.restore(&id)?;
-            map! {}
+            let changed = require(&ctx.replica, &id)?.deleted;
+            if changed {
+                ctx.replica.restore(&id)?;
+            }
+            map! { "changed" => changed }
         }
         "journal" => journal(ctx, decode(method, args)?, false),
         "journal_get" => journal(ctx, decode(method, args)?, true),
