@@ -312,6 +312,25 @@ fn a_mistyped_token_store_stops_login_before_it_starts() {
 }
 
 #[test]
+fn a_body_is_set_as_written_backslashes_and_all() {
+    let cli = Cli::new();
+    let id = cli.ok(&["add", "--kind", "note", "Snippets"]);
+    let id = id.trim();
+    // What `body="$(cat note.md)"` passes for a note with code in it.
+    let body = "```c\nprintf(\"done\\n\");\n```\nC:\\new\\notes\n";
+    cli.ok(&["set", id, &format!("body={body}")]);
+    assert_eq!(cli.json(&["show", id, "--json"])["body"], body);
+    assert_eq!(
+        cli.json(&["show", id, "--json"])["body"],
+        cli.json(&[
+            "show",
+            cli.ok(&["add", "--body", body, "Same"]).trim(),
+            "--json"
+        ])["body"]
+    );
+}
+
+#[test]
 fn set_with_a_base_merges_a_body_changed_since() {
     let cli = Cli::new();
     let id = cli.ok(&[
@@ -333,13 +352,13 @@ fn set_with_a_base_merges_a_body_changed_since() {
     assert_eq!(heads.len(), 1);
     // Another process changes the last line; this script then edits the
     // first line of the text it read.
-    cli.ok(&["set", id, "body=alpha\\nbravo\\nCHARLIE\\n"]);
+    cli.ok(&["set", id, "body=alpha\nbravo\nCHARLIE\n"]);
     cli.ok(&[
         "set",
         id,
         "--base",
         &heads.join(","),
-        "body=ALPHA\\nbravo\\ncharlie\\n",
+        "body=ALPHA\nbravo\ncharlie\n",
     ]);
     let body = cli.json(&["show", id, "--json"])["body"].clone();
     assert_eq!(body, "ALPHA\nbravo\nCHARLIE\n");

@@ -96,7 +96,7 @@ fn edit_randomly(d: &Device, seed: u64, steps: usize) {
                 id.clone(),
                 format!("title=renamed {seed} {step}"),
             ],
-            2 => vec!["set".into(), id.clone(), format!("body=line {step}\\nmore")],
+            2 => vec!["set".into(), id.clone(), format!("body=line {step}\nmore")],
             _ => vec!["rm".into(), id.clone()],
         };
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -97,7 +97,7 @@ fn random_schedules_converge() {
                             }
                         })
                         .collect::<Vec<_>>()
-                        .join("\\n");
+                        .join("\n");
                     edit(d, &["set", id, &format!("body={body}")]);
                 }
                 4 if !ids.is_empty() => {
@@ -201,8 +201,8 @@ fn concurrent_body_edits_both_survive() {
         .to_owned();
     a.sync(&hub);
     b.sync(&hub);
-    a.ok(&["set", &id, "body=ONE\\ntwo\\nthree"]);
-    b.ok(&["set", &id, "body=one\\ntwo\\nTHREE"]);
+    a.ok(&["set", &id, "body=ONE\ntwo\nthree"]);
+    b.ok(&["set", &id, "body=one\ntwo\nTHREE"]);
     a.sync(&hub);
     let report = b.sync(&hub);
     assert!(report.contains("merged 1"), "{report}");

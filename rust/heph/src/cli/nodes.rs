@@ -71,7 +71,7 @@ pub struct SetArgs {
     /// Find the node by its title instead (case-insensitive).
     #[arg(long)]
     pub title: Option<String>,
-    /// FIELD=VALUE pairs: title, kind, status, due, project, tags (comma separated), body. An empty value clears.
+    /// FIELD=VALUE pairs: title, kind, status, due, project, tags (comma separated), body. An empty value clears; a value is taken as written (body="$(cat note.md)")
     #[arg(num_args = 0..)]
     pub assignments: Vec<String>,
     /// The body heads (`body_heads` of `heph show --json`, comma separated)
@@ -338,7 +338,9 @@ pub fn show(paths: &Paths, args: ShowArgs) -> Result<ExitCode> {
 }
 
 /// Parses `FIELD=VALUE` pairs into a patch with the field table (the
-/// grammar of node-buffer headers); in a body, `\n` is a newline.
+/// grammar of node-buffer headers). A body is taken as written, as `add
+/// --body` takes it: `body="$(cat note.md)"` must not turn the `\n` of a
+/// code sample into a line break.
 fn parse_assignments(assignments: &[String]) -> Result<NodePatch> {
     let pairs = assignments
         .iter()
@@ -347,13 +349,8 @@ fn parse_assignments(assignments: &[String]) -> Result<NodePatch> {
                 .with_context(|| format!("expected FIELD=VALUE, got {a:?}"))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut patch =
-        heph_core::fields::patch_from_pairs(pairs.iter().copied(), &crate::local_day::context())
-            .map_err(|e| anyhow!(e.0))?;
-    if let Some(body) = &mut patch.body {
-        *body = body.replace("\\n", "\n");
-    }
-    Ok(patch)
+    heph_core::fields::patch_from_pairs(pairs.iter().copied(), &crate::local_day::context())
+        .map_err(|e| anyhow!(e.0))
 }
 
 /// `heph set`.
