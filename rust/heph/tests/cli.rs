@@ -312,6 +312,17 @@ fn a_mistyped_token_store_stops_login_before_it_starts() {
 }
 
 #[test]
+fn add_makes_no_journal_without_a_date() {
+    let cli = Cli::new();
+    let err = cli.err(&["add", "--kind", "journal", "Dear diary"]);
+    assert!(err.contains("heph journal DATE"), "{err}");
+    assert_eq!(
+        cli.json(&["list", "--all", "--json"]),
+        serde_json::json!([])
+    );
+}
+
+#[test]
 fn a_body_is_set_as_written_backslashes_and_all() {
     let cli = Cli::new();
     let id = cli.ok(&["add", "--kind", "note", "Snippets"]);

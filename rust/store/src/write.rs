@@ -128,8 +128,15 @@ impl Replica {
         Ok(self.write(|_| Ok(()))?.1.restamped)
     }
 
-    /// Creates a node and returns it.
+    /// Creates a node and returns it. Not a journal: a day's journal has
+    /// the id of its date ([`Replica::journal`]), so that devices that
+    /// write the same day offline write one page.
     pub fn create(&mut self, new: NewNode) -> Result<Node> {
+        if new.kind == Some(Kind::Journal) {
+            return Err(StoreError::Invalid(
+                "a journal is the page of a day: open it by its date (heph journal DATE, :Heph journal DATE)".into(),
+            ));
+        }
         let id = heph_core::id::new_node_id();
         self.create_with_id(&id, new)
     }

@@ -14,7 +14,7 @@ use crate::paths::Paths;
 /// Options of `heph add`.
 #[derive(Debug, Args)]
 pub struct AddArgs {
-    /// task or note.
+    /// task or note (a journal is a day's page: `heph journal DATE`).
     #[arg(long, default_value = "task", value_parser = parse_kind)]
     pub kind: Kind,
     /// Due date, YYYY-MM-DD.
