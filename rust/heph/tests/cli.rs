@@ -56,10 +56,10 @@ impl Cli {
     }
 
     /// Feeds `input` to `heph import-ops` and waits for it.
-    fn import(&self, input: &str) -> Output {
+    fn import(&self, input: impl AsRef<[u8]>) -> Output {
         let mut child = self.start_import();
         let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(input.as_bytes()).unwrap();
+        stdin.write_all(input.as_ref()).unwrap();
         drop(stdin);
         child.wait_with_output().unwrap()
     }
@@ -196,6 +196,30 @@ fn export_import_round_trip() {
     let out = b.import("{\"op_id\":\"x\"}\n");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
+}
+
+#[test]
+fn an_import_refused_names_the_line_or_the_op() {
+    let a = Cli::new();
+    a.ok(&["add", "one"]);
+    let ops = a.ok(&["export-ops"]);
+    let b = Cli::new();
+    // A line that is not UTF-8.
+    let mut bytes = ops.clone().into_bytes();
+    bytes.extend_from_slice(b"\xff\xfe\n");
+    let err = String::from_utf8_lossy(&b.import(&bytes).stderr).into_owned();
+    let line = ops.lines().count() + 1;
+    assert!(
+        err.contains(&format!("line {line}: cannot read stdin")),
+        "{err}"
+    );
+    // An op stamped far in the future of this device's clock.
+    let mut op: serde_json::Value = serde_json::from_str(ops.lines().next().unwrap()).unwrap();
+    op["op_id"] = "future-op".into();
+    op["hlc"] = "7fffffffff00000000-dev".into();
+    let err = String::from_utf8_lossy(&b.import(format!("{op}\n")).stderr).into_owned();
+    assert!(err.contains("op future-op: op stamped"), "{err}");
+    assert_eq!(b.ok(&["export-ops"]), "");
 }
 
 /// The ops of a corpus of `nodes` notes, tasks and journals, as

@@ -320,7 +320,14 @@ impl Replica {
                 let mut payloads = Vec::with_capacity(CHUNK);
                 for op in ops.by_ref().take(CHUNK) {
                     let CheckedOp { op, payload } = op?;
-                    w.clock.check_drift(&op.hlc)?;
+                    // Named by its id: the stream's reader knows the lines,
+                    // the clock is here.
+                    w.clock.check_drift(&op.hlc).map_err(|e| {
+                        StoreError::Invalid(format!(
+                            "op {}: {e}",
+                            op.op_id.chars().take(64).collect::<String>()
+                        ))
+                    })?;
                     if newest.as_ref().is_none_or(|n| op.hlc > *n) {
                         newest = Some(op.hlc.clone());
                     }

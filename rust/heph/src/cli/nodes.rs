@@ -574,7 +574,8 @@ fn read_ops(
     for (index, line) in input.lines().enumerate() {
         let parsed = match line {
             Err(e) => Err(heph_store::StoreError::Invalid(format!(
-                "cannot read stdin: {e}"
+                "line {}: cannot read stdin: {e}",
+                index + 1
             ))),
             Ok(line) if line.trim().is_empty() => continue,
             Ok(line) => serde_json::from_str::<Op>(&line)
