@@ -145,6 +145,9 @@ fn bad_input_fails_clearly() {
     assert!(cli
         .err(&["add", "--kind", "poem", "x"])
         .contains("unknown kind"));
+    assert!(cli
+        .err(&["status", "--hub", "notaurl"])
+        .contains("invalid hub URL"));
     // Nothing above changed the node.
     assert_eq!(cli.json(&["show", id, "--json"])["title"], "x");
 }

@@ -96,6 +96,11 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
         Some(h) => Some(h),
         None => Config::load()?.hub_url,
     };
+    if let Some(hub) = &hub {
+        // As `heph sync` refuses it: a status of a hub that cannot be
+        // would describe nothing.
+        HubClient::new(hub)?;
+    }
     paths.ensure()?;
     let replica = Replica::open(&paths.replica())?;
     let pending = replica.pending_count()?;
