@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 pub use heph_store::make_private;
 
 /// Resolved locations for one replica.
@@ -52,6 +52,9 @@ pub fn private_dir(dir: &Path) -> Result<()> {
     match builder.create(dir) {
         Ok(()) => return Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            bail!("the data dir {} is a file, not a directory", dir.display())
+        }
         Err(e) => {
             return Err(e).with_context(|| format!("cannot create data dir {}", dir.display()))
         }

@@ -208,6 +208,23 @@ fn wait_for(path: &Path) {
 }
 
 #[test]
+fn a_data_dir_that_is_a_file_is_refused_and_left_alone() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("notes.md");
+    std::fs::write(&data, "# my notes\n").unwrap();
+    for args in [&["list"][..], &["add", "x"]] {
+        let out = heph(&data, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: accepted");
+        assert!(
+            stderr.contains(&format!("the data dir {} is a file", data.display())),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&data).unwrap(), "# my notes\n");
+}
+
+#[test]
 fn files_that_are_not_replicas_are_refused_by_name() {
     let cases: &[(&str, &[u8])] = &[
         ("empty", b""),
