@@ -1,6 +1,9 @@
 //! A hub that stalls (answers nothing, or stops mid-page) ends the request
 //! at its timeout instead of hanging the pass. Tokio's paused clock jumps
 //! ahead whenever nothing else can run, so the timeouts pass in no real time.
+//! A failed request says why: a refused connection, a timeout and a reply
+//! that is not HTTP each name their cause, and a URL that cannot be a
+//! hub's is refused before any request.
 
 use std::time::Duration;
 
@@ -9,9 +12,9 @@ use heph_sync::engine::PULL_PAGE_BYTES;
 use heph_sync::{ClientError, HubClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A hub that reads each request, writes `reply` and then goes silent,
-/// holding the connection open.
-async fn stalled_hub(reply: &'static str) -> String {
+/// A hub that reads each request and writes `reply`; then, when `hold`,
+/// goes silent, holding the connection open, or else closes it.
+async fn fake_hub(reply: &'static [u8], hold: bool) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -20,13 +23,23 @@ async fn stalled_hub(reply: &'static str) -> String {
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 64 * 1024];
                 let _ = socket.read(&mut buf).await;
-                let _ = socket.write_all(reply.as_bytes()).await;
-                std::future::pending::<()>().await;
+                let _ = socket.write_all(reply).await;
+                if hold {
+                    std::future::pending::<()>().await;
+                }
                 drop(socket);
             });
         }
     });
     url
+}
+
+/// The reason of an unreachable-hub error.
+fn reason<T: std::fmt::Debug>(outcome: Result<T, ClientError>) -> String {
+    match outcome {
+        Err(ClientError::Unreachable { reason, .. }) => reason,
+        other => panic!("expected an unreachable hub, got {other:?}"),
+    }
 }
 
 /// Runs `request` against the paused clock: it must end by itself, in an
@@ -50,7 +63,11 @@ async fn ends_within<T: std::fmt::Debug>(
 
 #[tokio::test(start_paused = true)]
 async fn a_pull_that_stops_mid_page_times_out() {
-    let url = stalled_hub("HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n{\"ops\":[").await;
+    let url = fake_hub(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n{\"ops\":[",
+        true,
+    )
+    .await;
     let client = HubClient::new(&url).unwrap();
     ends_within(
         timeout_for(PULL_PAGE_BYTES),
@@ -61,7 +78,46 @@ async fn a_pull_that_stops_mid_page_times_out() {
 
 #[tokio::test(start_paused = true)]
 async fn a_push_without_an_answer_times_out() {
-    let url = stalled_hub("").await;
+    let url = fake_hub(b"", true).await;
     let client = HubClient::new(&url).unwrap();
     ends_within(timeout_for(1024), client.push(&[])).await;
+}
+
+#[tokio::test]
+async fn a_refused_connection_says_so() {
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = HubClient::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    let reason = reason(client.push(&[]).await);
+    assert!(reason.to_lowercase().contains("refused"), "{reason}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hub_that_never_answers_times_out_and_says_so() {
+    let url = fake_hub(b"", true).await;
+    let client = HubClient::new(&url).unwrap();
+    let reason = reason(client.push(&[]).await);
+    assert!(reason.contains("timed out"), "{reason}");
+    assert!(reason.contains("30 s"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_reply_that_is_not_http_says_so() {
+    let url = fake_hub(b"\x00\x01not http at all\r\n\r\n", false).await;
+    let client = HubClient::new(&url).unwrap();
+    let reason = reason(client.push(&[]).await);
+    assert!(reason.contains("HTTP"), "{reason}");
+}
+
+#[test]
+fn a_url_with_a_bad_port_is_refused_at_once() {
+    match HubClient::new("http://127.0.0.1:99999") {
+        Err(ClientError::BadUrl(url)) => assert!(url.contains("invalid port"), "{url}"),
+        Err(other) => panic!("expected a bad URL, got {other}"),
+        Ok(_) => panic!("a port over 65535 was taken"),
+    }
 }
