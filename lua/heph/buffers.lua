@@ -555,9 +555,11 @@ function H.create_promoted(buf, lines)
   end
   H.promoted[buf] = nil
   local text = table.concat(lines, "\n")
-  local created, seen = 0, {}
+  local created, seen, waiting = 0, {}, {}
   for i, task in ipairs(pending) do
-    if not seen[task.title] and text:find("[[" .. task.title .. "]]", 1, true) then
+    if seen[task.title] then
+      -- Promoted twice: made once, by this save.
+    elseif text:find("[[" .. task.title .. "]]", 1, true) then
       seen[task.title] = true
       local ok, err =
         pcall(rpc.request, "node_create", { kind = "task", title = task.title, status = task.done and "done" or nil })
@@ -566,14 +568,19 @@ function H.create_promoted(buf, lines)
         -- The next save tries again, except a create the sidecar may have
         -- handled before it stopped (it would make the task twice).
         local again = not rpc.is_error(err, "sidecar")
-        H.promoted[buf] = vim.list_slice(pending, again and i or i + 1)
+        H.promoted[buf] = vim.list_extend(waiting, vim.list_slice(pending, again and i or i + 1))
         local why = tostring(err):gsub("^heph: ", "")
         return created,
           ("heph: the promoted task %q was not created: %s%s"):format(task.title, why, again and "; the next :w tries again" or "")
       end
       created = created + 1
+    else
+      -- Its link is not in the text (the promote undone): it waits, so a
+      -- redo that brings the link back makes the task at the next save.
+      table.insert(waiting, task)
     end
   end
+  H.promoted[buf] = #waiting > 0 and waiting or nil
   return created
 end
 
