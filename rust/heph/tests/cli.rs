@@ -527,17 +527,21 @@ fn a_title_shared_by_several_nodes_picks_none() {
 fn restoring_a_live_node_or_deleting_a_deleted_one_writes_nothing() {
     let phone = Cli::new();
     let laptop = Cli::new();
+    // `args` succeeds on `device`, says `says`, and writes no op.
+    let writes_nothing = |device: &Cli, args: &[&str], says: &str| {
+        let ops = device.ok(&["export-ops"]);
+        let out = device.run(args);
+        assert!(out.status.success());
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains(says), "{said}");
+        assert_eq!(device.ok(&["export-ops"]), ops, "{args:?} wrote an op");
+    };
     let id = phone.ok(&["add", "Renew passport"]).trim().to_owned();
     laptop.import_ok(&phone.ok(&["export-ops"]));
     // The laptop deletes it; the phone, not synced yet, still shows it
     // live and is told to restore it: there is nothing to restore there.
     laptop.ok(&["rm", &id]);
-    let ops = phone.ok(&["export-ops"]);
-    let out = phone.run(&["restore", &id]);
-    assert!(out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("not deleted"), "{said}");
-    assert_eq!(phone.ok(&["export-ops"]), ops, "restore wrote an op");
+    writes_nothing(&phone, &["restore", &id], "not deleted");
     // Once they exchange ops, the laptop's delete holds on both.
     phone.import_ok(&laptop.ok(&["export-ops"]));
     laptop.import_ok(&phone.ok(&["export-ops"]));
@@ -545,12 +549,7 @@ fn restoring_a_live_node_or_deleting_a_deleted_one_writes_nothing() {
         assert_eq!(device.json(&["show", &id, "--json"])["deleted"], true);
     }
     // A second rm is no op either, and says the node is deleted already.
-    let ops = laptop.ok(&["export-ops"]);
-    let out = laptop.run(&["rm", &id]);
-    assert!(out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("deleted already"), "{said}");
-    assert_eq!(laptop.ok(&["export-ops"]), ops, "rm wrote an op");
+    writes_nothing(&laptop, &["rm", &id], "deleted already");
 }
 
 #[test]
