@@ -121,8 +121,9 @@ function M.command(arg)
   elseif arg ~= nil then
     return vim.notify("heph: :HephSync takes no argument or 'status'", vim.log.levels.ERROR)
   end
-  -- A sync whose sidecar died never reports: stop waiting after 2 min.
-  if H.running and vim.uv.now() - H.running < 120000 then
+  -- A sync whose sidecar died never reports: it runs no more once that
+  -- sidecar is gone (a new one has another pid), and after 2 min at most.
+  if H.running and H.running_pid == rpc.pid() and vim.uv.now() - H.running < 120000 then
     return vim.notify("heph: a sync is already running; you will be told when it is done")
   end
   local ok, err = pcall(rpc.request, "sync_start", {})
@@ -130,6 +131,7 @@ function M.command(arg)
     return vim.notify(tostring(err), vim.log.levels.ERROR)
   end
   H.running = vim.uv.now()
+  H.running_pid = rpc.pid()
   vim.notify("heph: syncing…")
 end
 

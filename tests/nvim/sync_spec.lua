@@ -148,3 +148,41 @@ describe("sync in Neovim", function()
     assert.truthy(vim.g.heph_status.pending > 0)
   end)
 end)
+
+describe("a :HephSync whose sidecar died", function()
+  local server
+  after_each(function()
+    require("heph.rpc").stop()
+    if server then
+      server:close()
+    end
+  end)
+
+  it("does not hold back the next :HephSync", function()
+    -- A hub that takes the connection and never answers: the sync hangs.
+    server = assert(vim.uv.new_tcp())
+    server:bind("127.0.0.1", 0)
+    local held = {}
+    server:listen(16, function()
+      local conn = assert(vim.uv.new_tcp())
+      server:accept(conn)
+      table.insert(held, conn)
+    end)
+    local dir = h.fresh()
+    local hub = "http://127.0.0.1:" .. server:getsockname().port
+    require("heph").setup({ cmd = { h.bin }, data_dir = dir, hub_url = hub, sync_interval = 3600 })
+    local seen, stop = h.capture_notifications()
+    vim.cmd("HephSync")
+    assert.are.equal("heph: syncing…", seen[#seen].msg)
+    local pid = require("heph.rpc").pid()
+    vim.uv.kill(pid, "sigkill")
+    h.wait(function()
+      return require("heph.rpc").pid() == nil
+    end)
+    vim.cmd("HephSync")
+    stop()
+    -- Not "a sync is already running; you will be told": no one will tell.
+    assert.are.equal("heph: syncing…", seen[#seen].msg, vim.inspect(seen))
+    assert.are_not.equal(pid, require("heph.rpc").pid())
+  end)
+end)
