@@ -897,14 +897,25 @@ function M.reload(buf)
     return
   end
   if vim.bo[buf].modified then
-    if state.kind == "node" and state.warned ~= "changed" then
-      state.warned = "changed"
-      H.set_state(buf, state)
-      vim.notify(
-        ("heph: %s changed elsewhere; your unsaved edits are kept and :w merges them with it (:e! loads the new version instead)"):format(vim.api.nvim_buf_get_name(buf)),
-        vim.log.levels.WARN
-      )
+    if state.kind ~= "node" or state.warned == "deleted" then
+      return
     end
+    -- A delete elsewhere is said as such: :w then brings the node back
+    -- with your edits, there is nothing to merge with.
+    local got, node = pcall(rpc.request, "node_get", { id = state.id })
+    local why = got and H.val(node.deleted) == true and "deleted" or "changed"
+    if state.warned == why then
+      return
+    end
+    state.warned = why
+    H.set_state(buf, state)
+    local name = vim.api.nvim_buf_get_name(buf)
+    vim.notify(
+      why == "deleted"
+          and ("heph: %s was deleted elsewhere; your unsaved edits are kept and :w brings it back with them (:e! shows it deleted instead)"):format(name)
+        or ("heph: %s changed elsewhere; your unsaved edits are kept and :w merges them with it (:e! loads the new version instead)"):format(name),
+      vim.log.levels.WARN
+    )
     return
   end
   local view = vim.api.nvim_get_current_buf() == buf and vim.fn.winsaveview() or nil

@@ -1,0 +1,106 @@
+-- Two devices syncing through one real hub: this Neovim is device A, the
+-- CLI on a data dir of its own is device B.
+local h = require("helpers")
+
+---Starts `heph hub` on a free loopback port; returns job id and URL.
+local function start_hub()
+  local url
+  local db = vim.uv.fs_mkdtemp((os.getenv("HEPH_TEST_TMP") or "/tmp") .. "/hub-XXXXXX") .. "/hub.db"
+  local job = vim.fn.jobstart({ h.bin, "hub", "--listen", "127.0.0.1:0", "--db", db }, {
+    on_stdout = function(_, data)
+      for _, line in ipairs(data) do
+        url = url or line:match("listening on (http://%S+)")
+      end
+    end,
+  })
+  assert(h.wait(function()
+    return url ~= nil
+  end), "hub did not start")
+  return job, url
+end
+
+---Runs :HephSync on A and waits (bounded) for its report and for what
+---the pulled changes do to open buffers.
+---@return {msg: string, level: integer}[] messages
+local function sync_a()
+  local seen, stop = h.capture_notifications()
+  vim.cmd("HephSync")
+  h.wait(function()
+    return vim.iter(seen):any(function(n)
+      return n.msg:match("^heph: synced") or n.msg:match("^heph: sync failed")
+    end)
+  end, 10000)
+  -- nodes_changed may come right after the report.
+  vim.wait(200)
+  stop()
+  return seen
+end
+
+local B = {}
+
+---Runs the CLI on device B.
+---@param args string[]
+---@return string stdout
+function B.cli(args)
+  local cmd = { h.bin, "--data-dir", B.dir }
+  vim.list_extend(cmd, args)
+  local r = vim.system(cmd, { text = true }):wait(10000)
+  assert(r.code == 0, (r.stdout or "") .. (r.stderr or ""))
+  return r.stdout or ""
+end
+
+function B.sync()
+  B.cli({ "sync", "--hub", B.url })
+end
+
+---@param id string
+---@return table
+function B.show(id)
+  return vim.json.decode(B.cli({ "show", id, "--json" }))
+end
+
+describe("two devices", function()
+  local hub
+  before_each(function()
+    local url
+    hub, url = start_hub()
+    local dir = h.fresh()
+    require("heph").setup({ cmd = { h.bin }, data_dir = dir, hub_url = url, sync_interval = 3600 })
+    B.dir = vim.uv.fs_mkdtemp((os.getenv("HEPH_TEST_TMP") or "/tmp") .. "/replica-b-XXXXXX")
+    B.url = url
+  end)
+  after_each(function()
+    require("heph.rpc").stop()
+    pcall(vim.fn.jobstop, hub)
+  end)
+
+  it("a node deleted on B while edited on A: A is told it was deleted, and :w brings it back", function()
+    local id = h.add({ "--kind", "note", "--body", "alpha\nbravo", "Shared" })
+    sync_a()
+    B.sync()
+    vim.cmd.edit("heph://node/" .. id)
+    vim.api.nvim_buf_set_lines(0, -1, -1, false, { "typed on A" })
+    B.cli({ "rm", id })
+    B.sync()
+    local seen = sync_a()
+    local told = vim.tbl_filter(function(n)
+      return n.msg:find(id, 1, true) ~= nil
+    end, seen)
+    assert.are.equal(1, #told, vim.inspect(seen))
+    assert.are.equal(vim.log.levels.WARN, told[1].level)
+    -- Not "changed elsewhere; :w merges": there is nothing to merge with.
+    assert.truthy(told[1].msg:find("deleted elsewhere", 1, true), told[1].msg)
+    assert.truthy(told[1].msg:find(":w brings it back", 1, true), told[1].msg)
+    assert.is_true(vim.bo.modified)
+    local saved = h.notifications(function()
+      vim.cmd.write()
+    end)
+    assert.truthy(saved[1].msg:match("brought it back"), saved[1].msg)
+    sync_a()
+    B.sync()
+    for _, node in ipairs({ h.show(id), B.show(id) }) do
+      assert.is_false(node.deleted)
+      assert.are.equal("alpha\nbravo\ntyped on A\n", node.body)
+    end
+  end)
+end)
