@@ -86,4 +86,42 @@ function M.notifications(fn)
   return seen
 end
 
+---Starts `heph hub` on a free loopback port; returns job id and URL.
+---@return integer job, string url
+function M.start_hub()
+  local url
+  local db = vim.uv.fs_mkdtemp((os.getenv("HEPH_TEST_TMP") or "/tmp") .. "/hub-XXXXXX") .. "/hub.db"
+  local job = vim.fn.jobstart({ M.bin, "hub", "--listen", "127.0.0.1:0", "--db", db }, {
+    stdout_buffered = false,
+    on_stdout = function(_, data)
+      for _, line in ipairs(data) do
+        url = url or line:match("listening on (http://%S+)")
+      end
+    end,
+  })
+  assert(M.wait(function()
+    return url ~= nil
+  end), "hub did not start")
+  return job, url
+end
+
+---Runs :HephSync and waits (bounded) for its report, which comes later;
+---then `settle_ms` more for what it does to open buffers.
+---@param settle_ms? integer
+---@return {msg: string, level: integer}[] messages
+function M.sync_and_wait(settle_ms)
+  local seen, stop = M.capture_notifications()
+  vim.cmd("HephSync")
+  M.wait(function()
+    return vim.iter(seen):any(function(n)
+      return n.msg:match("^heph: synced") or n.msg:match("^heph: sync failed")
+    end)
+  end, 10000)
+  if settle_ms then
+    vim.wait(settle_ms)
+  end
+  stop()
+  return seen
+end
+
 return M

@@ -1,37 +1,5 @@
 local h = require("helpers")
 
----Starts `heph hub` on a free loopback port; returns job id and URL.
-local function start_hub()
-  local url
-  local db = vim.uv.fs_mkdtemp((os.getenv("HEPH_TEST_TMP") or "/tmp") .. "/hub-XXXXXX") .. "/hub.db"
-  local job = vim.fn.jobstart({ h.bin, "hub", "--listen", "127.0.0.1:0", "--db", db }, {
-    stdout_buffered = false,
-    on_stdout = function(_, data)
-      for _, line in ipairs(data) do
-        url = url or line:match("listening on (http://%S+)")
-      end
-    end,
-  })
-  assert(h.wait(function()
-    return url ~= nil
-  end), "hub did not start")
-  return job, url
-end
-
----Runs :HephSync and waits (bounded) for its report, which comes later.
----@return {msg: string, level: integer}[] messages
-local function sync_and_wait()
-  local seen, stop = h.capture_notifications()
-  vim.cmd("HephSync")
-  h.wait(function()
-    return vim.iter(seen):any(function(n)
-      return n.msg:match("^heph: synced") or n.msg:match("^heph: sync failed")
-    end)
-  end, 10000)
-  stop()
-  return seen
-end
-
 ---Syncs the second Neovim and waits for it.
 local function child_sync(child)
   vim.rpcrequest(child, "nvim_exec_lua", "require('heph.rpc').request('sync', {})", {})
@@ -40,7 +8,7 @@ end
 describe("sync in Neovim", function()
   local hub, url, child, other_dir
   before_each(function()
-    hub, url = start_hub()
+    hub, url = h.start_hub()
     local dir = h.fresh()
     require("heph").setup({ cmd = { h.bin }, data_dir = dir, hub_url = url, sync_interval = 3600 })
     other_dir = vim.uv.fs_mkdtemp((os.getenv("HEPH_TEST_TMP") or "/tmp") .. "/replica-b-XXXXXX")
@@ -61,7 +29,7 @@ describe("sync in Neovim", function()
   it("an edit in A reaches B's open buffer after :HephSync", function()
     vim.cmd("Heph task Shared task")
     local id = require("heph.buffers").state(0).id
-    local seen = sync_and_wait()
+    local seen = h.sync_and_wait()
     assert.truthy(seen[#seen].msg:match("pushed %d+"), vim.inspect(seen))
     -- B pulls and opens the task.
     child_sync(child)
@@ -70,7 +38,7 @@ describe("sync in Neovim", function()
     -- A renames; B's unmodified buffer follows after its next sync.
     vim.api.nvim_buf_set_lines(0, 1, 2, false, { "title: Renamed in A" })
     vim.cmd.write()
-    sync_and_wait()
+    h.sync_and_wait()
     child_sync(child)
     assert.is_true(h.wait(function()
       return vim.rpcrequest(child, "nvim_buf_get_lines", 0, 1, 2, false)[1] == "title: Renamed in A"
@@ -94,7 +62,7 @@ describe("sync in Neovim", function()
     local id = require("heph.buffers").state(0).id
     vim.api.nvim_buf_set_lines(0, -1, -1, false, { "same line" })
     vim.cmd.write()
-    sync_and_wait()
+    h.sync_and_wait()
     child_sync(child)
     vim.rpcrequest(child, "nvim_command", "edit heph://node/" .. id)
     vim.rpcrequest(child, "nvim_exec_lua", [[
@@ -105,7 +73,7 @@ describe("sync in Neovim", function()
     ]], {})
     vim.api.nvim_buf_set_lines(0, -2, -1, false, { "same line, edited in A" })
     vim.cmd.write()
-    local seen = sync_and_wait()
+    local seen = h.sync_and_wait()
     local last = seen[#seen]
     assert.are.equal(vim.log.levels.WARN, last.level, vim.inspect(seen))
     assert.truthy(last.msg:find("Shared note", 1, true), last.msg)
@@ -120,7 +88,7 @@ describe("sync in Neovim", function()
       return type(s) == "table" and (s.pending or 0) > 0
     end, 3000)
     pcall(vim.rpcrequest, child, "nvim_command", "qall!")
-    sync_and_wait()
+    h.sync_and_wait()
     assert.are.equal("Written just before quitting", h.show(id).title)
   end)
 
@@ -131,7 +99,7 @@ describe("sync in Neovim", function()
       local s = vim.g.heph_status
       return s ~= nil and s.state ~= nil
     end), "no status arrived")
-    sync_and_wait()
+    h.sync_and_wait()
     assert.is_true(h.wait(function()
       return vim.g.heph_status.state == "synced"
     end), vim.inspect(vim.g.heph_status))
@@ -140,7 +108,7 @@ describe("sync in Neovim", function()
     vim.fn.jobstop(hub)
     vim.fn.jobwait({ hub }, 5000)
     vim.cmd("Heph task Offline work")
-    sync_and_wait()
+    h.sync_and_wait()
     assert.is_true(h.wait(function()
       return vim.g.heph_status.state == "offline"
     end), vim.inspect(vim.g.heph_status))

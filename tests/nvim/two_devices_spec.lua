@@ -2,40 +2,6 @@
 -- CLI on a data dir of its own is device B.
 local h = require("helpers")
 
----Starts `heph hub` on a free loopback port; returns job id and URL.
-local function start_hub()
-  local url
-  local db = vim.uv.fs_mkdtemp((os.getenv("HEPH_TEST_TMP") or "/tmp") .. "/hub-XXXXXX") .. "/hub.db"
-  local job = vim.fn.jobstart({ h.bin, "hub", "--listen", "127.0.0.1:0", "--db", db }, {
-    on_stdout = function(_, data)
-      for _, line in ipairs(data) do
-        url = url or line:match("listening on (http://%S+)")
-      end
-    end,
-  })
-  assert(h.wait(function()
-    return url ~= nil
-  end), "hub did not start")
-  return job, url
-end
-
----Runs :HephSync on A and waits (bounded) for its report and for what
----the pulled changes do to open buffers.
----@return {msg: string, level: integer}[] messages
-local function sync_a()
-  local seen, stop = h.capture_notifications()
-  vim.cmd("HephSync")
-  h.wait(function()
-    return vim.iter(seen):any(function(n)
-      return n.msg:match("^heph: synced") or n.msg:match("^heph: sync failed")
-    end)
-  end, 10000)
-  -- nodes_changed may come right after the report.
-  vim.wait(200)
-  stop()
-  return seen
-end
-
 local B = {}
 
 ---Runs the CLI on device B.
@@ -63,7 +29,7 @@ describe("two devices", function()
   local hub
   before_each(function()
     local url
-    hub, url = start_hub()
+    hub, url = h.start_hub()
     local dir = h.fresh()
     require("heph").setup({ cmd = { h.bin }, data_dir = dir, hub_url = url, sync_interval = 3600 })
     B.dir = vim.uv.fs_mkdtemp((os.getenv("HEPH_TEST_TMP") or "/tmp") .. "/replica-b-XXXXXX")
@@ -76,13 +42,13 @@ describe("two devices", function()
 
   it("a node deleted on B while edited on A: A is told it was deleted, and :w brings it back", function()
     local id = h.add({ "--kind", "note", "--body", "alpha\nbravo", "Shared" })
-    sync_a()
+    h.sync_and_wait(200)
     B.sync()
     vim.cmd.edit("heph://node/" .. id)
     vim.api.nvim_buf_set_lines(0, -1, -1, false, { "typed on A" })
     B.cli({ "rm", id })
     B.sync()
-    local seen = sync_a()
+    local seen = h.sync_and_wait(200)
     local told = vim.tbl_filter(function(n)
       return n.msg:find(id, 1, true) ~= nil
     end, seen)
@@ -96,7 +62,7 @@ describe("two devices", function()
       vim.cmd.write()
     end)
     assert.truthy(saved[1].msg:match("brought it back"), saved[1].msg)
-    sync_a()
+    h.sync_and_wait(200)
     B.sync()
     for _, node in ipairs({ h.show(id), B.show(id) }) do
       assert.is_false(node.deleted)
