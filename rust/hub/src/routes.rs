@@ -411,6 +411,7 @@ async fn pull(
         .max_bytes
         .unwrap_or(MAX_PULL_BYTES)
         .clamp(1, MAX_PULL_BYTES);
+    let instance = store.instance().to_owned();
     let result = tokio::task::spawn_blocking(move || {
         let (rows, more) = store.pull(after, limit, max_bytes)?;
         // Told on the last page: the pass that reads it is up to date.
@@ -437,7 +438,11 @@ async fn pull(
         }
         out.push_str(&format!("{{\"seq\":{seq},\"op\":{op}}}"));
     }
-    out.push_str(&format!("],\"more\":{more},\"now\":{}", now_ms()));
+    out.push_str(&format!(
+        "],\"more\":{more},\"now\":{},\"hub\":{}",
+        now_ms(),
+        serde_json::Value::from(instance)
+    ));
     if let Some(hint) = hint {
         out.push_str(&format!(",\"snapshot\":{hint}"));
     }

@@ -49,6 +49,8 @@ fn refuse_foreign(conn: &Connection, path: &Path) -> Result<(), HubError> {
 pub struct HubStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// This database's id, made when it was created (see [`HubStore::instance`]).
+    instance: String,
 }
 
 impl HubStore {
@@ -69,9 +71,15 @@ impl HubStore {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        let instance = conn.query_row(
+            "SELECT value FROM hub_meta WHERE key = 'instance'",
+            [],
+            |r| r.get(0),
+        )?;
         let store = Self {
             conn: Mutex::new(conn),
             path: path.to_owned(),
+            instance,
         };
         store.remove_stale_snapshots();
         Ok(store)
@@ -89,7 +97,25 @@ impl HubStore {
              );",
         )?;
         conn.execute_batch(crate::join::SCHEMA)?;
-        conn.execute_batch(crate::snapshot::SCHEMA)
+        conn.execute_batch(crate::snapshot::SCHEMA)?;
+        // A random id made with the database and kept in it: a new or
+        // wiped database at the same URL has another one.
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS hub_meta (
+                 key   TEXT PRIMARY KEY,
+                 value TEXT NOT NULL
+             );
+             INSERT OR IGNORE INTO hub_meta (key, value)
+                 VALUES ('instance', lower(hex(randomblob(16))));",
+        )
+    }
+
+    /// The id of this hub database, sent with every pull page: a device
+    /// that finds another id than before at the same URL knows the hub
+    /// lost what it had acknowledged (a new database), and sends it
+    /// everything again.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// The database file.

@@ -382,6 +382,48 @@ impl Replica {
             .unwrap_or(0))
     }
 
+    /// Records the database id the hub at `hub` sent with a pull page.
+    /// Another id than the one recorded before means another database at
+    /// that URL (a new or wiped hub), which holds none of what the old one
+    /// acknowledged: every op is then marked unpushed (refused ones stay
+    /// set aside) and the pull cursor goes back to 0, so that the next
+    /// pass sends the new hub every op this device has and reads it from
+    /// its start. Pushes and pulls are idempotent, so this costs only
+    /// traffic. Returns whether it did.
+    pub fn note_hub_instance(&mut self, hub: &str, instance: &str) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let known: Option<String> = tx
+            .query_row(
+                "SELECT value FROM sync_state WHERE hub = ?1 AND key = 'instance'",
+                [hub],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let replaced = known.as_deref().is_some_and(|k| k != instance);
+        if replaced {
+            tx.execute(
+                "UPDATE ops SET pushed = 0 WHERE pushed = 1 AND refused IS NULL",
+                [],
+            )?;
+            tx.execute("UPDATE held_ops SET pushed = 0 WHERE pushed = 1", [])?;
+            tx.execute(
+                "DELETE FROM sync_state WHERE hub = ?1 AND key = 'cursor'",
+                [hub],
+            )?;
+        }
+        if known.as_deref() != Some(instance) {
+            tx.execute(
+                "INSERT INTO sync_state (hub, key, value) VALUES (?1, 'instance', ?2)
+                 ON CONFLICT (hub, key) DO UPDATE SET value = excluded.value",
+                params![hub, instance],
+            )?;
+        }
+        tx.commit()?;
+        Ok(replaced)
+    }
+
     /// Ops not yet acknowledged by the hub.
     pub fn pending_count(&self) -> Result<u64> {
         Ok(self.conn.query_row(

@@ -209,3 +209,40 @@ fn refused_local_ops_are_set_aside_and_do_not_block() {
     assert_eq!(r.pending_count().unwrap(), 6);
     assert_eq!(r.refused_summary().unwrap().count, 0);
 }
+
+#[test]
+fn another_hub_database_at_the_same_url_gets_every_op_again() {
+    let mut r = Replica::open_in_memory().unwrap();
+    r.create(NewNode {
+        title: "mine".into(),
+        ..NewNode::default()
+    })
+    .unwrap();
+    // Pulled from the hub: another device's ops, the cursor at their end.
+    let theirs = remote_task("theirs", 0);
+    r.apply_pulled(HUB, &page(10, &theirs), 20, None).unwrap();
+    let ops = r.unpushed_ops(usize::MAX).unwrap();
+    r.mark_refused(&[(
+        ops[0].op_id.clone(),
+        "invalid".into(),
+        "refused by the hub".into(),
+    )])
+    .unwrap();
+    let sent: Vec<String> = ops[1..].iter().map(|op| op.op_id.clone()).collect();
+    r.mark_pushed(&sent).unwrap();
+    assert_eq!(r.pending_count().unwrap(), 0);
+    // The first id heard is recorded; hearing it again changes nothing.
+    assert!(!r.note_hub_instance(HUB, "one").unwrap());
+    assert!(!r.note_hub_instance(HUB, "one").unwrap());
+    assert_eq!(r.sync_cursor(HUB).unwrap(), 20);
+    // Another id: every op goes again (ours and those pulled), the refused
+    // one stays set aside, and the hub is read from its start.
+    assert!(r.note_hub_instance(HUB, "two").unwrap());
+    let all = r.export_ops().unwrap().len() as u64;
+    assert_eq!(r.pending_count().unwrap(), all - 1);
+    assert_eq!(r.refused_summary().unwrap().count, 1);
+    assert_eq!(r.sync_cursor(HUB).unwrap(), 0);
+    assert!(!r.note_hub_instance(HUB, "two").unwrap());
+    // Another hub's records are its own.
+    assert!(!r.note_hub_instance("http://127.0.0.1:2", "three").unwrap());
+}

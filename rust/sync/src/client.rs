@@ -128,6 +128,8 @@ struct WirePage<'a> {
     now: Option<u64>,
     #[serde(default)]
     snapshot: Option<SnapshotHint>,
+    #[serde(default)]
+    hub: Option<String>,
 }
 
 /// A page read without looking inside the ops (never fails on depth).
@@ -146,6 +148,8 @@ struct SkimPage {
     now: Option<u64>,
     #[serde(default)]
     snapshot: Option<SnapshotHint>,
+    #[serde(default)]
+    hub: Option<String>,
 }
 
 /// What a pull reply says about the hub's snapshot (on the last page).
@@ -169,6 +173,9 @@ pub struct PullReply {
     pub now: Option<u64>,
     /// The hub's snapshot, when it said (last page only).
     pub snapshot: Option<SnapshotHint>,
+    /// The id of the hub's database, when it said (a new database at the
+    /// same URL has another one).
+    pub hub: Option<String>,
 }
 
 /// One pushed op the hub refused.
@@ -365,6 +372,7 @@ impl HubClient {
                 more: page.more,
                 now: page.now,
                 snapshot: page.snapshot,
+                hub: page.hub,
             },
             Err(e) => {
                 // The page is well formed but an op in it is not readable
@@ -402,6 +410,7 @@ impl HubClient {
                     more: skim.more,
                     now: skim.now,
                     snapshot: skim.snapshot,
+                    hub: skim.hub,
                 }
             }
         };

@@ -362,6 +362,26 @@ pub fn clock_ahead_message(ahead_ms: u64) -> String {
 /// refused credentials still lets the pull run, and pulled ops that cannot
 /// be applied are quarantined and retried on each pass.
 pub async fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncReport, SyncError> {
+    let (first, replaced) = sync_pass(replica_path, client).await?;
+    if !replaced {
+        return Ok(first);
+    }
+    // The hub at this URL is a new database: every op goes to it again,
+    // and it is read from its start, in a second pass.
+    let (mut report, _) = sync_pass(replica_path, client).await?;
+    report.pushed += first.pushed;
+    report.warnings.splice(0..0, first.warnings);
+    Ok(report)
+}
+
+/// One pass of [`sync_once`]; also says whether the hub turned out to be
+/// another database than the one this device synced with before (see
+/// [`heph_store::Replica::note_hub_instance`]), which ends the pass before
+/// it pulls anything.
+async fn sync_pass(
+    replica_path: &Path,
+    client: &HubClient,
+) -> Result<(SyncReport, bool), SyncError> {
     let mut report = SyncReport::default();
     let hub = client.url().to_owned();
     // A fresh handle per pass: other processes write the same file, and no
@@ -523,8 +543,19 @@ pub async fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncRe
             }
         }
     };
+    let mut checked_instance = false;
     loop {
         let page = client.pull(cursor, PULL_BATCH, PULL_PAGE_BYTES).await?;
+        if let Some(instance) = page.hub.as_deref().filter(|_| !checked_instance) {
+            checked_instance = true;
+            if replica.note_hub_instance(&hub, instance)? {
+                report.warnings.push(format!(
+                    "{hub} is another hub database than the one this device synced with \
+                     (a new or wiped hub): this device sends it every op it has"
+                ));
+                return Ok((report, true));
+            }
+        }
         hub_now = page.now.or(hub_now);
         hint = page.snapshot.or(hint);
         let Some(last) = page.ops.last().map(|o| o.seq) else {
@@ -562,7 +593,7 @@ pub async fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncRe
             Err(e) => tracing::warn!(error = %e, "the hub asked for a snapshot; none uploaded"),
         }
     }
-    Ok(report)
+    Ok((report, false))
 }
 
 /// A temporary file beside the replica.
