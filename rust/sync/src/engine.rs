@@ -369,7 +369,9 @@ pub async fn sync_once(replica_path: &Path, client: &HubClient) -> Result<SyncRe
     // The hub at this URL is a new database: every op goes to it again,
     // and it is read from its start, in a second pass.
     let (mut report, _) = sync_pass(replica_path, client).await?;
+    // The first pass pushed and stopped before pulling.
     report.pushed += first.pushed;
+    report.refused += first.refused;
     report.warnings.splice(0..0, first.warnings);
     Ok(report)
 }
