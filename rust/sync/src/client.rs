@@ -271,24 +271,22 @@ impl HubClient {
         // that after refusing a body it did not read (413). Every route is
         // idempotent (a pushed op is stored once), so such a request goes
         // once more, on a new connection.
-        let again = request.try_clone();
+        let unreachable = |e, limit| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: reason(e, limit),
+        };
+        let request = request.build().map_err(|e| unreachable(e, None))?;
         // The request's time limit, to name it when it runs out.
-        let limit = again
-            .as_ref()
-            .and_then(reqwest::RequestBuilder::try_clone)
-            .and_then(|r| r.build().ok())
-            .and_then(|r| r.timeout().copied());
-        let response = match (request.send().await, again) {
+        let limit = request.timeout().copied();
+        let again = request.try_clone();
+        let response = match (self.http.execute(request).await, again) {
             (Err(e), Some(again)) if e.is_request() && !e.is_connect() && !e.is_timeout() => {
                 tracing::debug!(error = %e.without_url(), "connection closed under a request; sending it again");
-                again.send().await
+                self.http.execute(again).await
             }
             (outcome, _) => outcome,
         }
-        .map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            reason: reason(e, limit),
-        })?;
+        .map_err(|e| unreachable(e, limit))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
