@@ -394,13 +394,7 @@ impl Replica {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let known: Option<String> = tx
-            .query_row(
-                "SELECT value FROM sync_state WHERE hub = ?1 AND key = 'instance'",
-                [hub],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let known = read_sync_value(&tx, hub, "instance")?;
         let replaced = known.as_deref().is_some_and(|k| k != instance);
         if replaced {
             tx.execute(
@@ -408,17 +402,10 @@ impl Replica {
                 [],
             )?;
             tx.execute("UPDATE held_ops SET pushed = 0 WHERE pushed = 1", [])?;
-            tx.execute(
-                "DELETE FROM sync_state WHERE hub = ?1 AND key = 'cursor'",
-                [hub],
-            )?;
+            write_sync_value(&tx, hub, "cursor", None)?;
         }
         if known.as_deref() != Some(instance) {
-            tx.execute(
-                "INSERT INTO sync_state (hub, key, value) VALUES (?1, 'instance', ?2)
-                 ON CONFLICT (hub, key) DO UPDATE SET value = excluded.value",
-                params![hub, instance],
-            )?;
+            write_sync_value(&tx, hub, "instance", Some(instance))?;
         }
         tx.commit()?;
         Ok(replaced)
@@ -435,11 +422,7 @@ impl Replica {
 
     /// A note kept per hub (`last_sync`, `last_error`, …).
     pub fn sync_value(&self, hub: &str, key: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT value FROM sync_state WHERE hub = ?1 AND key = ?2")?
-            .query_row(params![hub, key], |r| r.get(0))
-            .optional()?)
+        read_sync_value(&self.conn, hub, key)
     }
 
     /// Sets (or with `None` clears) a per-hub note.
@@ -449,19 +432,39 @@ impl Replica {
                 "the cursor moves only with pulled ops".into(),
             ));
         }
-        match value {
-            Some(v) => self.conn.execute(
-                "INSERT INTO sync_state (hub, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (hub, key) DO UPDATE SET value = excluded.value",
-                params![hub, key, v],
-            )?,
-            None => self.conn.execute(
-                "DELETE FROM sync_state WHERE hub = ?1 AND key = ?2",
-                params![hub, key],
-            )?,
-        };
-        Ok(())
+        write_sync_value(&self.conn, hub, key, value)
     }
+}
+
+/// A per-hub note ([`Replica::sync_value`]), read on `conn` (which may be
+/// inside a transaction).
+fn read_sync_value(conn: &rusqlite::Connection, hub: &str, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM sync_state WHERE hub = ?1 AND key = ?2")?
+        .query_row(params![hub, key], |r| r.get(0))
+        .optional()?)
+}
+
+/// Sets (or with `None` clears) a per-hub note on `conn`, the cursor
+/// included: [`Replica::set_sync_value`] keeps callers from the cursor.
+fn write_sync_value(
+    conn: &rusqlite::Connection,
+    hub: &str,
+    key: &str,
+    value: Option<&str>,
+) -> Result<()> {
+    match value {
+        Some(v) => conn.execute(
+            "INSERT INTO sync_state (hub, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (hub, key) DO UPDATE SET value = excluded.value",
+            params![hub, key, v],
+        )?,
+        None => conn.execute(
+            "DELETE FROM sync_state WHERE hub = ?1 AND key = ?2",
+            params![hub, key],
+        )?,
+    };
+    Ok(())
 }
 
 /// Moves the pull cursor for `hub` up to `seq` (never back).
