@@ -460,6 +460,107 @@ fn a_hub_set_up_again_at_the_same_url_gets_every_op_again() {
     );
 }
 
+/// Copies a hub's database files (the hub stopped) from `from` to `to`,
+/// as a file backup or its restore would.
+fn copy_hub_db(from: &std::path::Path, to: &std::path::Path) {
+    for suffix in ["", "-wal"] {
+        let src = std::path::PathBuf::from(format!("{}{suffix}", from.display()));
+        let dst = std::path::PathBuf::from(format!("{}{suffix}", to.display()));
+        let _ = std::fs::remove_file(&dst);
+        if src.exists() {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+    let _ = std::fs::remove_file(format!("{}-shm", to.display()));
+}
+
+/// A hub restored from an older copy of its own database has the same id
+/// but has lost what it acknowledged after the copy, and gives the next
+/// ops the sequence numbers the lost ones had. Devices that synced past
+/// the copy notice (the op at the highest sequence they know is gone or
+/// another) and send everything again, and read the hub from its start:
+/// every device and a new one end with every note.
+#[test]
+fn a_hub_restored_from_an_older_copy_gets_back_what_it_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let backup = dir.path().join("backup.db");
+    let mut hub = Hub::start(&db, "127.0.0.1:0");
+    let listen = hub.url.trim_start_matches("http://").to_owned();
+    let a = Device::new();
+    let b = Device::new();
+    a.ok(&["add", "before the copy"]);
+    a.sync(&hub);
+    b.sync(&hub);
+    hub.stop();
+    copy_hub_db(&db, &backup);
+    let mut hub = Hub::start(&db, &listen);
+    a.ok(&["add", "after the copy, on a"]);
+    b.ok(&["add", "after the copy, on b"]);
+    a.sync(&hub);
+    b.sync(&hub);
+    a.sync(&hub);
+    hub.stop();
+    copy_hub_db(&backup, &db);
+    let hub = Hub::start(&db, &listen);
+    // A device new to the restored hub writes first: its ops take the
+    // sequence numbers the lost ones had, and more.
+    let c = Device::new();
+    c.ok(&["add", "on c, after the restore"]);
+    c.sync(&hub);
+    for n in 0..4 {
+        c.ok(&["add", &format!("on c, more {n}")]);
+    }
+    c.sync(&hub);
+    // a pushes before it pulls: the sequences the restored hub gives its
+    // new ops must not pass for the ones it knew.
+    a.ok(&["add", "on a, after the restore"]);
+    let (ok, _, said) = a.run(&["sync", "--hub", &hub.url]);
+    assert!(ok, "{said}");
+    assert!(said.contains("restored from an older copy"), "{said}");
+    // Told once: the next pass finds the hub as it left it.
+    let (_, _, said) = a.run(&["sync", "--hub", &hub.url]);
+    assert!(!said.contains("restored from an older copy"), "{said}");
+    b.sync(&hub);
+    a.sync(&hub);
+    c.sync(&hub);
+    let titles = |d: &Device| {
+        let mut titles: Vec<String> = d
+            .json(&["list", "--all", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["title"].as_str().unwrap().to_owned())
+            .collect();
+        titles.sort();
+        titles
+    };
+    let all = [
+        "after the copy, on a",
+        "after the copy, on b",
+        "before the copy",
+        "on a, after the restore",
+        "on c, after the restore",
+        "on c, more 0",
+        "on c, more 1",
+        "on c, more 2",
+        "on c, more 3",
+    ];
+    assert_eq!(titles(&a), all);
+    assert_eq!(titles(&b), all);
+    assert_eq!(titles(&c), all);
+    let d = Device::new();
+    d.sync(&hub);
+    assert_eq!(titles(&d), all);
+    assert_eq!(d.dump(), a.dump());
+    assert_eq!(d.dump(), b.dump());
+    assert_eq!(
+        d.ok(&["export-ops"]).lines().count(),
+        a.ok(&["export-ops"]).lines().count(),
+        "every op once on the restored hub"
+    );
+}
+
 /// How many ops the hub holds (pulled from its start, as a new device).
 fn new_ops(hub: &Hub) -> usize {
     let d = Device::new();

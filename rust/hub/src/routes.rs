@@ -380,6 +380,9 @@ struct PullParams {
     after: Option<i64>,
     limit: Option<usize>,
     max_bytes: Option<usize>,
+    /// A sequence whose op id the device asks for: a device checks that the
+    /// hub still holds the last op it knows the hub acknowledged.
+    at: Option<i64>,
 }
 
 async fn pull(
@@ -412,6 +415,7 @@ async fn pull(
         .unwrap_or(MAX_PULL_BYTES)
         .clamp(1, MAX_PULL_BYTES);
     let instance = store.instance().to_owned();
+    let at = params.at;
     let result = tokio::task::spawn_blocking(move || {
         let (rows, more) = store.pull(after, limit, max_bytes)?;
         // Told on the last page: the pass that reads it is up to date.
@@ -420,10 +424,14 @@ async fn pull(
         } else {
             Some(crate::snapshot::pull_hint(&store, snapshot_threshold)?)
         };
-        Ok::<_, crate::HubError>((rows, more, hint))
+        let held = match at {
+            Some(seq) => Some((seq, store.op_id_at(seq)?)),
+            None => None,
+        };
+        Ok::<_, crate::HubError>((rows, more, hint, held))
     })
     .await;
-    let (rows, more, hint) = match result {
+    let (rows, more, hint, held) = match result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return internal(e),
         Err(e) => return internal(e),
@@ -445,6 +453,10 @@ async fn pull(
     ));
     if let Some(hint) = hint {
         out.push_str(&format!(",\"snapshot\":{hint}"));
+    }
+    if let Some((seq, op_id)) = held {
+        let held = serde_json::json!({ "seq": seq, "op_id": op_id });
+        out.push_str(&format!(",\"at\":{held}"));
     }
     out.push('}');
     (

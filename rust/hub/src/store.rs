@@ -185,6 +185,15 @@ impl HubStore {
         Ok((rows, more))
     }
 
+    /// The id of the op at sequence `seq`, if there is one.
+    pub fn op_id_at(&self, seq: i64) -> Result<Option<String>, HubError> {
+        Ok(self
+            .lock()
+            .prepare_cached("SELECT op_id FROM ops WHERE seq = ?1")?
+            .query_row([seq], |r| r.get(0))
+            .optional()?)
+    }
+
     /// Number of ops stored.
     pub fn count(&self) -> Result<i64, HubError> {
         Ok(self

@@ -32,7 +32,7 @@ pub use query::{Columns, ListFilter, ListOrder, StatusFilter};
 pub use schema::SCHEMA_VERSION;
 pub use search::SearchHit;
 pub use snapshot::{Exported, Imported, SnapshotError, SnapshotHeader};
-pub use sync_state::{PullOutcome, QuarantinedOp, RawOp, SetAside};
+pub use sync_state::{PullOutcome, PushProgress, QuarantinedOp, RawOp, SetAside};
 pub use write::{CheckedOp, Edit, Saved};
 
 /// The page size of a new replica file. Rows carry note bodies (a few

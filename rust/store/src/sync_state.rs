@@ -62,6 +62,21 @@ pub struct QuarantinedOp {
     pub last_seen: String,
 }
 
+/// What a push reply told of a hub, for [`Replica::record_push_reply`].
+#[derive(Debug, Clone, Copy)]
+pub struct PushProgress<'a> {
+    /// The hub.
+    pub hub: &'a str,
+    /// Moves the pull cursor up to this hub sequence. The caller moves it
+    /// only over sequences it knows are all ops of this replica (the push
+    /// replies cover every sequence from the cursor up to it): pulling those
+    /// back would bring nothing new. The cursor never moves back.
+    pub cursor: Option<i64>,
+    /// The highest hub sequence the reply gave one of the ops, with that
+    /// op's id (see [`Replica::hub_mark`]).
+    pub mark: Option<(i64, &'a str)>,
+}
+
 impl Replica {
     /// Ops the hub has not acknowledged, oldest first, about `max_bytes` of
     /// JSON in all (always at least one when any is pending).
@@ -99,18 +114,14 @@ impl Replica {
 
     /// Records that the hub stored these ops.
     pub fn mark_pushed(&mut self, op_ids: &[String]) -> Result<()> {
-        self.mark_pushed_through(None, op_ids)
+        self.record_push_reply(None, op_ids)
     }
 
-    /// Records that the hub stored these ops and, with `Some((hub, seq))`,
-    /// moves the pull cursor for `hub` up to `seq` in the same transaction.
-    /// The caller moves it only over hub sequences it knows are all ops of
-    /// this replica (the push replies cover every sequence from the cursor
-    /// up to `seq`): pulling those back would bring nothing new. The cursor
-    /// never moves back.
-    pub fn mark_pushed_through(
+    /// Records that the hub stored these ops and what its reply told of the
+    /// hub (see [`PushProgress`]), in one transaction.
+    pub fn record_push_reply(
         &mut self,
-        cursor: Option<(&str, i64)>,
+        progress: Option<PushProgress<'_>>,
         op_ids: &[String],
     ) -> Result<()> {
         let tx = self
@@ -122,8 +133,13 @@ impl Replica {
                 stmt.execute([id])?;
             }
         }
-        if let Some((hub, seq)) = cursor {
-            advance_cursor(&tx, hub, seq)?;
+        if let Some(progress) = progress {
+            if let Some(seq) = progress.cursor {
+                advance_cursor(&tx, progress.hub, seq)?;
+            }
+            if let Some((seq, op_id)) = progress.mark {
+                raise_mark(&tx, progress.hub, seq, op_id)?;
+            }
         }
         tx.commit()?;
         Ok(())
@@ -262,6 +278,10 @@ impl Replica {
                 }
             }
             advance_cursor(w.tx, hub, new_cursor)?;
+            // The last op whose id reads (an unreadable one is quarantined).
+            if let Some((seq, op_id)) = ops.iter().rev().find_map(|o| Some((o.seq, o.op_id()?))) {
+                raise_mark(w.tx, hub, seq, &op_id)?;
+            }
             Ok(bad.len())
         })?;
         for op in &parsed {
@@ -397,18 +417,37 @@ impl Replica {
         let known = read_sync_value(&tx, hub, "instance")?;
         let replaced = known.as_deref().is_some_and(|k| k != instance);
         if replaced {
-            tx.execute(
-                "UPDATE ops SET pushed = 0 WHERE pushed = 1 AND refused IS NULL",
-                [],
-            )?;
-            tx.execute("UPDATE held_ops SET pushed = 0 WHERE pushed = 1", [])?;
-            write_sync_value(&tx, hub, "cursor", None)?;
+            start_over(&tx, hub)?;
         }
         if known.as_deref() != Some(instance) {
             write_sync_value(&tx, hub, "instance", Some(instance))?;
         }
         tx.commit()?;
         Ok(replaced)
+    }
+
+    /// The highest hub sequence this replica knows `hub` gave an op, and
+    /// that op's id: from pulled pages and push replies. A hub holds its
+    /// ops in sequence order and never drops one, so while it still has
+    /// this op at this sequence it has every op this replica saw it
+    /// acknowledge. A hub restored from an older copy of its database does
+    /// not (see [`Replica::start_over_with_hub`]).
+    pub fn hub_mark(&self, hub: &str) -> Result<Option<(i64, String)>> {
+        read_mark(&self.conn, hub)
+    }
+
+    /// Starts again with `hub`, whose database no longer holds what it
+    /// acknowledged (restored from an older copy): as for another database
+    /// ([`Replica::note_hub_instance`]), every op is marked unpushed and the
+    /// pull cursor goes back to 0, so the next pass sends every op and
+    /// reads the hub from its start.
+    pub fn start_over_with_hub(&mut self, hub: &str) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        start_over(&tx, hub)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Ops not yet acknowledged by the hub.
@@ -476,6 +515,43 @@ fn advance_cursor(tx: &rusqlite::Connection, hub: &str, seq: i64) -> Result<()> 
     )?
     .execute(params![hub, seq.to_string()])?;
     Ok(())
+}
+
+/// Marks every op unpushed (refused ones stay set aside) and forgets how
+/// far `hub` was read: the next pass sends it everything and reads it from
+/// its start. Pushes and pulls are idempotent, so this costs only traffic.
+fn start_over(tx: &rusqlite::Connection, hub: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE ops SET pushed = 0 WHERE pushed = 1 AND refused IS NULL",
+        [],
+    )?;
+    tx.execute("UPDATE held_ops SET pushed = 0 WHERE pushed = 1", [])?;
+    write_sync_value(tx, hub, "cursor", None)?;
+    write_sync_value(tx, hub, "mark", None)?;
+    Ok(())
+}
+
+/// [`Replica::hub_mark`] on `conn`; stored as "SEQ OP_ID".
+fn read_mark(conn: &rusqlite::Connection, hub: &str) -> Result<Option<(i64, String)>> {
+    Ok(read_sync_value(conn, hub, "mark")?.and_then(|v| {
+        let (seq, op_id) = v.split_once(' ')?;
+        Some((seq.parse().ok()?, op_id.to_owned()))
+    }))
+}
+
+/// Moves the mark for `hub` up to `seq`, held by op `op_id` (never back).
+fn raise_mark(tx: &rusqlite::Connection, hub: &str, seq: i64, op_id: &str) -> Result<()> {
+    if read_mark(tx, hub)?.is_some_and(|(known, _)| known >= seq) {
+        return Ok(());
+    }
+    write_sync_value(tx, hub, "mark", Some(&format!("{seq} {op_id}")))
+}
+
+impl RawOp {
+    /// The op's id, when its text has a readable one.
+    pub fn op_id(&self) -> Option<String> {
+        op_id_of(&self.raw)
+    }
 }
 
 /// The `op_id` of an op's JSON text, when it has a readable one.

@@ -246,3 +246,55 @@ fn another_hub_database_at_the_same_url_gets_every_op_again() {
     // Another hub's records are its own.
     assert!(!r.note_hub_instance("http://127.0.0.1:2", "three").unwrap());
 }
+
+/// The mark (the highest hub sequence known, with its op) follows pulled
+/// pages and push replies, never goes back, skips an op whose id does not
+/// read, and is forgotten with the cursor when the device starts over.
+#[test]
+fn the_hub_mark_follows_pulls_and_pushes_and_goes_with_a_start_over() {
+    let mut r = Replica::open_in_memory().unwrap();
+    assert_eq!(r.hub_mark(HUB).unwrap(), None);
+    let mut theirs = remote_task("theirs", 0);
+    let last_id: serde_json::Value = serde_json::from_str(theirs.last().unwrap()).unwrap();
+    let last_id = last_id["op_id"].as_str().unwrap().to_owned();
+    // An unreadable op ends the page: the mark is the last op that reads.
+    theirs.push("{not json".into());
+    let pulled = page(10, &theirs);
+    let end = pulled.last().unwrap().seq;
+    r.apply_pulled(HUB, &pulled, end, None).unwrap();
+    assert_eq!(r.hub_mark(HUB).unwrap(), Some((end - 1, last_id.clone())));
+    // A push reply with a higher sequence raises it; a lower one does not.
+    let progress = |seq: i64, id: &'static str| heph_store::PushProgress {
+        hub: HUB,
+        cursor: None,
+        mark: Some((seq, id)),
+    };
+    r.record_push_reply(Some(progress(40, "op-40")), &[])
+        .unwrap();
+    r.record_push_reply(Some(progress(30, "op-30")), &[])
+        .unwrap();
+    assert_eq!(r.hub_mark(HUB).unwrap(), Some((40, "op-40".into())));
+    // Another hub's mark is its own.
+    assert_eq!(r.hub_mark("http://127.0.0.1:2").unwrap(), None);
+    r.create(NewNode {
+        title: "mine".into(),
+        ..NewNode::default()
+    })
+    .unwrap();
+    let mine: Vec<String> = r
+        .unpushed_ops(usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|op| op.op_id.clone())
+        .collect();
+    r.mark_pushed(&mine).unwrap();
+    assert_eq!(r.pending_count().unwrap(), 0);
+    r.start_over_with_hub(HUB).unwrap();
+    assert_eq!(r.hub_mark(HUB).unwrap(), None);
+    assert_eq!(r.sync_cursor(HUB).unwrap(), 0);
+    assert_eq!(
+        r.pending_count().unwrap(),
+        r.export_ops().unwrap().len() as u64,
+        "every op goes to the hub again"
+    );
+}

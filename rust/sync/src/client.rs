@@ -130,6 +130,8 @@ struct WirePage<'a> {
     snapshot: Option<SnapshotHint>,
     #[serde(default)]
     hub: Option<String>,
+    #[serde(default)]
+    at: Option<HeldOp>,
 }
 
 /// A page read without looking inside the ops (never fails on depth).
@@ -150,6 +152,19 @@ struct SkimPage {
     snapshot: Option<SnapshotHint>,
     #[serde(default)]
     hub: Option<String>,
+    #[serde(default)]
+    at: Option<HeldOp>,
+}
+
+/// What the hub holds at the sequence a pull asked about (`at=`): a hub
+/// restored from an older copy of its database no longer holds, there, the
+/// op it acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HeldOp {
+    /// The sequence asked about.
+    pub seq: i64,
+    /// The id of the op there, `None` when there is none.
+    pub op_id: Option<String>,
 }
 
 /// What a pull reply says about the hub's snapshot (on the last page).
@@ -176,6 +191,9 @@ pub struct PullReply {
     /// The id of the hub's database, when it said (a new database at the
     /// same URL has another one).
     pub hub: Option<String>,
+    /// What the hub holds at the sequence asked about, when it said (older
+    /// hubs do not).
+    pub at: Option<HeldOp>,
 }
 
 /// One pushed op the hub refused.
@@ -356,7 +374,19 @@ impl HubClient {
         limit: usize,
         max_bytes: usize,
     ) -> Result<PullReply, ClientError> {
-        let text = self.pull_text(after, limit, max_bytes).await?;
+        self.pull_asking(after, None, limit, max_bytes).await
+    }
+
+    /// [`HubClient::pull`], also asking which op the hub holds at sequence
+    /// `at` (`&at=…`, answered in [`PullReply::at`]).
+    pub async fn pull_asking(
+        &self,
+        after: i64,
+        at: Option<i64>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<PullReply, ClientError> {
+        let text = self.pull_text(after, at, limit, max_bytes).await?;
         let reply = match serde_json::from_str::<WirePage>(&text) {
             Ok(page) => PullReply {
                 ops: page
@@ -371,6 +401,7 @@ impl HubClient {
                 now: page.now,
                 snapshot: page.snapshot,
                 hub: page.hub,
+                at: page.at,
             },
             Err(e) => {
                 // The page is well formed but an op in it is not readable
@@ -409,6 +440,7 @@ impl HubClient {
                     now: skim.now,
                     snapshot: skim.snapshot,
                     hub: skim.hub,
+                    at: skim.at,
                 }
             }
         };
@@ -485,14 +517,16 @@ impl HubClient {
     async fn pull_text(
         &self,
         after: i64,
+        at: Option<i64>,
         limit: usize,
         max_bytes: usize,
     ) -> Result<String, ClientError> {
+        let at = at.map(|seq| format!("&at={seq}")).unwrap_or_default();
         let response = self
             .send(
                 self.http
                     .get(format!(
-                        "{}/v1/ops?after={after}&limit={limit}&max_bytes={max_bytes}",
+                        "{}/v1/ops?after={after}&limit={limit}&max_bytes={max_bytes}{at}",
                         self.connect
                     ))
                     .timeout(timeout_for(max_bytes)),

@@ -94,16 +94,24 @@ fn open_replica(path: &Path) -> Result<Replica, StoreError> {
 /// stored, the ones it refused, and how far the cursor moves over our own.
 #[derive(Debug, Default)]
 struct Settle {
-    through: Option<(String, i64)>,
+    hub: String,
+    through: Option<i64>,
+    /// The highest hub sequence of the reply and its op's id.
+    mark: Option<(i64, String)>,
     pushed: Vec<String>,
     refused: Vec<(String, String, String)>,
 }
 
 impl Settle {
-    /// Records it: acknowledgments and cursor in one transaction.
+    /// Records it: acknowledgments, cursor and mark in one transaction.
     fn write(self, replica: &mut Replica) -> Result<(), StoreError> {
-        let through = self.through.as_ref().map(|(hub, seq)| (hub.as_str(), *seq));
-        replica.mark_pushed_through(through, &self.pushed)?;
+        let progress =
+            (self.through.is_some() || self.mark.is_some()).then(|| heph_store::PushProgress {
+                hub: &self.hub,
+                cursor: self.through,
+                mark: self.mark.as_ref().map(|(seq, id)| (*seq, id.as_str())),
+            });
+        replica.record_push_reply(progress, &self.pushed)?;
         if !self.refused.is_empty() {
             replica.mark_refused(&self.refused)?;
         }
@@ -199,11 +207,15 @@ async fn push_batch(
         refused.push((op.op_id.clone(), r.code.clone(), reason));
     }
     let mut pushed = Vec::new();
+    let mut mark: Option<(i64, String)> = None;
     for (op, seq) in ops.iter().zip(&reply.seqs) {
         match seq {
             Some(seq) => {
                 pushed.push(op.op_id.clone());
                 own.acknowledged(*seq);
+                if mark.as_ref().is_none_or(|(m, _)| seq > m) {
+                    mark = Some((*seq, op.op_id.clone()));
+                }
             }
             None if !refused.iter().any(|r| r.0 == op.op_id) => refused.push((
                 op.op_id.clone(),
@@ -220,7 +232,9 @@ async fn push_batch(
     }
     report.warnings.extend(other_reasons);
     Ok(Settle {
-        through: own.advance().map(|seq| (own.hub.clone(), seq)),
+        hub: own.hub.clone(),
+        through: own.advance(),
+        mark,
         pushed,
         refused,
     })
@@ -396,6 +410,11 @@ async fn sync_pass(
     // Ops refused for a clock that was ahead: the clock may be fixed, or
     // the hub's time may have come.
     replica.requeue_refused("clock_ahead")?;
+    // The op at the highest sequence this device knows the hub gave: the
+    // hub must still hold it there (see `Replica::hub_mark`), asked with
+    // the first pull page. Read before the push: what a restored hub
+    // acknowledges now must not stand in for what it lost.
+    let mut mark = replica.hub_mark(&hub)?;
     let mut own = OwnRun::new(hub.clone(), replica.sync_cursor(&hub)?);
     // The next batches are read and encoded on another thread while one is
     // on its way: the hub checks and stores a batch meanwhile.
@@ -547,13 +566,32 @@ async fn sync_pass(
     };
     let mut checked_instance = false;
     loop {
-        let page = client.pull(cursor, PULL_BATCH, PULL_PAGE_BYTES).await?;
+        let at = mark.as_ref().map(|(seq, _)| *seq);
+        let page = client
+            .pull_asking(cursor, at, PULL_BATCH, PULL_PAGE_BYTES)
+            .await?;
         if let Some(instance) = page.hub.as_deref().filter(|_| !checked_instance) {
             checked_instance = true;
             if replica.note_hub_instance(&hub, instance)? {
                 report.warnings.push(format!(
                     "{hub} is another hub database than the one this device synced with \
                      (a new or wiped hub): this device sends it every op it has"
+                ));
+                return Ok((report, true));
+            }
+        }
+        if let Some((seq, op_id)) = mark.take() {
+            // An older hub does not say; it is not checked.
+            let lost = page
+                .at
+                .as_ref()
+                .is_some_and(|held| held.seq == seq && held.op_id.as_deref() != Some(&op_id));
+            if lost {
+                replica.start_over_with_hub(&hub)?;
+                report.warnings.push(format!(
+                    "{hub} no longer holds ops it acknowledged (its database was restored \
+                     from an older copy?): this device sends it every op it has and reads \
+                     it again from its start"
                 ));
                 return Ok((report, true));
             }
