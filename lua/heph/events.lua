@@ -13,6 +13,7 @@ function M.dispatch(event, payload)
       require("heph.sync").set_status(payload)
     elseif event == "nodes_changed" then
       require("heph.buffers").nodes_changed(payload and payload.ids or {})
+      require("heph.sync").on_background(payload)
     elseif event == "sync_done" then
       require("heph.sync").on_done(payload)
     elseif event == "login" then

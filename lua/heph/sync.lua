@@ -150,14 +150,9 @@ function M.on_done(payload)
     (report.merged or 0) > 0 and (", merged %d concurrent edit(s)"):format(report.merged) or ""
   )
   local level = vim.log.levels.INFO
-  local conflicts = type(report.conflict_nodes) == "table" and report.conflict_nodes or {}
-  if #conflicts > 0 then
-    local titles = {}
-    for _, id in ipairs(conflicts) do
-      local got, node = pcall(rpc.request, "node_get", { id = id })
-      table.insert(titles, got and ("%q (:Heph open %s)"):format(node.title, id) or id)
-    end
-    text = text .. "\nconflicting edits kept side by side in " .. table.concat(titles, ", ")
+  local conflicts = H.conflicts_text(report.conflict_nodes)
+  if conflicts then
+    text = text .. "\n" .. conflicts
     level = vim.log.levels.WARN
   end
   for _, warning in ipairs(type(report.warnings) == "table" and report.warnings or {}) do
@@ -165,6 +160,46 @@ function M.on_done(payload)
     level = vim.log.levels.WARN
   end
   vim.notify(text, level)
+end
+
+---What a background sync (timer, saves) did that the user should know:
+---nodes where it kept concurrent edits side by side, and its warnings. A
+---warning is said once per session: a background pass repeats it until
+---its cause is fixed, and the status line keeps showing what is set aside.
+---@param payload {conflicts?: string[], warnings?: string[]}
+function M.on_background(payload)
+  payload = M.clean(payload)
+  local lines = {}
+  local conflicts = H.conflicts_text(payload.conflicts)
+  if conflicts then
+    table.insert(lines, conflicts)
+  end
+  H.told = H.told or {}
+  for _, warning in ipairs(type(payload.warnings) == "table" and payload.warnings or {}) do
+    if type(warning) == "string" and not H.told[warning] then
+      H.told[warning] = true
+      table.insert(lines, warning)
+    end
+  end
+  if #lines > 0 then
+    vim.notify("heph: background sync — " .. table.concat(lines, "\n"), vim.log.levels.WARN)
+  end
+end
+
+---"conflicting edits kept side by side in …", naming each node with the
+---command that opens it; nil without any.
+---@param ids any
+---@return string?
+function H.conflicts_text(ids)
+  if type(ids) ~= "table" or #ids == 0 then
+    return nil
+  end
+  local titles = {}
+  for _, id in ipairs(ids) do
+    local got, node = pcall(rpc.request, "node_get", { id = id })
+    table.insert(titles, got and type(node) == "table" and ("%q (:Heph open %s)"):format(node.title, id) or id)
+  end
+  return "conflicting edits kept side by side in " .. table.concat(titles, ", ")
 end
 
 ---On exit: push pending ops, waiting at most 1.5 s (the sidecar bounds it).

@@ -108,6 +108,24 @@ describe("status line", function()
   end)
 end)
 
+describe("a background sync's warnings", function()
+  it("are shown once per session, each", function()
+    local seen, stop = h.capture_notifications()
+    local events = require("heph.events")
+    local warning = "this device's clock is wrong (ahead by 2 h of the hub's clock)"
+    events.dispatch("nodes_changed", { ids = {}, conflicts = {}, warnings = { warning } })
+    events.dispatch("nodes_changed", { ids = {}, conflicts = vim.NIL, warnings = { warning } })
+    events.dispatch("nodes_changed", { ids = {}, warnings = { warning, "1 pulled op(s) set aside" } })
+    events.dispatch("nodes_changed", { ids = {} })
+    vim.wait(100)
+    stop()
+    assert.are.same({
+      { msg = "heph: background sync — " .. warning, level = vim.log.levels.WARN },
+      { msg = "heph: background sync — 1 pulled op(s) set aside", level = vim.log.levels.WARN },
+    }, seen)
+  end)
+end)
+
 describe("the status line", function()
   it("shows ops set aside until they apply", function()
     local sync = require("heph.sync")

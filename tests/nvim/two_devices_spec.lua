@@ -69,4 +69,35 @@ describe("two devices", function()
       assert.are.equal("alpha\nbravo\ntyped on A\n", node.body)
     end
   end)
+
+  it("a background sync that keeps both sides of one line names the note", function()
+    local id = h.add({ "--kind", "note", "--body", "alpha\nbravo", "Shared plan" })
+    h.sync_and_wait(200)
+    B.sync()
+    B.cli({ "set", id, "body=alpha from B\nbravo" })
+    B.sync()
+    vim.cmd.edit("heph://node/" .. id)
+    local row = vim.fn.index(h.lines(), "alpha")
+    assert.is_true(row >= 0, vim.inspect(h.lines()))
+    vim.api.nvim_buf_set_lines(0, row, row + 1, false, { "alpha from A" })
+    local seen, stop = h.capture_notifications()
+    -- The save starts a background pass (no :HephSync): it pulls B's edit
+    -- of the same line.
+    vim.cmd.write()
+    h.wait(function()
+      return vim.iter(seen):any(function(n)
+        return n.msg:find("background sync", 1, true) ~= nil
+      end)
+    end, 10000)
+    stop()
+    local told = vim.tbl_filter(function(n)
+      return n.msg:find("background sync", 1, true) ~= nil
+    end, seen)
+    assert.are.equal(1, #told, vim.inspect(seen))
+    assert.are.equal(vim.log.levels.WARN, told[1].level)
+    assert.truthy(told[1].msg:find('"Shared plan" (:Heph open ' .. id .. ")", 1, true), told[1].msg)
+    local body = h.show(id).body
+    assert.truthy(body:find("alpha from A", 1, true), body)
+    assert.truthy(body:find("alpha from B", 1, true), body)
+  end)
 end)

@@ -16,4 +16,4 @@ pub use client::{ClientError, HubClient, NoToken, TokenProvider};
 pub use config::Config;
 pub use engine::{sync_authenticated, sync_once, SyncError, SyncReport};
 pub use heph_auth::normalize_hub_url;
-pub use service::{SyncService, SyncState, SyncStatus};
+pub use service::{PassChanges, SyncService, SyncState, SyncStatus};

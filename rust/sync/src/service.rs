@@ -131,7 +131,7 @@ enum Request {
 pub struct SyncService {
     requests: mpsc::Sender<Request>,
     status: watch::Receiver<SyncStatus>,
-    changes: broadcast::Sender<Vec<String>>,
+    changes: broadcast::Sender<PassChanges>,
 }
 
 fn clock_time() -> String {
@@ -222,8 +222,9 @@ impl SyncService {
                             s.last_error = None;
                             s.offline_since = None;
                         });
-                        if !report.changed_nodes.is_empty() {
-                            let _ = changes_tx.send(report.changed_nodes.clone());
+                        let news = PassChanges::of(report, reply.is_some());
+                        if !news.is_empty() {
+                            let _ = changes_tx.send(news);
                         }
                         Ok(report.clone())
                     }
@@ -294,9 +295,47 @@ impl SyncService {
         self.status.clone()
     }
 
-    /// Node ids changed by pulls.
-    pub fn changes(&self) -> broadcast::Receiver<Vec<String>> {
+    /// What each pass changed (see [`PassChanges`]).
+    pub fn changes(&self) -> broadcast::Receiver<PassChanges> {
         self.changes.subscribe()
+    }
+}
+
+/// What a pass changed, for the editor: the nodes its pulls changed (open
+/// buffers show them again) and, for a pass nobody asked for (timer, local
+/// writes), what the user should hear of it. A pass asked for with
+/// [`SyncService::sync_now`] has a caller that reports its whole outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassChanges {
+    /// Nodes changed by pulled ops.
+    pub nodes: Vec<String>,
+    /// Nodes whose body now holds a conflict block made by a background
+    /// pass.
+    pub conflict_nodes: Vec<String>,
+    /// A background pass's warnings (ops set aside, a clock that is wrong,
+    /// a hub that lost what it acknowledged).
+    pub warnings: Vec<String>,
+}
+
+impl PassChanges {
+    fn of(report: &SyncReport, requested: bool) -> Self {
+        Self {
+            nodes: report.changed_nodes.clone(),
+            conflict_nodes: if requested {
+                Vec::new()
+            } else {
+                report.conflict_nodes.clone()
+            },
+            warnings: if requested {
+                Vec::new()
+            } else {
+                report.warnings.clone()
+            },
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.nodes.is_empty() && self.conflict_nodes.is_empty() && self.warnings.is_empty()
     }
 }
 
@@ -337,4 +376,37 @@ async fn counts(replica: &std::path::Path, hub: &str) -> Counts {
     })
     .await
     .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PassChanges;
+    use crate::SyncReport;
+
+    /// A requested pass's caller reports its conflicts and warnings; only
+    /// a background pass's go with its changed nodes.
+    #[test]
+    fn only_a_background_pass_carries_its_conflicts_and_warnings() {
+        let report = SyncReport {
+            changed_nodes: vec!["a".into(), "b".into()],
+            conflict_nodes: vec!["b".into()],
+            warnings: vec!["1 pulled op(s) set aside".into()],
+            ..SyncReport::default()
+        };
+        let background = PassChanges::of(&report, false);
+        assert_eq!(background.nodes, ["a", "b"]);
+        assert_eq!(background.conflict_nodes, ["b"]);
+        assert_eq!(background.warnings, report.warnings);
+        let requested = PassChanges::of(&report, true);
+        assert_eq!(requested.nodes, ["a", "b"]);
+        assert!(requested.conflict_nodes.is_empty() && requested.warnings.is_empty());
+        // Nothing to tell: nothing is sent.
+        assert!(PassChanges::of(&SyncReport::default(), false).is_empty());
+        let warned = SyncReport {
+            warnings: vec!["clock".into()],
+            ..SyncReport::default()
+        };
+        assert!(!PassChanges::of(&warned, false).is_empty());
+        assert!(PassChanges::of(&warned, true).is_empty());
+    }
 }

@@ -83,8 +83,13 @@ impl SyncBridge {
         });
         let mut changes = service.changes();
         tokio::spawn(async move {
-            while let Ok(ids) = changes.recv().await {
-                notify(&neovim, "nodes_changed", json!({ "ids": ids })).await;
+            while let Ok(news) = changes.recv().await {
+                let payload = json!({
+                    "ids": news.nodes,
+                    "conflicts": news.conflict_nodes,
+                    "warnings": news.warnings,
+                });
+                notify(&neovim, "nodes_changed", payload).await;
             }
         });
     }
