@@ -1012,9 +1012,43 @@ function M.nodes_changed(ids)
   end
   for _, buf in ipairs(vim.api.nvim_list_bufs()) do
     if vim.api.nvim_buf_is_loaded(buf) then
+      H.tell_stale_list(buf, ids or {})
       M.refresh(buf)
     end
   end
+end
+
+---A list with unsaved edits is not shown again when sync changes items it
+---shows (that would drop the edits): its user is told instead.
+---@param buf integer
+---@param ids string[]
+function H.tell_stale_list(buf, ids)
+  local state = M.state(buf)
+  local base = H.bases[buf]
+  if not state or state.kind ~= "list" or not vim.bo[buf].modified or not base then
+    return
+  end
+  local shown = {}
+  for _, line in ipairs(base.lines or {}) do
+    local id = M.line_id(line)
+    if id then
+      shown[id] = true
+    end
+  end
+  local stale = vim.tbl_filter(function(id)
+    return shown[id] == true
+  end, ids)
+  if #stale == 0 then
+    return
+  end
+  vim.notify(
+    ("heph: %d item(s) of %s changed elsewhere while you edit it: :w saves only the lines you changed, "
+      .. "then shows the list as it is; :edit! drops your edits and shows it now"):format(
+      #stale,
+      state.title or vim.api.nvim_buf_get_name(buf)
+    ),
+    vim.log.levels.WARN
+  )
 end
 
 ---The id on a list or home line, if any.
