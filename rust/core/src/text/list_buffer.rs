@@ -520,6 +520,11 @@ pub fn plan(
     gone.sort_by_key(|line| line.line);
     for line in gone {
         if let Some(id) = &line.id {
+            // Deleted elsewhere meanwhile: nothing to do, nothing to
+            // confirm, and no second tombstone to sync.
+            if lookup(id).is_some_and(|node| node.deleted) {
+                continue;
+            }
             changes.push(ListChange::Delete {
                 id: id.clone(),
                 title: line.title.clone(),
@@ -735,6 +740,24 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_line_taken_out_for_a_task_deleted_elsewhere_plans_nothing() {
+        let shown = vec![task("a", "one"), task("b", "two")];
+        let lines = render(&shown);
+        let snap = snapshot(&lines, TODAY);
+        // "b" was deleted elsewhere since the list was shown; "a" was not.
+        let lookup = |id: &str| {
+            let mut node = task(id, if id == "a" { "one" } else { "two" });
+            node.deleted = id == "b";
+            Some(node)
+        };
+        assert!(plan(&lines[..1], &snap, &lookup, TODAY).unwrap().is_empty());
+        let changes = plan(&[], &snap, &lookup, TODAY).unwrap();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].action(), "delete");
+        assert_eq!(changes[0].id(), Some("a"));
     }
 
     #[test]
