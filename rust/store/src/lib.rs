@@ -80,6 +80,11 @@ pub enum StoreError {
         /// Newest version this build knows.
         supported: i64,
     },
+    /// The replica file is opened read-only (this user may not write it).
+    #[error(
+        "the replica {0} is read-only for this user: nothing was saved (check the file's owner and permissions)"
+    )]
+    ReadOnly(PathBuf),
     /// The replica file cannot be opened.
     #[error("cannot open replica {path}: {source}")]
     Open {
@@ -270,6 +275,15 @@ impl Replica {
         self.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false)
     }
 
+    /// Refuses, by name, a write to a replica opened read-only (SQLite's
+    /// own error names no file).
+    pub fn check_writable(&self) -> Result<()> {
+        match &self.path {
+            Some(path) if self.is_read_only() => Err(StoreError::ReadOnly(path.clone())),
+            _ => Ok(()),
+        }
+    }
+
     /// The database file, when not in memory.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
@@ -453,4 +467,41 @@ fn uri_path(path: &Path) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Replica, StoreError};
+
+    /// A replica this user may not write (opened read-only, as `open` does
+    /// for such a file) refuses an edit by the file's name, and keeps what
+    /// it had.
+    #[test]
+    fn a_read_only_replica_refuses_an_edit_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replica.db");
+        let mut replica = Replica::open(&path).unwrap();
+        replica
+            .create(heph_core::NewNode {
+                title: "kept".into(),
+                ..heph_core::NewNode::default()
+            })
+            .unwrap();
+        drop(replica);
+        let mut replica = Replica::open_as(&path, true, false).unwrap();
+        let refused = replica
+            .create(heph_core::NewNode {
+                title: "not saved".into(),
+                ..heph_core::NewNode::default()
+            })
+            .unwrap_err();
+        assert!(matches!(&refused, StoreError::ReadOnly(p) if *p == path));
+        let said = refused.to_string();
+        assert!(said.contains(&path.display().to_string()), "{said}");
+        assert!(said.contains("nothing was saved"), "{said}");
+        assert_eq!(
+            replica.export_ops().unwrap().len(),
+            Replica::open(&path).unwrap().export_ops().unwrap().len()
+        );
+    }
 }

@@ -82,6 +82,7 @@ impl Replica {
         &mut self,
         f: impl FnOnce(&mut Writer<'_, '_>) -> Result<T>,
     ) -> Result<(T, ApplyReport)> {
+        self.check_writable()?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;

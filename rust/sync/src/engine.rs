@@ -81,6 +81,8 @@ pub enum SyncError {
 /// the CLI) pretends this device's clock is off by that many ms.
 fn open_replica(path: &Path) -> Result<Replica, StoreError> {
     let mut replica = Replica::open(path)?;
+    // A pass writes (acknowledgments, pulled ops): refused by name at once.
+    replica.check_writable()?;
     if let Some(skew) = std::env::var("HEPH_CLOCK_SKEW_MS")
         .ok()
         .and_then(|s| s.trim().parse().ok())
