@@ -106,8 +106,12 @@ function H.val(value)
 end
 
 ---Shows `lines`, replacing only the lines that differ so the cursor stays
----where it was in every window. `fresh`: a first load, which `u` must not
----undo into an empty buffer.
+---where it was in every window. `fresh`: the replica's text, not an edit
+---of the user's (a first load, a reload, a list shown again, a merge): `u`
+---must not undo into it. Undoing a reload gave back the old text as an
+---unmodified buffer, and the next :w wrote it over the change from
+---elsewhere; so when such text changes the buffer, the undo history goes,
+---as Vim drops it when it reloads a file too large for 'undoreload'.
 ---@param buf integer
 ---@param lines string[]
 ---@param fresh? boolean
@@ -325,7 +329,7 @@ end
 ---@param node table node_get's reply
 ---@param extra? table more state (journal_date, missing)
 function H.show_node(buf, node, extra)
-  H.set_lines(buf, node.lines, M.state(buf) == nil)
+  H.set_lines(buf, node.lines, true)
   H.set_base(buf, { lines = node.lines, heads = H.val(node.heads) })
   H.set_state(
     buf,
@@ -379,7 +383,7 @@ M.ns_info = vim.api.nvim_create_namespace("heph_info")
 ---@param query string
 function H.read_list(buf, query)
   local list = rpc.request("list_get", { query = query })
-  H.set_lines(buf, list.lines, M.state(buf) == nil)
+  H.set_lines(buf, list.lines, true)
   H.set_base(buf, { lines = list.lines, seq = H.val(list.seq) })
   H.set_state(buf, { kind = "list", query = query, title = H.val(list.title) })
   H.common_options(buf)
@@ -399,7 +403,7 @@ end
 function H.read_home(buf)
   local home = rpc.request("home", {})
   vim.bo[buf].modifiable = true
-  H.set_lines(buf, home.lines, M.state(buf) == nil)
+  H.set_lines(buf, home.lines, true)
   H.set_state(buf, { kind = "home" })
   vim.bo[buf].buftype = "nofile"
   vim.bo[buf].swapfile = false
@@ -526,8 +530,9 @@ end
 ---Replaces the buffer text only where it differs, keeping the cursor.
 ---@param buf integer
 ---@param lines string[]
-function H.refresh_lines(buf, lines)
-  H.set_lines(buf, lines)
+---@param fresh? boolean text from elsewhere (see H.set_lines)
+function H.refresh_lines(buf, lines, fresh)
+  H.set_lines(buf, lines, fresh)
 end
 
 ---Tasks promoted in a buffer, created by its next save when their link is
@@ -616,7 +621,8 @@ function H.write_node(buf, state)
     return H.save_failed(buf, reply)
   end
   vim.diagnostic.reset(M.ns, buf)
-  H.refresh_lines(buf, reply.lines)
+  -- A merge brings in text from elsewhere: `u` must not take it out.
+  H.refresh_lines(buf, reply.lines, reply.merged == true or reply.conflict == true)
   H.set_base(buf, { lines = reply.lines, heads = H.val(reply.heads) })
   state.version = H.val(reply.version)
   state.title = H.val(reply.title) or state.title
@@ -808,7 +814,9 @@ function H.write_list(buf, state)
       if reply.shown then
         H.show_saved(buf, params, blank, reply)
       else
-        H.refresh_lines(buf, reply.lines)
+        -- The whole list again, with what changed elsewhere: `u` must not
+        -- take that out (the next :w would delete a task it never saw).
+        H.refresh_lines(buf, reply.lines, true)
         H.set_base(buf, { lines = reply.lines, seq = H.val(reply.seq) })
       end
       vim.notify(H.list_saved_message(reply.changes))

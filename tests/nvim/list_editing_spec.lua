@@ -108,6 +108,35 @@ describe("undo that undoes", function()
     assert.are.equal("Buy milk", left[1].title)
   end)
 
+  it("u after a save that showed the whole list again never takes out a task from elsewhere", function()
+    local other = h.add({ "Buy milk" })
+    vim.cmd("Heph list tasks")
+    vim.cmd("normal! oCall mum")
+    vim.cmd("let &undolevels = &undolevels")
+    -- Meanwhile: the list is shown whole after the save.
+    local meanwhile = h.add({ "From the shell meanwhile" })
+    vim.cmd.write()
+    assert.truthy(vim.iter(h.lines()):any(function(l)
+      return l:find("From the shell meanwhile", 1, true) ~= nil
+    end), vim.inspect(h.lines()))
+    vim.cmd("silent! undo")
+    assert.truthy(vim.iter(h.lines()):any(function(l)
+      return l:find("From the shell meanwhile", 1, true) ~= nil
+    end), vim.inspect(h.lines()))
+    local asked = {}
+    buffers.confirm = function(changes)
+      table.insert(asked, changes)
+      return true
+    end
+    h.notifications(function()
+      vim.cmd.write()
+    end)
+    assert.are.same({}, asked)
+    assert.is_false(h.show(meanwhile).deleted)
+    assert.is_false(h.show(other).deleted)
+    assert.are.equal(3, #vim.json.decode((h.cli({ "list", "--json" }))))
+  end)
+
   it("undoing a confirmed delete and saving restores the task", function()
     local id = h.add({ "Buy milk" })
     h.add({ "Other" })
