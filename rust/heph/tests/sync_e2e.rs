@@ -561,6 +561,36 @@ fn a_hub_restored_from_an_older_copy_gets_back_what_it_lost() {
     );
 }
 
+/// An op's pushed flag speaks of the hub it was pushed to: a device that
+/// moves to a second hub sends it everything, and what it wrote while on
+/// the second reaches the first when it comes back.
+#[test]
+fn a_device_moving_between_hubs_sends_each_every_op() {
+    let one = Hub::fresh();
+    let two = Hub::fresh();
+    let x = Device::new();
+    let y = Device::new();
+    let id = x.ok(&["add", "--body", "first body", "original"]);
+    let id = id.trim();
+    x.sync(&one);
+    x.ok(&["set", id, "title=edited while on two"]);
+    let (ok, _, said) = x.run(&["sync", "--hub", &two.url]);
+    assert!(ok && said.contains("sends"), "{said}");
+    // Told once.
+    let (_, _, said) = x.run(&["sync", "--hub", &two.url]);
+    assert!(!said.contains("sends"), "{said}");
+    x.sync(&one);
+    y.sync(&one);
+    let title = |d: &Device| d.json(&["show", id, "--json"])["title"].clone();
+    assert_eq!(title(&y), "edited while on two");
+    // The second hub has the whole node, not only what came after the move.
+    let z = Device::new();
+    z.sync(&two);
+    assert_eq!(z.dump(), x.dump());
+    assert_eq!(y.dump(), x.dump());
+    assert_eq!(new_ops(&two), x.ok(&["export-ops"]).lines().count());
+}
+
 /// How many ops the hub holds (pulled from its start, as a new device).
 fn new_ops(hub: &Hub) -> usize {
     let d = Device::new();

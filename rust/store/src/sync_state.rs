@@ -426,6 +426,69 @@ impl Replica {
         Ok(replaced)
     }
 
+    /// Before a pass with `hub`: an op's `pushed` flag says that the hub
+    /// this replica last pushed to has it, which says nothing of another
+    /// hub. The first pass with another hub than the last one (a move to
+    /// a new server, a second hub) marks every op unpushed, the refused
+    /// ones too (another hub may take them), so that hub gets every op;
+    /// it keeps each once. Returns the hub pushed to before, when it did.
+    /// A replica from before this record counts its pushes as made to a
+    /// hub it already has a cursor or a note for.
+    pub fn begin_push_to(&mut self, hub: &str) -> Result<Option<String>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let last: Option<String> = tx
+            .query_row("SELECT value FROM meta WHERE key = 'pushed_hub'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let before = match last {
+            Some(last) if last == hub => return Ok(None),
+            Some(last) => Some(last),
+            None => {
+                let pushed_any = tx
+                    .query_row("SELECT 1 FROM ops WHERE pushed = 1 LIMIT 1", [], |_| Ok(()))
+                    .optional()?
+                    .is_some();
+                let known = tx
+                    .query_row(
+                        "SELECT 1 FROM sync_state WHERE hub = ?1 LIMIT 1",
+                        [hub],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_some();
+                (pushed_any && !known).then(|| {
+                    tx.query_row(
+                        "SELECT hub FROM sync_state WHERE hub <> ?1 ORDER BY hub LIMIT 1",
+                        [hub],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| "another hub".to_owned())
+                })
+            }
+        };
+        if before.is_some() {
+            tx.execute(
+                "UPDATE ops SET pushed = 0, refused = NULL, refused_code = NULL, refused_at = NULL
+                 WHERE pushed = 1 OR refused IS NOT NULL",
+                [],
+            )?;
+            tx.execute("UPDATE held_ops SET pushed = 0 WHERE pushed = 1", [])?;
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('pushed_hub', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [hub],
+        )?;
+        tx.commit()?;
+        Ok(before)
+    }
+
     /// The highest hub sequence this replica knows `hub` gave an op, and
     /// that op's id: from pulled pages and push replies. A hub holds its
     /// ops in sequence order and never drops one, so while it still has

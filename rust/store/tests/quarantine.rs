@@ -298,3 +298,53 @@ fn the_hub_mark_follows_pulls_and_pushes_and_goes_with_a_start_over() {
         "every op goes to the hub again"
     );
 }
+
+/// Pushed flags speak of the hub pushed to last: a pass with another hub
+/// marks every op unpushed (refused ones too); a replica from before the
+/// record counts its pushes as made to a hub it has a cursor for.
+#[test]
+fn a_pass_with_another_hub_sends_it_every_op() {
+    const OTHER: &str = "http://127.0.0.1:2";
+    let mut r = Replica::open_in_memory().unwrap();
+    r.create(NewNode {
+        title: "mine".into(),
+        ..NewNode::default()
+    })
+    .unwrap();
+    let theirs = remote_task("theirs", 0);
+    // Pushed to HUB and a cursor there, before the record existed.
+    r.apply_pulled(HUB, &page(1, &theirs), theirs.len() as i64, None)
+        .unwrap();
+    let ops = r.unpushed_ops(usize::MAX).unwrap();
+    r.mark_refused(&[(
+        ops[0].op_id.clone(),
+        "too_large".into(),
+        "refused by the hub".into(),
+    )])
+    .unwrap();
+    let sent: Vec<String> = ops[1..].iter().map(|op| op.op_id.clone()).collect();
+    r.mark_pushed(&sent).unwrap();
+    assert_eq!(r.pending_count().unwrap(), 0);
+    // The hub it has a cursor for: nothing to send again.
+    assert_eq!(r.begin_push_to(HUB).unwrap(), None);
+    assert_eq!(r.pending_count().unwrap(), 0);
+    // Another hub: everything, the refused op too.
+    assert_eq!(r.begin_push_to(OTHER).unwrap().as_deref(), Some(HUB));
+    let all = r.export_ops().unwrap().len() as u64;
+    assert_eq!(r.pending_count().unwrap(), all);
+    assert_eq!(r.refused_summary().unwrap().count, 0);
+    // Pushed there; the cursor for HUB stays.
+    let sent: Vec<String> = r
+        .unpushed_ops(usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|op| op.op_id.clone())
+        .collect();
+    r.mark_pushed(&sent).unwrap();
+    assert_eq!(r.begin_push_to(OTHER).unwrap(), None);
+    assert_eq!(r.pending_count().unwrap(), 0);
+    // And back: HUB gets every op again, what was written meanwhile too.
+    assert_eq!(r.begin_push_to(HUB).unwrap().as_deref(), Some(OTHER));
+    assert_eq!(r.pending_count().unwrap(), all);
+    assert_eq!(r.sync_cursor(HUB).unwrap(), theirs.len() as i64);
+}

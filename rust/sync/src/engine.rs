@@ -405,6 +405,13 @@ async fn sync_pass(
     // A fresh handle per pass: other processes write the same file, and no
     // transaction is ever held across a request.
     let mut replica = open_replica(replica_path)?;
+    // Pushed to another hub last: this one gets every op.
+    if let Some(before) = replica.begin_push_to(&hub)? {
+        report.warnings.push(format!(
+            "this device synced with {before} before {hub}: it sends {hub} every op it has \
+             (a hub keeps each op once)"
+        ));
+    }
     // A clock that was ahead and is fixed: this device's own future stamps
     // (refused, or never sent) get fresh ones, so they go out now instead of
     // when real time catches up.
