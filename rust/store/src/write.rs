@@ -476,6 +476,7 @@ fn update_in(
     if node.deleted {
         return Err(StoreError::Deleted(id.to_owned()));
     }
+    check_kind_change(&node, patch.kind)?;
     let mut changed = set_fields(w, id, canonical(patch)?, Some(&node))?;
     if let Some(body) = &patch.body {
         check_body(body)?;
@@ -490,6 +491,28 @@ fn update_in(
         }
     }
     Ok(changed)
+}
+
+/// A journal is the page of its day (its id is the date's): a node does
+/// not become one, and a journal stays one, or the day's page would be a
+/// task that `heph journal` brings back, and a journal made from a task a
+/// page no date opens.
+fn check_kind_change(node: &Node, kind: Option<Kind>) -> Result<()> {
+    let Some(kind) = kind.filter(|k| *k != node.kind) else {
+        return Ok(());
+    };
+    if kind == Kind::Journal {
+        return Err(StoreError::Invalid(
+            "kind: a node cannot become a journal; a journal is the page of a day (heph journal DATE, :Heph journal DATE)".into(),
+        ));
+    }
+    if node.kind == Kind::Journal {
+        return Err(StoreError::Invalid(format!(
+            "kind: a journal stays a journal (the page of its day); copy its text into a new {} instead",
+            kind.as_str()
+        )));
+    }
+    Ok(())
 }
 
 /// The fields a patch sets, checked and in canonical form.

@@ -164,6 +164,30 @@ fn journal_is_one_node_per_day() {
     assert_eq!(r.node_count().unwrap(), 1);
 }
 
+/// A journal is its day's page: no node becomes one, and one stays one
+/// (other kinds change freely); a refused change writes nothing.
+#[test]
+fn a_kind_change_to_or_from_journal_is_refused() {
+    let mut r = Replica::open_in_memory().unwrap();
+    let day = r.journal(time::macros::date!(2026 - 12 - 04)).unwrap();
+    let id = task(&mut r, "a task");
+    let ops = r.export_ops().unwrap().len();
+    let to = |kind| NodePatch {
+        kind: Some(kind),
+        ..NodePatch::default()
+    };
+    let err = r.update(&id, &to(Kind::Journal)).unwrap_err();
+    assert!(err.to_string().contains("cannot become a journal"), "{err}");
+    let err = r.update(&day.id, &to(Kind::Task)).unwrap_err();
+    assert!(err.to_string().contains("stays a journal"), "{err}");
+    assert_eq!(r.export_ops().unwrap().len(), ops);
+    assert_eq!(r.get(&id).unwrap().unwrap().kind, Kind::Task);
+    assert_eq!(r.get(&day.id).unwrap().unwrap().kind, Kind::Journal);
+    // Setting the kind it has, and task to note, are fine.
+    assert!(r.update(&day.id, &to(Kind::Journal)).unwrap().is_empty());
+    assert_eq!(r.update(&id, &to(Kind::Note)).unwrap(), ["kind"]);
+}
+
 #[test]
 fn list_filters_and_orders() {
     let mut r = Replica::open_in_memory().unwrap();
