@@ -49,11 +49,20 @@ vim.api.nvim_create_autocmd("BufWriteCmd", {
     require("heph.buffers").write(ev.buf, ev.match)
   end,
 })
--- :saveas and :file rename a heph buffer to a file: it is that file now.
+-- :saveas and :file rename a heph buffer to a file: it is that file now
+-- (to another heph buffer's name: refused).
+vim.api.nvim_create_autocmd("BufFilePre", {
+  group = group,
+  callback = function(ev)
+    if vim.api.nvim_buf_is_valid(ev.buf) and vim.b[ev.buf].heph then
+      require("heph.buffers").renaming(ev.buf)
+    end
+  end,
+})
 vim.api.nvim_create_autocmd("BufFilePost", {
   group = group,
   callback = function(ev)
-    if vim.b[ev.buf].heph then
+    if vim.api.nvim_buf_is_valid(ev.buf) and vim.b[ev.buf].heph then
       require("heph.buffers").renamed(ev.buf)
     end
   end,

@@ -853,6 +853,10 @@ function M.write(buf, target)
     )
     return
   end
+  -- The write of a `:saveas` whose rename was refused (H.keep_name).
+  if H.rename_refused[buf] then
+    return
+  end
   -- A buffer saves to its own node or list only: writing it to another
   -- one's name would save it to its own under that name.
   if target and target ~= vim.api.nvim_buf_get_name(buf) then
@@ -880,13 +884,68 @@ function M.write(buf, target)
   end
 end
 
+---Names of heph buffers being renamed (BufFilePre), for M.renamed.
+---@type table<integer, string>
+H.old_names = {}
+---Buffers being given their name back, whose rename events are ours.
+---@type table<integer, boolean>
+H.renaming_back = {}
+---Buffers whose rename to another heph buffer's name was refused in the
+---command now running: the write of a `:saveas` writes nothing.
+---@type table<integer, boolean>
+H.rename_refused = {}
+
+---BufFilePre of a heph buffer: its name before the rename.
+---@param buf integer
+function M.renaming(buf)
+  H.old_names[buf] = vim.api.nvim_buf_get_name(buf)
+end
+
+---A heph buffer renamed to another heph buffer's name (`:file`,
+---`:saveas heph://node/B` in A) would show A's text under B's name, and
+---save it to A: it gets its own name back.
+---@param buf integer
+---@param old string
+---@param new string
+function H.keep_name(buf, old, new)
+  -- After the command: `:saveas` goes on with the buffer Vim made for the
+  -- old name, which a rename now would wipe. Its write, meanwhile, writes
+  -- nothing (M.write).
+  H.rename_refused[buf] = true
+  vim.schedule(function()
+    H.rename_refused[buf] = nil
+    if vim.api.nvim_buf_is_valid(buf) then
+      H.renaming_back[buf] = true
+      pcall(vim.api.nvim_buf_set_name, buf, old)
+      H.renaming_back[buf] = nil
+    end
+  end)
+  vim.notify(
+    ("heph: %s keeps its name: %s is another heph buffer (open it with :edit %s); nothing was renamed or saved"):format(
+      old,
+      new,
+      new
+    ),
+    vim.log.levels.WARN
+  )
+end
+
 ---BufFilePost: a heph buffer renamed to a file (`:saveas`, `:file`) is that
 ---file from now on, written like any file (an acwrite buffer without a
 ---BufWriteCmd for its name cannot be written at all); its node keeps what
 ---was last saved to it.
 ---@param buf integer
 function M.renamed(buf)
-  if not M.state(buf) or M.parse_name(vim.api.nvim_buf_get_name(buf)) then
+  local name = vim.api.nvim_buf_get_name(buf)
+  local old = H.old_names[buf]
+  H.old_names[buf] = nil
+  if not M.state(buf) or H.renaming_back[buf] then
+    return
+  end
+  if M.parse_name(name) then
+    if old and name ~= old then
+      H.keep_name(buf, old, name)
+    end
     return
   end
   vim.b[buf].heph = nil

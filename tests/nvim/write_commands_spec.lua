@@ -54,6 +54,38 @@ describe("write commands on a node buffer", function()
     assert.are.equal("one\ntwo\nthree\n", h.show(id).body)
   end)
 
+  for _, command in ipairs({ "file", "saveas" }) do
+    it((":%s heph://node/{other} keeps the buffer's name and saves neither node"):format(command), function()
+      local other = h.add({ "--kind", "note", "--body", "untouched", "Other" })
+      local buf = vim.api.nvim_get_current_buf()
+      local name = vim.api.nvim_buf_get_name(buf)
+      local seen = h.notifications(function()
+        vim.cmd[command](vim.fn.fnameescape("heph://node/" .. other))
+      end)
+      vim.wait(20)
+      assert.are.equal(name, vim.api.nvim_buf_get_name(buf))
+      assert.are.equal(id, require("heph.buffers").state(buf).id)
+      assert.are.equal("one\ntwo", h.show(id).body)
+      assert.are.equal("untouched", h.show(other).body)
+      assert.is_true(vim.bo[buf].modified)
+      local told = vim.tbl_filter(function(n)
+        return n.msg:find("keeps its name", 1, true) ~= nil
+      end, seen)
+      assert.are.equal(1, #told, vim.inspect(seen))
+      assert.falsy(vim.iter(seen):any(function(n)
+        return n.msg:find('" saved', 1, true) ~= nil
+      end), vim.inspect(seen))
+      -- The other node opens as itself.
+      vim.cmd.edit({ args = { "heph://node/" .. other }, bang = false, mods = { keepalt = true }, magic = { file = false } })
+      assert.are.same("untouched", h.lines()[#h.lines()])
+      assert.are.equal(other, require("heph.buffers").state(0).id)
+      -- And :w in the first still saves to its own node.
+      vim.cmd.buffer(buf)
+      vim.cmd.write()
+      assert.are.equal("one\ntwo\nthree\n", h.show(id).body)
+    end)
+  end
+
   it(":file renames the buffer to a file that :w then writes", function()
     local path = file("renamed.md")
     vim.cmd.file(vim.fn.fnameescape(path))
