@@ -605,21 +605,18 @@ end
 function H.write_node(buf, state)
   local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
   local base = H.bases[buf] or {}
-  if state.missing then
-    -- A journal shown before it existed: created by this first save.
-    rpc.request("journal", { date = state.journal_date })
-    state.missing = nil
-    H.set_state(buf, state)
-  end
   local ok, reply = pcall(rpc.request, "node_save", {
     id = state.id,
     lines = lines,
     base_lines = base.lines,
     base_heads = base.heads,
+    -- A journal shown before it existed: made by this save, if it saves.
+    journal_date = state.missing and state.journal_date or nil,
   })
   if not ok then
     return H.save_failed(buf, reply)
   end
+  state.missing = nil
   vim.diagnostic.reset(M.ns, buf)
   -- A merge brings in text from elsewhere: `u` must not take it out.
   H.refresh_lines(buf, reply.lines, reply.merged == true or reply.conflict == true)

@@ -125,6 +125,9 @@ struct NodeSaveParams {
     base_lines: Option<Vec<String>>,
     #[serde(default, deserialize_with = "opt_lua_list")]
     base_heads: Option<Vec<String>>,
+    /// A day's journal shown before it existed: the save makes it.
+    #[serde(default)]
+    journal_date: Option<String>,
 }
 
 /// Saves a node buffer. `base` is what the buffer was rendered from
@@ -138,9 +141,28 @@ fn node_save(ctx: &mut Context, p: NodeSaveParams) -> Reply {
         lines,
         base_lines,
         base_heads,
+        journal_date,
     } = p;
-    let node = require(&ctx.replica, &id)?;
     let cx = crate::local_day::context();
+    let node = match (ctx.replica.get(&id)?, journal_date, &base_lines) {
+        (Some(node), _, _) => node,
+        // A day's journal shown before it existed: made once the lines
+        // read well (a save refused for a bad header makes nothing).
+        (None, Some(date), Some(base_lines)) => {
+            let date = heph_core::fields::parse_day(&date, crate::local_day::today())?;
+            if heph_core::id::journal_id(date) != id {
+                return Err(RpcError::bad_request(format!(
+                    "node_save: 'journal_date' {} is not the day of {id}",
+                    format_date(date)
+                )));
+            }
+            let base = node_buffer::read(base_lines, &cx).map_err(RpcError::parse)?;
+            let edited = node_buffer::read(&lines, &cx).map_err(RpcError::parse)?;
+            node_buffer::diff(&base, &edited, Kind::Journal).map_err(RpcError::parse)?;
+            ctx.replica.journal(date)?
+        }
+        _ => require(&ctx.replica, &id)?,
+    };
     let base_lines = base_lines.unwrap_or_else(|| node_buffer::render(&node));
     let base = node_buffer::read(&base_lines, &cx).map_err(|e| {
         RpcError::new(
