@@ -139,6 +139,11 @@ fn a_new_device_bootstraps_from_the_snapshot_and_converges() {
         );
         assert!(report["pulled"].as_u64().unwrap() > 0, "{report}");
 
+        // Said in words too.
+        let e = Device::new();
+        let said = e.ok(&["sync", "--hub", &hub.url]);
+        assert!(said.contains("installed from the hub's snapshot"), "{said}");
+
         // D replays every op.
         let d = Device::new();
         let everything = c.ok(&["export-ops"]);

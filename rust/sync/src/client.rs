@@ -310,10 +310,7 @@ impl HubClient {
             return Ok(response);
         }
         let text = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| text.chars().take(200).collect());
+        let message = error_text(&text);
         if status.as_u16() == 401 {
             return Err(ClientError::Unauthorized(message));
         }
@@ -541,6 +538,55 @@ impl HubClient {
     }
 }
 
+/// What a hub's error reply says: its JSON `error`. Anything else is not a
+/// heph hub's answer (a web server or proxy at that URL): a one-line
+/// excerpt of it, never a whole HTML page in a status line.
+fn error_text(body: &str) -> String {
+    if let Some(message) = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+    {
+        return message;
+    }
+    let start = body.trim_start();
+    let html = start.starts_with('<');
+    let words: String = if html {
+        // The page's title, or its text without tags.
+        let title = start
+            .split_once("<title>")
+            .and_then(|(_, rest)| rest.split_once("</title>"))
+            .map(|(title, _)| title.to_owned());
+        title.unwrap_or_else(|| {
+            let mut text = String::new();
+            let mut in_tag = false;
+            for c in start.chars() {
+                match c {
+                    '<' => in_tag = true,
+                    '>' => {
+                        in_tag = false;
+                        text.push(' ');
+                    }
+                    c if !in_tag => text.push(c),
+                    _ => {}
+                }
+            }
+            text
+        })
+    } else {
+        start.to_owned()
+    };
+    let words = words.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut excerpt: String = words.chars().take(120).collect();
+    if words.chars().count() > 120 {
+        excerpt.push('…');
+    }
+    match (html, excerpt.is_empty()) {
+        (_, true) => "no message (not a heph hub at this URL?)".into(),
+        (true, false) => format!("an HTML page \"{excerpt}\" (not a heph hub at this URL?)"),
+        (false, false) => excerpt,
+    }
+}
+
 /// The op's own text from a one-op page `{"ops":[{"seq":N,"op":…}],…}`, or
 /// the whole page when it is not spelled that way.
 fn single_op_text(page: &str, seq: i64) -> String {
@@ -604,5 +650,35 @@ impl SnapshotDownload {
             }),
             Ok(Ok(chunk)) => Ok(chunk),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    /// A hub's JSON error is its message; a web server's page at the URL
+    /// is named in one line, never pasted whole into a status line.
+    #[test]
+    fn an_error_reply_is_said_in_one_line() {
+        assert_eq!(
+            error_text(r#"{"error":"bad query: after"}"#),
+            "bad query: after"
+        );
+        let page = "<!DOCTYPE HTML>\n<html lang=\"en\">\n<head>\n<title>Error response</title>\n</head>\n<body>\n<h1>Error response</h1>\n<p>Error code: 404</p>\n</body>\n</html>\n";
+        assert_eq!(
+            error_text(page),
+            "an HTML page \"Error response\" (not a heph hub at this URL?)"
+        );
+        let untitled = "<html><body><h1>Not\nFound</h1></body></html>";
+        assert_eq!(
+            error_text(untitled),
+            "an HTML page \"Not Found\" (not a heph hub at this URL?)"
+        );
+        assert_eq!(error_text("  "), "no message (not a heph hub at this URL?)");
+        let long = "x ".repeat(200);
+        let said = error_text(&long);
+        assert!(said.ends_with('…') && !said.contains('\n'), "{said}");
+        assert_eq!(error_text("plain\ntext"), "plain text");
     }
 }

@@ -40,7 +40,7 @@ pub fn join(paths: &Paths, args: JoinArgs) -> Result<ExitCode> {
         .enable_all()
         .build()?;
     let credential = DeviceCredential::new(&paths.data_dir);
-    let (device, store) = runtime
+    let (device, _) = runtime
         .block_on(credential.join(&args.url, &token, &name))
         .with_context(|| format!("cannot join {}", heph_sync::normalize_hub_url(&args.url)))?;
     eprintln!(
@@ -49,7 +49,7 @@ pub fn join(paths: &Paths, args: JoinArgs) -> Result<ExitCode> {
         device.device_id,
         device.label,
         device.scope,
-        store.describe()
+        credential.describe_store(&device)
     );
     let configured = heph_sync::Config::load()
         .ok()

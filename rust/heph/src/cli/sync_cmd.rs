@@ -73,6 +73,12 @@ pub fn sync(paths: &Paths, args: SyncArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         let mut extra = String::new();
+        if report.bootstrapped > 0 {
+            extra.push_str(&format!(
+                ", {} installed from the hub's snapshot",
+                report.bootstrapped
+            ));
+        }
         if report.merged > 0 {
             extra.push_str(&format!(", merged {} concurrent edit(s)", report.merged));
         }
