@@ -178,6 +178,10 @@ fn search_finds_bodies() {
     assert_eq!(hits[0]["id"], id.trim());
     assert!(hits[0]["snippet"].as_str().unwrap().contains("[zebra]"));
     assert!(!cli.run(&["search", "giraffe"]).status.success());
+    // No results asked for is a mistake, not "nothing matches".
+    let zero = cli.run(&["search", "zebra", "--limit", "0"]);
+    assert!(!zero.status.success());
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("--limit must be at least 1"));
 }
 
 #[test]
@@ -190,6 +194,10 @@ fn export_import_round_trip() {
     b.import_ok(&ops);
     // Importing twice is harmless.
     b.import_ok(&ops);
+    // A file saved with a byte-order mark imports as well.
+    let c = Cli::new();
+    c.import_ok(&format!("\u{feff}{ops}"));
+    assert_eq!(c.ok(&["export-ops"]), ops);
     assert_eq!(b.ok(&["export-ops"]).lines().count(), ops.lines().count());
     assert_eq!(
         a.json(&["list", "--all", "--json"]),

@@ -74,7 +74,8 @@ pub fn parse(query: &str) -> ListQuery {
             None,
         ),
         q if q.starts_with("project:") => {
-            let name = q["project:".len()..].trim().to_owned();
+            // As a list line writes it: `+My\ Project`.
+            let name = q["project:".len()..].trim().replace("\\ ", " ");
             (
                 format!("Project {name}"),
                 ListFilter {
@@ -86,7 +87,10 @@ pub fn parse(query: &str) -> ListQuery {
             )
         }
         q if q.starts_with("tag:") => {
-            let name = q["tag:".len()..].trim().trim_start_matches('#').to_owned();
+            let name = q["tag:".len()..]
+                .trim()
+                .trim_start_matches('#')
+                .replace("\\ ", " ");
             (
                 format!("Tag #{name}"),
                 ListFilter {
@@ -146,6 +150,12 @@ mod tests {
             Some("home")
         );
         assert_eq!(parse("tag:#x").tag.as_deref(), Some("x"));
+        // As a list line writes a name with spaces (`+My\ Project`), and
+        // as typed.
+        for q in ["project:My\\ Project", "project:My Project"] {
+            assert_eq!(parse(q).filter.project.as_deref(), Some("My Project"));
+        }
+        assert_eq!(parse("tag:#two\\ words").tag.as_deref(), Some("two words"));
         assert_eq!(parse("milk").filter.text.as_deref(), Some("milk"));
         assert_eq!(parse("done").filter.status, StatusFilter::Closed);
         assert!(parse("all").filter.kinds.is_empty());

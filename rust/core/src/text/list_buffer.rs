@@ -288,8 +288,9 @@ fn write_title(title: &str, out: &mut String) {
 
 fn unescape_title(text: &str) -> String {
     let mut title = text.to_owned();
-    if let Some((start, _)) = last_word(&title) {
-        if title[start..].starts_with('\\') {
+    if let Some((start, end)) = last_word(&title) {
+        // A lone `\` escapes nothing: it is the title's own.
+        if title[start..].starts_with('\\') && end - start > 1 {
             title.remove(start);
         }
     }
@@ -777,6 +778,16 @@ mod tests {
 
     #[test]
     fn titles_that_look_like_tokens_round_trip() {
+        // A lone backslash at the end is the title's own, typed or shown.
+        let typed = parse_line(1, "[ ] trailing backslash \\", TODAY)
+            .unwrap()
+            .unwrap();
+        assert_eq!(typed.title, "trailing backslash \\");
+        for title in ["ends with \\", "ends with \\x", "a \\\\ b"] {
+            let n = task("d", title);
+            let parsed = parse_line(1, &render_line(&n), TODAY).unwrap().unwrap();
+            assert_eq!(parsed.title, title, "{}", render_line(&n));
+        }
         let mut n = task("a", "Email @alice about +budget");
         n.project = Some("P".into());
         let line = render_line(&n);

@@ -459,6 +459,9 @@ pub fn restore(paths: &Paths, args: IdArg) -> Result<ExitCode> {
 /// `heph search`.
 pub fn search(paths: &Paths, args: SearchArgs) -> Result<ExitCode> {
     let replica = open(paths)?;
+    if args.limit == 0 {
+        bail!("--limit must be at least 1");
+    }
     let hits = replica.search(&args.query.join(" "), args.limit)?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -578,7 +581,8 @@ fn read_ops(
                 index + 1
             ))),
             Ok(line) if line.trim().is_empty() => continue,
-            Ok(line) => serde_json::from_str::<Op>(&line)
+            // A byte-order mark some editors put at the start of a file.
+            Ok(line) => serde_json::from_str::<Op>(line.strip_prefix('\u{feff}').unwrap_or(&line))
                 .map_err(|e| format!("not an op: {e}"))
                 .and_then(|op| heph_store::CheckedOp::new(op).map_err(|e| e.to_string()))
                 .map_err(|e| heph_store::StoreError::Invalid(format!("line {}: {e}", index + 1))),
