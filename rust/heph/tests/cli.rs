@@ -209,6 +209,31 @@ fn export_import_round_trip() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
 }
 
+/// A body delta whose base never came is held, and an export (a backup)
+/// keeps it: imported again, it waits again, and its base makes it apply.
+#[test]
+fn an_export_keeps_held_body_deltas() {
+    let a = Cli::new();
+    // Long enough that an edit is stored as a delta.
+    let body: String = (0..200)
+        .map(|i| format!("line {i} of the note\n"))
+        .collect();
+    let id = a.ok(&["add", "--kind", "note", "--body", &body, "Held"]);
+    a.ok(&["set", id.trim(), &format!("body={body}one more line\n")]);
+    let ops = a.ok(&["export-ops"]);
+    let (deltas, rest): (Vec<&str>, Vec<&str>) =
+        ops.lines().partition(|l| l.contains("\"edit_body\""));
+    assert_eq!(deltas.len(), 1, "{ops}");
+    let b = Cli::new();
+    b.import_ok(&format!("{}\n", deltas[0]));
+    let exported = b.ok(&["export-ops"]);
+    assert_eq!(exported.trim(), deltas[0]);
+    let c = Cli::new();
+    c.import_ok(&exported);
+    c.import_ok(&format!("{}\n", rest.join("\n")));
+    assert_eq!(c.ok(&["dump"]), a.ok(&["dump"]));
+}
+
 #[test]
 fn an_import_refused_names_the_line_or_the_op() {
     let a = Cli::new();

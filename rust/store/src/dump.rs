@@ -22,6 +22,21 @@ impl Replica {
         .collect()
     }
 
+    /// The body deltas held back (see [`Replica::held_ops`]), as ops: part
+    /// of what this replica knows, so an export that is a backup keeps
+    /// them (imported again, they wait again).
+    pub fn export_held_ops(&self) -> Result<Vec<Op>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT payload FROM held_ops ORDER BY op_id")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.map(|payload| {
+            let payload = payload?;
+            Op::parse_json(&payload).map_err(|e| StoreError::Corrupt(format!("a held op: {e}")))
+        })
+        .collect()
+    }
+
     /// Body deltas held back, by op id: waiting for the version they apply
     /// to (`None`), or with the reason they do not fit it.
     pub fn held_ops(&self) -> Result<Vec<(String, Option<String>)>> {

@@ -48,7 +48,7 @@ pub enum Command {
     Search(nodes::SearchArgs),
     /// Print the id of a day's journal (today by default), creating it.
     Journal(nodes::JournalArgs),
-    /// Write every op as JSON lines to stdout.
+    /// Write every op as JSON lines to stdout (held body deltas last).
     ExportOps,
     /// Read ops as JSON lines from stdin and apply them.
     ImportOps,

@@ -496,7 +496,12 @@ pub fn journal(paths: &Paths, args: JournalArgs) -> Result<ExitCode> {
 pub fn export_ops(paths: &Paths) -> Result<ExitCode> {
     let replica = open(paths)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for op in replica.export_ops()? {
+    // Held body deltas (waiting for the version they apply to) last.
+    for op in replica
+        .export_ops()?
+        .into_iter()
+        .chain(replica.export_held_ops()?)
+    {
         serde_json::to_writer(&mut out, &op)?;
         out.write_all(b"\n")?;
     }
