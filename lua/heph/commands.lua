@@ -113,8 +113,20 @@ function H.promote(line1, line2)
     return vim.notify("heph: nothing to promote on these lines", vim.log.levels.WARN)
   end
   vim.api.nvim_buf_set_lines(buf, line1 - 1, line2, false, reply.lines)
-  buffers.add_promotions(buf, reply.tasks)
-  vim.notify(("heph: %d line%s promoted; :w creates the task%s"):format(#reply.tasks, #reply.tasks == 1 and "" or "s", #reply.tasks == 1 and "" or "s"))
+  -- A line of an open task that exists links to it: nothing to create.
+  local new = vim.tbl_filter(function(task)
+    return task.existing == nil or task.existing == vim.NIL
+  end, reply.tasks)
+  buffers.add_promotions(buf, new)
+  local linked = #reply.tasks - #new
+  local parts = { ("heph: %d line%s promoted"):format(#reply.tasks, #reply.tasks == 1 and "" or "s") }
+  if #new > 0 then
+    table.insert(parts, (":w creates the task%s"):format(#new == 1 and "" or "s"))
+  end
+  if linked > 0 then
+    table.insert(parts, ("%d linked to the open task%s of that title"):format(linked, linked == 1 and "" or "s"))
+  end
+  vim.notify(table.concat(parts, "; "))
 end
 
 ---:Heph delete — the node of this buffer, after a confirmation.

@@ -372,13 +372,31 @@ impl Replica {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The id of a live node whose title is `title` (case-insensitive); the
-    /// oldest one when several share it.
+    /// The id of a live node whose title is `title` (case-insensitive).
+    /// When several share it: one that is not a closed task (done or
+    /// cancelled) first, so `[[buy stamps]]` in today's journal names the
+    /// open task, not last month's done one; then the oldest.
     pub fn find_by_title(&self, title: &str) -> Result<Option<String>> {
         Ok(self
             .conn
             .prepare_cached(
                 "SELECT id FROM nodes WHERE title = ?1 COLLATE NOCASE AND deleted = 0
+                 ORDER BY kind = 'task' AND status IN ('done', 'cancelled'), created_hlc, id
+                 LIMIT 1",
+            )?
+            .query_row([title.trim()], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// The id of an open task (todo, doing or no status) whose title is
+    /// `title` (case-insensitive), the oldest when several: what a promoted
+    /// line links to instead of making the same task again.
+    pub fn find_open_task_by_title(&self, title: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM nodes n WHERE title = ?1 COLLATE NOCASE AND deleted = 0
+                 AND kind = 'task' AND (status IS NULL OR status IN ('todo', 'doing'))
                  ORDER BY created_hlc, id LIMIT 1",
             )?
             .query_row([title.trim()], |r| r.get(0))

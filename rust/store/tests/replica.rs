@@ -285,6 +285,40 @@ fn search_ranks_titles_and_snippets_bodies() {
     assert_eq!(r.find_by_title("annual SUMMARY").unwrap(), Some(title_hit));
 }
 
+/// A link names, of several nodes with its title, one that is not a closed
+/// task first, then the oldest; a promoted line finds only open tasks.
+#[test]
+fn a_title_shared_by_several_names_the_open_one_first() {
+    let mut r = Replica::open_in_memory().unwrap();
+    let old_done = task(&mut r, "Buy stamps");
+    r.update(
+        &old_done,
+        &NodePatch {
+            status: Some(Some(Status::Done)),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        r.find_by_title("buy stamps").unwrap(),
+        Some(old_done.clone())
+    );
+    assert_eq!(r.find_open_task_by_title("buy stamps").unwrap(), None);
+    let open = task(&mut r, "buy stamps");
+    let later = task(&mut r, "BUY STAMPS");
+    assert_eq!(r.find_by_title("Buy stamps").unwrap(), Some(open.clone()));
+    assert_eq!(
+        r.find_open_task_by_title("Buy stamps").unwrap(),
+        Some(open.clone())
+    );
+    r.delete(&open).unwrap();
+    assert_eq!(r.find_by_title("buy stamps").unwrap(), Some(later.clone()));
+    assert_eq!(
+        r.find_open_task_by_title("buy stamps").unwrap(),
+        Some(later)
+    );
+}
+
 #[test]
 fn far_future_ops_are_refused() {
     let mut a = Replica::open_in_memory().unwrap();

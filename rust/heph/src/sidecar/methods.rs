@@ -793,6 +793,10 @@ struct Promoted<'a> {
     title: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     done: Option<bool>,
+    /// An open task of that title already exists: the line links to it,
+    /// and nothing is created (`promote_plan`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    existing: Option<String>,
 }
 
 fn promote_lines(ctx: &mut Context, p: LinesParams, create: bool) -> Reply {
@@ -804,13 +808,21 @@ fn promote_lines(ctx: &mut Context, p: LinesParams, create: bool) -> Reply {
             .iter()
             .map(|pr| {
                 out[pr.index] = promote::link_line(&lines[pr.index], &pr.title);
-                Promoted {
+                // An open line of a task that exists links to it; a done
+                // line is a new, done task either way.
+                let existing = if pr.done {
+                    None
+                } else {
+                    ctx.replica.find_open_task_by_title(&pr.title)?
+                };
+                Ok(Promoted {
                     id: None,
                     title: &pr.title,
                     done: Some(pr.done),
-                }
+                    existing,
+                })
             })
-            .collect::<Vec<_>>();
+            .collect::<Result<Vec<_>, RpcError>>()?;
         return map! { "tasks" => tasks, "lines" => out };
     }
     let edits = promotions
@@ -833,6 +845,7 @@ fn promote_lines(ctx: &mut Context, p: LinesParams, create: bool) -> Reply {
             id: Some(id),
             title: &promotion.title,
             done: None,
+            existing: None,
         });
     }
     map! { "tasks" => tasks, "lines" => out }
