@@ -537,12 +537,12 @@ end
 
 ---Tasks promoted in a buffer, created by its next save when their link is
 ---still there (so `u` or :q! leaves nothing behind).
----@type table<integer, {title: string, done: boolean}[]>
+---@type table<integer, {title: string, done: boolean, line?: string}[]>
 H.promoted = {}
 
 ---Remembers promoted lines of `buf` for its next save.
 ---@param buf integer
----@param tasks {title: string, done: boolean}[]
+---@param tasks {title: string, done: boolean, line?: string}[]
 function M.add_promotions(buf, tasks)
   H.promoted[buf] = H.promoted[buf] or {}
   vim.list_extend(H.promoted[buf], tasks)
@@ -566,8 +566,14 @@ function H.create_promoted(buf, lines)
       -- Promoted twice: made once, by this save.
     elseif text:find("[[" .. task.title .. "]]", 1, true) then
       seen[task.title] = true
-      local ok, err =
-        pcall(rpc.request, "node_create", { kind = "task", title = task.title, status = task.done and "done" or nil })
+      -- With `line`, the sidecar reads its tokens (@due +project #tag).
+      local line = task.line ~= vim.NIL and task.line or nil
+      local ok, err = pcall(rpc.request, "node_create", {
+        kind = "task",
+        title = not line and task.title or nil,
+        line = line,
+        status = task.done and "done" or nil,
+      })
       if not ok then
         -- The node is saved by now: this is no reason to say it is not.
         -- The next save tries again, except a create the sidecar may have

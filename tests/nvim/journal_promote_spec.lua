@@ -86,6 +86,29 @@ describe("promote", function()
     assert.are.equal("todo", h.show(followed).status)
   end)
 
+  it("reads a line's tokens as :Heph task does", function()
+    local id = h.add({ "--kind", "note", "--body=- [ ] Pay rent @2027-01-05 +home #bills\n- [x] Renew @2026-13-40\n", "Money" })
+    vim.cmd.edit("heph://node/" .. id)
+    local lines = h.lines()
+    vim.cmd(("%d,%dHeph promote"):format(#lines - 1, #lines))
+    lines = h.lines()
+    assert.are.equal("- [[Pay rent]]", lines[#lines - 1])
+    -- Not a list line (a bad date): the title as written.
+    assert.are.equal("- [[Renew @2026-13-40]]", lines[#lines])
+    vim.cmd.write()
+    local all = vim.json.decode((h.cli({ "list", "--all", "--json" })))
+    local by = {}
+    for _, n in ipairs(all) do
+      by[n.title] = n
+    end
+    local rent = assert(by["Pay rent"], vim.inspect(all))
+    assert.are.equal("2027-01-05", rent.due)
+    assert.are.equal("home", rent.project)
+    assert.are.same({ "bills" }, rent.tags)
+    assert.are.equal("todo", rent.status)
+    assert.are.equal("done", assert(by["Renew @2026-13-40"], vim.inspect(all)).status)
+  end)
+
   it("undo, :w, redo, :w: the redone promote makes its task", function()
     local id = h.add({ "--kind", "note", "--body=- call mum\n", "Plans" })
     vim.cmd.edit("heph://node/" .. id)

@@ -258,7 +258,10 @@ fn quick_add(ctx: &mut Context, p: &NodeCreateParams, text: &str) -> Reply {
         return Err("a new node's title cannot start with '/'".into());
     }
     let status = match kind {
-        Kind::Task => line.status,
+        Kind::Task => match p.status.as_deref() {
+            Some(status) => Some(status.parse::<Status>()?),
+            None => line.status,
+        },
         _ => None,
     };
     let node = ctx.replica.create(NewNode {
@@ -791,6 +794,10 @@ struct Promoted<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<String>,
     title: &'a str,
+    /// The line's text when it holds list tokens (`@tomorrow +home #x`):
+    /// `node_create` reads them from it, as `:Heph task` does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     done: Option<bool>,
     /// An open task of that title already exists: the line links to it,
@@ -799,25 +806,57 @@ struct Promoted<'a> {
     existing: Option<String>,
 }
 
+/// The task a promoted line makes: its text read with the list-line
+/// grammar, as `:Heph task` reads it (`Pay @tomorrow +home #x` is the task
+/// "Pay", due tomorrow, in project home, tagged x). Text that does not read
+/// as a list line (a bad date, a leading `/`) is the title as written.
+fn promoted_task(text: &str, done: bool) -> (NewNode, bool) {
+    let status = done.then_some(Status::Done);
+    match list_buffer::parse_line(1, text, crate::local_day::today()) {
+        Ok(Some(line)) if line.id.is_none() => {
+            let node = line.new_node(Kind::Task);
+            let tokens = node.title != text;
+            (NewNode { status, ..node }, tokens)
+        }
+        _ => (
+            NewNode {
+                kind: Some(Kind::Task),
+                title: text.to_owned(),
+                status,
+                ..NewNode::default()
+            },
+            false,
+        ),
+    }
+}
+
 fn promote_lines(ctx: &mut Context, p: LinesParams, create: bool) -> Reply {
     let lines = p.lines;
     let promotions = promote::promotions(&lines);
+    let news: Vec<(NewNode, bool)> = promotions
+        .iter()
+        .map(|pr| promoted_task(&pr.title, pr.done))
+        .collect();
+    let mut out = lines.clone();
+    for (pr, (node, _)) in promotions.iter().zip(&news) {
+        out[pr.index] = promote::link_line(&lines[pr.index], &node.title);
+    }
     if !create {
-        let mut out = lines.clone();
         let tasks: Vec<_> = promotions
             .iter()
-            .map(|pr| {
-                out[pr.index] = promote::link_line(&lines[pr.index], &pr.title);
+            .zip(&news)
+            .map(|(pr, (node, tokens))| {
                 // An open line of a task that exists links to it; a done
                 // line is a new, done task either way.
                 let existing = if pr.done {
                     None
                 } else {
-                    ctx.replica.find_open_task_by_title(&pr.title)?
+                    ctx.replica.find_open_task_by_title(&node.title)?
                 };
                 Ok(Promoted {
                     id: None,
-                    title: &pr.title,
+                    title: &node.title,
+                    line: tokens.then_some(pr.title.as_str()),
                     done: Some(pr.done),
                     existing,
                 })
@@ -825,28 +864,21 @@ fn promote_lines(ctx: &mut Context, p: LinesParams, create: bool) -> Reply {
             .collect::<Result<Vec<_>, RpcError>>()?;
         return map! { "tasks" => tasks, "lines" => out };
     }
-    let edits = promotions
+    let edits = news
         .iter()
-        .map(|pr| {
-            Edit::Create(NewNode {
-                kind: Some(Kind::Task),
-                title: pr.title.clone(),
-                status: pr.done.then_some(Status::Done),
-                ..NewNode::default()
-            })
-        })
+        .map(|(node, _)| Edit::Create(node.clone()))
         .collect();
     let ids = ctx.replica.batch(edits)?;
-    let mut out = lines.clone();
-    let mut tasks = Vec::new();
-    for (promotion, id) in promotions.iter().zip(ids) {
-        out[promotion.index] = promote::link_line(&lines[promotion.index], &promotion.title);
-        tasks.push(Promoted {
+    let tasks: Vec<_> = news
+        .iter()
+        .zip(ids)
+        .map(|((node, _), id)| Promoted {
             id: Some(id),
-            title: &promotion.title,
+            title: &node.title,
+            line: None,
             done: None,
             existing: None,
-        });
-    }
+        })
+        .collect();
     map! { "tasks" => tasks, "lines" => out }
 }
