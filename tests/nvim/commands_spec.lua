@@ -56,6 +56,28 @@ describe(":Heph commands", function()
     assert.are.equal(id, buffers.state(0).id)
   end)
 
+  it("open takes a link as written, a day's link, and a unique id prefix", function()
+    local id = h.add({ "--kind", "note", "Garden plan" })
+    vim.cmd("Heph open [[Garden plan]]")
+    assert.are.equal(id, buffers.state(0).id)
+    vim.cmd("Heph open [[2026-12-01]]")
+    assert.are.equal("heph://journal/2026-12-01", vim.api.nvim_buf_get_name(0))
+    local other = h.add({ "--kind", "note", "Other" })
+    -- The shortest prefix that tells the two apart.
+    local n = 4
+    while id:sub(1, n) == other:sub(1, n) do
+      n = n + 1
+    end
+    vim.cmd("Heph open " .. id:sub(1, n))
+    assert.are.equal(id, buffers.state(0).id)
+    -- A prefix both share names neither.
+    local seen = h.notifications(function()
+      vim.cmd("Heph open " .. id:sub(1, n - 1))
+    end)
+    assert.are.equal(id, buffers.state(0).id)
+    assert.truthy(seen[1].msg:find("give more of it", 1, true), vim.inspect(seen))
+  end)
+
   it("a buffer that cannot load leaves nothing in :ls", function()
     h.notifications(function()
       vim.cmd.edit("heph://node/nonexistent")

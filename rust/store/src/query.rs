@@ -388,6 +388,27 @@ impl Replica {
             .optional()?)
     }
 
+    /// Ids starting with `prefix` (deleted nodes too), at most `limit`, in
+    /// id order: a range of the id index, not a scan of the nodes.
+    pub fn ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        if prefix.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM nodes WHERE id >= ?1 ORDER BY id LIMIT ?2")?;
+        let mut ids = Vec::new();
+        let mut rows = stmt.query(rusqlite::params![prefix, limit as i64])?;
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(0)?;
+            if !id.starts_with(prefix) {
+                break;
+            }
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
     /// The id of an open task (todo, doing or no status) whose title is
     /// `title` (case-insensitive), the oldest when several: what a promoted
     /// line links to instead of making the same task again.

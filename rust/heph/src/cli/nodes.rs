@@ -246,20 +246,17 @@ fn require(replica: &Replica, id: &str) -> Result<Node> {
         return Ok(node);
     }
     // A unique prefix, as git takes for commits.
-    let all = replica.list(&ListFilter {
-        status: StatusFilter::Any,
-        include_deleted: true,
-        ..ListFilter::default()
-    })?;
-    let mut matches: Vec<Node> = all
-        .into_iter()
-        .filter(|n| !id.is_empty() && n.id.starts_with(id))
-        .collect();
+    let mut matches: Vec<Node> = replica
+        .ids_with_prefix(id, 6)?
+        .iter()
+        .filter_map(|id| replica.get(id).transpose())
+        .collect::<Result<_, _>>()?;
     match matches.len() {
         0 => bail!("no node with id {id:?} (see `heph list --all`)"),
         1 => Ok(matches.remove(0)),
         n => bail!(
-            "{n} nodes have ids starting with {id:?}; give more of it:\n{}",
+            "{} nodes have ids starting with {id:?}; give more of it:\n{}",
+            if n >= 6 { "6 or more".to_owned() } else { n.to_string() },
             shown(&matches)
         ),
     }

@@ -747,9 +747,17 @@ struct ResolveLinkParams {
 
 fn resolve_link(ctx: &mut Context, p: ResolveLinkParams) -> Reply {
     let mut target = p.target;
+    let typed = p.col.is_none();
     if let Some(col) = p.col {
         // The whole line was sent: find the link under the cursor.
         target = links::link_at(&target, col).ok_or("no [[link]] on this line")?;
+    } else if let Some(inner) = target
+        .trim()
+        .strip_prefix("[[")
+        .and_then(|t| t.strip_suffix("]]"))
+    {
+        // `:Heph open [[Title]]`, as a link is written.
+        target = inner.trim().to_owned();
     }
     // `[[2026-11-22]]` is that day's journal, whether it exists yet or not.
     if let Ok(date) = heph_core::model::parse_date(&target) {
@@ -761,10 +769,22 @@ fn resolve_link(ctx: &mut Context, p: ResolveLinkParams) -> Reply {
     if let Some(node) = ctx.replica.get(&target)? {
         return map! { "id" => node.id };
     }
-    match ctx.replica.find_by_title(&target)? {
-        Some(id) => map! { "id" => id },
-        None => map! { "title" => target },
+    if let Some(id) = ctx.replica.find_by_title(&target)? {
+        return map! { "id" => id };
     }
+    // Typed (`:Heph open`): a unique id prefix, as the CLI takes one.
+    if typed && target.len() >= 4 && !target.contains(char::is_whitespace) {
+        match ctx.replica.ids_with_prefix(&target, 2)?.as_slice() {
+            [one] => return map! { "id" => one.clone() },
+            [] => {}
+            _ => {
+                return Err(RpcError::from(format!(
+                    "several nodes have ids starting with {target:?}; give more of it"
+                )))
+            }
+        }
+    }
+    map! { "title" => target }
 }
 
 #[derive(Deserialize)]
