@@ -320,6 +320,27 @@ fn a_title_shared_by_several_names_the_open_one_first() {
 }
 
 #[test]
+fn ids_with_a_prefix_come_from_the_id_index() {
+    let mut r = Replica::open_in_memory().unwrap();
+    let a = task(&mut r, "a");
+    let b = task(&mut r, "b");
+    r.delete(&b).unwrap();
+    let common: String = a
+        .chars()
+        .zip(b.chars())
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| x)
+        .collect();
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(r.ids_with_prefix(&common, 10).unwrap(), both);
+    assert_eq!(r.ids_with_prefix(&common, 1).unwrap().len(), 1);
+    assert_eq!(r.ids_with_prefix(&a, 10).unwrap(), [a.clone()]);
+    assert!(r.ids_with_prefix("zz", 10).unwrap().is_empty());
+    assert!(r.ids_with_prefix("", 10).unwrap().is_empty());
+}
+
+#[test]
 fn far_future_ops_are_refused() {
     let mut a = Replica::open_in_memory().unwrap();
     a.clock_mut().set_offset_ms(3 * 24 * 3600 * 1000);
