@@ -20,6 +20,7 @@ local H = {}
 ---@field quarantine_reason? string why the newest one was set aside
 ---@field refused? integer this device's ops the hub refused (kept locally)
 ---@field refused_reason? string why the newest one was refused
+---@field held? integer body edits waiting for a version never received
 
 ---A reply without its msgpack nils: they arrive as vim.NIL, which is truthy.
 ---@param value any
@@ -57,7 +58,7 @@ function M.statusline(status)
   local text = H.state_text(status)
   -- Ops set aside (quarantined pulls, pushes the hub refused) stay visible
   -- until they apply: `:HephSync status` says why.
-  local aside = (tonumber(status.quarantined) or 0) + (tonumber(status.refused) or 0)
+  local aside = (tonumber(status.quarantined) or 0) + (tonumber(status.refused) or 0) + (tonumber(status.held) or 0)
   if aside > 0 then
     text = ("%s · %d set aside"):format(text, aside)
   end
@@ -116,6 +117,14 @@ function M.command(arg)
     if (tonumber(status.refused) or 0) > 0 then
       local reason = type(status.refused_reason) == "string" and status.refused_reason or ""
       table.insert(lines, ("refused by the hub: %d op(s) kept on this device; newest: %s"):format(status.refused, reason))
+    end
+    if (tonumber(status.held) or 0) > 0 then
+      table.insert(
+        lines,
+        ("held: %d body edit(s) of other devices wait for the version they change, which never came (refused by the hub on the device that made it?)"):format(
+          status.held
+        )
+      )
     end
     return vim.notify(table.concat(lines, "\n"))
   elseif arg ~= nil then

@@ -135,5 +135,7 @@ describe("the status line", function()
       sync.statusline({ state = "synced", pending = 0, quarantined = 2, refused = 1, quarantine_reason = vim.NIL })
     )
     assert.are.equal("heph 2 pending · 1 set aside", sync.statusline({ state = "pending", pending = 2, refused = 1 }))
+    -- Body edits held for a version that never came count too.
+    assert.are.equal("heph ✓ · 2 set aside", sync.statusline({ state = "synced", pending = 0, held = 2 }))
   end)
 end)

@@ -228,6 +228,9 @@ fn an_export_keeps_held_body_deltas() {
     b.import_ok(&format!("{}\n", deltas[0]));
     let exported = b.ok(&["export-ops"]);
     assert_eq!(exported.trim(), deltas[0]);
+    // Status tells of it.
+    assert_eq!(b.json(&["status", "--json"])["held"], 1);
+    assert!(b.ok(&["status"]).contains("held:       1 body edit(s)"));
     let c = Cli::new();
     c.import_ok(&exported);
     c.import_ok(&format!("{}\n", rest.join("\n")));

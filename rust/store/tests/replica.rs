@@ -335,7 +335,7 @@ fn ids_with_a_prefix_come_from_the_id_index() {
     both.sort();
     assert_eq!(r.ids_with_prefix(&common, 10).unwrap(), both);
     assert_eq!(r.ids_with_prefix(&common, 1).unwrap().len(), 1);
-    assert_eq!(r.ids_with_prefix(&a, 10).unwrap(), [a.clone()]);
+    assert_eq!(r.ids_with_prefix(&a, 10).unwrap(), std::slice::from_ref(&a));
     assert!(r.ids_with_prefix("zz", 10).unwrap().is_empty());
     assert!(r.ids_with_prefix("", 10).unwrap().is_empty());
 }

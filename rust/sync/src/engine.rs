@@ -173,7 +173,11 @@ async fn push_batch(
             let (code, reason) = if status == 413 {
                 (
                     "too_large",
-                    format!("the hub refused the op as too large (413): {message}"),
+                    format!(
+                        "the hub refused the op as too large for its request limit (413): \
+                         {message}; it stays on this device, and is sent again when this \
+                         device syncs with another hub"
+                    ),
                 )
             } else {
                 (

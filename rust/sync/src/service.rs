@@ -68,6 +68,9 @@ pub struct SyncStatus {
     pub refused: u64,
     /// Why the newest refused op was refused.
     pub refused_reason: Option<String>,
+    /// Body edits held back: the version they apply to never came (the
+    /// device that made it could not send it), or they do not fit it.
+    pub held: u64,
 }
 
 impl SyncStatus {
@@ -84,6 +87,7 @@ impl SyncStatus {
             quarantine_reason: None,
             refused: 0,
             refused_reason: None,
+            held: 0,
         }
     }
 }
@@ -94,6 +98,7 @@ struct Counts {
     pending: u64,
     quarantine: heph_store::SetAside,
     refused: heph_store::SetAside,
+    held: u64,
 }
 
 impl Counts {
@@ -104,12 +109,14 @@ impl Counts {
             s.quarantine_reason.clone(),
             s.refused,
             s.refused_reason.clone(),
+            s.held,
         );
         s.pending = self.pending;
         s.quarantined = self.quarantine.count;
         s.quarantine_reason = self.quarantine.newest_reason.clone();
         s.refused = self.refused.count;
         s.refused_reason = self.refused.newest_reason.clone();
+        s.held = self.held;
         before
             != (
                 s.pending,
@@ -117,6 +124,7 @@ impl Counts {
                 s.quarantine_reason.clone(),
                 s.refused,
                 s.refused_reason.clone(),
+                s.held,
             )
     }
 }
@@ -372,6 +380,7 @@ async fn counts(replica: &std::path::Path, hub: &str) -> Counts {
             pending: r.pending_count().unwrap_or(0),
             quarantine: r.quarantine_summary(Some(&hub)).unwrap_or_default(),
             refused: r.refused_summary().unwrap_or_default(),
+            held: r.held_ops().map_or(0, |h| h.len() as u64),
         }
     })
     .await

@@ -256,7 +256,11 @@ fn require(replica: &Replica, id: &str) -> Result<Node> {
         1 => Ok(matches.remove(0)),
         n => bail!(
             "{} nodes have ids starting with {id:?}; give more of it:\n{}",
-            if n >= 6 { "6 or more".to_owned() } else { n.to_string() },
+            if n >= 6 {
+                "6 or more".to_owned()
+            } else {
+                n.to_string()
+            },
             shown(&matches)
         ),
     }

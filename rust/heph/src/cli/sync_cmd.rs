@@ -113,6 +113,7 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
     let key = hub.as_deref().map(heph_sync::normalize_hub_url);
     let quarantine = replica.quarantine_summary(key.as_deref())?;
     let refused = replica.refused_summary()?;
+    let held = replica.held_ops()?.len();
     let (last_sync, last_error, cursor) = match &key {
         Some(h) => (
             replica.sync_value(h, "last_sync")?,
@@ -145,6 +146,7 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
                 "quarantine_reason": quarantine.newest_reason,
                 "refused": refused.count,
                 "refused_reason": refused.newest_reason,
+                "held": held,
                 "login": login,
                 "auth": auth,
                 "token_store": token_store,
@@ -172,6 +174,13 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
                 "refused:    {} op(s) of this device refused by the hub (kept here); newest: {}",
                 refused.count,
                 refused.newest_reason.as_deref().unwrap_or("")
+            );
+        }
+        if held > 0 {
+            println!(
+                "held:       {held} body edit(s) of other devices waiting for the version they \
+                 change, which this device never received (refused by the hub on the device that \
+                 made it?)"
             );
         }
         match token_store {
