@@ -51,6 +51,19 @@ impl Device {
     fn dump(&self) -> String {
         self.ok(&["dump"])
     }
+
+    /// The titles of every live node, sorted.
+    fn titles(&self) -> Vec<String> {
+        let mut titles: Vec<String> = self
+            .json(&["list", "--all", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["title"].as_str().unwrap().to_owned())
+            .collect();
+        titles.sort();
+        titles
+    }
 }
 
 struct Rng(u64);
@@ -433,26 +446,15 @@ fn a_hub_set_up_again_at_the_same_url_gets_every_op_again() {
     assert!(!said.contains("another hub database"), "{said}");
     let c = Device::new();
     c.sync(&new);
-    let titles = |d: &Device| {
-        let mut titles: Vec<String> = d
-            .json(&["list", "--all", "--json"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["title"].as_str().unwrap().to_owned())
-            .collect();
-        titles.sort();
-        titles
-    };
     assert_eq!(
-        titles(&c),
+        c.titles(),
         ["written after", "written on a", "written on b"]
     );
     assert_eq!(c.dump(), a.dump());
     // b, which knew the old hub too, gets the new one's start again and
     // sends what it has; nothing is doubled.
     b.sync(&new);
-    assert_eq!(titles(&b), titles(&c));
+    assert_eq!(b.titles(), c.titles());
     assert_eq!(
         new_ops(&new),
         a.ok(&["export-ops"]).lines().count(),
@@ -524,17 +526,6 @@ fn a_hub_restored_from_an_older_copy_gets_back_what_it_lost() {
     b.sync(&hub);
     a.sync(&hub);
     c.sync(&hub);
-    let titles = |d: &Device| {
-        let mut titles: Vec<String> = d
-            .json(&["list", "--all", "--json"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["title"].as_str().unwrap().to_owned())
-            .collect();
-        titles.sort();
-        titles
-    };
     let all = [
         "after the copy, on a",
         "after the copy, on b",
@@ -546,12 +537,12 @@ fn a_hub_restored_from_an_older_copy_gets_back_what_it_lost() {
         "on c, more 2",
         "on c, more 3",
     ];
-    assert_eq!(titles(&a), all);
-    assert_eq!(titles(&b), all);
-    assert_eq!(titles(&c), all);
+    assert_eq!(a.titles(), all);
+    assert_eq!(b.titles(), all);
+    assert_eq!(c.titles(), all);
     let d = Device::new();
     d.sync(&hub);
-    assert_eq!(titles(&d), all);
+    assert_eq!(d.titles(), all);
     assert_eq!(d.dump(), a.dump());
     assert_eq!(d.dump(), b.dump());
     assert_eq!(

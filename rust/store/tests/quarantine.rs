@@ -44,6 +44,38 @@ fn page(first_seq: i64, raws: &[String]) -> Vec<RawOp> {
         .collect()
 }
 
+/// A replica with a node of its own and another device's task pulled from
+/// HUB (its ops from hub sequence `first_seq`, the cursor then at `cursor`,
+/// or at their end when 0); its first own op refused with `code`, the
+/// others pushed. Returns it and the pulled ops' text.
+fn synced(first_seq: i64, cursor: i64, code: &str) -> (Replica, Vec<String>) {
+    let mut r = Replica::open_in_memory().unwrap();
+    r.create(NewNode {
+        title: "mine".into(),
+        ..NewNode::default()
+    })
+    .unwrap();
+    let theirs = remote_task("theirs", 0);
+    let cursor = if cursor == 0 {
+        theirs.len() as i64
+    } else {
+        cursor
+    };
+    r.apply_pulled(HUB, &page(first_seq, &theirs), cursor, None)
+        .unwrap();
+    let ops = r.unpushed_ops(usize::MAX).unwrap();
+    r.mark_refused(&[(
+        ops[0].op_id.clone(),
+        code.into(),
+        "refused by the hub".into(),
+    )])
+    .unwrap();
+    let sent: Vec<String> = ops[1..].iter().map(|op| op.op_id.clone()).collect();
+    r.mark_pushed(&sent).unwrap();
+    assert_eq!(r.pending_count().unwrap(), 0);
+    (r, theirs)
+}
+
 #[test]
 fn bad_ops_are_quarantined_with_the_cursor_in_one_transaction() {
     let mut r = Replica::open_in_memory().unwrap();
@@ -212,25 +244,8 @@ fn refused_local_ops_are_set_aside_and_do_not_block() {
 
 #[test]
 fn another_hub_database_at_the_same_url_gets_every_op_again() {
-    let mut r = Replica::open_in_memory().unwrap();
-    r.create(NewNode {
-        title: "mine".into(),
-        ..NewNode::default()
-    })
-    .unwrap();
     // Pulled from the hub: another device's ops, the cursor at their end.
-    let theirs = remote_task("theirs", 0);
-    r.apply_pulled(HUB, &page(10, &theirs), 20, None).unwrap();
-    let ops = r.unpushed_ops(usize::MAX).unwrap();
-    r.mark_refused(&[(
-        ops[0].op_id.clone(),
-        "invalid".into(),
-        "refused by the hub".into(),
-    )])
-    .unwrap();
-    let sent: Vec<String> = ops[1..].iter().map(|op| op.op_id.clone()).collect();
-    r.mark_pushed(&sent).unwrap();
-    assert_eq!(r.pending_count().unwrap(), 0);
+    let (mut r, _) = synced(10, 20, "invalid");
     // The first id heard is recorded; hearing it again changes nothing.
     assert!(!r.note_hub_instance(HUB, "one").unwrap());
     assert!(!r.note_hub_instance(HUB, "one").unwrap());
@@ -305,26 +320,8 @@ fn the_hub_mark_follows_pulls_and_pushes_and_goes_with_a_start_over() {
 #[test]
 fn a_pass_with_another_hub_sends_it_every_op() {
     const OTHER: &str = "http://127.0.0.1:2";
-    let mut r = Replica::open_in_memory().unwrap();
-    r.create(NewNode {
-        title: "mine".into(),
-        ..NewNode::default()
-    })
-    .unwrap();
-    let theirs = remote_task("theirs", 0);
     // Pushed to HUB and a cursor there, before the record existed.
-    r.apply_pulled(HUB, &page(1, &theirs), theirs.len() as i64, None)
-        .unwrap();
-    let ops = r.unpushed_ops(usize::MAX).unwrap();
-    r.mark_refused(&[(
-        ops[0].op_id.clone(),
-        "too_large".into(),
-        "refused by the hub".into(),
-    )])
-    .unwrap();
-    let sent: Vec<String> = ops[1..].iter().map(|op| op.op_id.clone()).collect();
-    r.mark_pushed(&sent).unwrap();
-    assert_eq!(r.pending_count().unwrap(), 0);
+    let (mut r, theirs) = synced(1, 0, "too_large");
     // The hub it has a cursor for: nothing to send again.
     assert_eq!(r.begin_push_to(HUB).unwrap(), None);
     assert_eq!(r.pending_count().unwrap(), 0);
