@@ -435,14 +435,22 @@ impl Replica {
     /// A replica from before this record counts its pushes as made to a
     /// hub it already has a cursor or a note for.
     pub fn begin_push_to(&mut self, hub: &str) -> Result<Option<String>> {
+        let pushed_hub = |conn: &rusqlite::Connection| -> Result<Option<String>> {
+            Ok(conn
+                .query_row("SELECT value FROM meta WHERE key = 'pushed_hub'", [], |r| {
+                    r.get(0)
+                })
+                .optional()?)
+        };
+        // The usual pass: the same hub as the last, read without taking
+        // the write lock.
+        if pushed_hub(&self.conn)?.as_deref() == Some(hub) {
+            return Ok(None);
+        }
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let last: Option<String> = tx
-            .query_row("SELECT value FROM meta WHERE key = 'pushed_hub'", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
+        let last = pushed_hub(&tx)?;
         let before = match last {
             Some(last) if last == hub => return Ok(None),
             Some(last) => Some(last),
