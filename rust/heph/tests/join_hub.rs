@@ -326,6 +326,10 @@ fn revocation_and_the_capture_scope_take_effect_on_the_next_request() {
     let (ok, _, err) = owner.hub_cmd(&["revoke", "laptop"]);
     assert!(ok, "{err}");
     assert!(!err.contains(&laptop));
+    assert!(err.contains("removed: its next request gets 401"), "{err}");
+    // Twice: said as it is.
+    let (ok, _, err) = owner.hub_cmd(&["revoke", "laptop"]);
+    assert!(ok && err.contains("was removed already"), "{err}");
     let (status, body) = pull(&url, &laptop);
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("removed from the hub"), "{body}");

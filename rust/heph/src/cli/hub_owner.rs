@@ -217,8 +217,12 @@ fn devices(paths: &Paths, args: DbArgs) -> Result<ExitCode> {
 fn revoke(paths: &Paths, args: RevokeArgs) -> Result<ExitCode> {
     let (_, store) = open(paths, &args.db)?;
     match store.revoke(&args.device, now_ms())? {
-        Ok(id) => {
+        Ok((id, false)) => {
             eprintln!("Device {id} removed: its next request gets 401.");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok((id, true)) => {
+            eprintln!("Device {id} was removed already; nothing changed.");
             Ok(ExitCode::SUCCESS)
         }
         Err(why) => bail!(why),

@@ -491,8 +491,13 @@ impl HubStore {
     }
 
     /// Removes a device (by id, or by label when one device has it): its
-    /// next request gets 401. Returns its id.
-    pub fn revoke(&self, which: &str, now: u64) -> Result<Result<String, String>, HubError> {
+    /// next request gets 401. Returns its id, and whether it was removed
+    /// before.
+    pub fn revoke(
+        &self,
+        which: &str,
+        now: u64,
+    ) -> Result<Result<(String, bool), String>, HubError> {
         let mut conn = self.lock();
         let tx = immediate(&mut conn)?;
         let ids: Vec<String> = {
@@ -511,12 +516,12 @@ impl HubStore {
                 )))
             }
         };
-        tx.execute(
+        let removed = tx.execute(
             "UPDATE devices SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
             params![id, now as i64],
         )?;
         tx.commit()?;
-        Ok(Ok(id))
+        Ok(Ok((id, removed == 0)))
     }
 
     /// The device holding `credential`: `Ok(Some((scope, revoked)))`.
