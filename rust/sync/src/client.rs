@@ -23,10 +23,7 @@ pub enum ClientError {
         reason: String,
     },
     /// The hub needs a (new) token.
-    #[error(
-        "the hub refused the credentials (401): {0}; run :HephLogin or `heph login`, or join \
-         with :HephJoin or `heph join URL TOKEN`"
-    )]
+    #[error("the hub refused the credentials (401): {0}{advice}", advice = login_advice(.0))]
     Unauthorized(String),
     /// The hub answered with an error status.
     #[error("hub returned {status}: {message}")]
@@ -39,6 +36,15 @@ pub enum ClientError {
     /// The hub answered with something that is not the protocol.
     #[error("hub returned an invalid reply: {0}")]
     Garbage(String),
+}
+
+/// What to do about a 401, unless the hub's own message says it already.
+fn login_advice(message: &str) -> &'static str {
+    if message.contains("heph join") || message.contains("heph login") {
+        ""
+    } else {
+        "; run :HephLogin or `heph login`, or join with :HephJoin or `heph join URL TOKEN`"
+    }
 }
 
 impl ClientError {
@@ -659,6 +665,18 @@ mod tests {
 
     /// A hub's JSON error is its message; a web server's page at the URL
     /// is named in one line, never pasted whole into a status line.
+    /// A 401 says what to do once, not twice when the hub said it.
+    #[test]
+    fn a_refused_credential_is_told_what_to_do_once() {
+        let hub_said = super::ClientError::Unauthorized(
+            "a device credential is required: join this device with `heph join URL TOKEN`".into(),
+        )
+        .to_string();
+        assert_eq!(hub_said.matches("heph join").count(), 1, "{hub_said}");
+        let bare = super::ClientError::Unauthorized("token expired".into()).to_string();
+        assert!(bare.contains("token expired; run :HephLogin"), "{bare}");
+    }
+
     #[test]
     fn an_error_reply_is_said_in_one_line() {
         assert_eq!(
