@@ -191,7 +191,7 @@ async fn push(
         Err(rejection) => {
             let status = rejection.status();
             let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "request body over this hub's limit (heph hub --max-body, or a proxy's): \
+                "request body too large for this hub's limit (heph hub --max-body, or a proxy's): \
                  fewer ops per request, or a smaller op"
                     .to_owned()
             } else {
