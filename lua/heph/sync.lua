@@ -153,10 +153,11 @@ function M.on_done(payload)
     return vim.notify("heph: sync failed: " .. tostring(payload.error or "unknown error"), vim.log.levels.ERROR)
   end
   local report = M.clean(payload.report) or {}
-  local text = ("heph: synced — pushed %d, pulled %d%s"):format(
+  local text = ("heph: synced — pushed %d, pulled %d%s%s"):format(
     report.pushed or 0,
     report.pulled or 0,
-    (report.merged or 0) > 0 and (", merged %d concurrent edit(s)"):format(report.merged) or ""
+    (report.merged or 0) > 0 and (", merged %d concurrent edit(s)"):format(report.merged) or "",
+    report.push_only == true and " (this device may only push: a capture credential)" or ""
   )
   local level = vim.log.levels.INFO
   local conflicts = H.conflicts_text(report.conflict_nodes)

@@ -55,6 +55,8 @@ fn two_devices_join_with_tokens_and_sync() {
     let (joined, _, err) = run(&laptop, &["join", &url, &laptop_token, "--name", "laptop"]);
     assert!(joined, "{err}");
     assert!(!err.contains(&laptop_token));
+    // The file that keeps it is named as it is.
+    assert!(err.contains("device.json") && !err.contains("session.json"), "{err}");
     ok(&phone, &["join", &url, &phone_token]);
     ok(&laptop, &["sync", "--hub", &url]);
     ok(&phone, &["sync", "--hub", &url]);
@@ -97,6 +99,33 @@ fn two_devices_join_with_tokens_and_sync() {
     assert!(!synced);
     assert!(err.contains("removed from the hub"), "{err}");
     ok(&laptop, &["sync", "--hub", &url]);
+}
+
+/// A device joined with a capture token may push but not pull: its sync
+/// pushes, says so, and succeeds; a full device pulls what it wrote.
+#[test]
+fn a_capture_device_syncs_by_pushing_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let full = owner_token(&db, "laptop");
+    let capture = common::hub_ok(
+        &db,
+        &["join-token", "create", "--label", "shortcut", "--scope", "capture"],
+    );
+    let (hub, url) = common::spawn_hub(&db, "127.0.0.1:0", &[]);
+    let _hub = Proc(hub);
+    let laptop = device();
+    let phone = device();
+    ok(&laptop, &["join", &url, &full]);
+    ok(&phone, &["join", &url, &capture]);
+    ok(&phone, &["add", "captured on the phone"]);
+    let (synced, out, err) = run(&phone, &["sync", "--hub", &url]);
+    assert!(synced, "{err}");
+    assert!(out.contains("may only push"), "{out}");
+    let status = ok(&phone, &["status", "--hub", &url]);
+    assert!(!status.contains("last sync:  never"), "{status}");
+    ok(&laptop, &["sync", "--hub", &url]);
+    assert!(ok(&laptop, &["list"]).contains("captured on the phone"));
 }
 
 /// The credential goes to the OS keyring when one is usable (as under

@@ -60,6 +60,9 @@ pub struct SyncReport {
     pub bootstrapped: u64,
     /// The hub sequence of a snapshot this pass uploaded (the hub asked).
     pub snapshot_uploaded: Option<i64>,
+    /// The hub lets this device push but not pull (a credential with the
+    /// capture scope): nothing was pulled, and that is no failure.
+    pub push_only: bool,
 }
 
 /// Why a pass stopped.
@@ -580,9 +583,21 @@ async fn sync_pass(
     let mut checked_instance = false;
     loop {
         let at = mark.as_ref().map(|(seq, _)| *seq);
-        let page = client
+        let page = match client
             .pull_asking(cursor, at, PULL_BATCH, PULL_PAGE_BYTES)
-            .await?;
+            .await
+        {
+            Ok(page) => page,
+            // A capture credential: the push was all this device may do.
+            Err(ClientError::Status {
+                status: 403,
+                message,
+            }) if message.contains("capture scope") => {
+                report.push_only = true;
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if let Some(instance) = page.hub.as_deref().filter(|_| !checked_instance) {
             checked_instance = true;
             if replica.note_hub_instance(&hub, instance)? {

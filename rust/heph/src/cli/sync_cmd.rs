@@ -91,6 +91,9 @@ pub fn sync(paths: &Paths, args: SyncArgs) -> Result<ExitCode> {
         if report.released > 0 {
             extra.push_str(&format!(", {} applied from quarantine", report.released));
         }
+        if report.push_only {
+            extra.push_str(" (this device may only push: a capture credential)");
+        }
         println!("pushed {}, pulled {}{extra}", report.pushed, report.pulled);
     }
     Ok(ExitCode::SUCCESS)
