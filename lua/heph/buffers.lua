@@ -873,6 +873,17 @@ function M.write(buf, target)
     vim.notify("heph: a save is already running", vim.log.levels.WARN)
     return
   end
+  -- Bytes that are no UTF-8 (a file read with another encoding, a paste)
+  -- would reach the sidecar as no text at all: each line is named here.
+  local bad = {}
+  for i, line in ipairs(vim.api.nvim_buf_get_lines(buf, 0, -1, false)) do
+    if not H.valid_utf8(line) then
+      table.insert(bad, { line = i, message = "not valid UTF-8 (bytes no character has): fix or delete them" })
+    end
+  end
+  if #bad > 0 then
+    return H.show_errors(buf, bad)
+  end
   H.saving = true
   local ok, err = pcall(function()
     if state.kind == "node" then
@@ -886,6 +897,54 @@ function M.write(buf, target)
     vim.notify("heph: not saved: " .. tostring(err):gsub("^heph: ", ""), vim.log.levels.WARN)
   end
 end
+
+---Whether `text` is well-formed UTF-8, as the sidecar reads text (no
+---overlong forms, no surrogates, nothing past U+10FFFF).
+---@param text string
+---@return boolean
+function H.valid_utf8(text)
+  if not text:find("[\128-\255]") then
+    return true
+  end
+  local i, n = 1, #text
+  while i <= n do
+    local c = text:byte(i)
+    local len, lo, hi = 1, 0x80, 0xBF
+    if c >= 0x80 then
+      if c >= 0xC2 and c <= 0xDF then
+        len = 2
+      elseif c >= 0xE0 and c <= 0xEF then
+        len = 3
+        lo = c == 0xE0 and 0xA0 or 0x80
+        hi = c == 0xED and 0x9F or 0xBF
+      elseif c >= 0xF0 and c <= 0xF4 then
+        len = 4
+        lo = c == 0xF0 and 0x90 or 0x80
+        hi = c == 0xF4 and 0x8F or 0xBF
+      else
+        return false
+      end
+      if i + len - 1 > n then
+        return false
+      end
+      -- The first continuation byte has the narrower range.
+      local b = text:byte(i + 1)
+      if b < lo or b > hi then
+        return false
+      end
+      for j = i + 2, i + len - 1 do
+        b = text:byte(j)
+        if b < 0x80 or b > 0xBF then
+          return false
+        end
+      end
+    end
+    i = i + len
+  end
+  return true
+end
+
+M._valid_utf8 = H.valid_utf8
 
 ---Names of heph buffers being renamed (BufFilePre), for M.renamed.
 ---@type table<integer, string>

@@ -37,12 +37,17 @@ for name, entry in pairs(M.schema) do
   M.values[name] = entry.default
 end
 
----Validates and applies user options.
+---Validates and applies user options. A bad value is reported and left
+---out (the default stays): an error thrown here would stop the rest of
+---the user's init.lua with a stack trace.
 ---@param opts heph.SetupOpts|nil
 function M.apply(opts)
   opts = opts or {}
   if type(opts) ~= "table" then
-    error("heph.setup: opts must be a table")
+    return vim.notify("heph: setup() takes a table of options; ignored", vim.log.levels.ERROR)
+  end
+  local function refuse(name, why)
+    vim.notify(("heph: option '%s' %s; ignored"):format(name, why), vim.log.levels.ERROR)
   end
   for name, value in pairs(opts) do
     local entry = M.schema[name]
@@ -51,13 +56,17 @@ function M.apply(opts)
     else
       local types = type(entry.type) == "table" and entry.type or { entry.type }
       if not vim.tbl_contains(types, type(value)) then
-        error(("heph.setup: option '%s' must be %s, got %s"):format(name, table.concat(types, " or "), type(value)))
+        refuse(name, ("must be %s, got %s"):format(table.concat(types, " or "), type(value)))
+      elseif name == "log_level" and not vim.tbl_contains({ "error", "warn", "info", "debug", "trace" }, value) then
+        refuse(name, "must be one of error, warn, info, debug, trace")
+      elseif name == "sync_interval" and (value < 1 or value % 1 ~= 0) then
+        refuse(name, "must be a whole number of seconds, 1 or more")
+      elseif name == "cmd" and #value == 0 then
+        refuse(name, "must name the heph binary")
+      else
+        M.values[name] = value
       end
-      M.values[name] = value
     end
-  end
-  if M.values.log_level and not vim.tbl_contains({ "error", "warn", "info", "debug", "trace" }, M.values.log_level) then
-    error("heph.log_level must be one of error, warn, info, debug, trace")
   end
 end
 

@@ -10,11 +10,13 @@ function M.check()
   if not cmd then
     health.error(why)
   else
-    local out = vim.fn.system(vim.list_extend(vim.deepcopy(cmd), { "--version" }))
-    if vim.v.shell_error == 0 then
+    local ran, out = pcall(vim.fn.system, vim.list_extend(vim.deepcopy(cmd), { "--version" }))
+    if ran and vim.v.shell_error == 0 then
       health.ok(("%s (%s)"):format(table.concat(cmd, " "), vim.trim(out)))
     else
-      health.error(("%s --version failed: %s"):format(cmd[1], vim.trim(out)))
+      -- Not executable (a wrong `cmd`): said here, and the rest still runs.
+      local why = ran and vim.trim(out) or tostring(out):gsub("^Vim:", "")
+      health.error(("%s --version failed: %s"):format(cmd[1], why), { "Check `cmd` in setup(), or build heph: cargo build --release --locked" })
     end
   end
   health.start("heph: sidecar")
@@ -36,8 +38,11 @@ function M.check()
       health.warn("login needed: sync is paused", { "Run :HephLogin", "Or join with a token: :HephJoin URL" })
     elseif status.state == "removed" then
       health.warn("this device was removed from the hub: sync is stopped", { "Ask the hub's owner for a new join token, then :HephJoin URL" })
-    elseif status.state == "error" then
+    elseif status.state == "error" or status.state == "offline" then
       health.warn(text .. (status.last_error and (": " .. status.last_error) or ""), { "See :HephSync status and the log file" })
+    elseif status.state == "disabled" and status.last_error then
+      -- A config that does not load turns sync off.
+      health.error("sync is off: " .. status.last_error, { "Fix $XDG_CONFIG_HOME/heph/config.toml (see :help heph-options)" })
     elseif status.state == "synced" or status.state == "pending" or status.state == "syncing" then
       health.ok(text)
     else

@@ -114,7 +114,11 @@ function M.ensure()
     return now - t < 60000
   end, H.crashes)
   if #H.crashes > 3 then
-    error(H.error("sidecar", "the sidecar keeps dying; see " .. M.log_file() .. " (restart Neovim to try again)"), 0)
+    local last = H.last_failure and (" (last: %s)"):format(H.last_failure) or ""
+    error(
+      H.error("sidecar", ("the sidecar keeps dying%s; see %s (restart Neovim to try again)"):format(last, M.log_file())),
+      0
+    )
   end
   local cmd, why = M.command()
   if not cmd then
@@ -135,6 +139,7 @@ function M.ensure()
   env.HEPH_CLIENT_ID = config.values.client_id
   env.HEPH_AUDIENCE = config.values.audience
   local chan
+  H.stderr = nil
   local ok, err = pcall(function()
     chan = vim.fn.jobstart(cmd, {
       rpc = true,
@@ -169,10 +174,32 @@ function M.ensure()
   end
   H.chan = chan
   H.stopping = false
-  if M.writes == nil then
-    H.learn_writes(chan)
+  if not H.learn_writes(chan) then
+    H.check_started(chan)
   end
   return chan
+end
+
+---A sidecar that did not answer `hello` and exited could not start (a
+---replica it refuses: damaged, not heph's, from a newer heph; a data dir
+---that is a file): its own words, from stderr, are the error, not "the
+---sidecar stopped during …" for whatever the user asked.
+---@param chan integer
+function H.check_started(chan)
+  -- Ours to report: its on_exit (which may run while we wait) stays quiet.
+  H.chan = nil
+  local code = vim.fn.jobwait({ chan }, 2000)[1]
+  if code == -1 then
+    H.chan = chan
+    return
+  end
+  table.insert(H.crashes, vim.uv.now())
+  vim.wait(200, function()
+    return H.stderr ~= nil
+  end, 10)
+  local said = H.stderr and vim.trim((H.stderr:gsub("^heph: ", ""):gsub("^error: ", ""))) or nil
+  H.last_failure = said or ("exit code %d"):format(code)
+  error(H.error("sidecar", "the sidecar could not start: " .. H.last_failure), 0)
 end
 
 ---A login in progress dies with its sidecar: its code is of no use.
@@ -200,8 +227,9 @@ function H.writes(method)
   return M.writes == nil or M.writes[method] == true
 end
 
----Learns from a fresh sidecar which requests write.
+---Greets a fresh sidecar and learns from it which requests write.
 ---@param chan integer
+---@return boolean answered
 function H.learn_writes(chan)
   local ok, hello = pcall(vim.rpcrequest, chan, "hello", vim.empty_dict())
   if ok and type(hello) == "table" and type(hello.writes) == "table" then
@@ -211,6 +239,7 @@ function H.learn_writes(chan)
     end
     M.writes = writes
   end
+  return ok
 end
 
 ---Sends a request and waits for the reply. Failures are raised as
@@ -252,8 +281,11 @@ function M.request(method, params)
   error(H.error("sidecar", "the sidecar is not answering"), 0)
 end
 
----Stops the sidecar (tests, :checkhealth).
+---Stops the sidecar (tests). The next request starts a new one with a
+---clean slate: earlier crashes no longer count.
 function M.stop()
+  H.crashes = {}
+  H.last_failure = nil
   if H.chan then
     H.stopping = true
     pcall(vim.fn.jobstop, H.chan)

@@ -42,6 +42,11 @@ function M.set_status(status)
   if vim.deep_equal(vim.g.heph_status, status) then
     return
   end
+  -- Sync turned off by a config that does not load: said once.
+  if status.state == "disabled" and type(status.last_error) == "string" and H.told_off ~= status.last_error then
+    H.told_off = status.last_error
+    vim.notify("heph: sync is off: " .. status.last_error, vim.log.levels.WARN)
+  end
   vim.g.heph_status = status
   vim.api.nvim_exec_autocmds("User", { pattern = "HephStatus", modeline = false })
   vim.cmd("redrawstatus!")

@@ -66,19 +66,33 @@ describe("options", function()
     end
   end)
 
-  it("setup() refuses a wrong type and ignores an unknown option with a warning", function()
+  it("setup() refuses a bad value and ignores an unknown option, each said, without a stack trace", function()
     local before = vim.deepcopy(config.values)
-    assert.has_error(function()
-      config.apply({ keymaps = "yes" })
-    end)
     local seen = {}
     local notify = vim.notify
-    vim.notify = function(msg)
-      table.insert(seen, msg)
+    vim.notify = function(msg, level)
+      table.insert(seen, { msg = msg, level = level })
     end
+    -- No error thrown: the rest of the user's init.lua still runs.
+    local ok, err = pcall(config.apply, { keymaps = "yes" })
+    local ok2 = pcall(config.apply, { sync_interval = 1.5, log_level = "loud", cmd = {} })
     config.apply({ no_such_option = 1 })
     vim.notify = notify
-    assert.are.same({ "heph: unknown option 'no_such_option' ignored" }, seen)
+    assert.is_true(ok, err)
+    assert.is_true(ok2)
+    assert.are.same(before, config.values)
+    local said = vim.tbl_map(function(n)
+      return n.msg
+    end, seen)
+    table.sort(said)
+    assert.are.same({
+      "heph: option 'cmd' must name the heph binary; ignored",
+      "heph: option 'keymaps' must be boolean, got string; ignored",
+      "heph: option 'log_level' must be one of error, warn, info, debug, trace; ignored",
+      "heph: option 'sync_interval' must be a whole number of seconds, 1 or more; ignored",
+      "heph: unknown option 'no_such_option' ignored",
+    }, said)
+    assert.are.equal(vim.log.levels.ERROR, seen[1].level)
     config.values = before
   end)
 end)

@@ -49,6 +49,32 @@ describe("node buffer", function()
     assert.are.equal("precious words\n", h.show(id).body)
   end)
 
+  it("names a line that is not UTF-8, in a node and in a list, and saves nothing", function()
+    local id = h.add({ "--kind", "note", "--body", "kept", "Bytes" })
+    for _, name in ipairs({ "heph://node/" .. id, "heph://list/all" }) do
+      vim.cmd.edit(name)
+      vim.api.nvim_buf_set_lines(0, -1, -1, false, { "caf\233 latin-1", "fine: café ✓ 𝄞" })
+      local seen = h.notifications(function()
+        vim.cmd.write()
+      end)
+      assert.is_true(vim.bo.modified)
+      local diags = vim.diagnostic.get(0, { namespace = require("heph.buffers").ns })
+      assert.are.equal(1, #diags, vim.inspect(diags))
+      assert.are.equal(#h.lines() - 2, diags[1].lnum)
+      assert.truthy(diags[1].message:find("not valid UTF-8", 1, true), diags[1].message)
+      assert.truthy(seen[1].msg:find("not saved", 1, true), vim.inspect(seen))
+      assert.are.equal("kept", h.show(id).body)
+      vim.cmd("edit!")
+    end
+    -- Overlong forms and surrogates are no UTF-8 either; the rest is.
+    local valid = require("heph.buffers")._valid_utf8
+    assert.is_false(valid("\192\175"))
+    assert.is_false(valid("\237\160\128"))
+    assert.is_false(valid("\244\144\128\128"))
+    assert.is_false(valid("\226\130"))
+    assert.is_true(valid("ASCII, é, €, 𝄞"))
+  end)
+
   it("undo works as in any buffer", function()
     local id = h.add({ "Undo me" })
     vim.cmd.edit("heph://node/" .. id)

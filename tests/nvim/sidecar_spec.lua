@@ -28,6 +28,95 @@ describe("sidecar", function()
     assert.are_not.equal(pid, rpc.pid())
   end)
 
+  it("that cannot start says why, in its own words, each time", function()
+    -- A replica heph refuses (damaged, not heph's, from a newer heph).
+    local file = assert(io.open(h.data_dir .. "/replica.db", "w"))
+    file:write("not a database at all")
+    file:close()
+    for _ = 1, 2 do
+      local seen = h.notifications(function()
+        vim.cmd("Heph list tasks")
+      end)
+      vim.wait(50)
+      assert.are.equal(1, #seen, vim.inspect(seen))
+      assert.truthy(seen[1].msg:find("could not start", 1, true), seen[1].msg)
+      assert.truthy(seen[1].msg:find("is not a heph replica", 1, true), seen[1].msg)
+      assert.falsy(seen[1].msg:find("may or may not have been saved", 1, true), seen[1].msg)
+      assert.is_false(rpc.running())
+    end
+    -- After a few tries it stops trying, and still says why.
+    local seen
+    for _ = 1, 3 do
+      seen = h.notifications(function()
+        vim.cmd("Heph list tasks")
+      end)
+    end
+    assert.truthy(seen[1].msg:find("keeps dying", 1, true), seen[1].msg)
+    assert.truthy(seen[1].msg:find("is not a heph replica", 1, true), seen[1].msg)
+  end)
+
+  it("says at once that a config.toml that does not load turned sync off, and :checkhealth says why", function()
+    local dir = os.getenv("XDG_CONFIG_HOME") .. "/heph"
+    vim.fn.mkdir(dir, "p")
+    local path = dir .. "/config.toml"
+    assert(not vim.uv.fs_stat(path), "a config.toml is already there")
+    vim.fn.writefile({ 'hub_url = "http://127.0.0.1:9"', 'colour = "red"' }, path)
+    local ok, err = pcall(function()
+      local seen, stop = h.capture_notifications()
+      vim.cmd("Heph next")
+      h.wait(function()
+        return #seen > 0
+      end, 3000)
+      stop()
+      assert.are.equal(1, #seen, vim.inspect(seen))
+      assert.are.equal(vim.log.levels.WARN, seen[1].level)
+      assert.truthy(seen[1].msg:find("sync is off", 1, true), seen[1].msg)
+      assert.truthy(seen[1].msg:find("colour", 1, true), seen[1].msg)
+      local calls = {}
+      local orig = vim.health
+      vim.health = setmetatable({}, {
+        __index = function(_, kind)
+          return function(msg)
+            table.insert(calls, { kind = kind, msg = msg })
+          end
+        end,
+      })
+      local checked, why = pcall(require("heph.health").check)
+      vim.health = orig
+      assert(checked, why)
+      local errors = vim.tbl_filter(function(c)
+        return c.kind == "error" and c.msg:find("sync is off", 1, true) ~= nil
+      end, calls)
+      assert.are.equal(1, #errors, vim.inspect(calls))
+    end)
+    os.remove(path)
+    rpc.stop()
+    assert(ok, err)
+  end)
+
+  it(":checkhealth heph with a cmd that is not executable says so and goes on", function()
+    require("heph").setup({ cmd = { "/nonexistent/heph" }, data_dir = h.data_dir })
+    local calls = {}
+    local orig = vim.health
+    vim.health = setmetatable({}, {
+      __index = function(_, kind)
+        return function(msg)
+          table.insert(calls, { kind = kind, msg = msg })
+        end
+      end,
+    })
+    local checked, why = pcall(require("heph.health").check)
+    vim.health = orig
+    require("heph").setup({ cmd = { h.bin }, data_dir = h.data_dir })
+    assert(checked, why)
+    assert.are.equal("error", calls[2].kind, vim.inspect(calls))
+    assert.truthy(calls[2].msg:find("/nonexistent/heph", 1, true), vim.inspect(calls))
+    -- The sidecar section still ran.
+    assert.truthy(vim.iter(calls):any(function(c)
+      return c.kind == "start" and c.msg == "heph: sidecar"
+    end), vim.inspect(calls))
+  end)
+
   it("answers bad requests with errors and keeps running", function()
     local ok, err = pcall(rpc.request, "node_get", { id = 42 })
     assert.is_false(ok)

@@ -68,6 +68,15 @@ impl SyncBridge {
             *slot = Some(neovim.clone());
         }
         let Some(service) = &self.service else {
+            // A config that does not load turns sync off: said at once,
+            // not only when the user asks for the status.
+            if let Some(error) = self.config_error.clone() {
+                let status = status_json(&SyncStatus {
+                    last_error: Some(error),
+                    ..SyncStatus::new(SyncState::Disabled, None)
+                });
+                tokio::spawn(async move { notify(&neovim, "status", status).await });
+            }
             return;
         };
         let mut status = service.status();
