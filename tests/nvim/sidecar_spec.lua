@@ -133,6 +133,19 @@ describe("sidecar", function()
     assert.is_false(ok)
     assert.are.equal("invalid", err.code)
     assert.is_true(rpc.is_error(err, "invalid"))
+    -- `promote` makes tasks now: only from the lines of a note that is.
+    local task = h.add({ "a task" })
+    for _, id in ipairs({ "0000000000", task }) do
+      ok, err = pcall(rpc.request, "promote", { id = id, lines = { "- [ ] foo" } })
+      assert.is_false(ok)
+    end
+    ok, err = pcall(rpc.request, "promote", { lines = { "- [ ] foo" } })
+    assert.are.equal("bad_request", err.code)
+    assert.are.equal(1, #vim.json.decode((h.cli({ "list", "--all", "--json" }))))
+    -- A message quoting a huge input is cut, and still typed.
+    ok, err = pcall(rpc.request, "node_get", { id = string.rep("x", 2 * 1024 * 1024) })
+    assert.are.equal("not_found", err.code)
+    assert.is_true(#tostring(err) < 2000)
     assert.are.equal(require("heph.rpc").pid(), rpc.request("hello", {}).pid)
   end)
 

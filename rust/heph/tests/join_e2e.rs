@@ -56,7 +56,10 @@ fn two_devices_join_with_tokens_and_sync() {
     assert!(joined, "{err}");
     assert!(!err.contains(&laptop_token));
     // The file that keeps it is named as it is.
-    assert!(err.contains("device.json") && !err.contains("session.json"), "{err}");
+    assert!(
+        err.contains("device.json") && !err.contains("session.json"),
+        "{err}"
+    );
     ok(&phone, &["join", &url, &phone_token]);
     ok(&laptop, &["sync", "--hub", &url]);
     ok(&phone, &["sync", "--hub", &url]);
@@ -110,7 +113,14 @@ fn a_capture_device_syncs_by_pushing_only() {
     let full = owner_token(&db, "laptop");
     let capture = common::hub_ok(
         &db,
-        &["join-token", "create", "--label", "shortcut", "--scope", "capture"],
+        &[
+            "join-token",
+            "create",
+            "--label",
+            "shortcut",
+            "--scope",
+            "capture",
+        ],
     );
     let (hub, url) = common::spawn_hub(&db, "127.0.0.1:0", &[]);
     let _hub = Proc(hub);

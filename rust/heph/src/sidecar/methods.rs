@@ -804,6 +804,8 @@ fn search(ctx: &mut Context, p: SearchParams) -> Reply {
 /// (`{title, done}`) a save should create, so undo leaves nothing behind.
 #[derive(Deserialize)]
 struct LinesParams {
+    /// The note or journal the lines are from.
+    id: Option<String>,
     #[serde(deserialize_with = "lua_list")]
     lines: Vec<String>,
 }
@@ -851,6 +853,19 @@ fn promoted_task(text: &str, done: bool) -> (NewNode, bool) {
 }
 
 fn promote_lines(ctx: &mut Context, p: LinesParams, create: bool) -> Reply {
+    if create {
+        // Tasks are made now: from the lines of a note or journal that is.
+        let id =
+            p.id.as_deref()
+                .ok_or_else(|| RpcError::bad_request("promote: missing param 'id'"))?;
+        let node = require(&ctx.replica, id)?;
+        if node.deleted || node.kind == Kind::Task {
+            return Err(RpcError::from(format!(
+                "promote: {id} is {}; promote works on the lines of a note or journal",
+                if node.deleted { "deleted" } else { "a task" }
+            )));
+        }
+    }
     let lines = p.lines;
     let promotions = promote::promotions(&lines);
     let news: Vec<(NewNode, bool)> = promotions

@@ -79,9 +79,21 @@ impl RpcError {
         }
     }
 
-    /// The reply's wire form: the object as JSON text.
+    /// The reply's wire form: the object as JSON text. A message that
+    /// quotes a huge input (a 1 MiB id) is cut: it is read in a notice,
+    /// and Neovim cuts a very long error reply where it no longer parses.
     pub fn to_value(&self) -> Value {
-        Value::from(serde_json::to_string(self).unwrap_or_else(|_| self.message.clone()))
+        const MAX_MESSAGE_CHARS: usize = 1000;
+        let mut short;
+        let this = if self.message.chars().count() > MAX_MESSAGE_CHARS {
+            short = self.clone();
+            short.message = self.message.chars().take(MAX_MESSAGE_CHARS).collect();
+            short.message.push('…');
+            &short
+        } else {
+            self
+        };
+        Value::from(serde_json::to_string(this).unwrap_or_else(|_| this.message.clone()))
     }
 }
 
@@ -136,6 +148,26 @@ impl From<StoreError> for RpcError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A message quoting a huge input is cut on the wire, keeping its
+    /// code, so the editor still reads it as a typed error.
+    #[test]
+    fn a_huge_message_is_cut_on_the_wire() {
+        let huge = RpcError::from(StoreError::UnknownNode("x".repeat(2 * 1024 * 1024)));
+        let Value::String(wire) = huge.to_value() else {
+            panic!("not a string");
+        };
+        let wire = wire.as_str().unwrap();
+        assert!(wire.len() < 4096, "{} bytes", wire.len());
+        let read: serde_json::Value = serde_json::from_str(wire).unwrap();
+        assert_eq!(read["code"], "not_found");
+        assert!(read["message"].as_str().unwrap().ends_with('…'));
+        let small = RpcError::from(StoreError::UnknownNode("x".into()));
+        assert_eq!(
+            small.to_value(),
+            Value::from(serde_json::to_string(&small).unwrap())
+        );
+    }
 
     #[test]
     fn store_errors_map_to_codes() {
