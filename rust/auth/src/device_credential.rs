@@ -242,10 +242,20 @@ impl DeviceCredential {
         token: &str,
         device_name: &str,
     ) -> Result<(StoredDevice, TokenStore), AuthError> {
-        let store = TokenStore::open(&self.data_dir)?;
-        let key = self.device_key()?;
         let shown = normalize_hub_url(hub);
         let connect = hub.trim().trim_end_matches('/');
+        // Said as it is, before anything is made or sent ("builder error"
+        // otherwise).
+        match reqwest::Url::parse(connect) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            _ => {
+                return Err(AuthError::Network(format!(
+                    "{hub:?} is not a hub URL (http:// or https:// and a host, e.g. http://192.168.1.10:8787)"
+                )))
+            }
+        }
+        let store = TokenStore::open(&self.data_dir)?;
+        let key = self.device_key()?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))

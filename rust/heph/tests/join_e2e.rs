@@ -104,6 +104,18 @@ fn two_devices_join_with_tokens_and_sync() {
     ok(&laptop, &["sync", "--hub", &url]);
 }
 
+/// A join with something that is no URL says so, and makes nothing.
+#[test]
+fn a_join_with_no_url_says_so() {
+    let d = device();
+    for url in ["not a url", "ftp://hub.example", "http://"] {
+        let (joined, _, err) = run(&d, &["join", url, "hj1_abc"]);
+        assert!(!joined);
+        assert!(err.contains("is not a hub URL"), "{url}: {err}");
+    }
+    assert!(!d.dir.path().join("auth/device.json").exists());
+}
+
 /// A device joined with a capture token may push but not pull: its sync
 /// pushes, says so, and succeeds; a full device pulls what it wrote.
 #[test]
