@@ -67,6 +67,16 @@ vim.api.nvim_create_autocmd("BufFilePost", {
     end
   end,
 })
+-- A buffer undone back to its saved text after a change elsewhere.
+vim.api.nvim_create_autocmd("BufModifiedSet", {
+  group = group,
+  pattern = "heph://*",
+  callback = function(ev)
+    if package.loaded["heph.buffers"] then
+      require("heph.buffers").modified_set(ev.buf)
+    end
+  end,
+})
 -- Another Neovim, the CLI or sync may have changed open nodes.
 local function check_versions()
   if package.loaded["heph.rpc"] and require("heph.rpc").running() then

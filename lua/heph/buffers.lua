@@ -1018,6 +1018,24 @@ function M.renamed(buf)
   vim.bo[buf].buftype = ""
 end
 
+---BufModifiedSet: a node buffer told that its node changed elsewhere while
+---it had edits, and now back to unmodified (`u` to the saved text), shows
+---the node as it is now: nothing else would reload it until the next
+---change, and it would show stale text as if current.
+---@param buf integer
+function M.modified_set(buf)
+  local state = M.state(buf)
+  if not state or state.kind ~= "node" or not state.warned or vim.bo[buf].modified then
+    return
+  end
+  vim.schedule(function()
+    local now = vim.api.nvim_buf_is_valid(buf) and M.state(buf)
+    if now and now.warned and not vim.bo[buf].modified then
+      M.reload(buf)
+    end
+  end)
+end
+
 ---Reloads a heph buffer from the replica when unmodified; warns otherwise.
 ---@param buf integer
 function M.reload(buf)

@@ -174,7 +174,9 @@ function M.ensure()
   end
   H.chan = chan
   H.stopping = false
-  if not H.learn_writes(chan) then
+  local answered, why = H.learn_writes(chan)
+  -- A closed channel, not an error reply (an older sidecar without hello).
+  if not answered and not why:match("Error invoking") then
     H.check_started(chan)
   end
   return chan
@@ -210,8 +212,17 @@ function H.forget_login()
   end
 end
 
+-- On exit: pending ops are pushed first, waiting at most 1.5 s (the
+-- sidecar bounds it). Asked whenever a sidecar runs, from here (loaded
+-- with the sidecar, unlike the sync module, which a `:wq` right after the
+-- first save may never load), and without the status line's count, which
+-- comes through the event loop `:wq` never gives a turn: the sidecar
+-- answers at once when nothing is pending.
 vim.api.nvim_create_autocmd("VimLeavePre", {
   callback = function()
+    if H.chan then
+      pcall(M.request, "sync_flush", { timeout_ms = 1500 })
+    end
     H.stopping = true
   end,
 })
@@ -230,8 +241,12 @@ end
 ---Greets a fresh sidecar and learns from it which requests write.
 ---@param chan integer
 ---@return boolean answered
+---@return string why when not
 function H.learn_writes(chan)
   local ok, hello = pcall(vim.rpcrequest, chan, "hello", vim.empty_dict())
+  if not ok then
+    return false, tostring(hello)
+  end
   if ok and type(hello) == "table" and type(hello.writes) == "table" then
     local writes = {}
     for _, name in ipairs(hello.writes) do
@@ -239,7 +254,7 @@ function H.learn_writes(chan)
     end
     M.writes = writes
   end
-  return ok
+  return true, ""
 end
 
 ---Sends a request and waits for the reply. Failures are raised as

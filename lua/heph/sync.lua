@@ -217,18 +217,4 @@ function H.conflicts_text(ids)
   return "conflicting edits kept side by side in " .. table.concat(titles, ", ")
 end
 
----On exit: push pending ops, waiting at most 1.5 s (the sidecar bounds it).
-function H.flush_on_exit()
-  local status = vim.g.heph_status
-  if not rpc.running() or type(status) ~= "table" or (tonumber(status.pending) or 0) == 0 then
-    return
-  end
-  pcall(rpc.request, "sync_flush", { timeout_ms = 1500 })
-end
-
-vim.api.nvim_create_autocmd("VimLeavePre", {
-  group = vim.api.nvim_create_augroup("heph_sync_flush", { clear = true }),
-  callback = H.flush_on_exit,
-})
-
 return M

@@ -70,6 +70,30 @@ describe("two devices", function()
     end
   end)
 
+  it(":wq right after a save pushes the edit before Neovim quits", function()
+    local id = h.add({ "--kind", "note", "--body", "alpha", "Quit note" })
+    h.sync_and_wait(200)
+    require("heph.rpc").stop()
+    -- Device A's edit in a Neovim of its own, which saves and quits at once.
+    local script = vim.fn.tempname() .. ".lua"
+    vim.fn.writefile({
+      ("vim.cmd.edit('heph://node/%s')"):format(id),
+      "vim.api.nvim_buf_set_lines(0, -1, -1, false, { 'written just before :wq' })",
+      "vim.cmd('wq')",
+    }, script)
+    local setup = ("lua require('heph').setup({ cmd = { %q }, data_dir = %q, hub_url = %q, sync_interval = 3600 })"):format(
+      h.bin,
+      h.data_dir,
+      B.url
+    )
+    local run = vim.system({ h.nvim, "--headless", "--clean", "--cmd", "set rtp^=" .. vim.fn.getcwd(), "-c", setup, "-c", "luafile " .. script }, { text = true })
+      :wait(30000)
+    assert.are.equal(0, run.code, (run.stdout or "") .. (run.stderr or ""))
+    assert.truthy(h.show(id).body:find("written just before :wq", 1, true))
+    B.sync()
+    assert.truthy(B.show(id).body:find("written just before :wq", 1, true), B.show(id).body)
+  end)
+
   it("a list with unsaved edits is told when sync changes items it shows, and :w keeps both", function()
     local alpha = h.add({ "--kind", "task", "alpha" })
     local bravo = h.add({ "--kind", "task", "bravo" })

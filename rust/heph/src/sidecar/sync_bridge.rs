@@ -171,6 +171,15 @@ impl SyncBridge {
                         .and_then(|p| p.timeout_ms)
                         .unwrap_or(1500)
                         .min(10_000);
+                    // Asked on every exit: nothing pending, nothing to wait
+                    // for (the editor's count may not have caught up with
+                    // a save just made, as in `:wq`; this one has).
+                    let pending = heph_store::Replica::open(&self.paths.replica())
+                        .and_then(|r| r.pending_count())
+                        .unwrap_or(1);
+                    if pending == 0 {
+                        return Some(Ok(json!({ "done": true })));
+                    }
                     let done = tokio::time::timeout(
                         std::time::Duration::from_millis(ms),
                         service.sync_now(),
