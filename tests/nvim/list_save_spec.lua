@@ -139,7 +139,7 @@ describe("a list save of changed lines only", function()
     end, asked[1])
     assert.are.same({
       'delete "gamma"',
-      'delete "epsilon" (changed elsewhere since the list was shown)',
+      'delete "epsilon, renamed" (changed elsewhere since the list was shown)',
     }, summaries)
   end)
 

@@ -521,14 +521,17 @@ pub fn plan(
     gone.sort_by_key(|line| line.line);
     for line in gone {
         if let Some(id) = &line.id {
+            let now = lookup(id);
             // Deleted elsewhere meanwhile: nothing to do, nothing to
             // confirm, and no second tombstone to sync.
-            if lookup(id).is_some_and(|node| node.deleted) {
+            if now.as_ref().is_some_and(|node| node.deleted) {
                 continue;
             }
+            // Named as it is now (renamed elsewhere meanwhile), so the
+            // confirmation names the task it deletes.
             changes.push(ListChange::Delete {
                 id: id.clone(),
-                title: line.title.clone(),
+                title: now.map_or_else(|| line.title.clone(), |node| node.title),
             });
         }
     }
@@ -759,6 +762,15 @@ mod tests {
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].action(), "delete");
         assert_eq!(changes[0].id(), Some("a"));
+    }
+
+    #[test]
+    fn a_delete_names_the_task_as_it_is_now() {
+        let shown = vec![task("a", "old title")];
+        let snap = snapshot(&render(&shown), TODAY);
+        let lookup = |id: &str| Some(task(id, "renamed elsewhere"));
+        let changes = plan(&[], &snap, &lookup, TODAY).unwrap();
+        assert_eq!(changes[0].summary(), "delete \"renamed elsewhere\"");
     }
 
     #[test]
