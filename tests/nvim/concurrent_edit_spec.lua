@@ -19,6 +19,16 @@ local function replace_line(old, new)
   error("no line " .. old)
 end
 
+---Opens the node, types `typed` over its "alpha" line (one undo step),
+---and sets its body elsewhere (the CLI) to `body`.
+local function typed_then_changed_elsewhere(id, typed, body)
+  vim.cmd.edit("heph://node/" .. id)
+  replace_line("alpha", typed)
+  vim.cmd("let &undolevels = &undolevels")
+  local _, code, err = h.cli({ "set", id, "body=" .. body })
+  assert.are.equal(0, code, err)
+end
+
 describe("a node buffer saved after a change elsewhere", function()
   local id
   before_each(function()
@@ -99,11 +109,7 @@ describe("a node buffer saved after a change elsewhere", function()
   end)
 
   it("u after a merged save never takes out the change from elsewhere", function()
-    vim.cmd.edit("heph://node/" .. id)
-    replace_line("alpha", "ALPHA from nvim")
-    vim.cmd("let &undolevels = &undolevels")
-    local _, code, err = h.cli({ "set", id, "body=alpha\nbravo\nCHARLIE" })
-    assert.are.equal(0, code, err)
+    typed_then_changed_elsewhere(id, "ALPHA from nvim", "alpha\nbravo\nCHARLIE")
     h.notifications(function()
       vim.cmd.write()
     end)
@@ -136,11 +142,7 @@ describe("a node buffer saved after a change elsewhere", function()
   end)
 
   it("a buffer undone back to its saved text after a change elsewhere shows the change", function()
-    vim.cmd.edit("heph://node/" .. id)
-    replace_line("alpha", "typed, then undone")
-    vim.cmd("let &undolevels = &undolevels")
-    local _, code, err = h.cli({ "set", id, "body=alpha\nbravo\nCHARLIE" })
-    assert.are.equal(0, code, err)
+    typed_then_changed_elsewhere(id, "typed, then undone", "alpha\nbravo\nCHARLIE")
     h.notifications(function()
       buffers.check_versions()
     end)

@@ -1,6 +1,24 @@
 local h = require("helpers")
 local rpc = require("heph.rpc")
 
+---Runs :checkhealth heph's checks, recording each report.
+---@return {kind: string, msg: string}[]
+local function run_health()
+  local calls = {}
+  local orig = vim.health
+  vim.health = setmetatable({}, {
+    __index = function(_, kind)
+      return function(msg)
+        table.insert(calls, { kind = kind, msg = msg })
+      end
+    end,
+  })
+  local checked, why = pcall(require("heph.health").check)
+  vim.health = orig
+  assert(checked, why)
+  return calls
+end
+
 describe("sidecar", function()
   before_each(function()
     h.fresh()
@@ -72,18 +90,7 @@ describe("sidecar", function()
       assert.are.equal(vim.log.levels.WARN, seen[1].level)
       assert.truthy(seen[1].msg:find("sync is off", 1, true), seen[1].msg)
       assert.truthy(seen[1].msg:find("colour", 1, true), seen[1].msg)
-      local calls = {}
-      local orig = vim.health
-      vim.health = setmetatable({}, {
-        __index = function(_, kind)
-          return function(msg)
-            table.insert(calls, { kind = kind, msg = msg })
-          end
-        end,
-      })
-      local checked, why = pcall(require("heph.health").check)
-      vim.health = orig
-      assert(checked, why)
+      local calls = run_health()
       local errors = vim.tbl_filter(function(c)
         return c.kind == "error" and c.msg:find("sync is off", 1, true) ~= nil
       end, calls)
@@ -96,19 +103,9 @@ describe("sidecar", function()
 
   it(":checkhealth heph with a cmd that is not executable says so and goes on", function()
     require("heph").setup({ cmd = { "/nonexistent/heph" }, data_dir = h.data_dir })
-    local calls = {}
-    local orig = vim.health
-    vim.health = setmetatable({}, {
-      __index = function(_, kind)
-        return function(msg)
-          table.insert(calls, { kind = kind, msg = msg })
-        end
-      end,
-    })
-    local checked, why = pcall(require("heph.health").check)
-    vim.health = orig
+    local ok, calls = pcall(run_health)
     require("heph").setup({ cmd = { h.bin }, data_dir = h.data_dir })
-    assert(checked, why)
+    assert(ok, calls)
     assert.are.equal("error", calls[2].kind, vim.inspect(calls))
     assert.truthy(calls[2].msg:find("/nonexistent/heph", 1, true), vim.inspect(calls))
     -- The sidecar section still ran.

@@ -123,17 +123,7 @@ fn a_capture_device_syncs_by_pushing_only() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hub.db");
     let full = owner_token(&db, "laptop");
-    let capture = common::hub_ok(
-        &db,
-        &[
-            "join-token",
-            "create",
-            "--label",
-            "shortcut",
-            "--scope",
-            "capture",
-        ],
-    );
+    let capture = common::capture_token(&db, "shortcut");
     let (hub, url) = common::spawn_hub(&db, "127.0.0.1:0", &[]);
     let _hub = Proc(hub);
     let laptop = device();

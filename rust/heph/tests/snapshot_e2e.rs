@@ -227,17 +227,7 @@ fn a_capture_credential_cannot_use_snapshots() {
     let hub = Hub::start(1);
     let db = hub.dir.path().join("hub.db");
     let full = common::hub_ok(&db, &["join-token", "create", "--label", "laptop"]);
-    let capture = common::hub_ok(
-        &db,
-        &[
-            "join-token",
-            "create",
-            "--label",
-            "shortcut",
-            "--scope",
-            "capture",
-        ],
-    );
+    let capture = common::capture_token(&db, "shortcut");
     let full = credential(&hub.url, &full, "device-key-0001-0123456789abcdef");
     let capture = credential(&hub.url, &capture, "device-key-0002-0123456789abcdef");
     let http = || common::http::client(Duration::from_secs(30));
