@@ -79,7 +79,6 @@ impl Device {
     }
 }
 
-/// Runs `heph hub ARGS --db DB`, which must succeed; its stdout, trimmed.
 /// A join token with the capture scope (push only), made by the owner.
 pub fn capture_token(db: &Path, label: &str) -> String {
     hub_ok(
@@ -95,6 +94,7 @@ pub fn capture_token(db: &Path, label: &str) -> String {
     )
 }
 
+/// Runs `heph hub ARGS --db DB`, which must succeed; its stdout, trimmed.
 pub fn hub_ok(db: &Path, args: &[&str]) -> String {
     let out = Command::new(BIN)
         .arg("hub")
