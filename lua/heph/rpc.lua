@@ -176,7 +176,7 @@ function M.ensure()
   H.stopping = false
   local answered, why = H.learn_writes(chan)
   -- A closed channel, not an error reply (an older sidecar without hello).
-  if not answered and not why:match("Error invoking") then
+  if not answered and (why:match("[Ii]nvalid channel") or why:match("[Cc]hannel was closed")) then
     H.check_started(chan)
   end
   return chan
