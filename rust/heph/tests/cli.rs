@@ -440,6 +440,20 @@ fn set_with_a_base_merges_a_body_changed_since() {
     let err = cli.err(&["set", id, "--base", "000000000001000000-zz", "body=lost"]);
     assert!(err.contains("reload"), "{err}");
     assert_eq!(cli.json(&["show", id, "--json"])["body"], body);
+    // Nor is one of another node's versions, which this replica has: the
+    // message names the stamp and where the right ones are.
+    let other = cli.ok(&["add", "--kind", "note", "--body", "x", "Other"]);
+    let heads = cli.json(&["show", other.trim(), "--json"])["body_heads"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let err = cli.err(&["set", id, "--base", &heads, "body=lost"]);
+    assert!(
+        err.contains(&heads) && err.contains("another node"),
+        "{err}"
+    );
+    assert!(err.contains("heph show"), "{err}");
+    assert_eq!(cli.json(&["show", id, "--json"])["body"], body);
 }
 
 #[test]

@@ -625,7 +625,9 @@ fn known_body_base(tx: &Transaction<'_>, id: &str, base: &[Hlc]) -> Result<Vec<H
     for stamp in base {
         if !stmt.exists(rusqlite::params![id, stamp.to_string()])? {
             return Err(StoreError::UnknownBase(format!(
-                "the buffer was based on a version of {id} this replica does not have; reload it"
+                "the edit is based on {stamp}, which is no body version of {id} that this \
+                 replica has (one of another node, or one it never received); reload it \
+                 (the CLI: --base takes the body_heads of `heph show {id} --json`)"
             )));
         }
     }
