@@ -608,8 +608,8 @@ end
 
 ---@param buf integer
 ---@param state heph.BufState
-function H.write_node(buf, state)
-  local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+---@param lines string[] the buffer's lines
+function H.write_node(buf, state, lines)
   local base = H.bases[buf] or {}
   local ok, reply = pcall(rpc.request, "node_save", {
     id = state.id,
@@ -797,8 +797,8 @@ end
 
 ---@param buf integer
 ---@param state heph.BufState
-function H.write_list(buf, state)
-  local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+---@param lines string[] the buffer's lines
+function H.write_list(buf, state, lines)
   local base = H.bases[buf] or { lines = {} }
   local params, blank = H.changed_lines(lines, base)
   params.query = state.query
@@ -875,8 +875,9 @@ function M.write(buf, target)
   end
   -- Bytes that are no UTF-8 (a file read with another encoding, a paste)
   -- would reach the sidecar as no text at all: each line is named here.
+  local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
   local bad = {}
-  for i, line in ipairs(vim.api.nvim_buf_get_lines(buf, 0, -1, false)) do
+  for i, line in ipairs(lines) do
     if not H.valid_utf8(line) then
       table.insert(bad, { line = i, message = "not valid UTF-8 (bytes no character has): fix or delete them" })
     end
@@ -887,9 +888,9 @@ function M.write(buf, target)
   H.saving = true
   local ok, err = pcall(function()
     if state.kind == "node" then
-      H.write_node(buf, state)
+      H.write_node(buf, state, lines)
     elseif state.kind == "list" then
-      H.write_list(buf, state)
+      H.write_list(buf, state, lines)
     end
   end)
   H.saving = false

@@ -247,7 +247,7 @@ function H.learn_writes(chan)
   if not ok then
     return false, tostring(hello)
   end
-  if ok and type(hello) == "table" and type(hello.writes) == "table" then
+  if type(hello) == "table" and type(hello.writes) == "table" then
     local writes = {}
     for _, name in ipairs(hello.writes) do
       writes[name] = true
