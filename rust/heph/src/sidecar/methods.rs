@@ -251,25 +251,33 @@ fn quick_add(ctx: &mut Context, p: &NodeCreateParams, text: &str) -> Reply {
         Some(k) => k.parse::<Kind>()?,
         None => Kind::Task,
     };
-    let line = list_buffer::parse_line(1, text, crate::local_day::today())
-        .map_err(|e| RpcError::from(e.message))?
-        .ok_or("the title is empty")?;
-    if line.id.is_some() {
-        return Err("a new node's title cannot start with '/'".into());
-    }
+    let new = new_node_from_line(text, kind)?;
     let status = match kind {
         Kind::Task => match p.status.as_deref() {
             Some(status) => Some(status.parse::<Status>()?),
-            None => line.status,
+            None => new.status,
         },
         _ => None,
     };
     let node = ctx.replica.create(NewNode {
         body: p.body.clone().unwrap_or_default(),
         status,
-        ..line.new_node(kind)
+        ..new
     })?;
     map! { "id" => node.id, "title" => node.title }
+}
+
+/// A new node of `kind` from a line in the list-line grammar
+/// (`Buy bread @tomorrow +home #shop`), as `:Heph task` and a promoted
+/// line read it.
+fn new_node_from_line(text: &str, kind: Kind) -> Result<NewNode, RpcError> {
+    let line = list_buffer::parse_line(1, text, crate::local_day::today())
+        .map_err(|e| RpcError::from(e.message))?
+        .ok_or("the title is empty")?;
+    if line.id.is_some() {
+        return Err("a new node's title cannot start with '/'".into());
+    }
+    Ok(line.new_node(kind))
 }
 
 #[derive(Deserialize)]
@@ -834,13 +842,12 @@ struct Promoted<'a> {
 /// as a list line (a bad date, a leading `/`) is the title as written.
 fn promoted_task(text: &str, done: bool) -> (NewNode, bool) {
     let status = done.then_some(Status::Done);
-    match list_buffer::parse_line(1, text, crate::local_day::today()) {
-        Ok(Some(line)) if line.id.is_none() => {
-            let node = line.new_node(Kind::Task);
+    match new_node_from_line(text, Kind::Task) {
+        Ok(node) => {
             let tokens = node.title != text;
             (NewNode { status, ..node }, tokens)
         }
-        _ => (
+        Err(_) => (
             NewNode {
                 kind: Some(Kind::Task),
                 title: text.to_owned(),
