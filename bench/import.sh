@@ -7,7 +7,11 @@
 # Usage: bench/import.sh   (NODES=… SEED=… to change the corpus; KEEP=1
 # keeps the replicas; ONLY=realistic|tasks runs one corpus; RUNS=N imports
 # each corpus N times and ends with the fastest, median and slowest wall
-# time: this machine's speed moves from run to run, so one run says little)
+# time: this machine's speed moves from run to run, so one run says little;
+# REFERENCE=1 follows each import with a fixed workload with no heph in
+# it — the sqlite3 shell building an FTS5 index of the replica's
+# declaration over the corpus's titles and bodies — to show how fast the
+# machine itself is at that moment)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -39,6 +43,7 @@ run() {
     read -r wall user sys rss <"$work/time"
     echo "import-ops: $wall s wall, $user s user, $sys s sys, peak $rss KB RSS"
     echo "$wall $rss" >>"$times"
+    if [ -n "${REFERENCE:-}" ]; then reference "$data" "$work/reference-$name.db"; fi
   done
   sqlite3 "$data/replica.db" "PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
   local du_bytes db_bytes
@@ -53,6 +58,26 @@ run() {
             NR, t[1], (NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2), t[NR], m }'
   fi
   if [ -z "${KEEP:-}" ]; then rm -rf "$data"; fi
+}
+
+# The reference: the texts are copied once into a table of their own, then
+# each run indexes them into a new database.
+reference() {
+  local data=$1 texts=$2
+  if [ ! -s "$texts" ]; then
+    sqlite3 "$texts" "ATTACH '$data/replica.db' AS r;
+      CREATE TABLE texts AS SELECT title, body FROM r.nodes WHERE deleted = 0;"
+  fi
+  rm -f "$work/reference-index.db"
+  /usr/bin/time -f "%e %U %S %M" -o "$work/time" sqlite3 "$work/reference-index.db" \
+    "PRAGMA page_size = 16384; PRAGMA cache_size = -4096; ATTACH '$texts' AS t;
+     CREATE VIRTUAL TABLE f USING fts5(title, body,
+       tokenize = 'unicode61 remove_diacritics 2', prefix = '3');
+     INSERT INTO f (f, rank) VALUES ('hashsize', 33554432);
+     INSERT INTO f (title, body) SELECT title, body FROM t.texts;" >/dev/null
+  read -r wall user sys rss <"$work/time"
+  echo "reference (sqlite3 shell, FTS5 build): $wall s wall, $user s user"
+  rm -f "$work/reference-index.db"
 }
 
 case ${ONLY:-all} in
