@@ -23,6 +23,22 @@ describe("node buffer", function()
     assert.are.equal("home", node.project)
   end)
 
+  it("shows a body written on Windows without ^M and saves its CRLF line ends back", function()
+    -- `heph add` takes the body as written: CRLF line ends and all.
+    local out, code, err = h.cli({ "add", "--kind", "note", "--body-file", "-", "From Windows" },
+      "first line\r\nsecond line\r\n")
+    assert(code == 0, err)
+    local id = vim.trim(out)
+    vim.cmd.edit("heph://node/" .. id)
+    local lines = h.lines()
+    assert.are.same({ "first line", "second line" }, { lines[#lines - 1], lines[#lines] })
+    vim.api.nvim_buf_set_lines(0, -2, -1, false, { "second line, edited" })
+    vim.cmd.write()
+    assert.is_false(vim.bo.modified)
+    assert.are.equal("first line\r\nsecond line, edited\r\n", h.show(id).body)
+    assert.are.equal("second line, edited", h.lines()[#h.lines()])
+  end)
+
   it("refuses a bad header, keeps the text and shows diagnostics", function()
     local id = h.add({ "Keep me" })
     vim.cmd.edit("heph://node/" .. id)

@@ -404,6 +404,61 @@ fn a_body_is_set_as_written_backslashes_and_all() {
     );
 }
 
+/// A body larger than the OS takes as one argument (about 128 KiB) goes
+/// in through a file or standard input.
+#[test]
+fn a_body_too_large_for_a_command_line_comes_from_a_file_or_stdin() {
+    let cli = Cli::new();
+    let body: String = (0..20_000)
+        .map(|i| format!("line {i} of a long note\n"))
+        .collect();
+    assert!(body.len() > 400 * 1024);
+    let file = cli.dir.path().join("long.md");
+    std::fs::write(&file, &body).unwrap();
+    let file = file.to_str().unwrap();
+    let id = cli.ok(&["add", "--kind", "note", "--body-file", file, "Long"]);
+    let id = id.trim();
+    assert_eq!(cli.json(&["show", id, "--json"])["body"], body.as_str());
+
+    let changed = format!("{body}one more\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_heph"))
+        .arg("--data-dir")
+        .arg(cli.dir.path())
+        .args(["set", id, "--body-file", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(changed.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("changed: body"));
+    assert_eq!(cli.json(&["show", id, "--json"])["body"], changed.as_str());
+
+    // Given twice, or not text: refused, nothing changed.
+    let err = cli.err(&["set", id, "body=short", "--body-file", file]);
+    assert!(err.contains("give the body once"), "{err}");
+    let latin1 = cli.dir.path().join("latin1.md");
+    std::fs::write(&latin1, b"caf\xe9\n").unwrap();
+    let err = cli.err(&["set", id, "--body-file", latin1.to_str().unwrap()]);
+    assert!(err.contains("is not UTF-8 text"), "{err}");
+    let err = cli.err(&["set", id, "--body-file", "/no/such/file.md"]);
+    assert!(
+        err.contains("reading the body from /no/such/file.md"),
+        "{err}"
+    );
+    assert_eq!(cli.json(&["show", id, "--json"])["body"], changed.as_str());
+}
+
 #[test]
 fn set_with_a_base_merges_a_body_changed_since() {
     let cli = Cli::new();

@@ -31,8 +31,33 @@ pub fn render(node: &Node) -> Vec<String> {
         lines.push(format!("{}: {}", def.name, value.render()));
     }
     lines.push(FENCE.to_owned());
-    lines.extend(body_lines(&node.body));
+    if has_crlf_lines(&node.body) {
+        lines.extend(body_lines(&node.body.replace("\r\n", "\n")));
+    } else {
+        lines.extend(body_lines(&node.body));
+    }
     lines
+}
+
+/// Whether every line break of `body` is CRLF (text written on Windows).
+/// Such a body is shown without the `\r`s, as Vim shows a file with
+/// `fileformat=dos`, and a save puts them back ([`with_line_ends_of`]);
+/// shown as they are, every line ended in `^M`. A body mixing both
+/// stays as it is: its `\r`s are not all line ends.
+pub fn has_crlf_lines(body: &str) -> bool {
+    let mut breaks = body.match_indices('\n').peekable();
+    breaks.peek().is_some() && breaks.all(|(at, _)| body[..at].ends_with('\r'))
+}
+
+/// `body`, read from buffer lines, with the line ends of `like`: CRLF
+/// when `like` (the body the buffer was rendered from) has them, so a save
+/// changes only the lines the user edited.
+pub fn with_line_ends_of(body: String, like: &str) -> String {
+    if has_crlf_lines(like) && !body.is_empty() {
+        body.replace('\n', "\r\n")
+    } else {
+        body
+    }
 }
 
 /// The body split into lines (a final newline adds no empty line).
@@ -211,6 +236,45 @@ mod tests {
             deleted: false,
             version: "1".into(),
         }
+    }
+
+    #[test]
+    fn a_crlf_body_shows_without_carriage_returns_and_saves_with_them() {
+        let mut windows = node();
+        windows.body = "two litres\r\n\r\n- oat\r\n".into();
+        let lines = render(&windows);
+        assert_eq!(lines[lines.len() - 3..], ["two litres", "", "- oat"]);
+        // Nothing edited: nothing to save.
+        assert_eq!(
+            parse(&lines, &windows, &cx()).unwrap(),
+            NodePatch::default()
+        );
+        let mut edited = lines.clone();
+        *edited.last_mut().unwrap() = "- soy".into();
+        let body = parse(&edited, &windows, &cx()).unwrap().body.unwrap();
+        assert_eq!(
+            with_line_ends_of(body, &windows.body),
+            "two litres\r\n\r\n- soy\r\n"
+        );
+    }
+
+    #[test]
+    fn only_a_body_whose_every_break_is_crlf_counts_as_crlf() {
+        assert!(has_crlf_lines("a\r\nb\r\n"));
+        assert!(has_crlf_lines("a\r\nb"));
+        assert!(
+            !has_crlf_lines("a\r\nb\n"),
+            "mixed line ends stay as they are"
+        );
+        assert!(!has_crlf_lines("a\nb\n"));
+        assert!(!has_crlf_lines("no break\r"));
+        assert!(!has_crlf_lines(""));
+        // A mixed body is rendered and saved as it is.
+        let mut mixed = node();
+        mixed.body = "a\r\nb\n".into();
+        assert_eq!(render(&mixed).last().unwrap(), "b");
+        assert_eq!(render(&mixed)[render(&mixed).len() - 2], "a\r");
+        assert_eq!(with_line_ends_of("a\nc\n".into(), &mixed.body), "a\nc\n");
     }
 
     #[test]

@@ -27,8 +27,12 @@ pub struct AddArgs {
     #[arg(long = "tag")]
     pub tags: Vec<String>,
     /// Body text (markdown).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "body_file")]
     pub body: Option<String>,
+    /// Read the body from this file (`-`: standard input), for bodies
+    /// larger than a command line takes.
+    #[arg(long, value_name = "PATH")]
+    pub body_file: Option<std::path::PathBuf>,
     /// The title.
     #[arg(required = true, num_args = 1..)]
     pub title: Vec<String>,
@@ -79,6 +83,10 @@ pub struct SetArgs {
     /// this edit instead of being replaced by it.
     #[arg(long)]
     pub base: Option<String>,
+    /// Set the body to the text of this file (`-`: standard input), for
+    /// bodies larger than a command line takes.
+    #[arg(long, value_name = "PATH")]
+    pub body_file: Option<std::path::PathBuf>,
 }
 
 /// A single node: its id (or a unique prefix), or `--title`.
@@ -179,11 +187,15 @@ fn write_summary_line(node: &Node, out: &mut String) {
 
 /// `heph add`.
 pub fn add(paths: &Paths, args: AddArgs) -> Result<ExitCode> {
+    let body = match &args.body_file {
+        Some(path) => read_body_file(path)?,
+        None => args.body.unwrap_or_default(),
+    };
     let mut replica = open(paths)?;
     let node = replica.create(NewNode {
         kind: Some(args.kind),
         title: args.title.join(" "),
-        body: args.body.unwrap_or_default(),
+        body,
         due: args.due,
         project: args.project,
         tags: args.tags.into_iter().collect(),
@@ -342,6 +354,27 @@ pub fn show(paths: &Paths, args: ShowArgs) -> Result<ExitCode> {
 /// grammar of node-buffer headers). A body is taken as written, as `add
 /// --body` takes it: `body="$(cat note.md)"` must not turn the `\n` of a
 /// code sample into a line break.
+/// The text of a `--body-file` (`-`: standard input), which must be UTF-8.
+fn read_body_file(path: &std::path::Path) -> Result<String> {
+    let (bytes, name) = if path == std::path::Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+            .context("reading the body from standard input")?;
+        (bytes, "standard input".to_owned())
+    } else {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading the body from {}", path.display()))?;
+        (bytes, path.display().to_string())
+    };
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow!(
+            "the body in {name} is not UTF-8 text (a bad byte at offset {}); \
+             convert it first, e.g. with iconv",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
 fn parse_assignments(assignments: &[String]) -> Result<NodePatch> {
     let pairs = assignments
         .iter()
@@ -362,10 +395,16 @@ pub fn set(paths: &Paths, mut args: SetArgs) -> Result<ExitCode> {
             args.assignments.insert(0, first);
         }
     }
-    if args.assignments.is_empty() {
+    if args.assignments.is_empty() && args.body_file.is_none() {
         bail!("nothing to set: give FIELD=VALUE pairs");
     }
-    let patch = parse_assignments(&args.assignments)?;
+    let mut patch = parse_assignments(&args.assignments)?;
+    if let Some(path) = &args.body_file {
+        if patch.body.is_some() {
+            bail!("give the body once: body=… or --body-file, not both");
+        }
+        patch.body = Some(read_body_file(path)?);
+    }
     let mut replica = open(paths)?;
     let id = find(&replica, args.id.as_deref(), args.title.as_deref())?.id;
     let changed = match &args.base {

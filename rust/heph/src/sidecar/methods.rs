@@ -174,7 +174,10 @@ fn node_save(ctx: &mut Context, p: NodeSaveParams) -> Reply {
         )
     })?;
     let edited = node_buffer::read(&lines, &cx).map_err(RpcError::parse)?;
-    let patch = node_buffer::diff(&base, &edited, node.kind).map_err(RpcError::parse)?;
+    let mut patch = node_buffer::diff(&base, &edited, node.kind).map_err(RpcError::parse)?;
+    if let Some(body) = patch.body.take() {
+        patch.body = Some(node_buffer::with_line_ends_of(body, &node.body));
+    }
     // Without base heads the body is an edit of the current heads.
     let heads = match base_heads {
         Some(heads) => heads
