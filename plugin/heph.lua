@@ -28,8 +28,11 @@ vim.api.nvim_create_user_command("HephLogin", function()
   require("heph.login").start()
 end, { desc = "heph: log in to the hub (device code)" })
 vim.api.nvim_create_user_command("HephJoin", function(cmd)
+  if #cmd.fargs > 2 then
+    return vim.notify("heph: :HephJoin takes the hub's URL and, optionally, the token", vim.log.levels.ERROR)
+  end
   require("heph.login").join(cmd.fargs[1], cmd.fargs[2])
-end, { nargs = "+", desc = "heph: join a hub with a token from its owner (:HephJoin URL [TOKEN])" })
+end, { nargs = "*", desc = "heph: join a hub with a token from its owner (:HephJoin URL [TOKEN])" })
 vim.api.nvim_create_user_command("HephLogout", function()
   require("heph.login").logout()
 end, { desc = "heph: forget the stored tokens" })

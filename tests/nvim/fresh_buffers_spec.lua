@@ -104,6 +104,18 @@ describe("fresh buffers", function()
     assert.are.equal(target, buffers.state(0).id)
   end)
 
+  it("<CR> follows a link of an id's first characters; a word stays a title", function()
+    local target = h.add({ "--kind", "note", "Target note" })
+    local id = h.add({ "--kind", "note", "--body", "see [[" .. target:sub(1, 13) .. "]]\n", "Source" })
+    buffers.open_node(id)
+    vim.api.nvim_win_set_cursor(0, { #h.lines(), 6 })
+    vim.cmd("normal \r")
+    assert.are.equal(target, buffers.state(0).id)
+    -- A link that reads as a word is a title, even when an id starts so.
+    local reply = require("heph.rpc").request("resolve_link", { target = "[[" .. target:sub(1, 4) .. "]]", col = 3 })
+    assert.are.equal(target:sub(1, 4), reply.title)
+  end)
+
   it("gf on a file path in a node buffer is Vim's gf", function()
     local file = vim.fn.tempname() .. "-plain.txt"
     vim.fn.writefile({ "plain" }, file)

@@ -58,6 +58,15 @@ describe(":HephJoin", function()
     return found
   end
 
+  it("says what it needs when given no URL, or too much", function()
+    for _, cmd in ipairs({ "HephJoin", "HephJoin http://127.0.0.1:1 token extra" }) do
+      local seen = h.notifications(function()
+        vim.cmd(cmd)
+      end)
+      assert.truthy(seen[1] and seen[1].msg:find(":HephJoin", 1, true), vim.inspect(seen))
+    end
+  end)
+
   it("asks for the token, joins, syncs, and says how the device is authenticated", function()
     local token = owner(db, { "join-token", "create", "--label", "phone" })
     h.add({ "written before joining" })
@@ -73,6 +82,8 @@ describe(":HephJoin", function()
     assert.truthy(prompt and prompt:find(hub_url, 1, true), prompt)
     assert.truthy(joined, vim.inspect(seen))
     assert.truthy(joined.msg:find('"phone"', 1, true), joined.msg)
+    -- It names the file that holds the credential.
+    assert.truthy(joined.msg:find("/auth/device.json", 1, true), joined.msg)
     -- Sync starts by itself once joined.
     assert.is_true(h.wait(function()
       return vim.g.heph_status and vim.g.heph_status.state == "synced"

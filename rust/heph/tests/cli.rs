@@ -404,6 +404,55 @@ fn a_body_is_set_as_written_backslashes_and_all() {
     );
 }
 
+/// Only tasks have a status, from the CLI as from a buffer header; a
+/// node that becomes a task starts as todo, as its header shows it.
+#[test]
+fn only_a_task_takes_a_status_and_a_new_task_is_todo() {
+    let cli = Cli::new();
+    let note = cli.ok(&["add", "--kind", "note", "Reading list"]);
+    let note = note.trim();
+    let err = cli.err(&["set", note, "status=done"]);
+    assert!(err.contains("is a note; only tasks have a status"), "{err}");
+    let journal = cli.ok(&["journal", "2026-12-01"]);
+    let err = cli.err(&["set", journal.trim(), "status=done"]);
+    assert!(
+        err.contains("is a journal; only tasks have a status"),
+        "{err}"
+    );
+    assert_eq!(
+        cli.json(&["show", note, "--json"])["status"],
+        serde_json::Value::Null
+    );
+    // Kind and status together: the status is for the task it becomes.
+    cli.ok(&["set", note, "kind=task"]);
+    assert_eq!(cli.json(&["show", note, "--json"])["status"], "todo");
+    let other = cli.ok(&["add", "--kind", "note", "Other"]);
+    cli.ok(&["set", other.trim(), "kind=task", "status=doing"]);
+    assert_eq!(
+        cli.json(&["show", other.trim(), "--json"])["status"],
+        "doing"
+    );
+}
+
+/// `--all` with a project, a tag or words lists every node they match,
+/// done tasks and notes too; with a named view it is refused, not
+/// silently preferred.
+#[test]
+fn list_all_with_a_query_widens_it_or_is_refused() {
+    let cli = Cli::new();
+    cli.ok(&["add", "--project", "home", "Paint"]);
+    let done = cli.ok(&["add", "--project", "home", "Sweep"]);
+    cli.ok(&["done", done.trim()]);
+    cli.ok(&["add", "--project", "work", "Report"]);
+    let open = cli.ok(&["list", "project:home"]);
+    assert!(open.contains("Paint") && !open.contains("Sweep"), "{open}");
+    let all = cli.ok(&["list", "project:home", "--all"]);
+    assert!(all.contains("Paint") && all.contains("Sweep"), "{all}");
+    assert!(!all.contains("Report"), "{all}");
+    let err = cli.err(&["list", "done", "--all"]);
+    assert!(err.contains("--all lists every node"), "{err}");
+}
+
 /// A body larger than the OS takes as one argument (about 128 KiB) goes
 /// in through a file or standard input.
 #[test]

@@ -477,6 +477,7 @@ fn update_in(
         return Err(StoreError::Deleted(id.to_owned()));
     }
     check_kind_change(&node, patch.kind)?;
+    let patch = &with_task_status(&node, patch)?;
     let mut changed = set_fields(w, id, canonical(patch)?, Some(&node))?;
     if let Some(body) = &patch.body {
         check_body(body)?;
@@ -513,6 +514,28 @@ fn check_kind_change(node: &Node, kind: Option<Kind>) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// `patch` as it applies to `node`: a status only for a task (every way
+/// of editing says so the same: the CLI, a header, `node_set`), and a node
+/// that becomes a task starts as `todo`, as its header shows it.
+fn with_task_status(node: &Node, patch: &NodePatch) -> Result<NodePatch> {
+    let kind = patch.kind.unwrap_or(node.kind);
+    if kind != Kind::Task && matches!(patch.status, Some(Some(_))) {
+        return Err(StoreError::Invalid(format!(
+            "status: \"{}\" is a {kind}; only tasks have a status",
+            node.title
+        )));
+    }
+    let mut patch = patch.clone();
+    if kind == Kind::Task
+        && node.kind != Kind::Task
+        && node.status.is_none()
+        && patch.status.is_none()
+    {
+        patch.status = Some(Some(Status::Todo));
+    }
+    Ok(patch)
 }
 
 /// The fields a patch sets, checked and in canonical form.

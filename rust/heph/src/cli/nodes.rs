@@ -45,7 +45,8 @@ pub struct ListArgs {
     /// project:NAME, tag:NAME, or words to search open tasks for (open
     /// tasks when absent).
     pub query: Vec<String>,
-    /// Every node, not only open tasks (the same as the query `all`).
+    /// Every live node, not only open tasks (alone: the query `all`; with
+    /// project:NAME, tag:NAME or words: every node they match).
     #[arg(long)]
     pub all: bool,
     /// Print JSON (an array of nodes).
@@ -209,7 +210,18 @@ pub fn add(paths: &Paths, args: AddArgs) -> Result<ExitCode> {
 pub fn list(paths: &Paths, args: ListArgs) -> Result<ExitCode> {
     let replica = open(paths)?;
     let query = args.query.join(" ");
-    let filter = if args.all {
+    let filter = if args.all && !query.trim().is_empty() {
+        // A project, a tag or words, over every live node of any kind
+        // and status; a named view (`done`, `notes`…) is its own scope.
+        let mut filter = heph_store::list_query::parse(&query).filter;
+        if filter.project.is_none() && filter.tag.is_none() && filter.text.is_none() {
+            bail!("--all lists every node: give it with project:NAME, tag:NAME or words, or leave it out to list {query:?}");
+        }
+        filter.kinds.clear();
+        filter.status = StatusFilter::Any;
+        filter.limit = None;
+        filter
+    } else if args.all {
         heph_store::list_query::parse("all").filter
     } else if query.trim().is_empty() {
         ListFilter {

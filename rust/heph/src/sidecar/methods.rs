@@ -291,15 +291,12 @@ struct NodeSetParams {
 }
 
 fn node_set(ctx: &mut Context, p: NodeSetParams) -> Reply {
-    let node = require(&ctx.replica, &p.id)?;
+    require(&ctx.replica, &p.id)?;
     let patch = heph_core::fields::patch_from_pairs(
         p.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         &crate::local_day::context(),
     )?;
-    let kind = patch.kind.unwrap_or(node.kind);
-    if kind != Kind::Task && matches!(patch.status, Some(Some(_))) {
-        return Err(format!("\"{}\" is a {kind}: only tasks have a status", node.title).into());
-    }
+    // The store refuses a status on a node that is not a task.
     let changed = ctx.replica.update(&p.id, &patch)?;
     let node = require(&ctx.replica, &p.id)?;
     map! { "changed" => changed, "version" => node.version }
@@ -783,8 +780,13 @@ fn resolve_link(ctx: &mut Context, p: ResolveLinkParams) -> Reply {
     if let Some(id) = ctx.replica.find_by_title(&target)? {
         return map! { "id" => id };
     }
-    // Typed (`:Heph open`): a unique id prefix, as the CLI takes one.
-    if typed && target.len() >= 4 && !target.contains(char::is_whitespace) {
+    // A unique id prefix, as the CLI takes one: typed (`:Heph open`), or
+    // in a link when it reads as the start of an id, not a word a new
+    // note could be titled (`[[cafe]]`).
+    let id_like = target.len() >= 8
+        && target.bytes().any(|b| b.is_ascii_digit())
+        && target.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    if (typed || id_like) && target.len() >= 4 && !target.contains(char::is_whitespace) {
         match ctx.replica.ids_with_prefix(&target, 2)?.as_slice() {
             [one] => return map! { "id" => one.clone() },
             [] => {}

@@ -314,6 +314,8 @@ impl SyncBridge {
         let name = name.unwrap_or_else(crate::credentials::host_name);
         TokenStore::forced().map_err(|e| e.to_string())?;
         let credential = heph_auth::DeviceCredential::new(&self.paths.data_dir);
+        // The credential's own file (device.json), not the login's.
+        let where_kept = heph_auth::DeviceCredential::new(&self.paths.data_dir);
         let configured = self
             .config
             .hub_url
@@ -342,7 +344,7 @@ impl SyncBridge {
                         "device_id": device.device_id,
                         "label": device.label,
                         "scope": device.scope,
-                        "store": store.describe(),
+                        "store": where_kept.describe_store(&device),
                         "fallback": store.fallback_reason.is_some(),
                         "configured": syncs,
                     })
