@@ -555,7 +555,14 @@ fn line_change(id: &str, base: &ListLine, edited: &ListLine, restore: bool) -> O
         what.push(status.describe_change());
         status.apply(&mut patch);
     }
+    // A task line without its checkbox is what `cc` and `S` leave (the id
+    // stays, hidden): a rename. The fields it has no word for keep their
+    // values instead of being cleared by words the user never saw go.
+    let renames_only = edited.status.is_none() && base.status.is_some();
     for (name, value) in &edited.fields {
+        if renames_only && value.is_unset() {
+            continue;
+        }
         if base.fields.get(name) != Some(value) {
             what.push(value.describe_change());
             value.clone().apply(&mut patch);
@@ -593,6 +600,43 @@ mod tests {
             deleted: false,
             version: "1".into(),
         }
+    }
+
+    #[test]
+    fn a_line_cleared_by_cc_renames_and_keeps_the_fields_it_does_not_write() {
+        let mut t = task("0123456789abcdef0123456789abcdef", "Old title");
+        t.status = Some(Status::Doing);
+        t.due = Some(time::macros::date!(2026 - 12 - 02));
+        t.project = Some("home".into());
+        t.tags = BTreeSet::from(["new".to_string()]);
+        let shown = render(std::slice::from_ref(&t));
+        let id_prefix = shown[0].split_once(' ').unwrap().0;
+        // `ccReplaced title`: the hidden id stays, the rest is typed.
+        let changes = plan_on(&[format!("{id_prefix} Replaced title")], &[t.clone()]).unwrap();
+        let [ListChange::Update { patch, .. }] = changes.as_slice() else {
+            panic!("{changes:?}");
+        };
+        assert_eq!(
+            *patch,
+            NodePatch {
+                title: Some("Replaced title".into()),
+                ..NodePatch::default()
+            }
+        );
+        // With a word, that field changes; the others stay.
+        let changes = plan_on(&[format!("{id_prefix} Replaced +work")], &[t.clone()]).unwrap();
+        let [ListChange::Update { patch, .. }] = changes.as_slice() else {
+            panic!("{changes:?}");
+        };
+        assert_eq!(patch.project, Some(Some("work".into())));
+        assert_eq!((patch.due, &patch.tags), (None, &None));
+        // With its checkbox, a line writes every field: a word taken out
+        // clears it.
+        let changes = plan_on(&[format!("{id_prefix} [/] Replaced title")], &[t]).unwrap();
+        let [ListChange::Update { patch, .. }] = changes.as_slice() else {
+            panic!("{changes:?}");
+        };
+        assert_eq!((patch.due, patch.project.clone()), (Some(None), Some(None)));
     }
 
     fn plan_on(lines: &[String], shown: &[Node]) -> Result<Vec<ListChange>, Vec<ParseError>> {
