@@ -1056,7 +1056,9 @@ function M.reload(buf)
     end
     state.warned = why
     H.set_state(buf, state)
-    local name = vim.api.nvim_buf_get_name(buf)
+    -- Named as users know it: by its title (as it is now).
+    local title = got and H.val(node.title)
+    local name = title and title ~= "" and ("%q"):format(title) or vim.api.nvim_buf_get_name(buf)
     vim.notify(
       why == "deleted"
           and ("heph: %s was deleted elsewhere; your unsaved edits are kept and :w brings it back with them (:e! shows it deleted instead)"):format(name)

@@ -272,6 +272,9 @@ M.subcommands = {
     if not state or state.kind ~= "node" then
       return vim.notify("heph: restore works in a node buffer", vim.log.levels.WARN)
     end
+    if state.missing then
+      return vim.notify("heph: this journal was never saved; there is nothing to restore", vim.log.levels.WARN)
+    end
     local ok, reply = pcall(rpc.request, "node_restore", { id = state.id })
     if not ok then
       return H.report(reply)

@@ -33,6 +33,17 @@ function M.check()
   if sok then
     status = require("heph.sync").clean(status)
     health.start("heph: sync")
+    -- Started by this check: give the first pass a moment, so what is
+    -- shown is its result rather than "syncing".
+    if status.state == "syncing" and not status.last_sync then
+      vim.wait(5000, function()
+        local got, now = pcall(rpc.request, "status", {})
+        if got then
+          status = require("heph.sync").clean(now)
+        end
+        return not got or status.state ~= "syncing"
+      end, 100)
+    end
     local text = "sync: " .. (status.state or "unknown") .. (status.hub and (" with " .. status.hub) or "")
     if status.state == "login_needed" then
       health.warn("login needed: sync is paused", { "Run :HephLogin", "Or join with a token: :HephJoin URL" })
@@ -48,12 +59,20 @@ function M.check()
     else
       health.info(text)
     end
-    if status.auth then
-      -- "device credential (label …)" or "OIDC login".
-      health.info("authenticated by: " .. status.auth)
-    end
-    if status.token_store then
-      health.info("token store: " .. status.token_store)
+    if status.logged_in == false then
+      health.info(
+        (status.state == "synced" or status.state == "pending")
+            and "no credential stored: this hub lets the device sync without one"
+          or "no credential stored (:HephLogin, or :HephJoin URL with a token from the hub's owner)"
+      )
+    else
+      if status.auth then
+        -- "device credential (label …)" or "OIDC login".
+        health.info("authenticated by: " .. status.auth)
+      end
+      if status.token_store then
+        health.info("token store: " .. status.token_store)
+      end
     end
   end
 end

@@ -29,8 +29,12 @@ function M.clean(value)
   if type(value) ~= "table" then
     return {}
   end
+  -- (`v ~= vim.NIL and v or nil` would drop every `false` too.)
   return vim.tbl_map(function(v)
-    return v ~= vim.NIL and v or nil
+    if v == vim.NIL then
+      return nil
+    end
+    return v
   end, value)
 end
 

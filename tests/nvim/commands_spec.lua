@@ -90,6 +90,13 @@ describe(":Heph commands", function()
     vim.cmd("Heph journal 2026-01-02")
     assert.are.equal("heph://journal/2026-01-02", vim.api.nvim_buf_get_name(0))
     assert.are.same({}, titles({ "list", "--all", "--json" }))
+    -- Nothing to delete or restore yet, and each says so.
+    for _, cmd in ipairs({ "delete", "restore" }) do
+      local seen = h.notifications(function()
+        vim.cmd("Heph " .. cmd)
+      end)
+      assert.truthy(seen[1] and seen[1].msg:find("never saved; there is nothing to " .. cmd, 1, true), vim.inspect(seen))
+    end
     vim.cmd("enew")
     vim.cmd("bwipeout! heph://journal/2026-01-02")
     assert.are.same({}, titles({ "list", "--all", "--json" }))

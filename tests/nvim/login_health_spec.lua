@@ -30,7 +30,11 @@ describe(":checkhealth heph", function()
     h.fresh()
   end)
 
-  it("shows login needed as a warning", function()
+  ---Runs the health check; its calls. `status`, when given, is what the
+  ---sidecar's `status` answers.
+  ---@param status? table
+  ---@return {kind: string, msg: string}[]
+  local function check(status)
     local rpc = require("heph.rpc")
     local orig_request, orig_health = rpc.request, vim.health
     local calls = {}
@@ -47,18 +51,38 @@ describe(":checkhealth heph", function()
       error = record("error"),
     }
     rpc.request = function(method, params)
-      if method == "status" then
-        return { state = "login_needed", pending = 1, hub = "http://hub", last_sync = vim.NIL, token_store = vim.NIL }
+      if method == "status" and status then
+        return status
       end
       return orig_request(method, params)
     end
     local ok, err = pcall(require("heph.health").check)
     rpc.request, vim.health = orig_request, orig_health
     assert(ok, err)
-    local warned = vim.tbl_filter(function(c)
-      return c.kind == "warn" and c.msg:match("login needed")
+    return calls
+  end
+
+  ---The calls of `kind` whose message matches `pattern`.
+  local function said(calls, kind, pattern)
+    return vim.tbl_filter(function(c)
+      return c.kind == kind and c.msg:match(pattern)
     end, calls)
-    assert.are.equal(1, #warned, vim.inspect(calls))
+  end
+
+  it("shows login needed as a warning", function()
+    local calls = check({ state = "login_needed", pending = 1, hub = "http://hub", last_sync = vim.NIL, token_store = vim.NIL })
+    assert.are.equal(1, #said(calls, "warn", "login needed"), vim.inspect(calls))
+  end)
+
+  it("run first, waits for the first pass instead of calling it fine", function()
+    require("heph").setup({ cmd = { h.bin }, data_dir = h.data_dir, hub_url = "http://127.0.0.1:1" })
+    local calls = check()
+    assert.are.equal(0, #said(calls, "ok", "^sync:"), vim.inspect(calls))
+    assert.are.equal(1, #said(calls, "warn", "^sync: "), vim.inspect(calls))
+    -- No credential: one line that says what to do, not "token store:
+    -- not logged in".
+    assert.are.equal(1, #said(calls, "info", "^no credential stored %(:HephLogin"), vim.inspect(calls))
+    assert.are.equal(0, #said(calls, "info", "token store"), vim.inspect(calls))
   end)
 end)
 

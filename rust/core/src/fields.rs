@@ -401,7 +401,7 @@ pub fn parse_day(text: &str, today: Date) -> Result<Date, FieldError> {
     }
     crate::model::parse_date(text).map_err(|_| {
         FieldError(format!(
-            "invalid date {:?} (expected YYYY-MM-DD, today, tomorrow, a weekday, +3d or next week)",
+            "invalid date {:?} (expected YYYY-MM-DD, today, tomorrow, yesterday, a weekday, +3d, -3d, +2w or next week)",
             text.trim()
         ))
     })

@@ -261,6 +261,13 @@ fn refused_tokens_say_why() {
     // An expired token registered on first sight is listed as expired.
     assert_eq!(owner.token_state("00000000dead"), "expired");
     assert_eq!(owner.token_state(&token_id(&aborted)), "aborted");
+    // Cancelling them says what they were, not "cancelled".
+    let (ok, _, err) = owner.hub_cmd(&["join-token", "abort", "00000000dead"]);
+    assert!(ok && err.contains("had expired already"), "{err}");
+    let (ok, _, err) = owner.hub_cmd(&["join-token", "abort", &token_id(&aborted)]);
+    assert!(ok && err.contains("was cancelled already"), "{err}");
+    let (ok, _, err) = owner.hub_cmd(&["join-token", "abort", &token_id(&good)]);
+    assert!(!ok && err.contains("already used"), "{err}");
 }
 
 #[test]

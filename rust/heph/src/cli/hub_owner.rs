@@ -178,8 +178,16 @@ fn list(paths: &Paths, args: DbArgs) -> Result<ExitCode> {
 fn abort(paths: &Paths, args: AbortArgs) -> Result<ExitCode> {
     let (_, store) = open(paths, &args.db)?;
     match store.abort_token(&args.id, now_ms())? {
-        Ok(()) => {
-            eprintln!("Join token {} cancelled.", args.id);
+        Ok(done) => {
+            use heph_hub::join::Aborted;
+            match done {
+                Aborted::Now => eprintln!("Join token {} cancelled.", args.id),
+                Aborted::Expired => eprintln!(
+                    "Join token {} had expired already: nobody can use it.",
+                    args.id
+                ),
+                Aborted::Already => eprintln!("Join token {} was cancelled already.", args.id),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(why) => bail!(why),

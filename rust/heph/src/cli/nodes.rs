@@ -15,10 +15,10 @@ use crate::paths::Paths;
 #[derive(Debug, Args)]
 pub struct AddArgs {
     /// task or note (a journal is a day's page: `heph journal DATE`).
-    #[arg(long, default_value = "task", value_parser = parse_kind)]
+    #[arg(long, default_value = "task", value_parser = parse_new_kind)]
     pub kind: Kind,
-    /// Due date, YYYY-MM-DD.
-    #[arg(long, value_parser = parse_date_arg)]
+    /// Due date: YYYY-MM-DD, today, tomorrow, a weekday, +3d, -3d, +2w…
+    #[arg(long, value_parser = parse_date_arg, allow_hyphen_values = true)]
     pub due: Option<time::Date>,
     /// Project name.
     #[arg(long)]
@@ -118,13 +118,18 @@ pub struct SearchArgs {
 /// Options of `heph journal`.
 #[derive(Debug, Args)]
 pub struct JournalArgs {
-    /// The day, YYYY-MM-DD (today when absent).
-    #[arg(value_parser = parse_date_arg)]
+    /// The day: YYYY-MM-DD, yesterday, a weekday, -3d… (today when absent).
+    #[arg(value_parser = parse_date_arg, allow_hyphen_values = true)]
     pub date: Option<time::Date>,
 }
 
-fn parse_kind(s: &str) -> Result<Kind, String> {
-    s.parse().map_err(|e: heph_core::model::FieldError| e.0)
+/// A kind `heph add` makes: a journal is a day's page (`heph journal`).
+fn parse_new_kind(s: &str) -> Result<Kind, String> {
+    match s.parse() {
+        Ok(Kind::Journal) => Err("a journal is the page of a day: heph journal DATE".into()),
+        Ok(kind) => Ok(kind),
+        Err(_) => Err(format!("{s:?} is not a kind heph add makes (task or note)")),
+    }
 }
 
 fn parse_date_arg(s: &str) -> Result<time::Date, String> {
@@ -262,6 +267,14 @@ pub fn list(paths: &Paths, args: ListArgs) -> Result<ExitCode> {
         })?;
     }
     out.flush()?;
+    // A list cut at its limit (`next`) says so, as `:Heph next` does; on
+    // stderr, so a script reading the lines gets only lines.
+    if let Some(limit) = filter.limit {
+        let total = replica.count(&filter)?;
+        if total > limit {
+            eprintln!("{limit} of {total} shown (heph list tasks for all)");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -278,13 +291,12 @@ fn require(replica: &Replica, id: &str) -> Result<Node> {
     match matches.len() {
         0 => bail!("no node with id {id:?} (see `heph list --all`)"),
         1 => Ok(matches.remove(0)),
+        n if n > 5 => bail!(
+            "more than 5 nodes have ids starting with {id:?}; give more of it. Five of them:\n{}",
+            shown(&matches)
+        ),
         n => bail!(
-            "{} nodes have ids starting with {id:?}; give more of it:\n{}",
-            if n >= 6 {
-                "6 or more".to_owned()
-            } else {
-                n.to_string()
-            },
+            "{n} nodes have ids starting with {id:?}; give more of it:\n{}",
             shown(&matches)
         ),
     }

@@ -16,7 +16,7 @@ use axum::Json;
 use serde::Deserialize;
 
 pub(crate) use registry::SCHEMA;
-pub use registry::{DeviceRow, RedeemError, Redeemed, TokenRow, STALE_IN_FLIGHT_MS};
+pub use registry::{Aborted, DeviceRow, RedeemError, Redeemed, TokenRow, STALE_IN_FLIGHT_MS};
 pub use token::{new_token_id, Claims, HubSecret, Scope, TokenError, CREDENTIAL_PREFIX};
 
 use crate::routes::error;

@@ -90,6 +90,17 @@ pub struct Redeemed {
     pub label: String,
 }
 
+/// What cancelling a join token did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aborted {
+    /// It could be used until now.
+    Now,
+    /// It had expired already: nobody could use it.
+    Expired,
+    /// It was cancelled before.
+    Already,
+}
+
 /// One token, as `heph hub join-token list` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenRow {
@@ -448,25 +459,36 @@ impl HubStore {
     }
 
     /// Cancels token `id`. Errors say why not (unknown, already used).
-    pub fn abort_token(&self, id: &str, now: u64) -> Result<Result<(), String>, HubError> {
+    pub fn abort_token(&self, id: &str, now: u64) -> Result<Result<Aborted, String>, HubError> {
         let mut conn = self.lock();
         let tx = immediate(&mut conn)?;
-        let known: bool = tx
-            .query_row("SELECT 1 FROM join_tokens WHERE id = ?1", [id], |_| {
-                Ok(true)
+        let expires: Option<i64> = tx
+            .query_row("SELECT expires FROM join_tokens WHERE id = ?1", [id], |r| {
+                r.get(0)
             })
-            .optional()?
-            .unwrap_or(false);
-        if !known {
+            .optional()?;
+        let Some(expires) = expires else {
             return Ok(Err(format!(
                 "no join token with id {id:?} (see `heph hub join-token list`)"
             )));
-        }
+        };
+        // Cancelling a token that cannot be used any more changes nothing:
+        // said as it is, not as a cancel.
+        let before = state_of(&tx, id)?;
         let outcome = append(&tx, id, &Transition::Abort, now)?;
         tx.commit()?;
-        Ok(outcome.map(|_| ()).map_err(|_| {
-            format!("token {id} was already used; remove its device with `heph hub revoke {id}`")
-        }))
+        Ok(outcome
+            .map(|_| match before {
+                State::Aborted => Aborted::Already,
+                State::Expired => Aborted::Expired,
+                State::Issued if expires <= (now / 1000) as i64 => Aborted::Expired,
+                _ => Aborted::Now,
+            })
+            .map_err(|_| {
+                format!(
+                    "token {id} was already used; remove its device with `heph hub revoke {id}`"
+                )
+            }))
     }
 
     /// Every device that joined, oldest first.
