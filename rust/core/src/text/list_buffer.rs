@@ -378,6 +378,9 @@ pub fn parse_line(
     if title.trim().is_empty() {
         return Err(fail("the task has no title".into()));
     }
+    // The header's title rules (length, no control characters), here
+    // where the line is known, not later as a store error with none.
+    fields::parse_title(&title, &cx).map_err(|e| fail(e.0))?;
     // Every list-token field, unset when the line has no word for it.
     let mut values = BTreeMap::new();
     for (def, _) in fields::list_tokens() {
@@ -600,6 +603,19 @@ mod tests {
             deleted: false,
             version: "1".into(),
         }
+    }
+
+    #[test]
+    fn a_title_the_store_would_refuse_is_an_error_on_its_line() {
+        let long = format!("[ ] {}", "x".repeat(5000));
+        let err = plan_on(&["[ ] fine".into(), long], &[]).unwrap_err();
+        assert_eq!(
+            (err[0].line, err[0].message.contains("longer than")),
+            (2, true),
+            "{err:?}"
+        );
+        let err = plan_on(&["[ ] bell\u{7} here".into()], &[]).unwrap_err();
+        assert!(err[0].message.contains("control characters"), "{err:?}");
     }
 
     #[test]

@@ -418,6 +418,16 @@ fn adopt_pasted(
             continue;
         };
         let Some(id) = line.id.clone() else {
+            // A new line of the notes list makes a note: no status.
+            if query.new_kind != Kind::Task && line.status.is_some() {
+                errors.push(heph_core::text::ParseError {
+                    line: index + 1,
+                    message: format!(
+                        "a new line here makes a {}, which has no status; remove the checkbox",
+                        query.new_kind
+                    ),
+                });
+            }
             continue;
         };
         // A shown line whose checkbox is as shown needs no look at its
