@@ -169,9 +169,9 @@ function M.on_done(payload)
     report.push_only == true and " (this device may only push: a capture credential)" or ""
   )
   local level = vim.log.levels.INFO
-  local conflicts = H.conflicts_text(report.conflict_nodes)
-  if conflicts then
-    text = text .. "\n" .. conflicts
+  -- (Either may be nil: no ipairs over the pair.)
+  for _, extra in pairs({ H.conflicts_text(report.conflict_nodes), H.revived_text(report.revived_nodes) }) do
+    text = text .. "\n" .. extra
     level = vim.log.levels.WARN
   end
   for _, warning in ipairs(type(report.warnings) == "table" and report.warnings or {}) do
@@ -185,14 +185,12 @@ end
 ---nodes where it kept concurrent edits side by side, and its warnings. A
 ---warning is said once per session: a background pass repeats it until
 ---its cause is fixed, and the status line keeps showing what is set aside.
----@param payload {conflicts?: string[], warnings?: string[]}
+---@param payload {conflicts?: string[], warnings?: string[], revived?: string[]}
 function M.on_background(payload)
   payload = M.clean(payload)
   local lines = {}
-  local conflicts = H.conflicts_text(payload.conflicts)
-  if conflicts then
-    table.insert(lines, conflicts)
-  end
+  table.insert(lines, H.conflicts_text(payload.conflicts))
+  table.insert(lines, H.revived_text(payload.revived))
   H.told = H.told or {}
   for _, warning in ipairs(type(payload.warnings) == "table" and payload.warnings or {}) do
     if type(warning) == "string" and not H.told[warning] then
@@ -205,11 +203,10 @@ function M.on_background(payload)
   end
 end
 
----"conflicting edits kept side by side in …", naming each node with the
----command that opens it; nil without any.
+---Each node of `ids` by its title, with the command that opens it.
 ---@param ids any
----@return string?
-function H.conflicts_text(ids)
+---@return string? nil without any
+function H.named(ids)
   if type(ids) ~= "table" or #ids == 0 then
     return nil
   end
@@ -218,7 +215,23 @@ function H.conflicts_text(ids)
     local got, node = pcall(rpc.request, "node_get", { id = id })
     table.insert(titles, got and type(node) == "table" and ("%q (:Heph open %s)"):format(node.title, id) or id)
   end
-  return "conflicting edits kept side by side in " .. table.concat(titles, ", ")
+  return table.concat(titles, ", ")
+end
+
+---"conflicting edits kept side by side in …"; nil without any.
+---@param ids any
+---@return string?
+function H.conflicts_text(ids)
+  local named = H.named(ids)
+  return named and "conflicting edits kept side by side in " .. named
+end
+
+---Deleted nodes a sync brought back; nil without any.
+---@param ids any
+---@return string?
+function H.revived_text(ids)
+  local named = H.named(ids)
+  return named and ("came back, edited or restored on another device after you deleted it (:Heph delete there to delete it again): " .. named)
 end
 
 return M

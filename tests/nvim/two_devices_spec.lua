@@ -40,6 +40,36 @@ describe("two devices", function()
     pcall(vim.fn.jobstop, hub)
   end)
 
+  it("a node deleted on A and edited on B comes back on A, and a background sync says so", function()
+    local id = h.add({ "--kind", "note", "Plans" })
+    h.sync_and_wait(200)
+    B.sync()
+    -- Deleted by another process beside this Neovim's sidecar.
+    h.cli({ "rm", id })
+    h.sync_and_wait(200)
+    B.cli({ "set", id, "title=Plans, kept" })
+    B.sync()
+    -- A's next pass is a background one: a write through the sidecar
+    -- starts it.
+    local seen, stop = h.capture_notifications()
+    vim.cmd("Heph task Something else")
+    local told = h.wait(function()
+      for _, n in ipairs(seen) do
+        if n.msg:find("came back", 1, true) then
+          return true
+        end
+      end
+      return false
+    end, 10000)
+    stop()
+    assert.is_true(told, vim.inspect(seen))
+    local msg = vim.tbl_filter(function(n)
+      return n.msg:find("came back", 1, true) ~= nil
+    end, seen)[1].msg
+    assert.truthy(msg:find('"Plans, kept" (:Heph open ' .. id .. ")", 1, true), msg)
+    assert.is_false(h.show(id).deleted)
+  end)
+
   it("a node deleted on B while edited on A: A is told it was deleted, and :w brings it back", function()
     local id = h.add({ "--kind", "note", "--body", "alpha\nbravo", "Shared" })
     h.sync_and_wait(200)
@@ -49,8 +79,9 @@ describe("two devices", function()
     B.cli({ "rm", id })
     B.sync()
     local seen = h.sync_and_wait(200)
+    -- Named by its title.
     local told = vim.tbl_filter(function(n)
-      return n.msg:find(id, 1, true) ~= nil
+      return n.msg:find('"Shared"', 1, true) ~= nil
     end, seen)
     assert.are.equal(1, #told, vim.inspect(seen))
     assert.are.equal(vim.log.levels.WARN, told[1].level)

@@ -226,6 +226,34 @@ fn concurrent_body_edits_both_survive() {
     }
 }
 
+/// A node deleted on one device and edited on another before they synced
+/// comes back on the first (the edit is kept), and its sync says so.
+#[test]
+fn a_deleted_node_brought_back_by_an_edit_elsewhere_is_reported() {
+    let hub = Hub::fresh();
+    let a = Device::new();
+    let b = Device::new();
+    let id = a.ok(&["add", "--kind", "note", "Plans"]).trim().to_owned();
+    a.sync(&hub);
+    b.sync(&hub);
+    a.ok(&["rm", &id]);
+    a.sync(&hub);
+    // B edits it before it hears of the delete (it has not synced since).
+    b.ok(&["set", &id, "title=Plans, kept"]);
+    let (ok, _, err) = b.run(&["sync", "--hub", &hub.url]);
+    assert!(ok, "{err}");
+    assert!(!err.contains("came back"), "B never deleted it: {err}");
+    let (ok, _, err) = a.run(&["sync", "--hub", &hub.url]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains(&format!("{id} \"Plans, kept\" came back")),
+        "{err}"
+    );
+    assert_eq!(a.json(&["show", &id, "--json"])["deleted"], false);
+    let report = a.json(&["sync", "--hub", &hub.url, "--json"]);
+    assert_eq!(report["revived_nodes"], serde_json::json!([]), "said once");
+}
+
 /// kill -9 during syncs loses nothing and duplicates nothing.
 #[test]
 fn killing_sync_midway_loses_nothing() {

@@ -69,10 +69,16 @@ pub(crate) fn start_writeback(path: &Path) -> Option<JoinHandle<()>> {
     let path = path.to_owned();
     std::thread::Builder::new()
         .name("heph-writeback".into())
-        .spawn(move || {
-            if let Err(error) = std::fs::File::open(&path).and_then(|f| f.sync_data()) {
-                tracing::debug!(%error, "early writeback of the replica failed");
+        .spawn(move || match std::fs::File::open(&path) {
+            Ok(file) => {
+                if let Err(error) = file.sync_data() {
+                    tracing::debug!(%error, "early writeback of the replica failed");
+                }
+                // Closed now, it would drop the import's locks on the
+                // file (see `open_files`).
+                crate::open_files::defer_close(file);
             }
+            Err(error) => tracing::debug!(%error, "early writeback of the replica failed"),
         })
         .ok()
 }

@@ -13,6 +13,7 @@ pub mod list_query;
 mod materialize;
 mod node_row;
 mod op_statements;
+mod open_files;
 mod query;
 mod restamp;
 mod schema;
@@ -139,6 +140,9 @@ pub struct Replica {
     conn: Connection,
     clock: Clock,
     path: Option<PathBuf>,
+    /// The file's entry among those this process has open; dropped after
+    /// `conn` (fields drop in order), see [`open_files`].
+    registration: Option<open_files::Registration>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -158,11 +162,16 @@ impl Replica {
             source,
         };
         let read_only = match std::fs::metadata(path) {
-            Ok(_) => {
-                check_header(path)?;
-                make_private(path);
-                !writable(path).map_err(io_err)?
-            }
+            Ok(meta) => match open_files::already_open(&meta) {
+                // Checked by the open that holds it already: a descriptor
+                // opened here would drop that open's locks when closed.
+                Some(read_only) => read_only,
+                None => {
+                    check_header(path)?;
+                    make_private(path);
+                    !writable(path).map_err(io_err)?
+                }
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 create(path)?;
                 false
@@ -192,6 +201,8 @@ impl Replica {
             name.push(companion);
             make_private(Path::new(&name));
         }
+        let meta = std::fs::metadata(path).map_err(io_err)?;
+        replica.registration = Some(open_files::register(&meta, read_only));
         // A bulk load cut short left its index to build.
         replica.finish_bulk_load()?;
         Ok(replica)
@@ -267,7 +278,12 @@ impl Replica {
         if let Some(last) = last.and_then(|h| h.parse::<Hlc>().ok()) {
             clock.witness(&last);
         }
-        Ok(Self { conn, clock, path })
+        Ok(Self {
+            conn,
+            clock,
+            path,
+            registration: None,
+        })
     }
 
     /// Whether this handle can only read (the file is not writable).

@@ -44,6 +44,9 @@ pub struct ApplyReport {
     pub conflicts: usize,
     /// Nodes whose body now holds a conflict block made by this apply.
     pub conflict_nodes: Vec<String>,
+    /// Deleted nodes this apply brought back (an edit or a restore made
+    /// elsewhere after the delete): the user who deleted one is told.
+    pub revived_nodes: Vec<String>,
     /// Own future-stamped ops given fresh stamps before this write.
     pub restamped: usize,
     /// Body deltas held back until the version they apply to arrives.
@@ -278,12 +281,16 @@ struct NodeGroup {
     /// only (a device pulling back ops it has) leaves the row and the
     /// full-text index alone.
     changed: bool,
+    /// Whether the node was deleted before these ops.
+    was_deleted: bool,
 }
 
 impl NodeGroup {
     fn load(tx: &Transaction<'_>, node: &str) -> Result<Self, StoreError> {
+        let row = NodeRow::load(tx, node)?;
         Ok(Self {
-            row: NodeRow::load(tx, node)?,
+            was_deleted: row.deleted,
+            row,
             texts: HashMap::new(),
             changed: false,
         })
@@ -296,6 +303,10 @@ impl NodeGroup {
         if self.changed {
             unindex(tx, &self.row.id, report)?;
             self.row.store(tx)?;
+            if self.was_deleted && !self.row.deleted && !report.revived_nodes.contains(&self.row.id)
+            {
+                report.revived_nodes.push(self.row.id.clone());
+            }
         }
         Ok(())
     }

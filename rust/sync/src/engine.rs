@@ -48,6 +48,9 @@ pub struct SyncReport {
     pub changed_nodes: Vec<String>,
     /// Nodes whose body now holds a conflict block made by this pass.
     pub conflict_nodes: Vec<String>,
+    /// Nodes deleted here that pulled ops brought back (edited or
+    /// restored on another device after the delete).
+    pub revived_nodes: Vec<String>,
     /// Local ops the hub refused in this pass (set aside, kept here).
     pub refused: usize,
     /// Pulled ops set aside in the quarantine in this pass.
@@ -570,6 +573,11 @@ async fn sync_pass(
         for id in outcome.applied.conflict_nodes {
             if !report.conflict_nodes.contains(&id) {
                 report.conflict_nodes.push(id);
+            }
+        }
+        for id in outcome.applied.revived_nodes {
+            if !report.revived_nodes.contains(&id) {
+                report.revived_nodes.push(id);
             }
         }
         report.quarantined += outcome.quarantined;

@@ -323,6 +323,8 @@ pub struct PassChanges {
     /// A background pass's warnings (ops set aside, a clock that is wrong,
     /// a hub that lost what it acknowledged).
     pub warnings: Vec<String>,
+    /// Deleted nodes a background pass brought back.
+    pub revived_nodes: Vec<String>,
 }
 
 impl PassChanges {
@@ -339,11 +341,19 @@ impl PassChanges {
             } else {
                 report.warnings.clone()
             },
+            revived_nodes: if requested {
+                Vec::new()
+            } else {
+                report.revived_nodes.clone()
+            },
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.nodes.is_empty() && self.conflict_nodes.is_empty() && self.warnings.is_empty()
+        self.nodes.is_empty()
+            && self.conflict_nodes.is_empty()
+            && self.warnings.is_empty()
+            && self.revived_nodes.is_empty()
     }
 }
 

@@ -69,6 +69,15 @@ pub fn sync(paths: &Paths, args: SyncArgs) -> Result<ExitCode> {
     for warning in &report.warnings {
         eprintln!("heph: warning: {warning}");
     }
+    if !report.revived_nodes.is_empty() {
+        let replica = Replica::open(&paths.replica())?;
+        for id in &report.revived_nodes {
+            let title = replica.get(id)?.map(|n| n.title).unwrap_or_default();
+            eprintln!(
+                "heph: {id} {title:?} came back: it was edited or restored on another device after it was deleted here (heph rm {id} deletes it again)"
+            );
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

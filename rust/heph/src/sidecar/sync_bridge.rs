@@ -97,6 +97,7 @@ impl SyncBridge {
                     "ids": news.nodes,
                     "conflicts": news.conflict_nodes,
                     "warnings": news.warnings,
+                    "revived": news.revived_nodes,
                 });
                 notify(&neovim, "nodes_changed", payload).await;
             }
