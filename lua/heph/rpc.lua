@@ -31,8 +31,8 @@ RpcError.__tostring = function(e)
 end
 
 ---What users are told to do, by code, after the message.
+---(A busy replica's message says what to do itself.)
 H.advice = {
-  busy = "another heph process is writing the replica; try again",
   damaged = "see :checkhealth heph",
 }
 

@@ -453,6 +453,49 @@ fn list_all_with_a_query_widens_it_or_is_refused() {
     assert!(err.contains("--all lists every node"), "{err}");
 }
 
+/// A reader that stops early (`heph dump | head -1`) ends the command
+/// quietly, as it ends `cat`: no panic, no backtrace.
+#[test]
+fn a_reader_that_leaves_early_ends_every_command_quietly() {
+    let cli = Cli::new();
+    let lines: String = (0..3000)
+        .map(|i| format!("[ ] Task number {i} with a long title to fill the pipe quickly\n"))
+        .collect();
+    let file = cli.dir.path().join("big.md");
+    std::fs::write(&file, lines).unwrap();
+    let id = cli.ok(&[
+        "add",
+        "--kind",
+        "note",
+        "--body-file",
+        file.to_str().unwrap(),
+        "Big",
+    ]);
+    for args in [
+        &["dump"][..],
+        &["list", "--all"],
+        &["show", id.trim()],
+        &["export-ops"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_heph"))
+            .arg("--data-dir")
+            .arg(cli.dir.path())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A few bytes, then the pipe is closed with most still to come.
+        let mut first = [0u8; 100];
+        let read = std::io::Read::read(&mut child.stdout.take().unwrap(), &mut first).unwrap();
+        assert!(read > 0, "{args:?} printed nothing");
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
+    }
+}
+
 /// A body larger than the OS takes as one argument (about 128 KiB) goes
 /// in through a file or standard input.
 #[test]

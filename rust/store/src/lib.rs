@@ -52,7 +52,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// SQLite failed.
-    #[error("replica database error: {0}")]
+    #[error("replica database error: {0}{advice}", advice = sqlite_advice(.0))]
     Sqlite(#[from] rusqlite::Error),
     /// No node has this id.
     #[error("no node with id {0:?}")]
@@ -334,6 +334,24 @@ fn not_a_replica(path: &Path, reason: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// What a user can do about an SQLite error that has a cause outside heph
+/// (a full disk, another writer, permissions); every write is one
+/// transaction, so what failed saved nothing.
+fn sqlite_advice(error: &rusqlite::Error) -> &'static str {
+    match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => {
+            " (the disk is full: nothing was saved; free some space and try again)"
+        }
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            " (another heph process is writing the replica: nothing was saved; try again)"
+        }
+        Some(rusqlite::ErrorCode::ReadOnly) => {
+            " (the replica or its folder is read-only for this user: nothing was saved)"
+        }
+        _ => "",
+    }
+}
+
 /// Refuses a file too short or of another format to be an SQLite database
 /// (SQLite itself would take an empty file for a new database).
 fn check_header(path: &Path) -> Result<()> {
@@ -408,8 +426,28 @@ fn create(path: &Path) -> Result<()> {
         conn.pragma_update(None, "page_size", PAGE_SIZE)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         schema::migrate(&mut conn)?;
-        // Closing the last connection checkpoints the WAL into the file.
+        // Every page into the file now, checked: the checkpoint that
+        // closing does on its own reports nothing, and a file whose pages
+        // stayed in the WAL (a disk that filled up) would be linked into
+        // place damaged, and refused by every open after.
+        let (busy, log, done): (i64, i64, i64) =
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
         conn.close().map_err(|(_, e)| e)?;
+        let wal_left = std::fs::metadata(companion_of(&tmp, "-wal")).map_or(0, |m| m.len());
+        if busy != 0 || done != log || wal_left > 0 {
+            return Err(StoreError::Io {
+                path: path.to_owned(),
+                source: std::io::Error::other(
+                    "the new replica could not be written whole (is the disk full?); nothing was created",
+                ),
+            });
+        }
+        // On the disk before it has its name.
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err)?;
         Ok(())
     })();
     let linked = built.and_then(|()| match std::fs::hard_link(&tmp, path) {
@@ -421,11 +459,22 @@ fn create(path: &Path) -> Result<()> {
         Err(e) => Err(io_err(e)),
     });
     for suffix in ["", "-wal", "-shm"] {
-        let mut name = tmp.as_os_str().to_owned();
-        name.push(suffix);
-        let _ = std::fs::remove_file(&name);
+        let _ = std::fs::remove_file(companion_of(&tmp, suffix));
+    }
+    if linked.is_ok() {
+        // The new name survives a power cut too.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
     }
     linked
+}
+
+/// `path` with `suffix` appended (SQLite's `-wal` and `-shm`).
+fn companion_of(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 /// Whether this process may write `path`.
@@ -488,6 +537,27 @@ fn uri_path(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::{Replica, StoreError};
+
+    /// An error with a cause outside heph says what to do, and that
+    /// nothing was saved.
+    #[test]
+    fn a_full_disk_or_another_writer_is_said_with_what_to_do() {
+        let error = |code| {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+            .to_string()
+        };
+        let full = error(rusqlite::ffi::SQLITE_FULL);
+        assert!(
+            full.contains("the disk is full: nothing was saved"),
+            "{full}"
+        );
+        let busy = error(rusqlite::ffi::SQLITE_BUSY);
+        assert!(busy.contains("another heph process is writing"), "{busy}");
+        assert!(!error(rusqlite::ffi::SQLITE_CORRUPT).contains("nothing was saved"));
+    }
 
     /// A replica this user may not write (opened read-only, as `open` does
     /// for such a file) refuses an edit by the file's name, and keeps what

@@ -1,5 +1,6 @@
 //! `heph login` and `heph logout`.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
@@ -75,9 +76,13 @@ pub fn login(paths: &Paths, args: LoginArgs) -> Result<ExitCode> {
                 if let Some(complete) = verification_uri_complete {
                     eprintln!("(or open {complete})");
                 }
-                eprintln!("The code expires in {} minutes.", expires_in / 60);
+                if expires_in < 120 {
+                    eprintln!("The code expires in {expires_in} seconds.");
+                } else {
+                    eprintln!("The code expires in {} minutes.", expires_in / 60);
+                }
                 // Machine-readable line for scripts and tests.
-                println!("user_code {user_code}");
+                let _ = writeln!(std::io::stdout(), "user_code {user_code}");
             }
             LoginEvent::Polling => eprintln!("Waiting for approval…"),
             LoginEvent::Retrying { reason } => {

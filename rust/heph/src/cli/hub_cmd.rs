@@ -133,7 +133,7 @@ pub fn run(paths: &crate::paths::Paths, args: HubArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        println!("heph hub listening on http://{addr}");
+        outln!("heph hub listening on http://{addr}");
         use std::io::Write;
         std::io::stdout().flush()?;
         tracing::info!(%addr, db = %db.display(), "hub started");

@@ -132,7 +132,7 @@ fn create(paths: &Paths, args: CreateArgs) -> Result<ExitCode> {
     let token = secret.sign(&claims);
     store.register_token(&claims, &token, now)?;
     if args.db.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "token": token, "id": claims.id, "label": claims.label,
@@ -140,7 +140,7 @@ fn create(paths: &Paths, args: CreateArgs) -> Result<ExitCode> {
             })
         );
     } else {
-        println!("{token}");
+        outln!("{token}");
         eprintln!(
             "Join token {} for {:?} (scope {}), usable once until {}.\n\
              On the new device: heph join <hub URL> <token>   (or :HephJoin <hub URL>)",
@@ -157,12 +157,12 @@ fn list(paths: &Paths, args: DbArgs) -> Result<ExitCode> {
     let (_, store) = open(paths, &args)?;
     let tokens = store.tokens()?;
     if args.json {
-        println!("{}", serde_json::to_string(&tokens)?);
+        outln!("{}", serde_json::to_string(&tokens)?);
     } else if tokens.is_empty() {
         eprintln!("No join tokens.");
     } else {
         for t in tokens {
-            println!(
+            outln!(
                 "{}  {:<9}  {:<7}  until {}  {}",
                 t.id,
                 t.state,
@@ -198,7 +198,7 @@ fn devices(paths: &Paths, args: DbArgs) -> Result<ExitCode> {
     let (_, store) = open(paths, &args)?;
     let devices = store.devices()?;
     if args.json {
-        println!("{}", serde_json::to_string(&devices)?);
+        outln!("{}", serde_json::to_string(&devices)?);
     } else if devices.is_empty() {
         eprintln!("No devices joined with a token.");
     } else {
@@ -208,7 +208,7 @@ fn devices(paths: &Paths, args: DbArgs) -> Result<ExitCode> {
                 Some(at) => format!("removed {}", time(at)),
                 None => format!("last seen {seen}"),
             };
-            println!(
+            outln!(
                 "{}  {:<12}  {:<7}  joined {}  {}  ({})",
                 d.id,
                 d.label,

@@ -1,5 +1,14 @@
 //! Command-line interface: argument definitions and dispatch.
 
+/// `println!` that returns the error instead of panicking when stdout is
+/// closed (`heph dump | head -1`): `main` then exits quietly, as `cat` does.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
 mod auth_cmd;
 mod hub_cmd;
 mod hub_owner;

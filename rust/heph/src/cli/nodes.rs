@@ -151,7 +151,7 @@ fn open(paths: &Paths) -> Result<Replica> {
 
 /// `heph dump` (hidden): the canonical dump, identical on converged replicas.
 pub fn dump(paths: &Paths) -> Result<ExitCode> {
-    print!("{}", open(paths)?.canonical_dump()?);
+    std::io::stdout().write_all(open(paths)?.canonical_dump()?.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -207,7 +207,7 @@ pub fn add(paths: &Paths, args: AddArgs) -> Result<ExitCode> {
         tags: args.tags.into_iter().collect(),
         status: None,
     })?;
-    println!("{}", node.id);
+    outln!("{}", node.id);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -552,7 +552,7 @@ pub fn search(paths: &Paths, args: SearchArgs) -> Result<ExitCode> {
 pub fn journal(paths: &Paths, args: JournalArgs) -> Result<ExitCode> {
     let mut replica = open(paths)?;
     let node = replica.journal(args.date.unwrap_or_else(crate::local_day::today))?;
-    println!("{}", node.id);
+    outln!("{}", node.id);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -79,7 +79,7 @@ pub fn sync(paths: &Paths, args: SyncArgs) -> Result<ExitCode> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?);
     } else {
         let mut extra = String::new();
         if report.bootstrapped > 0 {
@@ -103,7 +103,7 @@ pub fn sync(paths: &Paths, args: SyncArgs) -> Result<ExitCode> {
         if report.push_only {
             extra.push_str(" (this device may only push: a capture credential)");
         }
-        println!("pushed {}, pulled {}{extra}", report.pushed, report.pulled);
+        outln!("pushed {}, pulled {}{extra}", report.pushed, report.pulled);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -146,7 +146,7 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
     let (auth, auth_store) = crate::credentials::describe(&paths.data_dir, key.as_deref());
     let token_store = token_store.or(auth_store);
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "hub": key,
@@ -165,39 +165,39 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
             })
         );
     } else {
-        println!(
+        outln!(
             "hub:        {}",
             key.as_deref().unwrap_or("(none configured)")
         );
-        println!("pending:    {pending} op(s) not yet on the hub");
-        println!("last sync:  {}", last_sync.as_deref().unwrap_or("never"));
+        outln!("pending:    {pending} op(s) not yet on the hub");
+        outln!("last sync:  {}", last_sync.as_deref().unwrap_or("never"));
         if let Some(e) = last_error {
-            println!("last error: {e}");
+            outln!("last error: {e}");
         }
         if quarantine.count > 0 {
-            println!(
+            outln!(
                 "set aside:  {} pulled op(s) in quarantine, retried on each sync; newest: {}",
                 quarantine.count,
                 quarantine.newest_reason.as_deref().unwrap_or("")
             );
         }
         if refused.count > 0 {
-            println!(
+            outln!(
                 "refused:    {} op(s) of this device refused by the hub (kept here); newest: {}",
                 refused.count,
                 refused.newest_reason.as_deref().unwrap_or("")
             );
         }
         if held > 0 {
-            println!(
+            outln!(
                 "held:       {held} body edit(s) of other devices waiting for the version they \
                  change, which this device never received (refused by the hub on the device that \
                  made it?)"
             );
         }
         match token_store {
-            Some(store) => println!("auth:       {auth}; secrets in {store}"),
-            None => println!("auth:       {auth}"),
+            Some(store) => outln!("auth:       {auth}; secrets in {store}"),
+            None => outln!("auth:       {auth}"),
         }
     }
     Ok(ExitCode::SUCCESS)
