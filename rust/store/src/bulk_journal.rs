@@ -25,7 +25,7 @@ pub(crate) fn switch_to_rollback(conn: &Connection) -> Result<bool> {
         return Ok(false);
     }
     // A rollback journal is only safe against power loss with a sync at
-    // every step (WAL needs fewer).
+    // every step (the replica's setting, see `Replica::init`).
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(true)
 }
@@ -45,7 +45,7 @@ pub(crate) fn leave_wal(conn: &Connection) -> Result<bool> {
 
 /// Puts `conn` back in WAL mode after [`switch_to_rollback`].
 pub(crate) fn back_to_wal(conn: &Connection) -> Result<()> {
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
     // The import is committed whatever happens here: every open switches
     // the file to WAL again, and until then it works with the rollback
     // journal.
