@@ -175,6 +175,8 @@ function M.logout()
   if not ok then
     return vim.notify(tostring(err), vim.log.levels.ERROR)
   end
+  -- A login waiting for its code is cancelled with it.
+  M.forget()
   vim.notify("heph: logged out; the tokens and the device credential are forgotten")
 end
 

@@ -21,6 +21,10 @@ struct PendingLogin {
     /// :HephLogin instead of starting over).
     code: Option<serde_json::Value>,
     task: tokio::task::JoinHandle<()>,
+    /// Set by a logout: the polling stops, and tokens that come anyway are
+    /// not stored. (Aborting `task` cannot stop the polling, which runs on
+    /// a blocking thread.)
+    cancel: tokio::sync::watch::Sender<bool>,
 }
 
 /// Sync and login state of one sidecar.
@@ -31,6 +35,9 @@ pub struct SyncBridge {
     config_error: Option<String>,
     neovim: Mutex<Option<Neovim<Writer>>>,
     login: Arc<Mutex<Option<PendingLogin>>>,
+    /// Held while a login's tokens are stored, and by a logout while it
+    /// forgets them: a logout never runs in the middle of a store.
+    storing: Arc<Mutex<()>>,
 }
 
 fn status_json(status: &SyncStatus) -> serde_json::Value {
@@ -59,6 +66,7 @@ impl SyncBridge {
             config_error,
             neovim: Mutex::new(None),
             login: Arc::new(Mutex::new(None)),
+            storing: Arc::new(Mutex::new(())),
         }
     }
 
@@ -244,6 +252,8 @@ impl SyncBridge {
         let slot = Arc::clone(&self.login);
         let session = Session::new(&self.paths.data_dir);
         let service = self.service.clone();
+        let (cancel, mut cancelled) = tokio::sync::watch::channel(false);
+        let storing = Arc::clone(&self.storing);
         let task = tokio::spawn(async move {
             let nvim = neovim.clone();
             let on_event = move |event: LoginEvent| {
@@ -261,8 +271,24 @@ impl SyncBridge {
             // The oauth2 futures are not Send; poll them on a blocking thread.
             let handle = tokio::runtime::Handle::current();
             let login = tokio::task::spawn_blocking(move || {
-                let result = handle.block_on(device_login(&config, on_event, tokio::time::sleep));
-                result.and_then(|tokens| session.store_login(&config, &hub, tokens))
+                let result = handle.block_on(async {
+                    tokio::select! {
+                        result = device_login(&config, on_event, tokio::time::sleep) => result,
+                        _ = cancelled.wait_for(|c| *c) => Err(heph_auth::AuthError::Issuer(
+                            "login cancelled by a logout".into(),
+                        )),
+                    }
+                });
+                let tokens = result?;
+                // A logout between the approval and here wins: checked and
+                // stored under the lock a logout takes to forget tokens.
+                let _storing = storing.lock().unwrap_or_else(|p| p.into_inner());
+                if *cancelled.borrow() {
+                    return Err(heph_auth::AuthError::Issuer(
+                        "login cancelled by a logout".into(),
+                    ));
+                }
+                session.store_login(&config, &hub, tokens)
             })
             .await;
             let outcome = login.unwrap_or_else(|e| {
@@ -292,7 +318,11 @@ impl SyncBridge {
                 }
             }
         });
-        *pending = Some(PendingLogin { code: None, task });
+        *pending = Some(PendingLogin {
+            code: None,
+            task,
+            cancel,
+        });
         Ok(json!({ "state": "started" }))
     }
 
@@ -363,9 +393,13 @@ impl SyncBridge {
     fn logout(&self) -> Result<serde_json::Value, String> {
         if let Ok(mut pending) = self.login.lock() {
             if let Some(p) = pending.take() {
+                let _ = p.cancel.send(true);
                 p.task.abort();
             }
         }
+        // A login being stored finishes first, and is forgotten with the
+        // rest; one not stored yet sees the cancel and stores nothing.
+        let _storing = self.storing.lock().unwrap_or_else(|p| p.into_inner());
         let removed = Session::new(&self.paths.data_dir)
             .logout()
             .map_err(|e| e.to_string())?;
