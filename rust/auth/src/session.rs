@@ -345,7 +345,16 @@ impl Session {
         };
         session.state = SessionState::Refreshing;
         self.save(&session)?;
-        match refresh(&session.login_config(), &refresh_token).await {
+        let answer = refresh(&session.login_config(), &refresh_token).await;
+        // A logout, or a new login, while the request was out wins: this
+        // answer belongs to a session that is gone, and saving it would
+        // bring that session back.
+        match self.load()? {
+            Some(now) if now.refresh_token.as_deref() == Some(refresh_token.as_str()) => {}
+            Some(now) if now.state == SessionState::Ok => return Ok(now.access_token),
+            _ => return Err(AuthError::LoginNeeded),
+        }
+        match answer {
             Ok(tokens) => {
                 session.access_token = tokens.access_token.clone();
                 session.refresh_token = tokens.refresh_token;

@@ -409,3 +409,46 @@ fn tokens_appear_in_no_output() {
         );
     }
 }
+
+/// A logout while a refresh waits for the issuer stays a logout: the
+/// refresh's answer is for a session that is gone, and is not saved.
+#[test]
+fn a_logout_during_a_refresh_stays_a_logout() {
+    let (provider, issuer) = provider(300);
+    let dir = tempfile::tempdir().unwrap();
+    let (_hub, hub_url) = hub(&issuer, dir.path());
+    let alice = Device::with_file_store();
+    alice.login(&issuer, &hub_url, "alice");
+    alice.expire_access_token();
+    // The issuer stops answering: the refresh waits for it.
+    let pid = provider.0.id().to_string();
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success())
+    };
+    signal("-STOP");
+    let mut sync = alice
+        .cmd(&["sync", "--hub", &hub_url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let refreshing = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        alice.session_path().exists() && alice.session_json()["state"] == "refreshing"
+    });
+    let (ok, err) = alice.run(&["logout"]);
+    signal("-CONT");
+    let sync = sync.wait_with_output().unwrap();
+    assert!(refreshing, "the refresh never started");
+    assert!(ok, "{err}");
+    assert!(
+        !alice.session_path().exists(),
+        "the refresh brought the session back; sync said: {}",
+        String::from_utf8_lossy(&sync.stderr)
+    );
+    assert_eq!(alice.status()["login"], "not logged in");
+}
