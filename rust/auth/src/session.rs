@@ -306,6 +306,20 @@ impl Session {
         self.refresh_locked(&session.access_token).await.map(Some)
     }
 
+    /// The hub refused `fresh`, a token just refreshed: the login is
+    /// marked as needing the user (status "login needed"), so later passes
+    /// stop spending refresh tokens on an answer that will not change. A
+    /// new login clears it.
+    pub fn refused(&self, fresh: &str) -> Result<(), AuthError> {
+        match self.load()? {
+            Some(mut session) if session.access_token == fresh => {
+                session.state = SessionState::LoginNeeded;
+                self.save(&session)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Refreshes now (after the hub answered 401 to `rejected`).
     pub async fn force_refresh(&self, rejected: &str) -> Result<String, AuthError> {
         self.refresh_locked(rejected).await

@@ -43,6 +43,12 @@ impl heph_sync::TokenProvider for StoredCredentials {
         }
         Session::new(&self.data_dir).force_refresh(rejected).await
     }
+
+    async fn refused_after_refresh(&self, _hub: &str, fresh: &str) {
+        if let Err(error) = Session::new(&self.data_dir).refused(fresh) {
+            tracing::warn!(%error, "could not mark the login as refused");
+        }
+    }
 }
 
 /// How this replica authenticates to `hub`, as `heph status` and

@@ -452,3 +452,48 @@ fn a_logout_during_a_refresh_stays_a_logout() {
     );
     assert_eq!(alice.status()["login"], "not logged in");
 }
+
+/// A hub that refuses even a freshly refreshed token (it wants another
+/// audience, trusts another issuer) gets one refresh, not one per pass:
+/// the login is marked as needing the user, and later syncs say so
+/// without asking the issuer again.
+#[test]
+fn a_hub_refusing_a_fresh_token_costs_one_refresh_not_one_per_pass() {
+    let (_provider, issuer) = provider(300);
+    let dir = tempfile::tempdir().unwrap();
+    let (child, hub_url) = common::spawn_hub(
+        &dir.path().join("hub.db"),
+        "127.0.0.1:0",
+        &[
+            "--issuer",
+            &issuer,
+            "--audience",
+            "urn:another:hub",
+            "--owner-sub",
+            "alice",
+        ],
+    );
+    let _hub = Proc(child);
+    let alice = Device::with_file_store();
+    alice.login(&issuer, &hub_url, "alice");
+    let before = stats(&issuer)["refresh_token"].as_u64().unwrap();
+    let (ok, err) = alice.run(&["sync", "--hub", &hub_url]);
+    assert!(!ok && err.contains("401"), "{err}");
+    assert_eq!(
+        stats(&issuer)["refresh_token"].as_u64().unwrap(),
+        before + 1
+    );
+    for _ in 0..3 {
+        let (ok, err) = alice.run(&["sync", "--hub", &hub_url]);
+        assert!(!ok && err.contains("login needed"), "{err}");
+    }
+    assert_eq!(
+        stats(&issuer)["refresh_token"].as_u64().unwrap(),
+        before + 1,
+        "every pass refreshed again"
+    );
+    assert_eq!(alice.status()["login"], "login needed");
+    // A new login starts over.
+    alice.login(&issuer, &hub_url, "alice");
+    assert_eq!(alice.status()["login"], "logged in");
+}

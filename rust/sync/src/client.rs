@@ -76,6 +76,12 @@ pub trait TokenProvider: Send + Sync {
         rejected: &str,
         message: &str,
     ) -> Result<String, heph_auth::AuthError>;
+
+    /// The hub answered 401 to `fresh` too, a token just refreshed: asking
+    /// for another at every pass would not change the answer (the hub
+    /// trusts another issuer, wants another audience…), so the provider
+    /// stops until the user acts. Nothing by default.
+    async fn refused_after_refresh(&self, _hub: &str, _fresh: &str) {}
 }
 
 /// No credentials: for an open hub (local use, tests).

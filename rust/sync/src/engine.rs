@@ -862,8 +862,12 @@ pub async fn sync_authenticated(
         Err(SyncError::Client(ClientError::Unauthorized(message))) if token.is_some() => {
             let rejected = token.unwrap_or_default();
             let fresh = tokens.refresh(client.url(), &rejected, &message).await?;
-            client.set_token(Some(fresh));
-            sync_once(replica_path, &client).await
+            client.set_token(Some(fresh.clone()));
+            let again = sync_once(replica_path, &client).await;
+            if matches!(again, Err(SyncError::Client(ClientError::Unauthorized(_)))) {
+                tokens.refused_after_refresh(client.url(), &fresh).await;
+            }
+            again
         }
         other => other,
     }
