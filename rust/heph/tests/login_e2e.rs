@@ -430,7 +430,7 @@ fn a_logout_during_a_refresh_stays_a_logout() {
             .success())
     };
     signal("-STOP");
-    let mut sync = alice
+    let sync = alice
         .cmd(&["sync", "--hub", &hub_url])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
