@@ -273,12 +273,25 @@ impl Session {
 
     /// Forgets the tokens.
     pub fn logout(&self) -> Result<bool, AuthError> {
-        if let Ok(Some(session)) = self.load() {
-            if session.token_store != StoreKind::File {
-                let store = TokenStore::attach(self.data_dir(), session.token_store)?;
-                store.delete("access", &self.key(&session))?;
-                store.delete("refresh", &self.key(&session))?;
-            }
+        let readable = std::fs::read_to_string(self.file())
+            .ok()
+            .and_then(|text| serde_json::from_str::<StoredSession>(&text).ok());
+        if let Some(session) = readable.filter(|s| s.token_store != StoreKind::File) {
+            // The tokens are in a keyring: forgotten there first. Where it
+            // cannot be reached, nothing is changed, or its entries would
+            // stay in it with nothing left that names them.
+            let keep = |e: AuthError| {
+                AuthError::Store(format!(
+                    "cannot forget the tokens kept in {}: {e}; nothing was changed. \
+                     Log out where the keyring can be reached, or delete {} to forget \
+                     the login on this device only (the tokens then stay in the keyring)",
+                    self.describe_store(&session),
+                    self.file().display()
+                ))
+            };
+            let store = TokenStore::attach(self.data_dir(), session.token_store).map_err(keep)?;
+            store.delete("access", &self.key(&session)).map_err(keep)?;
+            store.delete("refresh", &self.key(&session)).map_err(keep)?;
         }
         match std::fs::remove_file(self.file()) {
             Ok(()) => Ok(true),

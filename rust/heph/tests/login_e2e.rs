@@ -497,3 +497,43 @@ fn a_hub_refusing_a_fresh_token_costs_one_refresh_not_one_per_pass() {
     alice.login(&issuer, &hub_url, "alice");
     assert_eq!(alice.status()["login"], "logged in");
 }
+
+/// A logout that cannot reach the keyring holding the tokens changes
+/// nothing and says so; where the keyring is reachable it forgets them.
+#[test]
+fn a_logout_without_the_keyring_forgets_nothing_and_says_so() {
+    let alice = Device::new();
+    let session = heph_auth::Session::new(alice.dir.path());
+    let config = heph_auth::LoginConfig {
+        issuer: "http://127.0.0.1:9".into(),
+        client_id: "heph-cli".into(),
+        audience: Some(AUDIENCE.into()),
+    };
+    let tokens = heph_auth::Tokens {
+        access_token: "access-secret".into(),
+        refresh_token: Some("refresh-secret".into()),
+        expires_at: 4_000_000_000,
+    };
+    let store = session
+        .store_login(&config, "http://127.0.0.1:9", tokens)
+        .unwrap();
+    if store.kind() == heph_auth::StoreKind::File {
+        eprintln!("no keyring in this session (run under tests/keyring-session.sh): skipped");
+        return;
+    }
+    let out = alice
+        .cmd(&["logout"])
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("HEPH_TOKEN_STORE", "secret-service")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if store.kind() == heph_auth::StoreKind::SecretService {
+        assert!(!out.status.success(), "{err}");
+        assert!(err.contains("nothing was changed"), "{err}");
+        assert!(session.load().unwrap().is_some(), "the login is kept");
+    }
+    let (ok, err) = alice.run(&["logout"]);
+    assert!(ok, "{err}");
+    assert!(session.load().unwrap().is_none());
+}
