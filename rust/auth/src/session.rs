@@ -255,7 +255,10 @@ impl Session {
         tokens: Tokens,
     ) -> Result<TokenStore, AuthError> {
         let store = TokenStore::open(self.data_dir())?;
-        self.save(&StoredSession {
+        let previous = std::fs::read_to_string(self.file())
+            .ok()
+            .and_then(|text| serde_json::from_str::<StoredSession>(&text).ok());
+        let session = StoredSession {
             token_store: store.kind(),
             fallback_reason: store.fallback_reason.clone(),
             issuer: config.issuer.clone(),
@@ -267,7 +270,23 @@ impl Session {
             lifetime: tokens.expires_at.saturating_sub(now()),
             expires_at: tokens.expires_at,
             state: SessionState::Ok,
-        })?;
+        };
+        self.save(&session)?;
+        // The login this one replaces (another hub, issuer or client): its
+        // keyring entries are under another key, which nothing would name
+        // again. Best effort: the new login is stored either way.
+        if let Some(old) = previous.filter(|old| {
+            old.token_store != StoreKind::File
+                && (old.token_store != session.token_store || self.key(old) != self.key(&session))
+        }) {
+            let forgotten = TokenStore::attach(self.data_dir(), old.token_store).and_then(|s| {
+                s.delete("access", &self.key(&old))?;
+                s.delete("refresh", &self.key(&old))
+            });
+            if let Err(error) = forgotten {
+                tracing::warn!(%error, "the tokens of the login replaced stay in the keyring");
+            }
+        }
         Ok(store)
     }
 

@@ -63,10 +63,11 @@ pub fn describe(data_dir: &Path, hub: Option<&str>) -> (String, Option<String>) 
         Ok(_) => {}
         Err(e) => return (e.to_string(), None),
     }
-    let (login, store) = login(data_dir);
+    let (login, store) = login(data_dir, hub);
     let text = match login {
         Login::LoggedIn => "OIDC login".to_owned(),
         Login::Needed => "OIDC login (login needed)".to_owned(),
+        Login::OtherHub(other) => format!("not logged in to this hub (the login is for {other})"),
         Login::None => "not logged in".to_owned(),
         Login::Unreadable(e) => e,
     };
@@ -79,16 +80,23 @@ pub enum Login {
     LoggedIn,
     /// The refresh was refused: log in again.
     Needed,
+    /// A login for another hub than the one asked about (its URL).
+    OtherHub(String),
     /// No login stored.
     None,
     /// The stored session cannot be read (the message says why).
     Unreadable(String),
 }
 
-/// The login of the replica in `data_dir`, and where its tokens are kept.
-pub fn login(data_dir: &Path) -> (Login, Option<String>) {
+/// The login of the replica in `data_dir` (for `hub`, when given), and
+/// where its tokens are kept.
+pub fn login(data_dir: &Path, hub: Option<&str>) -> (Login, Option<String>) {
     let session = Session::new(data_dir);
     match session.load() {
+        Ok(Some(s)) if hub.is_some_and(|h| heph_auth::normalize_hub_url(h) != s.hub) => (
+            Login::OtherHub(s.hub.clone()),
+            Some(session.describe_store(&s)),
+        ),
         Ok(Some(s)) => {
             let state = match s.state {
                 SessionState::LoginNeeded => Login::Needed,

@@ -537,3 +537,34 @@ fn a_logout_without_the_keyring_forgets_nothing_and_says_so() {
     assert!(ok, "{err}");
     assert!(session.load().unwrap().is_none());
 }
+
+/// A login is for one hub: `heph status` of another says so instead of
+/// "logged in", and a login for another hub forgets the first one's tokens
+/// in the keyring (nothing would name them again).
+#[test]
+fn a_login_is_for_its_hub_and_a_new_one_forgets_the_old_tokens() {
+    let (_provider, issuer) = provider(300);
+    let dir = tempfile::tempdir().unwrap();
+    let (_hub, hub_url) = hub(&issuer, dir.path());
+    let alice = Device::new();
+    alice.login(&issuer, &hub_url, "alice");
+    let first = std::fs::read(alice.session_path()).unwrap();
+    let other = "http://127.0.0.1:9";
+    let status = alice
+        .cmd(&["status", "--hub", other, "--json"])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        status["login"],
+        format!("not logged in to this hub (the login is for {hub_url})"),
+        "{status}"
+    );
+    alice.login(&issuer, other, "alice");
+    let keyring = alice.session_json()["token_store"] != "file";
+    // The first login's session file put back: its tokens are gone.
+    std::fs::write(alice.session_path(), first).unwrap();
+    if keyring {
+        assert_eq!(alice.status()["login"], "login needed");
+    }
+}

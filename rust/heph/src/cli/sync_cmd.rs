@@ -135,10 +135,11 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
         None => (None, None, 0),
     };
     // The login, if any: its state and where its tokens are.
-    let (login, token_store) = crate::credentials::login(&paths.data_dir);
+    let (login, token_store) = crate::credentials::login(&paths.data_dir, key.as_deref());
     let login = match login {
         Login::LoggedIn => "logged in".to_owned(),
         Login::Needed => "login needed".to_owned(),
+        Login::OtherHub(other) => format!("not logged in to this hub (the login is for {other})"),
         Login::None => "not logged in".to_owned(),
         Login::Unreadable(e) => e,
     };
