@@ -99,6 +99,14 @@ describe("login in Neovim", function()
     assert.truthy(h.wait(function()
       return vim.g.heph_status and vim.g.heph_status.state == "synced"
     end))
+    -- After a logout the status line says what the hub says now.
+    h.notifications(function()
+      vim.cmd("HephLogout")
+    end)
+    assert.is_true(h.wait(function()
+      return vim.g.heph_status and vim.g.heph_status.state == "login_needed"
+    end, 10000), vim.inspect(vim.g.heph_status))
+    assert.are.equal("heph login needed", require("heph").statusline())
   end)
 
   it(":HephLogout while the code waits cancels the login: an approval after it stores nothing", function()

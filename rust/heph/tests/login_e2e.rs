@@ -243,6 +243,7 @@ fn login_sync_refresh_logout() {
     let (ok, err) = bob.run(&["sync", "--hub", &hub_url]);
     assert!(!ok);
     assert!(err.contains("403"), "{err}");
+    assert!(err.contains("log in as the owner"), "{err}");
 
     let (ok, _) = alice.run(&["logout"]);
     assert!(ok);

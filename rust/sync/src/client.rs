@@ -26,7 +26,7 @@ pub enum ClientError {
     #[error("the hub refused the credentials (401): {0}{advice}", advice = login_advice(.0))]
     Unauthorized(String),
     /// The hub answered with an error status.
-    #[error("hub returned {status}: {message}")]
+    #[error("hub returned {status}: {message}{advice}", advice = status_advice(*status, message))]
     Status {
         /// HTTP status.
         status: u16,
@@ -44,6 +44,15 @@ fn login_advice(message: &str) -> &'static str {
         ""
     } else {
         "; run :HephLogin or `heph login`, or join with :HephJoin or `heph join URL TOKEN`"
+    }
+}
+
+/// What to do about a refusal whose cause is the account, not heph.
+fn status_advice(status: u16, message: &str) -> &'static str {
+    if status == 403 && message.contains("belongs to someone else") {
+        "; this login is not the hub owner's: log out (:HephLogout, `heph logout`) and log in as the owner, or ask the owner for a join token (:HephJoin)"
+    } else {
+        ""
     }
 }
 

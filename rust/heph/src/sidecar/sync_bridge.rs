@@ -406,6 +406,13 @@ impl SyncBridge {
         let device = heph_auth::DeviceCredential::new(&self.paths.data_dir)
             .forget()
             .map_err(|e| e.to_string())?;
+        // The status line shows what the hub says now (an open hub: still
+        // synced; one that needs a login: "login needed").
+        if let Some(service) = self.service.clone() {
+            tokio::spawn(async move {
+                let _ = service.sync_now().await;
+            });
+        }
         Ok(json!({ "removed": removed || device }))
     }
 
