@@ -9,6 +9,7 @@ mod bulk_index;
 mod bulk_journal;
 mod dump;
 mod fts_structure;
+mod leftovers;
 pub mod list_query;
 mod materialize;
 mod node_row;
@@ -169,6 +170,9 @@ impl Replica {
                 None => {
                     check_header(path)?;
                     make_private(path);
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        leftovers::sweep(dir);
+                    }
                     !writable(path).map_err(io_err)?
                 }
             },
