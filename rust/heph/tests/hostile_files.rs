@@ -293,28 +293,28 @@ fn another_sqlite_database_is_refused_and_damaged_text_is_an_error() {
     assert!(stderr.contains("UTF-8"), "{stderr}");
 }
 
-#[test]
-fn a_read_only_replica_can_be_listed_searched_and_shown() {
-    let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    let id = ok(&data, &["add", "readable", "groceries"])
-        .trim()
-        .to_owned();
+/// Makes `data` read-only for the user the returned runner runs `heph`
+/// as: nobody (setpriv) when running as root, which may write anything,
+/// else this user. The bool: whether that is root's way.
+fn read_only_runner(root: &Path, data: &Path) -> (impl Fn(&[&str]) -> Output, bool) {
     let replica = data.join("replica.db");
     std::fs::set_permissions(&replica, std::fs::Permissions::from_mode(0o444)).unwrap();
-    // Root may write anything; read as an unprivileged user when running as
-    // root (setpriv), else as ourselves.
     let as_root = std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false);
     if as_root {
-        for dir in [root.path(), &data] {
+        for dir in [root, data] {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
+        for entry in std::fs::read_dir(data).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        }
     } else {
-        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o500)).unwrap();
+        std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o500)).unwrap();
     }
-    let run = |args: &[&str]| -> Output {
+    let (root, data) = (root.to_owned(), data.to_owned());
+    let run = move |args: &[&str]| -> Output {
         let mut cmd = if as_root {
             let mut c = Command::new("setpriv");
             c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -327,10 +327,21 @@ fn a_read_only_replica_can_be_listed_searched_and_shown() {
             .arg(&data)
             .args(args)
             .env("HEPH_LOG", "warn")
-            .env("HOME", root.path())
+            .env("HOME", &root)
             .output()
             .unwrap()
     };
+    (run, as_root)
+}
+
+#[test]
+fn a_read_only_replica_can_be_listed_searched_and_shown() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let id = ok(&data, &["add", "readable", "groceries"])
+        .trim()
+        .to_owned();
+    let (run, as_root) = read_only_runner(root.path(), &data);
     for args in [
         &["list"][..],
         &["list", "--json"],
@@ -357,6 +368,45 @@ fn a_read_only_replica_can_be_listed_searched_and_shown() {
             || String::from_utf8_lossy(&out.stderr).contains("read-only"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    if !as_root {
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+}
+
+/// A read-only replica whose latest changes are still in its WAL (its
+/// writer was killed) is not shown without them: the reader is told how
+/// to fold them in.
+#[test]
+fn a_read_only_replica_with_changes_in_its_wal_says_so_instead_of_hiding_them() {
+    let root = tempfile::tempdir().unwrap();
+    let live = root.path().join("live");
+    ok(&live, &["add", "first"]);
+    // An open connection keeps the CLI from folding the WAL into the file
+    // when it exits, as a killed sidecar would have left it.
+    let holder = heph_store::Replica::open(&live.join("replica.db")).unwrap();
+    ok(&live, &["add", "second"]);
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for name in ["replica.db", "replica.db-wal"] {
+        std::fs::copy(live.join(name), data.join(name)).unwrap();
+    }
+    drop(holder);
+    assert!(
+        std::fs::metadata(data.join("replica.db-wal"))
+            .unwrap()
+            .len()
+            > 0
+    );
+    let (run, as_root) = read_only_runner(root.path(), &data);
+    let out = run(&["list"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains("second") || stderr.contains("recent changes not yet folded"),
+        "a stale list without a word: {stdout}{stderr}"
     );
     if !as_root {
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();

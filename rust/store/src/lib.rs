@@ -196,6 +196,23 @@ impl Replica {
                         Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
                     ) =>
             {
+                // An immutable open reads the file alone: changes still in
+                // the WAL, or a cut-short import's journal, would be
+                // missed without a word.
+                for (suffix, what) in [
+                    ("-wal", "recent changes not yet folded into the file"),
+                    ("-journal", "an import that was cut short, to roll back"),
+                ] {
+                    let companion = companion_of(path, suffix);
+                    if std::fs::metadata(&companion).is_ok_and(|m| m.len() > 0) {
+                        return Err(StoreError::Invalid(format!(
+                            "{} holds {what}, which this user cannot read without write access to {}; \
+                             run any heph command once as the replica's owner, then read it again",
+                            companion.display(),
+                            path.parent().map_or_else(|| ".".into(), |d| d.display().to_string()),
+                        )));
+                    }
+                }
                 Self::open_as(path, true, true)?
             }
             other => other?,
