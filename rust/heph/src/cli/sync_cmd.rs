@@ -64,8 +64,11 @@ pub fn sync(paths: &Paths, args: SyncArgs) -> Result<ExitCode> {
         &hub,
         &tokens,
     ));
-    heph_sync::engine::record_outcome(&paths.replica(), client.url(), &outcome)?;
+    // The pass's own outcome comes first: a disk that filled up during it
+    // fails the record too, and would otherwise hide why the pass failed.
+    let recorded = heph_sync::engine::record_outcome(&paths.replica(), client.url(), &outcome);
     let report = outcome.with_context(|| format!("sync with {} failed", client.url()))?;
+    recorded?;
     for warning in &report.warnings {
         eprintln!("heph: warning: {warning}");
     }
