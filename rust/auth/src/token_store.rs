@@ -196,6 +196,16 @@ impl TokenStore {
         })
     }
 
+    /// Checks, before a login or a join asks anything of the user, that
+    /// the store `HEPH_TOKEN_STORE` forces (if any) exists and can be used
+    /// here: found out only after the approval, the tokens would be lost.
+    pub fn check_forced(data_dir: &Path) -> Result<(), AuthError> {
+        if Self::forced()?.is_some() {
+            Self::open(data_dir)?;
+        }
+        Ok(())
+    }
+
     /// The best usable store, or the one `HEPH_TOKEN_STORE` forces.
     pub fn open(data_dir: &Path) -> Result<Self, AuthError> {
         if let Some(kind) = Self::forced()? {

@@ -569,3 +569,29 @@ fn a_login_is_for_its_hub_and_a_new_one_forgets_the_old_tokens() {
         assert_eq!(alice.status()["login"], "login needed");
     }
 }
+
+/// A token store forced by `HEPH_TOKEN_STORE` that cannot be used here is
+/// refused before the login asks the user anything (found out after the
+/// approval, the tokens would be lost).
+#[test]
+fn a_forced_token_store_that_cannot_work_is_refused_before_the_code() {
+    let alice = Device::new();
+    let out = alice
+        .cmd(&[
+            "login",
+            "--issuer",
+            "http://127.0.0.1:9",
+            "--client-id",
+            "heph-cli",
+            "--hub",
+            "http://127.0.0.1:9",
+        ])
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("HEPH_TOKEN_STORE", "secret-service")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("Secret Service"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("user_code"));
+}

@@ -58,7 +58,7 @@ pub fn login_settings(args: LoginArgs) -> Result<(LoginConfig, String)> {
 /// Runs the device-code login.
 pub fn login(paths: &Paths, args: LoginArgs) -> Result<ExitCode> {
     let (config, hub) = login_settings(args)?;
-    TokenStore::forced()?;
+    TokenStore::check_forced(&paths.data_dir)?;
     paths.ensure()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -24,7 +24,7 @@ pub struct JoinArgs {
 
 /// Redeems the token and stores the credential.
 pub fn join(paths: &Paths, args: JoinArgs) -> Result<ExitCode> {
-    TokenStore::forced()?;
+    TokenStore::check_forced(&paths.data_dir)?;
     paths.ensure()?;
     let token = if args.token == "-" {
         let mut text = String::new();

@@ -128,7 +128,9 @@ fn parse_new_kind(s: &str) -> Result<Kind, String> {
     match s.parse() {
         Ok(Kind::Journal) => Err("a journal is the page of a day: heph journal DATE".into()),
         Ok(kind) => Ok(kind),
-        Err(_) => Err(format!("{s:?} is not a kind heph add makes (task or note)")),
+        Err(_) => Err(format!(
+            "unknown kind {s:?}: heph add makes a task or a note"
+        )),
     }
 }
 

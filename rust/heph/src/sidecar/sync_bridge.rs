@@ -233,7 +233,7 @@ impl SyncBridge {
 
     fn start_login(&self) -> Result<serde_json::Value, String> {
         let (config, hub) = self.login_config()?;
-        TokenStore::forced().map_err(|e| e.to_string())?;
+        TokenStore::check_forced(&self.paths.data_dir).map_err(|e| e.to_string())?;
         let neovim = self
             .neovim
             .lock()
@@ -343,7 +343,7 @@ impl SyncBridge {
         let JoinParams { url, token, name } =
             super::params::decode("join", args).map_err(|e| e.message)?;
         let name = name.unwrap_or_else(crate::credentials::host_name);
-        TokenStore::forced().map_err(|e| e.to_string())?;
+        TokenStore::check_forced(&self.paths.data_dir).map_err(|e| e.to_string())?;
         let credential = heph_auth::DeviceCredential::new(&self.paths.data_dir);
         // The credential's own file (device.json), not the login's.
         let where_kept = heph_auth::DeviceCredential::new(&self.paths.data_dir);
