@@ -59,7 +59,14 @@ function M.check()
     else
       health.info(text)
     end
-    if status.logged_in == false then
+    local plain = status.auth == nil or status.auth == "not logged in"
+    if status.state == "disabled" and status.logged_in == false then
+      -- No hub and nothing stored: nothing to say about credentials.
+      return
+    elseif status.logged_in == false and not plain then
+      -- A credential that cannot be read says why.
+      health.warn("credentials: " .. status.auth, { "Log in again: :HephLogin, or :HephJoin URL" })
+    elseif status.logged_in == false then
       health.info(
         (status.state == "synced" or status.state == "pending")
             and "no credential stored: this hub lets the device sync without one"

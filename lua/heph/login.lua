@@ -172,11 +172,12 @@ end
 ---:HephLogout
 function M.logout()
   local ok, err = pcall(rpc.request, "logout", {})
+  -- A login waiting for its code is cancelled with it, even by a logout
+  -- that could not forget the stored tokens.
+  M.forget()
   if not ok then
     return vim.notify(tostring(err), vim.log.levels.ERROR)
   end
-  -- A login waiting for its code is cancelled with it.
-  M.forget()
   vim.notify("heph: logged out; the tokens and the device credential are forgotten")
 end
 

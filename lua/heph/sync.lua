@@ -231,7 +231,7 @@ end
 ---@return string?
 function H.revived_text(ids)
   local named = H.named(ids)
-  return named and ("came back, edited or restored on another device after you deleted it (:Heph delete there to delete it again): " .. named)
+  return named and ("came back, edited or restored on another device after it was deleted here (:Heph delete there to delete it again): " .. named)
 end
 
 return M

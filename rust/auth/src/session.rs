@@ -66,7 +66,16 @@ pub struct StoredSession {
     pub lifetime: u64,
     /// Lifecycle state.
     pub state: SessionState,
+    /// Unix time (s) when the hub refused a freshly refreshed token: the
+    /// login waits for the user until [`REFUSED_RETRY_SECS`] later, then
+    /// tries once more (the cause may have passed: a key rotation the hub
+    /// had not caught up with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_at: Option<u64>,
 }
+
+/// How long a login the hub refused waits before it is tried again.
+pub const REFUSED_RETRY_SECS: u64 = 15 * 60;
 
 impl std::fmt::Debug for StoredSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,6 +89,14 @@ impl std::fmt::Debug for StoredSession {
 }
 
 impl StoredSession {
+    /// Whether a login the hub refused may be tried again (see
+    /// [`StoredSession::refused_at`]); never for a refresh the issuer
+    /// refused, which only a new login mends.
+    fn retry_due(&self) -> bool {
+        self.refused_at
+            .is_some_and(|at| now() >= at.saturating_add(REFUSED_RETRY_SECS))
+    }
+
     fn needs_refresh(&self) -> bool {
         let margin = REFRESH_MARGIN_SECS.min(self.lifetime / 4);
         self.expires_at <= now() + margin
@@ -270,6 +287,7 @@ impl Session {
             lifetime: tokens.expires_at.saturating_sub(now()),
             expires_at: tokens.expires_at,
             state: SessionState::Ok,
+            refused_at: None,
         };
         self.save(&session)?;
         // The login this one replaces (another hub, issuer or client): its
@@ -329,7 +347,14 @@ impl Session {
             return Ok(None);
         }
         match session.state {
-            SessionState::LoginNeeded => return Err(AuthError::LoginNeeded),
+            SessionState::LoginNeeded if !session.retry_due() => {
+                return Err(AuthError::LoginNeeded)
+            }
+            // Tried again as it is: the hub may take it now, and a refusal
+            // costs one refresh, not two.
+            SessionState::LoginNeeded if !session.needs_refresh() => {
+                return Ok(Some(session.access_token));
+            }
             SessionState::Ok if !session.needs_refresh() => {
                 return Ok(Some(session.access_token));
             }
@@ -346,6 +371,7 @@ impl Session {
         match self.load()? {
             Some(mut session) if session.access_token == fresh => {
                 session.state = SessionState::LoginNeeded;
+                session.refused_at = Some(now());
                 self.save(&session)
             }
             _ => Ok(()),
@@ -381,7 +407,7 @@ impl Session {
             // Another process refreshed while we waited: use its token.
             return Ok(session.access_token);
         }
-        if session.state == SessionState::LoginNeeded {
+        if session.state == SessionState::LoginNeeded && !session.retry_due() {
             return Err(AuthError::LoginNeeded);
         }
         let Some(refresh_token) = session.refresh_token.clone() else {
@@ -397,7 +423,10 @@ impl Session {
         // bring that session back.
         match self.load()? {
             Some(now) if now.refresh_token.as_deref() == Some(refresh_token.as_str()) => {}
-            Some(now) if now.state == SessionState::Ok => return Ok(now.access_token),
+            // A new login for the same hub: its token serves this pass.
+            Some(now) if now.state == SessionState::Ok && now.hub == session.hub => {
+                return Ok(now.access_token)
+            }
             _ => return Err(AuthError::LoginNeeded),
         }
         match answer {
@@ -407,6 +436,7 @@ impl Session {
                 session.lifetime = tokens.expires_at.saturating_sub(now());
                 session.expires_at = tokens.expires_at;
                 session.state = SessionState::Ok;
+                session.refused_at = None;
                 self.save(&session)?;
                 Ok(tokens.access_token)
             }

@@ -432,6 +432,12 @@ fn only_a_task_takes_a_status_and_a_new_task_is_todo() {
         cli.json(&["show", other.trim(), "--json"])["status"],
         "doing"
     );
+    // And back: a note has no status left over.
+    cli.ok(&["set", other.trim(), "kind=note"]);
+    assert_eq!(
+        cli.json(&["show", other.trim(), "--json"])["status"],
+        serde_json::Value::Null
+    );
 }
 
 /// `--all` with a project, a tag or words lists every node they match,
@@ -471,12 +477,8 @@ fn a_reader_that_leaves_early_ends_every_command_quietly() {
         file.to_str().unwrap(),
         "Big",
     ]);
-    for args in [
-        &["dump"][..],
-        &["list", "--all"],
-        &["show", id.trim()],
-        &["export-ops"],
-    ] {
+    // Each prints the long body, far more than a pipe holds.
+    for args in [&["dump"][..], &["show", id.trim()], &["export-ops"]] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_heph"))
             .arg("--data-dir")
             .arg(cli.dir.path())
@@ -493,6 +495,25 @@ fn a_reader_that_leaves_early_ends_every_command_quietly() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("panicked"), "{args:?}: {err}");
         assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
+    }
+}
+
+/// A misspelt `HEPH_TOKEN_STORE` is an error for sync and status too, not
+/// only for a login.
+#[test]
+fn a_misspelt_token_store_is_an_error_everywhere() {
+    let cli = Cli::new();
+    for args in [&["status"][..], &["sync", "--hub", "http://127.0.0.1:9"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_heph"))
+            .arg("--data-dir")
+            .arg(cli.dir.path())
+            .args(args)
+            .env("HEPH_TOKEN_STORE", "secret-servise")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains("is not a token store"), "{args:?}: {err}");
     }
 }
 

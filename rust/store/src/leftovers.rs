@@ -4,27 +4,42 @@
 //! being created (`replica.db.new-PID`). Each holds a copy of the notes,
 //! up to the replica's size; nothing else removes them, so each killed
 //! sync would add another. Removed at the first open of the replica in a
-//! process, when the process that made them is gone.
+//! process, when the process that made them is gone and nothing has
+//! written them for a while.
 
 use std::path::Path;
+use std::time::Duration;
 
-/// The process id in a scratch file's name, when it is one of ours.
-fn owner_pid(name: &str) -> Option<u32> {
+/// What a scratch file is made for, by its name's start.
+const SNAPSHOT_PREFIXES: &[&str] = &[
+    ".heph-snapshot-export-",
+    ".heph-snapshot-import-",
+    ".heph-snapshot-upload-",
+];
+
+/// A scratch file untouched for this long is not being written: a live
+/// snapshot or creation writes its file all along. (Another PID namespace
+/// — a containerised Neovim beside a host CLI — sees the other side's
+/// processes as gone; the age keeps their live files.)
+const STALE_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// The process id in the name of a scratch file of the replica whose file
+/// name is `replica`, when it is one.
+fn owner_pid(name: &str, replica: &str) -> Option<u32> {
     let base = ["-journal", "-wal", "-shm"]
         .iter()
         .find_map(|s| name.strip_suffix(s))
         .unwrap_or(name);
-    if let Some(rest) = base.strip_prefix(".heph-") {
-        // `.heph-{what}-{pid}-{n}`, where `what` may hold dashes.
-        let mut parts = rest.rsplitn(3, '-');
-        let n = parts.next()?;
-        let pid = parts.next()?;
-        parts.next()?;
+    if let Some(rest) = SNAPSHOT_PREFIXES.iter().find_map(|p| base.strip_prefix(p)) {
+        // `{pid}-{n}`.
+        let (pid, n) = rest.split_once('-')?;
         n.parse::<u64>().ok()?;
         return pid.parse().ok();
     }
-    let (_, pid) = base.rsplit_once(".db.new-")?;
-    pid.parse().ok()
+    base.strip_prefix(replica)?
+        .strip_prefix(".new-")?
+        .parse()
+        .ok()
 }
 
 /// Whether process `pid` is running (unknown: assumed so, nothing removed).
@@ -39,19 +54,39 @@ fn alive(pid: u32) -> bool {
     }
 }
 
-/// Removes the scratch files in `dir` whose process is gone; returns how
-/// many. Never fails: a file that cannot be removed stays.
-pub(crate) fn sweep(dir: &Path) -> usize {
+/// Removes the scratch files beside the replica at `path` whose process
+/// is gone and which nothing wrote for [`STALE_AFTER`]; returns how many.
+/// Never fails: a file that cannot be removed stays.
+pub(crate) fn sweep(path: &Path) -> usize {
+    sweep_older_than(path, STALE_AFTER)
+}
+
+fn sweep_older_than(path: &Path, age: Duration) -> usize {
+    let (Some(dir), Some(replica)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+    else {
+        return 0;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(owner_pid) else {
+        let Some(pid) = name.to_str().and_then(|n| owner_pid(n, replica)) else {
             continue;
         };
-        if !alive(pid) && std::fs::remove_file(entry.path()).is_ok() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|elapsed| elapsed >= age);
+        if stale && !alive(pid) && std::fs::remove_file(entry.path()).is_ok() {
             tracing::info!(file = %entry.path().display(), "removed a scratch file left by a process that is gone");
             removed += 1;
         }
@@ -65,24 +100,27 @@ mod tests {
 
     #[test]
     fn names_of_scratch_files_give_their_process() {
-        assert_eq!(owner_pid(".heph-snapshot-import-32501-0"), Some(32501));
-        assert_eq!(owner_pid(".heph-snapshot-export-578-12-journal"), Some(578));
-        assert_eq!(owner_pid(".heph-snapshot-upload-578-0"), Some(578));
-        assert_eq!(owner_pid("replica.db.new-32336-wal"), Some(32336));
+        let pid = |name| owner_pid(name, "replica.db");
+        assert_eq!(pid(".heph-snapshot-import-32501-0"), Some(32501));
+        assert_eq!(pid(".heph-snapshot-export-578-12-journal"), Some(578));
+        assert_eq!(pid(".heph-snapshot-upload-578-0"), Some(578));
+        assert_eq!(pid("replica.db.new-32336-wal"), Some(32336));
         for other in [
             "replica.db",
             "replica.db-wal",
             "notes.md",
             ".heph-x",
-            ".heph-a-b-c",
-            "x.db.new-",
+            ".heph-notes-12-3",
+            "backup.db.new-2024",
+            "replica.db.new-",
         ] {
-            assert_eq!(owner_pid(other), None, "{other}");
+            assert_eq!(pid(other), None, "{other}");
         }
     }
 
     #[test]
-    fn only_files_of_processes_that_are_gone_are_removed() {
+    #[cfg(target_os = "linux")]
+    fn only_old_files_of_processes_that_are_gone_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         // A pid past the kernel's maximum is never running.
         let gone = 4_194_305;
@@ -97,7 +135,10 @@ mod tests {
         ] {
             std::fs::write(dir.path().join(name), b"x").unwrap();
         }
-        assert_eq!(sweep(dir.path()), 3);
+        let replica = dir.path().join("replica.db");
+        // Written just now: perhaps a live writer's, wherever it runs.
+        assert_eq!(sweep(&replica), 0);
+        assert_eq!(sweep_older_than(&replica, Duration::ZERO), 3);
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -170,9 +170,7 @@ impl Replica {
                 None => {
                     check_header(path)?;
                     make_private(path);
-                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                        leftovers::sweep(dir);
-                    }
+                    leftovers::sweep(path);
                     !writable(path).map_err(io_err)?
                 }
             },
@@ -207,7 +205,8 @@ impl Replica {
                     if std::fs::metadata(&companion).is_ok_and(|m| m.len() > 0) {
                         return Err(StoreError::Invalid(format!(
                             "{} holds {what}, which this user cannot read without write access to {}; \
-                             run any heph command once as the replica's owner, then read it again",
+                             as the replica's owner, close heph (Neovim, a running sync) or run any \
+                             heph command when none is open, then read it again",
                             companion.display(),
                             path.parent().map_or_else(|| ".".into(), |d| d.display().to_string()),
                         )));

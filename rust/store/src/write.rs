@@ -437,9 +437,13 @@ fn create_in(w: &mut Writer<'_, '_>, id: &str, new: &NewNode) -> Result<()> {
     let kind = new.kind.unwrap_or(Kind::Task);
     check_body(&new.body)?;
     let status = match (kind, new.status) {
-        (_, Some(status)) => Some(status),
-        (Kind::Task, None) => Some(Status::Todo),
-        _ => None,
+        (Kind::Task, status) => Some(status.unwrap_or(Status::Todo)),
+        (_, None) => None,
+        (_, Some(_)) => {
+            return Err(StoreError::Invalid(format!(
+                "status: a new {kind} has none; only tasks have a status"
+            )))
+        }
     };
     let fields = NodePatch {
         title: Some(new.title.clone()),
@@ -534,6 +538,15 @@ fn with_task_status(node: &Node, patch: &NodePatch) -> Result<NodePatch> {
         && patch.status.is_none()
     {
         patch.status = Some(Some(Status::Todo));
+    }
+    // A task that becomes a note leaves its status behind: kept, it would
+    // show nowhere but `--json`, and turn up again as a checkbox.
+    if kind != Kind::Task
+        && node.kind == Kind::Task
+        && node.status.is_some()
+        && patch.status.is_none()
+    {
+        patch.status = Some(None);
     }
     Ok(patch)
 }

@@ -183,9 +183,31 @@ fn a_kind_change_to_or_from_journal_is_refused() {
     assert_eq!(r.export_ops().unwrap().len(), ops);
     assert_eq!(r.get(&id).unwrap().unwrap().kind, Kind::Task);
     assert_eq!(r.get(&day.id).unwrap().unwrap().kind, Kind::Journal);
-    // Setting the kind it has, and task to note, are fine.
+    // Setting the kind it has, and task to note, are fine; the note has
+    // no status left over.
     assert!(r.update(&day.id, &to(Kind::Journal)).unwrap().is_empty());
-    assert_eq!(r.update(&id, &to(Kind::Note)).unwrap(), ["kind"]);
+    assert_eq!(r.update(&id, &to(Kind::Note)).unwrap(), ["kind", "status"]);
+    assert_eq!(r.get(&id).unwrap().unwrap().status, None);
+}
+
+/// Only tasks have a status, from the start too: a new note with one
+/// (an RPC caller's `node_create`) is refused, and nothing is written.
+#[test]
+fn a_new_note_with_a_status_is_refused() {
+    let mut r = Replica::open_in_memory().unwrap();
+    let err = r
+        .create(NewNode {
+            kind: Some(Kind::Note),
+            title: "Reading list".into(),
+            status: Some(Status::Done),
+            ..NewNode::default()
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("only tasks have a status"),
+        "{err}"
+    );
+    assert!(r.export_ops().unwrap().is_empty());
 }
 
 #[test]

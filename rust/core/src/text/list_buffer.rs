@@ -378,9 +378,6 @@ pub fn parse_line(
     if title.trim().is_empty() {
         return Err(fail("the task has no title".into()));
     }
-    // The header's title rules (length, no control characters), here
-    // where the line is known, not later as a store error with none.
-    fields::parse_title(&title, &cx).map_err(|e| fail(e.0))?;
     // Every list-token field, unset when the line has no word for it.
     let mut values = BTreeMap::new();
     for (def, _) in fields::list_tokens() {
@@ -484,6 +481,10 @@ pub fn plan(
             continue;
         }
         let Some(id) = parsed.id.clone() else {
+            if let Err(e) = check_title(&parsed) {
+                errors.push(e);
+                continue;
+            }
             changes.push(ListChange::Create(parsed));
             continue;
         };
@@ -507,6 +508,14 @@ pub fn plan(
                 }
             },
         };
+        // Only a title the line changes: one that came from elsewhere
+        // (another device's op) is shown and kept as it is.
+        if parsed.title != base.title {
+            if let Err(e) = check_title(&parsed) {
+                errors.push(e);
+                continue;
+            }
+        }
         let mut change = line_change(&id, &base, &parsed, restore);
         if !restore && change.is_some() && lookup(&id).is_some_and(|node| node.deleted) {
             change = line_change(&id, &base, &parsed, true);
@@ -539,6 +548,18 @@ pub fn plan(
         }
     }
     Ok(changes)
+}
+
+/// The header's title rules (length, no control characters) for a title
+/// a line writes, here where its line is known, not later as a store error
+/// with none.
+fn check_title(line: &ListLine) -> Result<(), ParseError> {
+    let cx = Context {
+        today: time::Date::MIN,
+    };
+    fields::parse_title(&line.title, &cx)
+        .map(|_| ())
+        .map_err(|e| ParseError::new(line.line, e.0))
 }
 
 /// The fields of one line that differ from what it showed.
@@ -616,6 +637,21 @@ mod tests {
         );
         let err = plan_on(&["[ ] bell\u{7} here".into()], &[]).unwrap_err();
         assert!(err[0].message.contains("control characters"), "{err:?}");
+        // Such a title that came from elsewhere is kept: its line can be
+        // toggled, and deleted.
+        let odd = task("0123456789abcdef0123456789abcdef", "Invoice\u{7} 12");
+        let shown = render(std::slice::from_ref(&odd));
+        let toggled = shown[0].replace("[ ]", "[x]");
+        let changes = plan_on(&[toggled], std::slice::from_ref(&odd)).unwrap();
+        assert!(
+            matches!(changes.as_slice(), [ListChange::Update { .. }]),
+            "{changes:?}"
+        );
+        let changes = plan_on(&[], &[odd]).unwrap();
+        assert!(
+            matches!(changes.as_slice(), [ListChange::Delete { .. }]),
+            "{changes:?}"
+        );
     }
 
     #[test]

@@ -50,8 +50,9 @@ pub fn has_crlf_lines(body: &str) -> bool {
 }
 
 /// `body`, read from buffer lines, with the line ends of `like`: CRLF
-/// when `like` (the body the buffer was rendered from) has them, so a save
-/// changes only the lines the user edited.
+/// when `like` (the node's body as the save finds it, which is the one
+/// the buffer was rendered from unless it changed elsewhere meanwhile)
+/// has them, so a save changes only the lines the user edited.
 pub fn with_line_ends_of(body: String, like: &str) -> String {
     if has_crlf_lines(like) && !body.is_empty() {
         body.replace('\n', "\r\n")

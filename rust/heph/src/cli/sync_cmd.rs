@@ -49,6 +49,8 @@ fn hub_url(flag: Option<String>) -> Result<String> {
 
 /// Runs one sync pass.
 pub fn sync(paths: &Paths, args: SyncArgs) -> Result<ExitCode> {
+    // A misspelt HEPH_TOKEN_STORE is an error everywhere, not only at login.
+    heph_auth::TokenStore::forced()?;
     let hub = hub_url(args.hub)?;
     paths.ensure()?;
     let client = HubClient::new(&hub)?;
@@ -73,9 +75,15 @@ pub fn sync(paths: &Paths, args: SyncArgs) -> Result<ExitCode> {
         eprintln!("heph: warning: {warning}");
     }
     if !report.revived_nodes.is_empty() {
-        let replica = Replica::open(&paths.replica())?;
+        // Named by title when the replica answers; the pass succeeded
+        // either way.
+        let replica = Replica::open(&paths.replica()).ok();
         for id in &report.revived_nodes {
-            let title = replica.get(id)?.map(|n| n.title).unwrap_or_default();
+            let title = replica
+                .as_ref()
+                .and_then(|r| r.get(id).ok().flatten())
+                .map(|n| n.title)
+                .unwrap_or_default();
             eprintln!(
                 "heph: {id} {title:?} came back: it was edited or restored on another device after it was deleted here (heph rm {id} deletes it again)"
             );
@@ -113,6 +121,7 @@ pub fn sync(paths: &Paths, args: SyncArgs) -> Result<ExitCode> {
 
 /// Prints sync state.
 pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
+    heph_auth::TokenStore::forced()?;
     let hub = match args.hub {
         Some(h) => Some(h),
         None => Config::load()?.hub_url,
