@@ -175,10 +175,9 @@ describe("login in Neovim", function()
     assert.is_nil(login.window())
   end)
 
-  it("shows 'login needed' after a rejected refresh", function()
-    -- The test edits the stored refresh token, so keep it in the file.
-    vim.env.HEPH_TOKEN_STORE = "file"
-    setup(2)
+  ---:HephLogin, approved at the provider; the session file's path.
+  ---@return string
+  local function log_in()
     local login = require("heph.login")
     vim.cmd("HephLogin")
     assert.is_true(h.wait(function()
@@ -190,6 +189,28 @@ describe("login in Neovim", function()
     assert.is_true(h.wait(function()
       return vim.uv.fs_stat(session) ~= nil and login.window() == nil
     end, 15000))
+    return session
+  end
+
+  it("is offline, not in error, when the token needs a refresh and the issuer is out of reach", function()
+    setup(2)
+    log_in()
+    vim.fn.jobstop(provider)
+    -- The access token expires; its refresh cannot reach the issuer.
+    vim.wait(2500)
+    h.notifications(function()
+      vim.cmd("HephSync")
+    end)
+    assert.is_true(h.wait(function()
+      return vim.g.heph_status and vim.g.heph_status.state == "offline"
+    end, 10000), vim.inspect(vim.g.heph_status))
+  end)
+
+  it("shows 'login needed' after a rejected refresh", function()
+    -- The test edits the stored refresh token, so keep it in the file.
+    vim.env.HEPH_TOKEN_STORE = "file"
+    setup(2)
+    local session = log_in()
     local rpc = require("heph.rpc")
     local ok, report = pcall(rpc.request, "sync", {})
     assert.is_true(ok, tostring(report))

@@ -238,7 +238,9 @@ impl SyncService {
                     }
                     Err(e) => {
                         let (state, retry) = match e {
-                            SyncError::Client(c) if c.is_transient() => {
+                            // The hub, or the issuer a token refresh needs,
+                            // out of reach: offline, tried again soon.
+                            _ if out_of_reach(e) => {
                                 let wait = backoff
                                     .map(|b| (b * 2).min(MAX_BACKOFF))
                                     .unwrap_or(Duration::from_secs(2));
@@ -306,6 +308,17 @@ impl SyncService {
     /// What each pass changed (see [`PassChanges`]).
     pub fn changes(&self) -> broadcast::Receiver<PassChanges> {
         self.changes.subscribe()
+    }
+}
+
+/// Whether a pass failed for want of a connection: the hub (or a 5xx,
+/// a 429), or the issuer a token refresh needs. Offline, tried again
+/// soon; anything else waits for the interval.
+fn out_of_reach(e: &SyncError) -> bool {
+    match e {
+        SyncError::Client(c) => c.is_transient(),
+        SyncError::Auth(heph_auth::AuthError::Network(_)) => true,
+        _ => false,
     }
 }
 
