@@ -23,6 +23,7 @@ M.ns = vim.api.nvim_create_namespace("heph")
 ---@class heph.Base
 ---@field lines string[] the lines as rendered
 ---@field heads? string[] node buffers: body heads the lines were rendered from
+---@field crlf? boolean node buffers: whether that body's lines end in CRLF (shown without them)
 ---@field seq? integer list buffers: the replica's op sequence number when the lines were read (a node whose version is greater changed since)
 
 ---@type table<integer, heph.Base>
@@ -116,6 +117,9 @@ end
 ---@param lines string[]
 ---@param fresh? boolean
 function H.set_lines(buf, lines, fresh)
+  -- No swap file, before the first text: two Neovims opening the same
+  -- node at once would race for it (E303) and one be left with no state.
+  vim.bo[buf].swapfile = false
   local was = vim.bo[buf].modifiable
   vim.bo[buf].modifiable = true
   local levels = vim.bo[buf].undolevels
@@ -330,7 +334,7 @@ end
 ---@param extra? table more state (journal_date, missing)
 function H.show_node(buf, node, extra)
   H.set_lines(buf, node.lines, true)
-  H.set_base(buf, { lines = node.lines, heads = H.val(node.heads) })
+  H.set_base(buf, { lines = node.lines, heads = H.val(node.heads), crlf = H.val(node.crlf) == true })
   H.set_state(
     buf,
     vim.tbl_extend("force", {
@@ -537,12 +541,27 @@ end
 
 ---Tasks promoted in a buffer, created by its next save when their link is
 ---still there (so `u` or :q! leaves nothing behind).
----@type table<integer, {title: string, done: boolean, line?: string}[]>
+---@type table<integer, {title: string, done: boolean, line?: string, links_before?: integer}[]>
 H.promoted = {}
+
+---How many times `text` holds the link [[title]].
+---@param text string
+---@param title string
+---@return integer
+function M.count_links(text, title)
+  local link, n, at = "[[" .. title .. "]]", 0, 1
+  while true do
+    local found = text:find(link, at, true)
+    if not found then
+      return n
+    end
+    n, at = n + 1, found + #link
+  end
+end
 
 ---Remembers promoted lines of `buf` for its next save.
 ---@param buf integer
----@param tasks {title: string, done: boolean, line?: string}[]
+---@param tasks {title: string, done: boolean, line?: string, links_before?: integer}[]
 function M.add_promotions(buf, tasks)
   H.promoted[buf] = H.promoted[buf] or {}
   vim.list_extend(H.promoted[buf], tasks)
@@ -564,7 +583,7 @@ function H.create_promoted(buf, lines)
   for i, task in ipairs(pending) do
     if seen[task.title] then
       -- Promoted twice: made once, by this save.
-    elseif text:find("[[" .. task.title .. "]]", 1, true) then
+    elseif M.count_links(text, task.title) > (task.links_before or 0) then
       seen[task.title] = true
       -- With `line`, the sidecar reads its tokens (@due +project #tag).
       local line = task.line ~= vim.NIL and task.line or nil
@@ -599,23 +618,65 @@ end
 ---@param changes {action: string, summary: string}[]
 ---@return boolean
 function M.confirm(changes)
-  local text = { "Apply these changes?" }
-  for _, c in ipairs(changes) do
-    table.insert(text, "  " .. c.summary)
-  end
-  return vim.fn.confirm(table.concat(text, "\n"), "&Yes\n&No", 2) == 1
+  return vim.fn.confirm(M.confirm_text(changes), "&Yes\n&No", 2) == 1
 end
+
+---The question M.confirm asks.
+---@param changes {action: string, summary: string}[]
+---@return string
+function M.confirm_text(changes)
+  local text = { "Apply these changes?" }
+  -- A long plan (1,000 deleted lines) is counted, not listed whole.
+  local shown, counts = 20, {}
+  for i, c in ipairs(changes) do
+    if i <= shown then
+      table.insert(text, "  " .. c.summary)
+    end
+    counts[c.action] = (counts[c.action] or 0) + 1
+  end
+  if #changes > shown then
+    local parts = {}
+    for action, n in vim.spairs(counts) do
+      table.insert(parts, ("%d %s"):format(n, action))
+    end
+    table.insert(text, ("  … %d more; in all: %s"):format(#changes - shown, table.concat(parts, ", ")))
+  end
+  return table.concat(text, "\n")
+end
+
+---A node's title as messages name it: at most 60 characters.
+---@param title string
+---@return string
+function H.short(title)
+  if vim.fn.strchars(title) <= 60 then
+    return title
+  end
+  return vim.fn.strcharpart(title, 0, 59) .. "…"
+end
+
+---The most a node save may send: the store's body limit (1 MiB) and a
+---header. A larger frame would end the sidecar (16 MiB, doc/limits.md)
+---before it could say why.
+H.max_save_bytes = 1024 * 1024 + 64 * 1024
 
 ---@param buf integer
 ---@param state heph.BufState
 ---@param lines string[] the buffer's lines
 function H.write_node(buf, state, lines)
+  local bytes = 0
+  for _, line in ipairs(lines) do
+    bytes = bytes + #line + 1
+  end
+  if bytes > H.max_save_bytes then
+    error(("the note is %d KiB, more than a note may hold (1024 KiB); split it into several notes"):format(math.floor(bytes / 1024)), 0)
+  end
   local base = H.bases[buf] or {}
   local ok, reply = pcall(rpc.request, "node_save", {
     id = state.id,
     lines = lines,
     base_lines = base.lines,
     base_heads = base.heads,
+    base_crlf = base.crlf,
     -- A journal shown before it existed: made by this save, if it saves.
     journal_date = state.missing and state.journal_date or nil,
   })
@@ -626,7 +687,7 @@ function H.write_node(buf, state, lines)
   vim.diagnostic.reset(M.ns, buf)
   -- A merge brings in text from elsewhere: `u` must not take it out.
   H.refresh_lines(buf, reply.lines, reply.merged == true or reply.conflict == true)
-  H.set_base(buf, { lines = reply.lines, heads = H.val(reply.heads) })
+  H.set_base(buf, { lines = reply.lines, heads = H.val(reply.heads), crlf = H.val(reply.crlf) == true })
   state.version = H.val(reply.version)
   state.title = H.val(reply.title) or state.title
   state.node_kind = H.val(reply.kind) or state.node_kind
@@ -641,10 +702,10 @@ function H.write_node(buf, state, lines)
   elseif reply.merged == true then
     vim.notify("heph: saved, merged with a change made elsewhere")
   elseif reply.restored == true then
-    vim.notify(("heph: %q saved; it had been deleted elsewhere, and your edit brought it back"):format(state.title or state.id))
+    vim.notify(("heph: %q saved; it had been deleted elsewhere, and your edit brought it back"):format(H.short(state.title or state.id)))
   else
     local tasks = created > 0 and (", %d task%s created"):format(created, created == 1 and "" or "s") or ""
-    vim.notify(("heph: %q saved%s"):format(state.title or state.id, tasks))
+    vim.notify(("heph: %q saved%s"):format(H.short(state.title or state.id), tasks))
   end
   if failed then
     vim.notify(failed, vim.log.levels.WARN)

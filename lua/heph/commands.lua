@@ -112,11 +112,18 @@ function H.promote(line1, line2)
   if #reply.tasks == 0 then
     return vim.notify("heph: nothing to promote on these lines", vim.log.levels.WARN)
   end
+  -- Links to the same titles the buffer held before: a save makes a task
+  -- only for a link this promote added (an undone promote beside an older
+  -- [[Title]] makes none).
+  local before = table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), "\n")
   vim.api.nvim_buf_set_lines(buf, line1 - 1, line2, false, reply.lines)
   -- A line of an open task that exists links to it: nothing to create.
   local new = vim.tbl_filter(function(task)
     return task.existing == nil or task.existing == vim.NIL
   end, reply.tasks)
+  for _, task in ipairs(new) do
+    task.links_before = buffers.count_links(before, task.title)
+  end
   buffers.add_promotions(buf, new)
   local linked = #reply.tasks - #new
   local parts = { ("heph: %d line%s promoted"):format(#reply.tasks, #reply.tasks == 1 and "" or "s") }
@@ -159,8 +166,30 @@ end
 ---@param n integer
 ---@return string
 function H.add_days(date, n)
+  -- Calendar arithmetic on day numbers, not os.time: no time zone's
+  -- skipped day (Pacific/Apia, 2011-12-30) or year before 1000 trips it.
   local y, m, d = date:match("^(%d+)-(%d+)-(%d+)$")
-  return os.date("%Y-%m-%d", os.time({ year = tonumber(y), month = tonumber(m), day = tonumber(d) + n, hour = 12 })) --[[@as string]]
+  y, m, d = tonumber(y), tonumber(m), tonumber(d)
+  -- Days since 0000-03-01 of the proleptic Gregorian calendar.
+  local function days(year, month, day)
+    if month <= 2 then
+      year = year - 1
+    end
+    local era = math.floor(year / 400)
+    local yoe = year - era * 400
+    local doy = math.floor((153 * ((month + 9) % 12) + 2) / 5) + day - 1
+    return era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  end
+  local z = days(y, m, d) + n
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  return ("%04d-%02d-%02d"):format(year, month, day)
 end
 
 ---:Heph journal [DATE|next|prev] — a day given as the header's `due:`

@@ -132,6 +132,17 @@ describe("a list save of changed lines only", function()
     assert.are.same({}, vim.json.decode((h.cli({ "list", "notes", "--json" }))))
   end)
 
+  it("counts a long plan in its confirmation instead of listing it whole", function()
+    local changes = {}
+    for i = 1, 1000 do
+      changes[i] = { action = i <= 990 and "delete" or "update", summary = ("delete %q"):format("task " .. i) }
+    end
+    local text = buffers.confirm_text(changes)
+    assert.are.equal(22, #vim.split(text, "\n"), text)
+    assert.truthy(text:find("… 980 more; in all: 990 delete, 10 update", 1, true), text)
+    assert.truthy(buffers.confirm_text({ changes[1] }):find('delete "task 1"', 1, true))
+  end)
+
   it("confirms exactly the deleted task, then applies the confirmed plan", function()
     vim.cmd.edit("heph://list/tasks")
     local lines = h.lines()

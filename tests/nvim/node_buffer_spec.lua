@@ -39,6 +39,26 @@ describe("node buffer", function()
     assert.are.equal("second line, edited", h.lines()[#h.lines()])
   end)
 
+  it("refuses a note too large to hold before sending it, and the sidecar keeps running", function()
+    local id = h.add({ "--kind", "note", "Huge" })
+    vim.cmd.edit("heph://node/" .. id)
+    local pid = require("heph.rpc").pid()
+    -- 20 MiB: past the most one message to the sidecar may carry.
+    local line = ("x"):rep(1023)
+    local lines = {}
+    for i = 1, 20 * 1024 do
+      lines[i] = line
+    end
+    vim.api.nvim_buf_set_lines(0, -1, -1, false, lines)
+    local seen = h.notifications(function()
+      vim.cmd.write()
+    end)
+    assert.truthy(seen[1] and seen[1].msg:find("more than a note may hold", 1, true), vim.inspect(seen))
+    assert.is_true(vim.bo.modified)
+    assert.are.equal(pid, require("heph.rpc").pid())
+    assert.are.equal("", h.show(id).body)
+  end)
+
   it("refuses a bad header, keeps the text and shows diagnostics", function()
     local id = h.add({ "Keep me" })
     vim.cmd.edit("heph://node/" .. id)

@@ -136,12 +136,19 @@ pub fn format_date(date: Date) -> String {
 /// Parses `YYYY-MM-DD`.
 pub fn parse_date(text: &str) -> Result<Date, FieldError> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(text.trim(), &format).map_err(|_| {
+    let invalid = || {
         FieldError(format!(
             "invalid date {:?} (expected YYYY-MM-DD)",
             text.trim()
         ))
-    })
+    };
+    let date = Date::parse(text.trim(), &format).map_err(|_| invalid())?;
+    // Four digits, as every date is written back (`format_date`): a year
+    // 0 or below would make ids and names that do not read back.
+    if !(1..=9999).contains(&date.year()) {
+        return Err(invalid());
+    }
+    Ok(date)
 }
 
 /// Normalizes a tag: trimmed, leading `#` removed, no whitespace or commas.

@@ -239,11 +239,10 @@ impl Replica {
     pub fn journal(&mut self, date: Date) -> Result<Node> {
         let id = heph_core::id::journal_id(date);
         match self.get(&id)? {
-            Some(node) if !node.deleted => Ok(node),
-            Some(_) => {
-                self.restore(&id)?;
-                self.get(&id)?.ok_or(StoreError::UnknownNode(id))
-            }
+            // A deleted one stays deleted (its `deleted` says so): brought
+            // back unasked, the restore would undo, once synced, a delete
+            // made on purpose on another device.
+            Some(node) => Ok(node),
             None => self.create_with_id(
                 &id,
                 NewNode {

@@ -162,6 +162,12 @@ fn journal_is_one_node_per_day() {
     assert_eq!(a.id, "journal-2026-11-22");
     assert_eq!(a.kind, Kind::Journal);
     assert_eq!(r.node_count().unwrap(), 1);
+    // A deleted day's journal stays deleted: asking for it restores
+    // nothing (a delete made elsewhere would be undone once synced).
+    r.delete(&a.id).unwrap();
+    let ops = r.export_ops().unwrap().len();
+    assert!(r.journal(day).unwrap().deleted);
+    assert_eq!(r.export_ops().unwrap().len(), ops);
 }
 
 /// A journal is its day's page: no node becomes one, and one stays one

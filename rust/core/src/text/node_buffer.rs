@@ -41,7 +41,7 @@ pub fn render(node: &Node) -> Vec<String> {
 
 /// Whether every line break of `body` is CRLF (text written on Windows).
 /// Such a body is shown without the `\r`s, as Vim shows a file with
-/// `fileformat=dos`, and a save puts them back ([`with_line_ends_of`]);
+/// `fileformat=dos`, and a save puts them back ([`with_crlf`]);
 /// shown as they are, every line ended in `^M`. A body mixing both
 /// stays as it is: its `\r`s are not all line ends.
 pub fn has_crlf_lines(body: &str) -> bool {
@@ -49,12 +49,11 @@ pub fn has_crlf_lines(body: &str) -> bool {
     breaks.peek().is_some() && breaks.all(|(at, _)| body[..at].ends_with('\r'))
 }
 
-/// `body`, read from buffer lines, with the line ends of `like`: CRLF
-/// when `like` (the node's body as the save finds it, which is the one
-/// the buffer was rendered from unless it changed elsewhere meanwhile)
-/// has them, so a save changes only the lines the user edited.
-pub fn with_line_ends_of(body: String, like: &str) -> String {
-    if has_crlf_lines(like) && !body.is_empty() {
+/// `body`, read from buffer lines, with CRLF line ends when `crlf` (the
+/// body the buffer was rendered from had them), so a save changes only
+/// the lines the user edited.
+pub fn with_crlf(body: String, crlf: bool) -> String {
+    if crlf && !body.is_empty() {
         body.replace('\n', "\r\n")
     } else {
         body
@@ -254,7 +253,7 @@ mod tests {
         *edited.last_mut().unwrap() = "- soy".into();
         let body = parse(&edited, &windows, &cx()).unwrap().body.unwrap();
         assert_eq!(
-            with_line_ends_of(body, &windows.body),
+            with_crlf(body, has_crlf_lines(&windows.body)),
             "two litres\r\n\r\n- soy\r\n"
         );
     }
@@ -275,7 +274,10 @@ mod tests {
         mixed.body = "a\r\nb\n".into();
         assert_eq!(render(&mixed).last().unwrap(), "b");
         assert_eq!(render(&mixed)[render(&mixed).len() - 2], "a\r");
-        assert_eq!(with_line_ends_of("a\nc\n".into(), &mixed.body), "a\nc\n");
+        assert_eq!(
+            with_crlf("a\nc\n".into(), has_crlf_lines(&mixed.body)),
+            "a\nc\n"
+        );
     }
 
     #[test]

@@ -50,11 +50,15 @@ pub fn promotions(lines: &[String]) -> Vec<Promotion> {
         .enumerate()
         .filter_map(|(index, line)| {
             let (_, checked, text) = split(line);
+            // An empty checkbox is no title, and a title the store would
+            // refuse (control characters) could never be made: left as it is.
             let usable = !text.is_empty()
+                && !["[ ]", "[x]", "[X]"].contains(&text)
                 && !text.starts_with('#')
                 && !text.contains("[[")
                 && !text.contains("]]")
-                && text.len() <= 500;
+                && text.len() <= 500
+                && !text.chars().any(|c| c.is_control() && c != '\t');
             usable.then(|| Promotion {
                 index,
                 title: text.to_owned(),
@@ -107,5 +111,15 @@ mod tests {
         assert_eq!(link_line(&lines[1], "buy bread"), "  * [[buy bread]]");
         assert_eq!(link_line(&lines[2], "file taxes"), "3. [[file taxes]]");
         assert_eq!(link_line(&lines[5], "plain idea"), "[[plain idea]]");
+    }
+
+    #[test]
+    fn lines_that_could_never_be_a_task_are_left_alone() {
+        let lines: Vec<String> = ["- [ ]", "* [x]", "bad\rline", "bell\u{7}", "tab\tkept"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let titles: Vec<_> = promotions(&lines).into_iter().map(|p| p.title).collect();
+        assert_eq!(titles, ["tab\tkept"]);
     }
 }

@@ -555,6 +555,12 @@ pub fn journal(paths: &Paths, args: JournalArgs) -> Result<ExitCode> {
     let mut replica = open(paths)?;
     let node = replica.journal(args.date.unwrap_or_else(crate::local_day::today))?;
     outln!("{}", node.id);
+    if node.deleted {
+        eprintln!(
+            "{} is deleted (heph restore {} brings it back)",
+            node.id, node.id
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -106,6 +106,8 @@ fn node_reply(replica: &Replica, node: &Node) -> Reply {
         "title" => node.title,
         "lines" => node_buffer::render(node),
         "heads" => heads,
+        // Shown without their CRs: a save sends this back (`base_crlf`).
+        "crlf" => node_buffer::has_crlf_lines(&node.body),
         "version" => node.version,
         "deleted" => node.deleted,
     }
@@ -125,6 +127,10 @@ struct NodeSaveParams {
     base_lines: Option<Vec<String>>,
     #[serde(default, deserialize_with = "opt_lua_list")]
     base_heads: Option<Vec<String>>,
+    /// Whether the body the lines were rendered from had CRLF line ends
+    /// (the reply's `crlf`); without it, the current body's are taken.
+    #[serde(default)]
+    base_crlf: Option<bool>,
     /// A day's journal shown before it existed: the save makes it.
     #[serde(default)]
     journal_date: Option<String>,
@@ -141,6 +147,7 @@ fn node_save(ctx: &mut Context, p: NodeSaveParams) -> Reply {
         lines,
         base_lines,
         base_heads,
+        base_crlf,
         journal_date,
     } = p;
     let cx = crate::local_day::context();
@@ -176,7 +183,11 @@ fn node_save(ctx: &mut Context, p: NodeSaveParams) -> Reply {
     let edited = node_buffer::read(&lines, &cx).map_err(RpcError::parse)?;
     let mut patch = node_buffer::diff(&base, &edited, node.kind).map_err(RpcError::parse)?;
     if let Some(body) = patch.body.take() {
-        patch.body = Some(node_buffer::with_line_ends_of(body, &node.body));
+        // The line ends of the version the buffer shows: a change of line
+        // ends made elsewhere meanwhile is merged, not taken for an edit
+        // of every line by this save.
+        let crlf = base_crlf.unwrap_or_else(|| node_buffer::has_crlf_lines(&node.body));
+        patch.body = Some(node_buffer::with_crlf(body, crlf));
     }
     // Without base heads the body is an edit of the current heads.
     let heads = match base_heads {
