@@ -462,6 +462,12 @@ function M.read(buf)
       H.read_node(buf, arg)
     elseif kind == "journal" then
       H.read_journal(buf, arg ~= "" and arg or nil)
+      -- One buffer per day here too: heph://journal/today (or a date
+      -- written another way) becomes heph://journal/DATE.
+      local day = M.state(buf) and M.state(buf).journal_date
+      if day and day ~= arg then
+        H.redirect(buf, "heph://journal/" .. day)
+      end
     elseif kind == "list" then
       H.read_list(buf, arg)
     elseif kind == "home" then

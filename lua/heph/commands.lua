@@ -312,6 +312,7 @@ M.subcommands = {
       return vim.notify("heph: this node is not deleted; nothing to restore")
     end
     buffers.reload(vim.api.nvim_get_current_buf())
+    vim.notify(("heph: %q restored"):format(state.title or state.id))
   end,
   sync = function(args)
     require("heph.sync").command(args ~= "" and args or nil)
