@@ -58,15 +58,22 @@ describe("login in Neovim", function()
     assert.are.equal("204", r.stdout)
   end
 
-  it("shows the code, stays responsive while polling, then syncs", function()
-    setup(300)
+  ---:HephLogin, until its window shows the code; the code and the lines.
+  ---@return string code, string[] lines
+  local function show_code()
     local login = require("heph.login")
     vim.cmd("HephLogin")
     assert.is_true(h.wait(function()
       return login.window() ~= nil
     end, 10000), "no login window")
     local lines = vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(login.window()), 0, -1, false)
-    local code = lines[2]:match("^Code: (%S+)$")
+    return lines[2]:match("^Code: (%S+)$"), lines
+  end
+
+  it("shows the code, stays responsive while polling, then syncs", function()
+    setup(300)
+    local login = require("heph.login")
+    local code, lines = show_code()
     assert.truthy(code, vim.inspect(lines))
     assert.truthy(lines[1]:match("^Open: http://127%.0%.0%.1:%d+/device$"))
     -- The editor is free while the sidecar polls.
@@ -112,12 +119,7 @@ describe("login in Neovim", function()
   it(":HephLogout while the code waits cancels the login: an approval after it stores nothing", function()
     setup(300)
     local login = require("heph.login")
-    vim.cmd("HephLogin")
-    assert.is_true(h.wait(function()
-      return login.window() ~= nil
-    end, 10000), "no login window")
-    local lines = vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(login.window()), 0, -1, false)
-    local code = lines[2]:match("^Code: (%S+)$")
+    local code = show_code()
     h.notifications(function()
       vim.cmd("HephLogout")
     end)
@@ -148,10 +150,7 @@ describe("login in Neovim", function()
   it("says once that the issuer is unreachable and keeps the code", function()
     setup(300)
     local login = require("heph.login")
-    vim.cmd("HephLogin")
-    assert.is_true(h.wait(function()
-      return login.window() ~= nil
-    end, 10000), "no login window")
+    show_code()
     local seen, stop = h.capture_notifications()
     -- The provider goes away while the sidecar polls.
     vim.fn.jobstop(provider)
@@ -179,12 +178,7 @@ describe("login in Neovim", function()
   ---@return string
   local function log_in()
     local login = require("heph.login")
-    vim.cmd("HephLogin")
-    assert.is_true(h.wait(function()
-      return login.window() ~= nil
-    end, 10000))
-    local code = vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(login.window()), 1, 2, false)[1]:match("Code: (%S+)")
-    approve(code)
+    approve((show_code()))
     local session = h.data_dir .. "/auth/session.json"
     assert.is_true(h.wait(function()
       return vim.uv.fs_stat(session) ~= nil and login.window() == nil

@@ -45,23 +45,34 @@ impl Cli {
 
     /// `heph import-ops`, started with a pipe for its stdin.
     fn start_import(&self) -> std::process::Child {
+        self.start(&["import-ops"])
+    }
+
+    /// `heph ARGS`, started with a pipe for its stdin.
+    fn start(&self, args: &[&str]) -> std::process::Child {
         Command::new(env!("CARGO_BIN_EXE_heph"))
             .arg("--data-dir")
             .arg(self.dir.path())
-            .arg("import-ops")
+            .args(args)
             .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()
     }
 
-    /// Feeds `input` to `heph import-ops` and waits for it.
-    fn import(&self, input: impl AsRef<[u8]>) -> Output {
-        let mut child = self.start_import();
+    /// Runs `heph ARGS` with `input` on its stdin.
+    fn with_stdin(&self, args: &[&str], input: impl AsRef<[u8]>) -> Output {
+        let mut child = self.start(args);
         let mut stdin = child.stdin.take().unwrap();
         stdin.write_all(input.as_ref()).unwrap();
         drop(stdin);
         child.wait_with_output().unwrap()
+    }
+
+    /// Feeds `input` to `heph import-ops` and waits for it.
+    fn import(&self, input: impl AsRef<[u8]>) -> Output {
+        self.with_stdin(&["import-ops"], input)
     }
 
     /// [`Cli::import`] that must succeed, as [`Cli::ok`] runs a command.
@@ -534,21 +545,7 @@ fn a_body_too_large_for_a_command_line_comes_from_a_file_or_stdin() {
     assert_eq!(cli.json(&["show", id, "--json"])["body"], body.as_str());
 
     let changed = format!("{body}one more\n");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_heph"))
-        .arg("--data-dir")
-        .arg(cli.dir.path())
-        .args(["set", id, "--body-file", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(changed.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = cli.with_stdin(&["set", id, "--body-file", "-"], &changed);
     assert!(
         out.status.success(),
         "{}",
