@@ -351,8 +351,13 @@ impl Session {
                 return Err(AuthError::LoginNeeded)
             }
             // Tried again as it is: the hub may take it now, and a refusal
-            // costs one refresh, not two.
+            // costs one refresh, not two. The login counts as usable again
+            // (a refusal marks it anew).
             SessionState::LoginNeeded if !session.needs_refresh() => {
+                let mut session = session;
+                session.state = SessionState::Ok;
+                session.refused_at = None;
+                self.save(&session)?;
                 return Ok(Some(session.access_token));
             }
             SessionState::Ok if !session.needs_refresh() => {
@@ -365,8 +370,8 @@ impl Session {
 
     /// The hub refused `fresh`, a token just refreshed: the login is
     /// marked as needing the user (status "login needed"), so later passes
-    /// stop spending refresh tokens on an answer that will not change. A
-    /// new login clears it.
+    /// stop spending refresh tokens on an answer that will not change,
+    /// until [`REFUSED_RETRY_SECS`] later or a new login.
     pub fn refused(&self, fresh: &str) -> Result<(), AuthError> {
         match self.load()? {
             Some(mut session) if session.access_token == fresh => {
