@@ -193,22 +193,9 @@ impl Session {
 
     /// The stored session, if any.
     pub fn load(&self) -> Result<Option<StoredSession>, AuthError> {
-        let text = match std::fs::read_to_string(self.file()) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(AuthError::Store(format!(
-                    "cannot read {}: {e}",
-                    self.file().display()
-                )))
-            }
+        let Some(mut session) = self.read_record()? else {
+            return Ok(None);
         };
-        let mut session: StoredSession = serde_json::from_str(&text).map_err(|_| {
-            AuthError::Store(format!(
-                "{} is damaged; log in again",
-                self.file().display()
-            ))
-        })?;
         if session.token_store != StoreKind::File {
             let store = TokenStore::attach(self.data_dir(), session.token_store)?;
             let key = self.key(&session);
@@ -221,6 +208,27 @@ impl Session {
             }
         }
         Ok(Some(session))
+    }
+
+    /// The session file as written: without the tokens a keyring holds
+    /// (which only [`Session::load`] reads).
+    fn read_record(&self) -> Result<Option<StoredSession>, AuthError> {
+        let text = match std::fs::read_to_string(self.file()) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(AuthError::Store(format!(
+                    "cannot read {}: {e}",
+                    self.file().display()
+                )))
+            }
+        };
+        serde_json::from_str(&text).map(Some).map_err(|_| {
+            AuthError::Store(format!(
+                "{} is damaged; log in again",
+                self.file().display()
+            ))
+        })
     }
 
     fn save(&self, session: &StoredSession) -> Result<(), AuthError> {
@@ -272,9 +280,7 @@ impl Session {
         tokens: Tokens,
     ) -> Result<TokenStore, AuthError> {
         let store = TokenStore::open(self.data_dir())?;
-        let previous = std::fs::read_to_string(self.file())
-            .ok()
-            .and_then(|text| serde_json::from_str::<StoredSession>(&text).ok());
+        let previous = self.read_record().ok().flatten();
         let session = StoredSession {
             token_store: store.kind(),
             fallback_reason: store.fallback_reason.clone(),
@@ -310,10 +316,12 @@ impl Session {
 
     /// Forgets the tokens.
     pub fn logout(&self) -> Result<bool, AuthError> {
-        let readable = std::fs::read_to_string(self.file())
+        if let Some(session) = self
+            .read_record()
             .ok()
-            .and_then(|text| serde_json::from_str::<StoredSession>(&text).ok());
-        if let Some(session) = readable.filter(|s| s.token_store != StoreKind::File) {
+            .flatten()
+            .filter(|s| s.token_store != StoreKind::File)
+        {
             // The tokens are in a keyring: forgotten there first. Where it
             // cannot be reached, nothing is changed, or its entries would
             // stay in it with nothing left that names them.

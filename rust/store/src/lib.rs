@@ -201,13 +201,13 @@ impl Replica {
                     ("-wal", "recent changes not yet folded into the file"),
                     ("-journal", "an import that was cut short, to roll back"),
                 ] {
-                    let companion = companion_of(path, suffix);
-                    if std::fs::metadata(&companion).is_ok_and(|m| m.len() > 0) {
+                    let file = companion(path, suffix);
+                    if std::fs::metadata(&file).is_ok_and(|m| m.len() > 0) {
                         return Err(StoreError::Invalid(format!(
                             "{} holds {what}, which this user cannot read without write access to {}; \
                              as the replica's owner, close heph (Neovim, a running sync) or run any \
                              heph command when none is open, then read it again",
-                            companion.display(),
+                            file.display(),
                             path.parent().map_or_else(|| ".".into(), |d| d.display().to_string()),
                         )));
                     }
@@ -216,10 +216,8 @@ impl Replica {
             }
             other => other?,
         };
-        for companion in ["-wal", "-shm"] {
-            let mut name = path.as_os_str().to_owned();
-            name.push(companion);
-            make_private(Path::new(&name));
+        for suffix in ["-wal", "-shm"] {
+            make_private(&companion(path, suffix));
         }
         let meta = std::fs::metadata(path).map_err(io_err)?;
         replica.registration = Some(open_files::register(&meta, read_only));
@@ -431,9 +429,8 @@ fn create(path: &Path) -> Result<()> {
         path: path.to_owned(),
         source,
     };
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(format!(".new-{}", std::process::id()));
-    let tmp = PathBuf::from(tmp_name);
+    // `leftovers` knows this name: keep the two together.
+    let tmp = companion(path, &format!(".new-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -459,7 +456,7 @@ fn create(path: &Path) -> Result<()> {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?;
         conn.close().map_err(|(_, e)| e)?;
-        let wal_left = std::fs::metadata(companion_of(&tmp, "-wal")).map_or(0, |m| m.len());
+        let wal_left = std::fs::metadata(companion(&tmp, "-wal")).map_or(0, |m| m.len());
         if busy != 0 || done != log || wal_left > 0 {
             return Err(StoreError::Io {
                 path: path.to_owned(),
@@ -483,7 +480,7 @@ fn create(path: &Path) -> Result<()> {
         Err(e) => Err(io_err(e)),
     });
     for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(companion_of(&tmp, suffix));
+        let _ = std::fs::remove_file(companion(&tmp, suffix));
     }
     if linked.is_ok() {
         // The new name survives a power cut too.
@@ -494,8 +491,9 @@ fn create(path: &Path) -> Result<()> {
     linked
 }
 
-/// `path` with `suffix` appended (SQLite's `-wal` and `-shm`).
-fn companion_of(path: &Path, suffix: &str) -> PathBuf {
+/// `path` with `suffix` appended: SQLite's companion files (`-wal`,
+/// `-shm`, `-journal`) of the database at `path`.
+pub(crate) fn companion(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)

@@ -181,9 +181,7 @@ struct TempFile(PathBuf);
 impl Drop for TempFile {
     fn drop(&mut self) {
         for suffix in ["", "-journal", "-wal", "-shm"] {
-            let mut name = self.0.as_os_str().to_owned();
-            name.push(suffix);
-            let _ = std::fs::remove_file(&name);
+            let _ = std::fs::remove_file(crate::companion(&self.0, suffix));
         }
     }
 }
@@ -532,7 +530,7 @@ fn move_into_place(
     // Someone may have opened it (back into WAL mode) between the two
     // statements: then the copy path.
     let mode: String = current.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("delete") || companion(path, "-wal").exists() {
+    if !mode.eq_ignore_ascii_case("delete") || crate::companion(path, "-wal").exists() {
         return Ok(None);
     }
     let empty: Option<i64> = current
@@ -606,13 +604,6 @@ fn move_into_place(
     drop(current);
     drop(old);
     Ok(Some(ops as u64))
-}
-
-/// The name of one of SQLite's companion files (`-wal`, `-shm`).
-fn companion(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// Counts bytes on their way out.

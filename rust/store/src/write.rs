@@ -480,8 +480,9 @@ fn update_in(
         return Err(StoreError::Deleted(id.to_owned()));
     }
     check_kind_change(&node, patch.kind)?;
-    let patch = &with_task_status(&node, patch)?;
-    let mut changed = set_fields(w, id, canonical(patch)?, Some(&node))?;
+    let mut values = canonical(patch)?;
+    values.extend(implied_status(&node, patch)?.map(Value::Status));
+    let mut changed = set_fields(w, id, values, Some(&node))?;
     if let Some(body) = &patch.body {
         check_body(body)?;
         if *body != node.body {
@@ -519,10 +520,11 @@ fn check_kind_change(node: &Node, kind: Option<Kind>) -> Result<()> {
     Ok(())
 }
 
-/// `patch` as it applies to `node`: a status only for a task (every way
-/// of editing says so the same: the CLI, a header, `node_set`), and a node
-/// that becomes a task starts as `todo`, as its header shows it.
-fn with_task_status(node: &Node, patch: &NodePatch) -> Result<NodePatch> {
+/// Checks that `patch` gives a status only to a task (every way of editing
+/// says so the same: the CLI, a header, `node_set`), and returns the status
+/// its kind change implies, if any: a node that becomes a task starts as
+/// `todo`, as its header shows it; a task that becomes a note has none.
+fn implied_status(node: &Node, patch: &NodePatch) -> Result<Option<Option<Status>>> {
     let kind = patch.kind.unwrap_or(node.kind);
     if kind != Kind::Task && matches!(patch.status, Some(Some(_))) {
         return Err(StoreError::Invalid(format!(
@@ -530,24 +532,18 @@ fn with_task_status(node: &Node, patch: &NodePatch) -> Result<NodePatch> {
             node.title
         )));
     }
-    let mut patch = patch.clone();
-    if kind == Kind::Task
-        && node.kind != Kind::Task
-        && node.status.is_none()
-        && patch.status.is_none()
-    {
-        patch.status = Some(Some(Status::Todo));
+    if patch.status.is_some() || kind == node.kind {
+        return Ok(None);
     }
-    // A task that becomes a note leaves its status behind: kept, it would
-    // show nowhere but `--json`, and turn up again as a checkbox.
-    if kind != Kind::Task
-        && node.kind == Kind::Task
-        && node.status.is_some()
-        && patch.status.is_none()
-    {
-        patch.status = Some(None);
-    }
-    Ok(patch)
+    Ok(if kind == Kind::Task && node.status.is_none() {
+        Some(Some(Status::Todo))
+    } else if node.kind == Kind::Task && node.status.is_some() {
+        // A task that becomes a note leaves its status behind: kept, it
+        // would show nowhere but `--json`, and turn up again as a checkbox.
+        Some(None)
+    } else {
+        None
+    })
 }
 
 /// The fields a patch sets, checked and in canonical form.

@@ -123,15 +123,11 @@ pub struct JournalArgs {
     pub date: Option<time::Date>,
 }
 
-/// A kind `heph add` makes: a journal is a day's page (`heph journal`).
+/// A kind `heph add` makes. (A journal is refused by the store, which
+/// says how to open one by its date.)
 fn parse_new_kind(s: &str) -> Result<Kind, String> {
-    match s.parse() {
-        Ok(Kind::Journal) => Err("a journal is the page of a day: heph journal DATE".into()),
-        Ok(kind) => Ok(kind),
-        Err(_) => Err(format!(
-            "unknown kind {s:?}: heph add makes a task or a note"
-        )),
-    }
+    s.parse()
+        .map_err(|_| format!("unknown kind {s:?}: heph add makes a task or a note"))
 }
 
 fn parse_date_arg(s: &str) -> Result<time::Date, String> {

@@ -345,8 +345,6 @@ impl SyncBridge {
         let name = name.unwrap_or_else(crate::credentials::host_name);
         TokenStore::check_forced(&self.paths.data_dir).map_err(|e| e.to_string())?;
         let credential = heph_auth::DeviceCredential::new(&self.paths.data_dir);
-        // The credential's own file (device.json), not the login's.
-        let where_kept = heph_auth::DeviceCredential::new(&self.paths.data_dir);
         let configured = self
             .config
             .hub_url
@@ -357,11 +355,18 @@ impl SyncBridge {
             // The keyring crates block: run the redeem off the event loop.
             let handle = tokio::runtime::Handle::current();
             let joined = tokio::task::spawn_blocking(move || {
-                handle.block_on(credential.join(&url, &token, &name))
+                // Named by the credential's own file (device.json), not
+                // the login's.
+                handle
+                    .block_on(credential.join(&url, &token, &name))
+                    .map(|(device, store)| {
+                        let kept = credential.describe_store(&device);
+                        (device, store, kept)
+                    })
             })
             .await;
             let payload = match joined {
-                Ok(Ok((device, store))) => {
+                Ok(Ok((device, store, kept))) => {
                     tracing::info!(device = %device.device_id, label = %device.label, "joined a hub");
                     let syncs = configured.as_deref() == Some(device.hub.as_str());
                     if let (true, Some(service)) = (syncs, service) {
@@ -375,7 +380,7 @@ impl SyncBridge {
                         "device_id": device.device_id,
                         "label": device.label,
                         "scope": device.scope,
-                        "store": where_kept.describe_store(&device),
+                        "store": kept,
                         "fallback": store.fallback_reason.is_some(),
                         "configured": syncs,
                     })
