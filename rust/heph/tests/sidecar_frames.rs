@@ -383,3 +383,46 @@ fn a_login_as_the_first_request_is_not_refused() {
         assert!(result.is_map(), "attempt {attempt}: {result}");
     }
 }
+
+/// Neovim waits for every reply: a save while another process holds the
+/// replica's write lock (a long import) is refused as `busy` after a few
+/// seconds instead of freezing the editor for the store's 30 s, and the
+/// same save goes through once the lock is free.
+#[test]
+fn a_write_blocked_by_another_writer_is_refused_as_busy_soon() {
+    let mut s = start();
+    s.send(&request(1, "hello"));
+    assert_serving(&s, 1, "start");
+    let replica = s._dir.path().join("data").join("replica.db");
+    let other = rusqlite::Connection::open(&replica).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let create = |id: u64| {
+        let mut params = Vec::new();
+        params.push((Value::from("kind"), Value::from("note")));
+        params.push((Value::from("title"), Value::from("Saved after the import")));
+        encode(&arr(vec![
+            0.into(),
+            id.into(),
+            "node_create".into(),
+            arr(vec![Value::Map(params)]),
+        ]))
+    };
+    s.send(&create(2));
+    // `reply` waits 10 s: the old 30 s wait would miss it.
+    let (error, result) = s.reply(2);
+    assert_eq!(
+        result,
+        Value::Nil,
+        "saved while another writer held the lock"
+    );
+    let error = error.as_str().unwrap_or_default().to_owned();
+    assert!(error.contains(r#""code":"busy""#), "{error}");
+    assert!(error.contains("nothing was saved"), "{error}");
+
+    other.execute_batch("COMMIT").unwrap();
+    s.send(&create(3));
+    let (error, result) = s.reply(3);
+    assert_eq!(error, Value::Nil, "{error}");
+    assert!(result.is_map(), "{result}");
+}

@@ -322,6 +322,13 @@ impl Replica {
         }
     }
 
+    /// How long this handle waits for another connection's transaction
+    /// before a statement fails as busy ([`StoreError::is_busy`]); 30 s
+    /// from [`Replica::open`], which suits scripts that can wait.
+    pub fn set_busy_timeout(&self, timeout: Duration) -> Result<()> {
+        Ok(self.conn.busy_timeout(timeout)?)
+    }
+
     /// The database file, when not in memory.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
@@ -365,7 +372,7 @@ fn sqlite_advice(error: &rusqlite::Error) -> &'static str {
             " (the disk is full: nothing was saved; free some space and try again)"
         }
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            " (another heph process is writing the replica: nothing was saved; try again)"
+            " (another heph process or a sync pass is writing the replica: nothing was saved; try again in a moment)"
         }
         Some(rusqlite::ErrorCode::ReadOnly) => {
             " (the replica or its folder is read-only for this user: nothing was saved)"
@@ -590,7 +597,10 @@ mod tests {
             "{full}"
         );
         let busy = error(rusqlite::ffi::SQLITE_BUSY);
-        assert!(busy.contains("another heph process is writing"), "{busy}");
+        assert!(
+            busy.contains("another heph process or a sync pass is writing"),
+            "{busy}"
+        );
         assert!(!error(rusqlite::ffi::SQLITE_CORRUPT).contains("nothing was saved"));
     }
 

@@ -44,6 +44,12 @@ pub(crate) const WRITES: &[&str] = &[
 /// used is given back once the reply is out (see memory.rs).
 const LARGE_REPLIES: &[&str] = &["list_get", "list_plan", "list_apply", "home", "search"];
 
+/// How long a request waits for another process's write (a large import,
+/// this sidecar's own sync pass) before it is refused as `busy`. Neovim
+/// waits for every reply: a `:w` that froze the editor for the store's
+/// 30 s now says after a few that nothing was saved and to try again.
+const EDITOR_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Options of `heph sidecar`.
 #[derive(Debug, clap::Args)]
 pub struct SidecarArgs {
@@ -178,6 +184,7 @@ pub fn run(paths: &Paths, args: SidecarArgs) -> Result<ExitCode> {
     init_logging(&log_file)?;
     paths.ensure()?;
     let replica = heph_store::Replica::open(&paths.replica())?;
+    replica.set_busy_timeout(EDITOR_BUSY_TIMEOUT)?;
     tracing::info!(replica = %paths.replica().display(), pid = std::process::id(), "sidecar starting");
     let ctx = Context {
         replica,
