@@ -398,9 +398,10 @@ fn a_write_blocked_by_another_writer_is_refused_as_busy_soon() {
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
 
     let create = |id: u64| {
-        let mut params = Vec::new();
-        params.push((Value::from("kind"), Value::from("note")));
-        params.push((Value::from("title"), Value::from("Saved after the import")));
+        let params = vec![
+            (Value::from("kind"), Value::from("note")),
+            (Value::from("title"), Value::from("Saved after the import")),
+        ];
         encode(&arr(vec![
             0.into(),
             id.into(),
