@@ -171,12 +171,23 @@ end
 
 ---:HephLogout
 function M.logout()
-  local ok, err = pcall(rpc.request, "logout", {})
+  local ok, reply = pcall(rpc.request, "logout", {})
   -- A login waiting for its code is cancelled with it, even by a logout
   -- that could not forget the stored tokens.
   M.forget()
   if not ok then
-    return vim.notify(tostring(err), vim.log.levels.ERROR)
+    return vim.notify(tostring(reply), vim.log.levels.ERROR)
+  end
+  if reply.removed == false then
+    return vim.notify("heph: not logged in")
+  end
+  local note = type(reply.note) == "string" and reply.note or nil
+  if note then
+    -- The issuer did not revoke the refresh token: worth a warning.
+    return vim.notify(
+      "heph: logged out; the tokens and the device credential are forgotten here, but " .. note,
+      vim.log.levels.WARN
+    )
   end
   vim.notify("heph: logged out; the tokens and the device credential are forgotten")
 end

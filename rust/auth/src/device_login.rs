@@ -99,6 +99,8 @@ pub struct Endpoints {
     pub token_endpoint: Option<String>,
     /// The issuer's signing keys (for the hub's token checks).
     pub jwks_uri: Option<String>,
+    /// Where tokens are revoked (RFC 7009), when the issuer offers it.
+    pub revocation_endpoint: Option<String>,
 }
 
 /// A client that follows no redirects (auth traffic never should).
@@ -316,6 +318,64 @@ pub async fn refresh(config: &LoginConfig, refresh_token: &str) -> Result<Tokens
         tokens.refresh_token = Some(refresh_token.to_owned());
     }
     Ok(tokens)
+}
+
+/// Revokes a refresh token at the issuer (RFC 7009), as a logout does: a
+/// copy of it left elsewhere (a keyring backup, an old disk) can no longer
+/// get access tokens. `Ok(false)`: the issuer offers no revocation.
+///
+/// The request is made here rather than with the `oauth2` crate, which
+/// refuses every revocation URL that is not HTTPS: an issuer on the same
+/// machine (tests, a local provider) serves plain HTTP on loopback. Other
+/// plain-HTTP endpoints are refused, as RFC 7009 asks.
+pub async fn revoke_refresh_token(
+    config: &LoginConfig,
+    refresh_token: &str,
+) -> Result<bool, AuthError> {
+    let http = http();
+    let endpoints = discover(&http, &config.issuer).await?;
+    let Some(endpoint) = endpoints.revocation_endpoint else {
+        return Ok(false);
+    };
+    let url = reqwest::Url::parse(&endpoint)
+        .map_err(|e| AuthError::Issuer(format!("bad revocation endpoint {endpoint:?}: {e}")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    };
+    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        return Err(AuthError::Issuer(format!(
+            "the revocation endpoint {endpoint} is not HTTPS"
+        )));
+    }
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", refresh_token)
+        .append_pair("token_type_hint", "refresh_token")
+        .append_pair("client_id", &config.client_id)
+        .finish();
+    let response = http
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "application/json")
+        .body(form)
+        .send()
+        .await
+        .map_err(|e| AuthError::Network(format!("cannot reach the issuer: {}", e.without_url())))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(true);
+    }
+    // An OAuth error names itself in a small JSON body (RFC 6749 5.2).
+    let body = response.text().await.unwrap_or_default();
+    let error = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned));
+    Err(AuthError::Issuer(match error {
+        Some(error) => format!("revocation refused: {error}"),
+        None => format!("the revocation endpoint answered {status}"),
+    }))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub mod token_store;
 pub use device_credential::{DeviceCredential, StoredDevice};
 pub use device_login::{device_login, LoginConfig, LoginEvent, Tokens};
 pub use jwt_verify::{Claims, JwtVerifier, Rejection, VerifierConfig};
-pub use session::{normalize_hub_url, Session, SessionState};
+pub use session::{normalize_hub_url, Revocation, Session, SessionState};
 pub use token_store::{StoreKind, TokenStore};
 
 /// Errors of login and token handling. Messages never contain tokens.

@@ -17,9 +17,47 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::device_login::{now, refresh, LoginConfig, Tokens};
+use crate::device_login::{now, refresh, revoke_refresh_token, LoginConfig, Tokens};
 use crate::token_store::{describe, StoreKind, TokenStore};
 use crate::AuthError;
+
+/// How long a logout waits for the issuer to revoke the refresh token: an
+/// issuer out of reach must not hold up a logout, which goes on without it.
+const REVOKE_WAIT: Duration = Duration::from_secs(5);
+
+/// What a logout did at the issuer ([`Session::revoke`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// The issuer revoked the refresh token.
+    Revoked,
+    /// The issuer offers no revocation endpoint.
+    NotOffered,
+    /// No refresh token here to revoke (not logged in, or the keyring does
+    /// not answer: the logout itself says so).
+    NothingToRevoke,
+    /// The issuer refused or could not be reached: the token stays valid
+    /// there until it expires. The reason, as users read it.
+    Failed(String),
+}
+
+impl Revocation {
+    /// What a logout tells the user about the refresh token at the issuer,
+    /// when there is more to say than that it was revoked.
+    pub fn note(&self) -> Option<String> {
+        match self {
+            Revocation::Revoked | Revocation::NothingToRevoke => None,
+            Revocation::NotOffered => Some(
+                "the issuer offers no way to revoke this device's refresh token: \
+                 it stays valid there until it expires"
+                    .into(),
+            ),
+            Revocation::Failed(why) => Some(format!(
+                "the refresh token was not revoked at the issuer ({why}): it stays \
+                 valid there until it expires; this device has forgotten it"
+            )),
+        }
+    }
+}
 
 /// Refresh this long before the access token expires (at most a quarter
 /// of the token's lifetime, so short-lived tokens are not refreshed at once).
@@ -312,6 +350,34 @@ impl Session {
             }
         }
         Ok(store)
+    }
+
+    /// Revokes this login's refresh token at its issuer, first step of a
+    /// logout: forgetting the token here leaves any copy of it (a keyring
+    /// backup, an old disk) able to get access tokens until it expires.
+    /// Bounded by [`REVOKE_WAIT`]; never changes what is stored here.
+    pub async fn revoke(&self) -> Revocation {
+        let Some(session) = self.load().ok().flatten() else {
+            return Revocation::NothingToRevoke;
+        };
+        let Some(token) = session.refresh_token.filter(|t| !t.is_empty()) else {
+            return Revocation::NothingToRevoke;
+        };
+        let config = LoginConfig {
+            issuer: session.issuer.clone(),
+            client_id: session.client_id.clone(),
+            audience: session.audience.clone(),
+        };
+        match tokio::time::timeout(REVOKE_WAIT, revoke_refresh_token(&config, &token)).await {
+            Ok(Ok(true)) => Revocation::Revoked,
+            Ok(Ok(false)) => Revocation::NotOffered,
+            Ok(Err(e)) => Revocation::Failed(e.to_string()),
+            Err(_) => Revocation::Failed(format!(
+                "the issuer at {} did not answer within {} s",
+                session.issuer,
+                REVOKE_WAIT.as_secs()
+            )),
+        }
     }
 
     /// Forgets the tokens.

@@ -411,6 +411,62 @@ fn tokens_appear_in_no_output() {
     }
 }
 
+/// Uses `refresh_token` at the issuer's token endpoint, as a copy of it
+/// left anywhere could: the reply's status and body.
+fn redeem(issuer: &str, refresh_token: &str) -> (u16, String) {
+    let discovery =
+        common::http::send(http().get(format!("{issuer}/.well-known/openid-configuration")))
+            .unwrap()
+            .json();
+    let token_url = discovery["token_endpoint"].as_str().unwrap().to_owned();
+    let encode = |v: &str| {
+        v.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    let form = format!(
+        "grant_type=refresh_token&refresh_token={}&client_id=heph-cli",
+        encode(refresh_token)
+    );
+    let reply = common::http::send(
+        http()
+            .post(token_url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form),
+    )
+    .unwrap();
+    (reply.status, reply.body)
+}
+
+/// A logout revokes the refresh token at the issuer (RFC 7009): a copy of
+/// it kept elsewhere (a keyring backup, an old disk) gets no more tokens.
+#[test]
+fn a_logout_revokes_the_refresh_token_at_the_issuer() {
+    let (_provider, issuer) = provider(300);
+    let dir = tempfile::tempdir().unwrap();
+    let (_hub, hub_url) = hub(&issuer, dir.path());
+    let alice = Device::with_file_store();
+    alice.login(&issuer, &hub_url, "alice");
+    let copy = alice.stored_tokens()[1].clone();
+
+    let (ok, err) = alice.run(&["logout"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("Logged out."), "{err}");
+    assert!(!err.contains("not revoked"), "{err}");
+    // (The reply is not printed: it would hold tokens when the copy works.)
+    let (status, body) = redeem(&issuer, &copy);
+    assert_eq!(status, 400, "the copy still works");
+    assert!(
+        body.contains("invalid_grant"),
+        "not refused as invalid_grant"
+    );
+}
+
 /// A logout while a refresh waits for the issuer stays a logout: the
 /// refresh's answer is for a session that is gone, and is not saved.
 #[test]
@@ -446,6 +502,12 @@ fn a_logout_during_a_refresh_stays_a_logout() {
     let sync = sync.wait_with_output().unwrap();
     assert!(refreshing, "the refresh never started");
     assert!(ok, "{err}");
+    // The issuer did not answer the revocation either: the logout went on
+    // without it, and says what that leaves.
+    assert!(
+        err.contains("not revoked at the issuer") && err.contains("did not answer"),
+        "{err}"
+    );
     assert!(
         !alice.session_path().exists(),
         "the refresh brought the session back; sync said: {}",

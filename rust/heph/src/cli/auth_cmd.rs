@@ -97,14 +97,23 @@ pub fn login(paths: &Paths, args: LoginArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Forgets stored tokens and the device credential.
+/// Revokes the refresh token at the issuer, then forgets the stored
+/// tokens and the device credential.
 pub fn logout(paths: &Paths, _args: LogoutArgs) -> Result<ExitCode> {
-    let session = Session::new(&paths.data_dir).logout()?;
+    let session = Session::new(&paths.data_dir);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let revocation = runtime.block_on(session.revoke());
+    let removed = session.logout()?;
     let device = heph_auth::DeviceCredential::new(&paths.data_dir).forget()?;
-    if session || device {
+    if removed || device {
         eprintln!("Logged out.");
     } else {
         eprintln!("Not logged in.");
+    }
+    if let Some(note) = revocation.note() {
+        eprintln!("Note: {note}.");
     }
     Ok(ExitCode::SUCCESS)
 }

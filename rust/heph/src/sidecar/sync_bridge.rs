@@ -200,7 +200,7 @@ impl SyncBridge {
             }),
             "login" => Some(self.start_login()),
             "join" => Some(self.start_join(args, neovim)),
-            "logout" => Some(self.logout()),
+            "logout" => Some(self.logout().await),
             _ => None,
         }
     }
@@ -395,19 +395,19 @@ impl SyncBridge {
         Ok(json!({ "state": "started" }))
     }
 
-    fn logout(&self) -> Result<serde_json::Value, String> {
+    async fn logout(&self) -> Result<serde_json::Value, String> {
         if let Ok(mut pending) = self.login.lock() {
             if let Some(p) = pending.take() {
                 let _ = p.cancel.send(true);
                 p.task.abort();
             }
         }
+        let session = Session::new(&self.paths.data_dir);
+        let revocation = session.revoke().await;
         // A login being stored finishes first, and is forgotten with the
         // rest; one not stored yet sees the cancel and stores nothing.
         let _storing = self.storing.lock().unwrap_or_else(|p| p.into_inner());
-        let removed = Session::new(&self.paths.data_dir)
-            .logout()
-            .map_err(|e| e.to_string())?;
+        let removed = session.logout().map_err(|e| e.to_string())?;
         let device = heph_auth::DeviceCredential::new(&self.paths.data_dir)
             .forget()
             .map_err(|e| e.to_string())?;
@@ -418,7 +418,10 @@ impl SyncBridge {
                 let _ = service.sync_now().await;
             });
         }
-        Ok(json!({ "removed": removed || device }))
+        Ok(json!({
+            "removed": removed || device,
+            "note": revocation.note(),
+        }))
     }
 
     /// Called after a request that may have written.
