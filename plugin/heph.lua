@@ -93,11 +93,32 @@ vim.api.nvim_create_autocmd("BufEnter", {
   group = group,
   pattern = "heph://*",
   callback = function(ev)
-    if package.loaded["heph.rpc"] and require("heph.rpc").running() then
+    if not vim.b[ev.buf].heph then
+      -- Nothing loaded from heph (a restored session, a lazy load): read
+      -- it now; during a session load, once it is done.
+      if not vim.g.SessionLoad then
+        require("heph.buffers").revive(ev.buf)
+      end
+    elseif package.loaded["heph.rpc"] and require("heph.rpc").running() then
       require("heph.buffers").entered(ev.buf)
     end
   end,
 })
+
+-- heph:// buffers with nothing loaded from heph: those a session made (as
+-- empty buffers), or those Neovim made before a lazy load defined
+-- BufReadCmd (`nvim heph://…` with lazy.nvim's `cmd = …`).
+local function revive_all()
+  for _, buf in ipairs(vim.api.nvim_list_bufs()) do
+    if vim.api.nvim_buf_is_loaded(buf) and not vim.b[buf].heph and vim.api.nvim_buf_get_name(buf):match("^heph://") then
+      require("heph.buffers").revive(buf)
+    end
+  end
+end
+vim.api.nvim_create_autocmd("SessionLoadPost", { group = group, callback = revive_all })
+if vim.v.vim_did_enter == 1 then
+  vim.schedule(revive_all)
+end
 
 local plugs = {
   ["<Plug>(heph-home)"] = "home",

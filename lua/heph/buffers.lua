@@ -73,27 +73,82 @@ function M.node_name(id)
   return "heph://node/" .. id
 end
 
----Opens a node in the current window. A journal opens as
----heph://journal/<date>, so a day has one buffer however it is reached.
+---Whether a command's modifiers (`:tab Heph home`, `:vertical Heph
+---today`, `:topleft Heph next`) ask for a new window or tab page.
+---@param mods? table the `smods` of a user command
+---@return boolean
+function H.splits(mods)
+  return mods ~= nil
+    and ((mods.tab or -1) >= 0 or mods.vertical == true or mods.horizontal == true or (mods.split or "") ~= "")
+end
+
+---Why the current window cannot show another buffer (`:edit` would
+---refuse with E37), or nil. Checked before a command creates anything,
+---so a refused open leaves no node behind.
+---@param mods? table
+---@return string|nil
+function M.cannot_leave(mods)
+  if H.splits(mods) then
+    return nil
+  end
+  local buf = vim.api.nvim_get_current_buf()
+  if
+    not vim.bo[buf].modified
+    or vim.o.hidden
+    or vim.o.autowriteall
+    or vim.bo[buf].bufhidden == "hide"
+    or #vim.fn.win_findbuf(buf) > 1
+  then
+    return nil
+  end
+  return "this window's buffer has unsaved changes: write it first, or open in a split (:vertical Heph …, :tab Heph …)"
+end
+
+---Opens the buffer `name` in the current window, or where `mods` ask. A
+---buffer already shown here with unsaved changes stays as it is (`:edit`
+---would refuse to read it again).
+---@param name string
+---@param mods? table
+function M.open(name, mods)
+  local here = vim.api.nvim_buf_get_name(0) == name
+  if here and vim.bo.modified and not H.splits(mods) then
+    return
+  end
+  local why = not here and M.cannot_leave(mods)
+  if why then
+    error("heph: " .. why, 0)
+  end
+  local open = H.splits(mods) and vim.cmd.split or vim.cmd.edit
+  local ok, err = pcall(open, { args = { vim.fn.fnameescape(name) }, mods = mods })
+  if not ok then
+    error("heph: " .. tostring(err):gsub("^.-Vim[^:]*:", ""), 0)
+  end
+end
+
+---Opens a node. A journal opens as heph://journal/<date>, so a day has
+---one buffer however it is reached.
 ---@param id string
-function M.open_node(id)
+---@param mods? table
+function M.open_node(id, mods)
   local date = id:match("^journal%-(%d%d%d%d%-%d%d%-%d%d)$")
   if date then
-    return M.open_journal(date)
+    return M.open_journal(date, mods)
   end
-  vim.cmd.edit(vim.fn.fnameescape(M.node_name(id)))
+  M.open(M.node_name(id), mods)
 end
 
 ---Opens a day's journal (not created until its first save).
 ---@param date string YYYY-MM-DD
-function M.open_journal(date)
-  vim.cmd.edit(vim.fn.fnameescape("heph://journal/" .. date))
+---@param mods? table
+function M.open_journal(date, mods)
+  M.open("heph://journal/" .. date, mods)
 end
 
 ---Opens a list buffer.
 ---@param query? string
-function M.open_list(query)
-  vim.cmd.edit(vim.fn.fnameescape("heph://list/" .. (query or "next")))
+---@param mods? table
+function M.open_list(query, mods)
+  M.open("heph://list/" .. (query or "next"), mods)
 end
 
 ---A reply's value, with msgpack nil (vim.NIL) as nil.
@@ -218,35 +273,54 @@ end
 
 ---Conceal for the id prefix, window-local for this buffer only (like
 ---`:setlocal`), so it does not leak into the next file of the window.
+---No wrap: Vim wraps a line by its width with the concealed id counted,
+---so a title broke mid-word well before the window's edge.
 ---@param buf integer
 function H.conceal(buf)
   for _, win in ipairs(vim.fn.win_findbuf(buf)) do
     vim.wo[win][0].conceallevel = 3
     vim.wo[win][0].concealcursor = "nvic"
+    vim.wo[win][0].wrap = false
   end
 end
 
----Syntax, mappings and autocmds of list and home buffers. The syntax
----items are replaced, not added again, on every re-render (items piled up
----by refreshes would slow every redraw of a large list); mappings and
----autocmds are set once per buffer.
+---The syntax of list and home buffers: hidden ids, done items, tokens,
+---headings. Replaced, not added again, on every re-render (items piled up
+---by refreshes would slow every redraw of a large list); also run by
+---syntax/heph_list.lua and syntax/heph_home.lua, so `:syntax on` (a
+---reloaded vimrc) brings it back instead of clearing it.
 ---@param buf integer
----@param editable boolean
-function H.wire_lines(buf, editable)
+---@param editable boolean a list (true) or home (false)
+function M.syntax(buf, editable)
   vim.api.nvim_buf_call(buf, function()
-    vim.cmd([[silent! syntax clear HephListId HephListDone HephListMeta HephHomeHeading]])
+    -- One group at a time, each only if there: `silent!` does not keep
+    -- E28 from a caller inside nvim_eval (--remote-expr, some plugins).
+    for _, group in ipairs({ "HephListId", "HephListDone", "HephListMeta", "HephHomeHeading" }) do
+      if vim.fn.hlexists(group) == 1 then
+        pcall(vim.cmd, "syntax clear " .. group)
+      end
+    end
     vim.cmd([[syntax match HephListId /^\/[A-Za-z0-9_-]\+ / conceal]])
     if not editable then
       vim.cmd([[syntax match HephHomeHeading /^#\+ .*$/]])
       vim.cmd([[highlight default link HephHomeHeading Title]])
     end
     if editable then
-      vim.cmd([[syntax match HephListDone /\[x\].*$/]])
+      -- A checkbox at the start of the item only, after its hidden id.
+      vim.cmd([[syntax match HephListDone /\%(^\/[A-Za-z0-9_-]\+ \|^\)\@<=\[[xX]\].*$/]])
       vim.cmd([[syntax match HephListMeta /\s\zs[@+#]\S\+/]])
       vim.cmd([[highlight default link HephListDone Comment]])
       vim.cmd([[highlight default link HephListMeta Special]])
     end
   end)
+end
+
+---Syntax, mappings and autocmds of list and home buffers; mappings and
+---autocmds are set once per buffer.
+---@param buf integer
+---@param editable boolean
+function H.wire_lines(buf, editable)
+  M.syntax(buf, editable)
   H.conceal(buf)
   if vim.b[buf].heph_wired then
     return
@@ -413,6 +487,9 @@ function H.read_home(buf)
   vim.bo[buf].swapfile = false
   vim.bo[buf].bufhidden = "hide"
   vim.bo[buf].modifiable = false
+  -- A dashboard, as mini.starter's: not in :ls, so :bufdo and :bnext pass
+  -- it by (:bufdo stopped at it with E21, not modifiable).
+  vim.bo[buf].buflisted = false
   -- An index, not a markdown document: its own light syntax (headings,
   -- hidden ids) draws in a fraction of markdown's time.
   vim.bo[buf].filetype = "heph_home"
@@ -1168,6 +1245,28 @@ function M.refresh_others(except)
   end
 end
 
+---A heph:// buffer with nothing loaded from heph is read now: a restored
+---session makes its heph buffers as empty ones (`:mksession` writes
+---buffers with 'buftype' set that way), and Neovim makes an empty buffer
+---for `nvim heph://…` when heph loads lazily, after the file was read.
+---One the user typed into is left alone.
+---@param buf integer
+function M.revive(buf)
+  if
+    not vim.api.nvim_buf_is_valid(buf)
+    or not vim.api.nvim_buf_is_loaded(buf)
+    or M.state(buf)
+    or H.just_read[buf]
+    or vim.bo[buf].modified
+    or not vim.api.nvim_buf_get_name(buf):match("^heph://")
+  then
+    return
+  end
+  vim.api.nvim_buf_call(buf, function()
+    M.read(buf)
+  end)
+end
+
 ---BufEnter of a heph buffer: lists and home show the replica as it is now;
 ---node buffers reload when their node changed.
 ---@param buf integer
@@ -1282,11 +1381,16 @@ function M.follow(buf, lhs)
   local line = vim.api.nvim_get_current_line()
   local id = M.line_id(line)
   if id then
-    return M.open_node(id)
+    return H.guard(function()
+      M.open_node(id)
+    end)
   end
-  local project = line:match("^%+(%S+)")
+  -- `+name (N open)`; a name may hold spaces.
+  local project = line:match("^%+(.-) %(%d+ open%)%s*$") or line:match("^%+(%S+)")
   if project and (M.state(buf) or {}).kind == "home" then
-    return M.open_list("project:" .. project)
+    return H.guard(function()
+      M.open_list("project:" .. project)
+    end)
   end
   if line:find("[[", 1, true) and line:find("]]", 1, true) then
     local col = vim.api.nvim_win_get_cursor(0)[2]

@@ -11,6 +11,16 @@ function H.report(err)
   vim.notify(tostring(err), vim.log.levels.ERROR)
 end
 
+---Runs `fn(...)`, reporting a failure without a Lua traceback (callbacks
+---of pickers and prompts run outside :Heph's own pcall).
+---@param fn function
+function H.guard(fn, ...)
+  local ok, err = pcall(fn, ...)
+  if not ok then
+    H.report(err)
+  end
+end
+
 ---Asks for text through vim.ui.input when `given` is empty.
 ---@param given string
 ---@param prompt string
@@ -30,14 +40,24 @@ end
 ---#shop`); a note's is its title.
 ---@param kind "task"|"note"
 ---@param title string
-function H.create(kind, title)
+---@param mods? table the command's modifiers (`:tab`, `:vertical`…)
+function H.create(kind, title, mods)
+  -- Before anything is made: a node made and then not shown would be made
+  -- again by the same command tried once more.
+  local why = buffers.cannot_leave(mods)
+  if why then
+    return vim.notify("heph: nothing created: " .. why, vim.log.levels.ERROR)
+  end
   H.text_or_input(title, kind == "task" and "New task: " or "New note: ", function(text)
     local params = kind == "task" and { kind = kind, line = text } or { kind = kind, title = text }
     local ok, reply = pcall(rpc.request, "node_create", params)
     if not ok then
       return H.report(reply)
     end
-    buffers.open_node(reply.id)
+    local opened, err = pcall(buffers.open_node, reply.id, mods)
+    if not opened then
+      H.report(("heph: %s created (:Heph open %s), but not opened: %s"):format(kind, reply.id, tostring(err):gsub("^heph: ", "")))
+    end
   end)
 end
 
@@ -197,7 +217,8 @@ end
 ---journal shown. Checked before a buffer is made, so a bad date leaves
 ---none behind.
 ---@param args string
-function H.journal(args)
+---@param mods? table
+function H.journal(args, mods)
   local state = buffers.state(0)
   local shown = state and state.journal_date or os.date("%Y-%m-%d")
   local date = args
@@ -206,14 +227,18 @@ function H.journal(args)
   end
   local ok, reply = pcall(rpc.request, "journal_get", { date = date ~= "" and date or nil })
   if not ok then
-    return vim.notify(("heph: no such day %q: %s"):format(date, tostring(reply):gsub("^heph: ", "")), vim.log.levels.ERROR)
+    if rpc.is_error(reply, "invalid") then
+      return vim.notify(("heph: no such day %q: %s"):format(date, tostring(reply):gsub("^heph: ", "")), vim.log.levels.ERROR)
+    end
+    return H.report(reply)
   end
-  buffers.open_journal(reply.date)
+  buffers.open_journal(reply.date, mods)
 end
 
 ---:Heph open {id|title} — checked before a buffer is made.
 ---@param args string
-function H.open(args)
+---@param mods? table
+function H.open(args, mods)
   if args == "" then
     return vim.notify("heph: :Heph open <id or title>", vim.log.levels.ERROR)
   end
@@ -222,17 +247,18 @@ function H.open(args)
     return H.report(reply)
   end
   if reply.journal and reply.journal ~= vim.NIL then
-    return buffers.open_journal(reply.journal)
+    return buffers.open_journal(reply.journal, mods)
   end
   if not reply.id or reply.id == vim.NIL then
     return vim.notify(("heph: no node with id or title %q"):format(args), vim.log.levels.ERROR)
   end
-  buffers.open_node(reply.id)
+  buffers.open_node(reply.id, mods)
 end
 
 ---:Heph search — results through vim.ui.select, so any picker works.
 ---@param terms string
-function H.search(terms)
+---@param mods? table
+function H.search(terms, mods)
   H.text_or_input(terms, "Search heph: ", function(text)
     local ok, reply = pcall(rpc.request, "search", { query = text, limit = 50 })
     if not ok then
@@ -249,7 +275,7 @@ function H.search(terms)
       end,
     }, function(hit)
       if hit then
-        buffers.open_node(hit.id)
+        H.guard(buffers.open_node, hit.id, mods)
       end
     end)
   end)
@@ -257,35 +283,35 @@ end
 
 ---@type table<string, fun(args: string, cmd: table)>
 M.subcommands = {
-  home = function()
-    vim.cmd.edit("heph://home")
+  home = function(_, cmd)
+    buffers.open("heph://home", cmd.smods)
   end,
-  today = function()
-    H.journal("")
+  today = function(_, cmd)
+    H.journal("", cmd.smods)
   end,
-  journal = function(args)
-    H.journal(args)
+  journal = function(args, cmd)
+    H.journal(args, cmd.smods)
   end,
-  next = function()
-    buffers.open_list("next")
+  next = function(_, cmd)
+    buffers.open_list("next", cmd.smods)
   end,
-  list = function(args)
-    buffers.open_list(args ~= "" and args or "tasks")
+  list = function(args, cmd)
+    buffers.open_list(args ~= "" and args or "tasks", cmd.smods)
   end,
-  notes = function()
-    buffers.open_list("notes")
+  notes = function(_, cmd)
+    buffers.open_list("notes", cmd.smods)
   end,
   delete = function()
     H.delete()
   end,
-  search = function(args)
-    H.search(args)
+  search = function(args, cmd)
+    H.search(args, cmd.smods)
   end,
-  new = function(args)
-    H.create("note", args)
+  new = function(args, cmd)
+    H.create("note", args, cmd.smods)
   end,
-  task = function(args)
-    H.create("task", args)
+  task = function(args, cmd)
+    H.create("task", args, cmd.smods)
   end,
   done = function()
     H.done()
@@ -293,8 +319,8 @@ M.subcommands = {
   promote = function(_, cmd)
     H.promote(cmd.line1, cmd.line2)
   end,
-  open = function(args)
-    H.open(args)
+  open = function(args, cmd)
+    H.open(args, cmd.smods)
   end,
   restore = function()
     local state = buffers.state(0)

@@ -37,14 +37,22 @@ for name, entry in pairs(M.schema) do
   M.values[name] = entry.default
 end
 
----Validates and applies user options. A bad value is reported and left
----out (the default stays): an error thrown here would stop the rest of
----the user's init.lua with a stack trace.
+---Validates and applies user options. Each call starts from the
+---defaults, as a second `setup()` in a reloaded config expects. A bad
+---value is reported and left out (the default stays): an error thrown
+---here would stop the rest of the user's init.lua with a stack trace.
 ---@param opts heph.SetupOpts|nil
+---@return string[] changed names of options whose value changed
 function M.apply(opts)
   opts = opts or {}
   if type(opts) ~= "table" then
-    return vim.notify("heph: setup() takes a table of options; ignored", vim.log.levels.ERROR)
+    vim.notify("heph: setup() takes a table of options; ignored", vim.log.levels.ERROR)
+    return {}
+  end
+  local before = M.values
+  M.values = {}
+  for name, entry in pairs(M.schema) do
+    M.values[name] = entry.default
   end
   local function refuse(name, why)
     vim.notify(("heph: option '%s' %s; ignored"):format(name, why), vim.log.levels.ERROR)
@@ -61,13 +69,35 @@ function M.apply(opts)
         refuse(name, "must be one of error, warn, info, debug, trace")
       elseif name == "sync_interval" and (value < 1 or value % 1 ~= 0) then
         refuse(name, "must be a whole number of seconds, 1 or more")
-      elseif name == "cmd" and #value == 0 then
-        refuse(name, "must name the heph binary")
+      elseif name == "cmd" and (#value == 0 or not vim.iter(value):all(function(v)
+        return type(v) == "string"
+      end)) then
+        refuse(name, "must be a list of strings, the heph binary first")
+      elseif name == "data_dir" and vim.trim(value) == "" then
+        refuse(name, "must name a folder")
+      elseif name == "data_dir" then
+        -- `~`, `$HOME` and relative paths: one folder wherever Neovim
+        -- starts (a literal `~` folder appeared in the current directory).
+        M.values[name] = vim.fn.fnamemodify(vim.fn.expand(value), ":p"):gsub("/$", "")
+      elseif name == "cmd" then
+        local cmd = vim.deepcopy(value)
+        cmd[1] = cmd[1]:find("[/~$]") and vim.fn.expand(cmd[1]) or cmd[1]
+        M.values[name] = cmd
+      elseif name == "hub_url" and value ~= "" and not value:match("^https?://[^/]") then
+        refuse(name, ("must be an http:// or https:// URL, got %q"):format(value))
       else
         M.values[name] = value
       end
     end
   end
+  local changed = {}
+  for name in pairs(M.schema) do
+    if not vim.deep_equal(before[name], M.values[name]) then
+      table.insert(changed, name)
+    end
+  end
+  table.sort(changed)
+  return changed
 end
 
 return M

@@ -53,7 +53,13 @@ function M.check()
       health.warn(text .. (status.last_error and (": " .. status.last_error) or ""), { "See :HephSync status and the log file" })
     elseif status.state == "disabled" and status.last_error then
       -- A config that does not load turns sync off.
-      health.error("sync is off: " .. status.last_error, { "Fix $XDG_CONFIG_HOME/heph/config.toml (see :help heph-options)" })
+      health.error("sync is off: " .. status.last_error, { "Fix $XDG_CONFIG_HOME/heph/config.toml: see :help heph-config-file" })
+    elseif status.state == "syncing" and not status.last_sync then
+      -- Still on its first pass after 5 s: a hub that is slow or does not
+      -- answer. Not yet something that works.
+      health.warn("the first sync with " .. (status.hub or "the hub") .. " has not finished yet", {
+        "Check again in a moment; see :HephSync status and the log file",
+      })
     elseif status.state == "synced" or status.state == "pending" or status.state == "syncing" then
       health.ok(text)
     else

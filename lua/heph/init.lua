@@ -9,10 +9,25 @@ local M = {}
 ---Configures heph. Optional: heph works with no configuration at all.
 ---@param opts? heph.SetupOpts
 function M.setup(opts)
-  require("heph.config").apply(opts)
+  local changed = require("heph.config").apply(opts)
+  -- The sidecar read its options when it started.
+  local for_sidecar = vim.tbl_filter(function(name)
+    return name ~= "keymaps"
+  end, changed)
+  if #for_sidecar > 0 and package.loaded["heph.rpc"] and require("heph.rpc").running() then
+    vim.notify(
+      ("heph: %s changed after the sidecar started; restart Neovim for the change to apply"):format(table.concat(for_sidecar, ", ")),
+      vim.log.levels.WARN
+    )
+  end
   if require("heph.config").values.keymaps then
-    local map = function(lhs, plug, desc)
-      vim.keymap.set("n", lhs, plug, { desc = desc })
+    -- A map the user has already is theirs: left as it is.
+    local map = function(lhs, plug, desc, modes)
+      for _, mode in ipairs(modes or { "n" }) do
+        if vim.fn.maparg(lhs, mode) == "" then
+          vim.keymap.set(mode, lhs, plug, { desc = desc })
+        end
+      end
     end
     map("<leader>hh", "<Plug>(heph-home)", "heph home")
     map("<leader>ht", "<Plug>(heph-today)", "heph today")
@@ -20,7 +35,7 @@ function M.setup(opts)
     map("<leader>hs", "<Plug>(heph-search)", "heph search")
     map("<leader>ha", "<Plug>(heph-task)", "heph add task")
     map("<leader>hd", "<Plug>(heph-done)", "heph done")
-    vim.keymap.set({ "n", "x" }, "<leader>hp", "<Plug>(heph-promote)", { desc = "heph promote" })
+    map("<leader>hp", "<Plug>(heph-promote)", "heph promote", { "n", "x" })
   end
 end
 

@@ -154,8 +154,15 @@ function M.join(url, token)
   end
   local function send(tok)
     tok = tok and vim.trim(tok) or ""
+    -- The built-in prompt keeps what was typed in the input history, which
+    -- ShaDa saves: the token comes out of it again.
+    for i = vim.fn.histnr("@"), math.max(vim.fn.histnr("@") - 3, 1), -1 do
+      if tok ~= "" and vim.trim(vim.fn.histget("@", i)) == tok then
+        vim.fn.histdel("@", i)
+      end
+    end
     if tok == "" then
-      return vim.notify("heph: join cancelled (no token)", vim.log.levels.WARN)
+      return vim.notify("heph: join cancelled (no token)")
     end
     local ok, reply = pcall(rpc.request, "join", { url = url, token = tok })
     if not ok then

@@ -157,6 +157,13 @@ function M.ensure()
           if not H.stopping then
             table.insert(H.crashes, vim.uv.now())
           end
+          if not H.stopping and package.loaded["heph.sync"] and vim.g.heph_status then
+            -- Nothing syncs until the next command starts a new sidecar:
+            -- the status line must not keep saying all is well.
+            vim.schedule(function()
+              require("heph.sync").set_status({ state = "stopped" })
+            end)
+          end
           if code ~= 0 and not H.stopping then
             vim.schedule(function()
               vim.notify(

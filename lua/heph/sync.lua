@@ -93,6 +93,9 @@ function H.state_text(status)
     return "heph removed from the hub"
   elseif s == "error" then
     return "heph sync error"
+  elseif s == "stopped" then
+    -- The sidecar exited; the next heph command starts it again.
+    return "heph stopped"
   end
   return "heph " .. s
 end

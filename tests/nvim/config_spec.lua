@@ -80,13 +80,17 @@ describe("options", function()
     vim.notify = notify
     assert.is_true(ok, err)
     assert.is_true(ok2)
-    assert.are.same(before, config.values)
+    local defaults = {}
+    for name, entry in pairs(config.schema) do
+      defaults[name] = entry.default
+    end
+    assert.are.same(defaults, config.values)
     local said = vim.tbl_map(function(n)
       return n.msg
     end, seen)
     table.sort(said)
     assert.are.same({
-      "heph: option 'cmd' must name the heph binary; ignored",
+      "heph: option 'cmd' must be a list of strings, the heph binary first; ignored",
       "heph: option 'keymaps' must be boolean, got string; ignored",
       "heph: option 'log_level' must be one of error, warn, info, debug, trace; ignored",
       "heph: option 'sync_interval' must be a whole number of seconds, 1 or more; ignored",
@@ -94,5 +98,56 @@ describe("options", function()
     }, said)
     assert.are.equal(vim.log.levels.ERROR, seen[1].level)
     config.values = before
+  end)
+
+  it("setup() expands paths, refuses a hub URL without a scheme, and starts from the defaults", function()
+    local before = vim.deepcopy(config.values)
+    local seen = {}
+    local notify = vim.notify
+    vim.notify = function(msg, level)
+      table.insert(seen, { msg = msg, level = level })
+    end
+    config.apply({ data_dir = "~/notes/heph", hub_url = "http://127.0.0.1:8787", cmd = { 1, 2 } })
+    local first = vim.deepcopy(config.values)
+    config.apply({ data_dir = "relative/dir", hub_url = "localhost:8787" })
+    local second = vim.deepcopy(config.values)
+    vim.notify = notify
+    config.values = before
+    -- `~` is the home folder, not a folder named `~` in the current one.
+    assert.are.equal(vim.fn.expand("~") .. "/notes/heph", first.data_dir)
+    assert.are.equal("http://127.0.0.1:8787", first.hub_url)
+    assert.is_nil(first.cmd)
+    assert.are.equal(vim.fn.getcwd() .. "/relative/dir", second.data_dir)
+    -- A second setup() starts from the defaults: the first's hub is gone.
+    assert.is_nil(second.hub_url)
+    local said = table.concat(
+      vim.tbl_map(function(n)
+        return n.msg
+      end, seen),
+      "\n"
+    )
+    assert.truthy(said:find("option 'cmd' must be a list of strings", 1, true), said)
+    assert.truthy(said:find([[option 'hub_url' must be an http:// or https:// URL, got "localhost:8787"]], 1, true), said)
+  end)
+
+  it("setup() after the sidecar started says which options wait for a restart; keymaps keep the user's", function()
+    local h = require("helpers")
+    h.fresh()
+    vim.keymap.set("n", "<leader>hs", "<cmd>echo 'mine'<cr>")
+    h.add({ "anything" })
+    vim.cmd("Heph next")
+    assert.is_true(require("heph.rpc").running())
+    local seen = h.notifications(function()
+      require("heph").setup({ cmd = { h.bin }, data_dir = h.data_dir, hub_url = "http://127.0.0.1:9", keymaps = true })
+    end)
+    assert.are.equal(1, #seen, vim.inspect(seen))
+    assert.truthy(seen[1].msg:find("hub_url changed after the sidecar started; restart Neovim", 1, true), seen[1].msg)
+    assert.are.equal("<Cmd>echo 'mine'<CR>", vim.fn.maparg("<leader>hs", "n"))
+    assert.are.equal("<Plug>(heph-home)", vim.fn.maparg("<leader>hh", "n"))
+    for _, lhs in ipairs({ "<leader>hs", "<leader>hh", "<leader>ht", "<leader>hn", "<leader>ha", "<leader>hd", "<leader>hp" }) do
+      pcall(vim.keymap.del, "n", lhs)
+    end
+    pcall(vim.keymap.del, "x", "<leader>hp")
+    h.fresh()
   end)
 end)
