@@ -42,6 +42,14 @@ function H.set_base(buf, base)
     })
   end
   H.bases[buf] = base
+  -- A CRLF body shows as Vim shows a `fileformat=dos` file; `:set ff=unix`
+  -- then `:w` converts it, as it would a file (the save sends the wish).
+  local ff = base.crlf and "dos" or "unix"
+  if vim.bo[buf].fileformat ~= ff then
+    local modified = vim.bo[buf].modified
+    vim.bo[buf].fileformat = ff
+    vim.bo[buf].modified = modified
+  end
 end
 
 ---@class heph.BufState
@@ -760,6 +768,7 @@ function H.write_node(buf, state, lines)
     base_lines = base.lines,
     base_heads = base.heads,
     base_crlf = base.crlf,
+    crlf = vim.bo[buf].fileformat == "dos",
     -- A journal shown before it existed: made by this save, if it saves.
     journal_date = state.missing and state.journal_date or nil,
   })

@@ -336,9 +336,14 @@ pub fn parse_line(
         id = Some(raw.to_owned());
         rest = tail.trim_start();
     }
-    // Markdown list markers typed by habit are fine.
-    if id.is_none() {
-        rest = rest.strip_prefix("- ").unwrap_or(rest).trim_start();
+    // Markdown list markers typed by habit are fine: on a new line, and
+    // before a checkbox after an id (`- [x] Call mom`, as notes write
+    // tasks, would otherwise be a title).
+    if let Some(tail) = rest.strip_prefix("- ") {
+        let tail = tail.trim_start();
+        if id.is_none() || CHECKBOXES.iter().any(|(mark, _)| tail.starts_with(mark)) {
+            rest = tail;
+        }
     }
     let mut status = None;
     for (mark, s) in CHECKBOXES {
@@ -347,6 +352,12 @@ pub fn parse_line(
             rest = tail.trim_start();
             break;
         }
+    }
+    if status.is_none() && looks_like_checkbox(rest) {
+        return Err(ParseError::new(
+            number,
+            "write the checkbox as [ ], [x], [/] or [-] (a space or one mark between the brackets)",
+        ));
     }
     let spans = words(rest);
     let cx = Context { today };
@@ -394,6 +405,20 @@ pub fn parse_line(
         title,
         fields: values,
     }))
+}
+
+/// A start that was meant as a checkbox but is none (`[]`, `[ x]`,
+/// `[xx]`): saved as the title's start, the task's status would silently
+/// stay as it was.
+fn looks_like_checkbox(rest: &str) -> bool {
+    let Some(inner) = rest.strip_prefix('[').and_then(|r| r.split_once(']')) else {
+        return false;
+    };
+    inner.0.chars().count() <= 3
+        && inner
+            .0
+            .chars()
+            .all(|c| matches!(c, ' ' | 'x' | 'X' | '/' | '-'))
 }
 
 /// The checkboxes a line may start with, and the status each one sets.
@@ -502,7 +527,8 @@ pub fn plan(
                 None => {
                     errors.push(ParseError::new(
                         parsed.line,
-                        "no task has this id; delete the line (or all of its hidden '/id ' prefix to create a new task)",
+                        "no item has this line's hidden id: if a :s or :g changed it, undo (u); \
+                         else delete the line, or all of its hidden '/id ' prefix to create a new item",
                     ));
                     continue;
                 }
@@ -664,7 +690,11 @@ mod tests {
         let shown = render(std::slice::from_ref(&t));
         let id_prefix = shown[0].split_once(' ').unwrap().0;
         // `ccReplaced title`: the hidden id stays, the rest is typed.
-        let changes = plan_on(&[format!("{id_prefix} Replaced title")], &[t.clone()]).unwrap();
+        let changes = plan_on(
+            &[format!("{id_prefix} Replaced title")],
+            std::slice::from_ref(&t),
+        )
+        .unwrap();
         let [ListChange::Update { patch, .. }] = changes.as_slice() else {
             panic!("{changes:?}");
         };
@@ -676,7 +706,11 @@ mod tests {
             }
         );
         // With a word, that field changes; the others stay.
-        let changes = plan_on(&[format!("{id_prefix} Replaced +work")], &[t.clone()]).unwrap();
+        let changes = plan_on(
+            &[format!("{id_prefix} Replaced +work")],
+            std::slice::from_ref(&t),
+        )
+        .unwrap();
         let [ListChange::Update { patch, .. }] = changes.as_slice() else {
             panic!("{changes:?}");
         };
@@ -689,6 +723,54 @@ mod tests {
             panic!("{changes:?}");
         };
         assert_eq!((patch.due, patch.project.clone()), (Some(None), Some(None)));
+    }
+
+    #[test]
+    fn markdown_checkboxes_set_the_status_and_near_misses_are_errors() {
+        let t = task("0123456789abcdef0123456789abcdef", "Call mom");
+        let shown = render(std::slice::from_ref(&t));
+        let id_prefix = shown[0].split_once(' ').unwrap().0;
+        // `- [x]`, as notes write tasks, after the hidden id: done, and the
+        // title stays.
+        let changes = plan_on(
+            &[format!("{id_prefix} - [x] Call mom")],
+            std::slice::from_ref(&t),
+        )
+        .unwrap();
+        let [ListChange::Update { patch, .. }] = changes.as_slice() else {
+            panic!("{changes:?}");
+        };
+        assert_eq!(patch.status, Some(Some(Status::Done)));
+        assert_eq!(patch.title, None);
+        // A title that starts with a dash and no checkbox keeps its dash.
+        let changes = plan_on(
+            &[format!("{id_prefix} - Call mom")],
+            std::slice::from_ref(&t),
+        )
+        .unwrap();
+        let [ListChange::Update { patch, .. }] = changes.as_slice() else {
+            panic!("{changes:?}");
+        };
+        assert_eq!(patch.title.as_deref(), Some("- Call mom"));
+        // A checkbox mistyped is said, not read as the title's start.
+        for line in [
+            format!("{id_prefix} [ x] Call mom"),
+            format!("{id_prefix} [] Call mom"),
+            "[ x ] Pay rent".to_string(),
+        ] {
+            let err = plan_on(std::slice::from_ref(&line), std::slice::from_ref(&t)).unwrap_err();
+            assert!(
+                err[0].message.contains("write the checkbox as"),
+                "{line}: {err:?}"
+            );
+        }
+        // A bracket that is part of a title is a title.
+        let changes = plan_on(&["[ ] [WIP] draft".to_string()], &[]).unwrap();
+        let [ListChange::Create(line)] = changes.as_slice() else {
+            panic!("{changes:?}");
+        };
+        assert_eq!(line.title, "[WIP] draft");
+        assert!(plan_on(&["[WIP] draft".to_string()], &[]).is_ok());
     }
 
     fn plan_on(lines: &[String], shown: &[Node]) -> Result<Vec<ListChange>, Vec<ParseError>> {

@@ -131,6 +131,11 @@ struct NodeSaveParams {
     /// (the reply's `crlf`); without it, the current body's are taken.
     #[serde(default)]
     base_crlf: Option<bool>,
+    /// The line ends the buffer asks for now (Neovim's 'fileformat':
+    /// `dos` is CRLF); without it, those of the base. A change converts
+    /// the whole body, as `:set ff=unix | w` converts a file.
+    #[serde(default)]
+    crlf: Option<bool>,
     /// A day's journal shown before it existed: the save makes it.
     #[serde(default)]
     journal_date: Option<String>,
@@ -148,6 +153,7 @@ fn node_save(ctx: &mut Context, p: NodeSaveParams) -> Reply {
         base_lines,
         base_heads,
         base_crlf,
+        crlf,
         journal_date,
     } = p;
     let cx = crate::local_day::context();
@@ -182,12 +188,20 @@ fn node_save(ctx: &mut Context, p: NodeSaveParams) -> Reply {
     })?;
     let edited = node_buffer::read(&lines, &cx).map_err(RpcError::parse)?;
     let mut patch = node_buffer::diff(&base, &edited, node.kind).map_err(RpcError::parse)?;
-    if let Some(body) = patch.body.take() {
-        // The line ends of the version the buffer shows: a change of line
-        // ends made elsewhere meanwhile is merged, not taken for an edit
-        // of every line by this save.
-        let crlf = base_crlf.unwrap_or_else(|| node_buffer::has_crlf_lines(&node.body));
-        patch.body = Some(node_buffer::with_crlf(body, crlf));
+    // The line ends of the version the buffer shows: a change of line
+    // ends made elsewhere meanwhile is merged, not taken for an edit of
+    // every line by this save.
+    let base_crlf = base_crlf.unwrap_or_else(|| node_buffer::has_crlf_lines(&node.body));
+    let want_crlf = crlf.unwrap_or(base_crlf);
+    if want_crlf != base_crlf {
+        // Converted: every line's end changes, whatever else did.
+        let body = patch.body.take().unwrap_or_else(|| edited.body.clone());
+        patch.body = Some(node_buffer::with_crlf(
+            body.replace("\r\n", "\n"),
+            want_crlf,
+        ));
+    } else if let Some(body) = patch.body.take() {
+        patch.body = Some(node_buffer::with_crlf(body, want_crlf));
     }
     // Without base heads the body is an edit of the current heads.
     let heads = match base_heads {
