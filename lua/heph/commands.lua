@@ -352,6 +352,20 @@ M.subcommands = {
   end,
 }
 
+---Subcommands that take no argument, with a hint for what was meant: an
+---argument silently ignored (`:Heph today 2026-01-01` opened today).
+---@type table<string, string>
+H.no_args = {
+  home = "",
+  today = " (:Heph journal DATE opens another day)",
+  next = " (:Heph list QUERY lists what a query matches)",
+  notes = "",
+  done = "",
+  delete = "",
+  restore = "",
+  status = "",
+}
+
 ---Runs `:Heph {sub} [args]`.
 ---@param cmd table the user-command table
 function M.run(cmd)
@@ -361,6 +375,9 @@ function M.run(cmd)
     return vim.notify(("heph: unknown subcommand %q (try :Heph <Tab>)"):format(sub), vim.log.levels.ERROR)
   end
   local args = vim.trim(cmd.args:sub(#sub + 1))
+  if args ~= "" and H.no_args[sub] then
+    return vim.notify(("heph: :Heph %s takes no argument%s"):format(sub, H.no_args[sub]), vim.log.levels.ERROR)
+  end
   local ok, err = pcall(fn, args, cmd)
   if not ok then
     H.report(err)

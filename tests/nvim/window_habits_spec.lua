@@ -189,6 +189,14 @@ describe("window habits", function()
     assert.truthy(texts(seen):find("/nonexistent/heph", 1, true), texts(seen))
   end)
 
+  it("a subcommand without arguments refuses one instead of ignoring it", function()
+    local seen = h.notifications(function()
+      vim.cmd("Heph today 2026-01-01")
+    end)
+    assert.truthy(texts(seen):find(":Heph today takes no argument (:Heph journal DATE", 1, true), texts(seen))
+    assert.falsy(vim.api.nvim_buf_get_name(0):match("^heph://"))
+  end)
+
   it("a join token typed at the prompt leaves the input history", function()
     local input = vim.ui.input
     vim.ui.input = function(_, on_confirm)
@@ -196,10 +204,14 @@ describe("window habits", function()
       vim.fn.histadd("@", "secret-join-token")
       on_confirm("secret-join-token")
     end
-    h.notifications(function()
-      require("heph.login").join("http://127.0.0.1:9")
-    end)
+    local seen, stop = h.capture_notifications()
+    require("heph.login").join("http://127.0.0.1:9")
     vim.ui.input = input
+    -- The join's answer comes later (nothing listens on port 9).
+    h.wait(function()
+      return texts(seen):find("cannot reach", 1, true) ~= nil
+    end)
+    stop()
     for i = 1, vim.fn.histnr("@") do
       assert.are_not.equal("secret-join-token", vim.fn.histget("@", i))
     end
