@@ -388,6 +388,22 @@ impl Replica {
             .optional()?)
     }
 
+    /// Like [`Replica::find_by_title`], among tasks and notes only: a date
+    /// link (`[[2026-12-08]]`) names a note titled so before the day's
+    /// journal.
+    pub fn find_by_title_except_journals(&self, title: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM nodes WHERE title = ?1 COLLATE NOCASE AND deleted = 0
+                   AND kind != 'journal'
+                 ORDER BY kind = 'task' AND status IN ('done', 'cancelled'), created_hlc, id
+                 LIMIT 1",
+            )?
+            .query_row([title.trim()], |r| r.get(0))
+            .optional()?)
+    }
+
     /// Ids starting with `prefix` (deleted nodes too), at most `limit`, in
     /// id order: a range of the id index, not a scan of the nodes.
     pub fn ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {

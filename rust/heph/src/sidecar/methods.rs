@@ -802,8 +802,12 @@ fn resolve_link(ctx: &mut Context, p: ResolveLinkParams) -> Reply {
         // `:Heph open [[Title]]`, as a link is written.
         target = inner.trim().to_owned();
     }
-    // `[[2026-11-22]]` is that day's journal, whether it exists yet or not.
+    // `[[2026-11-22]]` is that day's journal, whether it exists yet or not,
+    // unless a task or note has that title (a meeting's notes).
     if let Ok(date) = heph_core::model::parse_date(&target) {
+        if let Some(id) = ctx.replica.find_by_title_except_journals(&target)? {
+            return map! { "id" => id };
+        }
         return map! {
             "id" => heph_core::id::journal_id(date),
             "journal" => format_date(date),
