@@ -540,16 +540,21 @@ impl HubClient {
         max_bytes: usize,
     ) -> Result<String, ClientError> {
         let at = at.map(|seq| format!("&at={seq}")).unwrap_or_default();
-        let response = self
-            .send(
-                self.http
-                    .get(format!(
-                        "{}/v1/ops?after={after}&limit={limit}&max_bytes={max_bytes}{at}",
-                        self.connect
-                    ))
-                    .timeout(timeout_for(max_bytes)),
-            )
-            .await?;
+        let request = self.send(
+            self.http
+                .get(format!(
+                    "{}/v1/ops?after={after}&limit={limit}&max_bytes={max_bytes}{at}",
+                    self.connect
+                ))
+                .timeout(timeout_for(max_bytes)),
+        );
+        // The page's size buys time for its bytes, not for a hub that says
+        // nothing at all: that one is given up on after the base timeout
+        // (it kept the status line at "syncing…" for nearly five minutes).
+        let response = match tokio::time::timeout(BASE_TIMEOUT, request).await {
+            Err(_) => return Err(self.stalled("waiting for a page of ops")),
+            Ok(response) => response?,
+        };
         // The timeout covers the body too: a hub that stalls mid-page ends
         // the request.
         response.text().await.map_err(|e| ClientError::Unreachable {

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use heph_sync::client::timeout_for;
+use heph_sync::client::{timeout_for, BASE_TIMEOUT};
 use heph_sync::engine::PULL_PAGE_BYTES;
 use heph_sync::{ClientError, HubClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -74,6 +74,16 @@ async fn a_pull_that_stops_mid_page_times_out() {
         client.pull(0, 10, PULL_PAGE_BYTES),
     )
     .await;
+}
+
+/// A hub that takes the request and never answers is given up on after
+/// the base timeout, not after the whole allowance a page's 4 MiB would
+/// get at the slowest rate (about five minutes of "syncing…").
+#[tokio::test(start_paused = true)]
+async fn a_pull_without_any_answer_times_out_at_the_base_timeout() {
+    let url = fake_hub(b"", true).await;
+    let client = HubClient::new(&url).unwrap();
+    ends_within(BASE_TIMEOUT, client.pull(0, 10, PULL_PAGE_BYTES)).await;
 }
 
 #[tokio::test(start_paused = true)]
