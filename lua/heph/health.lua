@@ -8,7 +8,7 @@ function M.check()
   health.start("heph: sidecar binary")
   local cmd, why = rpc.command()
   if not cmd then
-    health.error(why)
+    health.error(why, { "Build it: cargo build --release --locked in the plugin's folder, or set `cmd` in setup()" })
   else
     local ran, out = pcall(vim.fn.system, vim.list_extend(vim.deepcopy(cmd), { "--version" }))
     if ran and vim.v.shell_error == 0 then
@@ -22,7 +22,11 @@ function M.check()
   health.start("heph: sidecar")
   local ok, hello = pcall(rpc.request, "hello", {})
   if not ok then
-    health.error(tostring(hello))
+    if not cmd then
+      -- Said above, with what to do.
+      return health.error("not started: no binary")
+    end
+    health.error((tostring(hello):gsub("^heph: ", "")), { "See the log file: " .. rpc.log_file() })
     return
   end
   health.ok(("running, pid %d"):format(hello.pid))
