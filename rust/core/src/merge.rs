@@ -13,7 +13,8 @@
 //!   head is merged into the result so far from their common ancestor; when
 //!   there are several best common ancestors (criss-cross, or several
 //!   bodies written from nothing), they are first merged into one virtual
-//!   ancestor, recursively. The lines that ancestor shares with the head
+//!   ancestor, recursively: the text a device shows for exactly those
+//!   versions, conflict blocks included, as authors edited from it. The lines that ancestor shares with the head
 //!   are put in the head's order, and the result so far follows that order
 //!   too: merges that ordered the same concurrent lines differently must
 //!   not make them look moved (a conflict around them, or a duplicate).
@@ -37,7 +38,11 @@
 //! appear once. With three or more sides the separator before each middle
 //! side names it (`======= device … · … UTC`). When a later head conflicts
 //! with a region that already holds a block, the block grows a side instead
-//! of nesting. Nothing is ever silently dropped.
+//! of nesting. A block is one unit of the text, whether this merge made it
+//! or a version's text holds it whole (a device showed it and its author
+//! kept it): kept by two authors it stays once, resolved by one it is
+//! replaced whole, and a conflict with it grows its sides. Nothing is ever
+//! silently dropped.
 
 pub(crate) mod diff;
 
@@ -87,12 +92,17 @@ pub fn merge_body(versions: &[BodyVersion<'_>]) -> MergedBody {
     let (doc, merges) = match heads.as_slice() {
         [] => (Doc::default(), 0),
         _ => (
-            graph.merge_heads(&mut lines, &heads, false, &mut memo),
+            graph.merge_heads(&mut lines, &heads, &mut memo),
             heads.len() - 1,
         ),
     };
-    let conflicts = doc.toks.iter().filter(|&&t| lines.is_block(t)).count();
-    let text = lines.render(&doc, &sorted);
+    // Blocks this merge made: one a text held already was counted when made.
+    let conflicts = doc
+        .toks
+        .iter()
+        .filter(|&&t| lines.is_block(t) && !lines.from_text.contains(&t))
+        .count();
+    let text = lines.render(&doc);
     let mut head_stamps: Vec<Hlc> = heads.iter().map(|&i| sorted[i].hlc.clone()).collect();
     head_stamps.dedup();
     MergedBody {
@@ -121,6 +131,28 @@ pub fn side_label(hlc: &Hlc) -> String {
     }
 }
 
+/// The order of a side read back from a text, by its label (as
+/// [`side_label`] writes them: its minute, then its device; anything else
+/// after every such label, by its text).
+fn label_key(label: &str) -> SideKey {
+    let parsed = label
+        .strip_prefix("device ")
+        .and_then(|rest| rest.split_once(" · "))
+        .and_then(|(device, when)| {
+            let when = when.strip_suffix(" UTC")?;
+            let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+            let at = time::PrimitiveDateTime::parse(when, format)
+                .ok()?
+                .assume_utc();
+            let millis = u64::try_from(at.unix_timestamp()).ok()? * 1000;
+            Some((millis, device.to_owned()))
+        });
+    match parsed {
+        Some((millis, device)) => (millis, device, 0),
+        None => (u64::MAX, label.to_owned(), 0),
+    }
+}
+
 /// Opening line of a conflict block (followed by a space and a label).
 pub const CONFLICT_START: &str = "<<<<<<<";
 /// Separator line between the sides of a conflict block.
@@ -135,11 +167,25 @@ struct Doc {
     newline: bool,
 }
 
-/// One side of a conflict block: the version it comes from and its lines.
+/// How the sides of a block are ordered: by the time of the version a side
+/// comes from, then its origin, then its place among the versions (a side
+/// read back from a text, whose label gives its minute and device only,
+/// comes before the versions of that minute).
+type SideKey = (u64, String, usize);
+
+/// One side of a conflict block: its order, its label and its lines.
 #[derive(Debug, Clone)]
 struct Side {
-    label: usize,
+    key: SideKey,
+    label: String,
     toks: Vec<u32>,
+}
+
+/// Where a version's sides go in a block, and how they are named.
+#[derive(Debug, Clone)]
+struct Author {
+    key: SideKey,
+    label: String,
 }
 
 #[derive(Debug)]
@@ -148,11 +194,19 @@ enum Item {
     Block(Vec<Side>),
 }
 
-/// The interned lines (and conflict blocks) of one merge.
+/// The interned lines and conflict blocks of one merge. A block is one
+/// token, whether this merge made it or a text held it (as a device showed
+/// it, read back from its marker lines): the same block in two texts is the
+/// same token, so an edit elsewhere leaves it alone, a resolution replaces
+/// it whole, and an edit inside it changes it whole (a conflict with it
+/// grows its sides instead of nesting).
 #[derive(Debug, Default)]
 struct Lines {
     index: HashMap<String, u32>,
+    blocks: HashMap<String, u32>,
     items: Vec<Item>,
+    /// Blocks read from a version's text (not made by this merge).
+    from_text: std::collections::HashSet<u32>,
 }
 
 impl Lines {
@@ -167,13 +221,38 @@ impl Lines {
     }
 
     fn block(&mut self, sides: Vec<Side>) -> u32 {
+        let text = self.block_lines(&sides).join("\n");
+        if let Some(&t) = self.blocks.get(&text) {
+            return t;
+        }
         let t = self.items.len() as u32;
         self.items.push(Item::Block(sides));
+        self.blocks.insert(text, t);
         t
     }
 
     fn is_block(&self, t: u32) -> bool {
         matches!(self.items[t as usize], Item::Block(_))
+    }
+
+    /// The marker and text lines of a block with `sides`.
+    fn block_lines(&self, sides: &[Side]) -> Vec<String> {
+        let mut out = vec![format!("{CONFLICT_START} {}", sides[0].label)];
+        for (k, side) in sides.iter().enumerate() {
+            if k > 0 && k + 1 < sides.len() {
+                out.push(format!("{CONFLICT_SEPARATOR} {}", side.label));
+            } else if k > 0 {
+                out.push(CONFLICT_SEPARATOR.to_owned());
+            }
+            for &l in &side.toks {
+                if let Item::Line(l) = &self.items[l as usize] {
+                    out.push(l.clone());
+                }
+            }
+        }
+        let last = sides.last().expect("a block has sides");
+        out.push(format!("{CONFLICT_END} {}", last.label));
+        out
     }
 
     fn doc(&mut self, text: &str) -> Doc {
@@ -186,40 +265,81 @@ impl Lines {
         } else {
             text
         };
-        Doc {
-            toks: body.split('\n').map(|l| self.line(l)).collect(),
-            newline,
+        let raw: Vec<&str> = body.split('\n').collect();
+        let mut toks = Vec::with_capacity(raw.len());
+        let mut i = 0;
+        while i < raw.len() {
+            if let Some((len, t)) = self.read_block(&raw[i..]) {
+                toks.push(t);
+                i += len;
+            } else {
+                toks.push(self.line(raw[i]));
+                i += 1;
+            }
         }
+        Doc { toks, newline }
     }
 
-    fn render(&self, doc: &Doc, versions: &[BodyVersion<'_>]) -> String {
+    /// A block at the start of `raw`, as [`Lines::block_lines`] writes one
+    /// (anything else there is plain lines): its length and token.
+    fn read_block(&mut self, raw: &[&str]) -> Option<(usize, u32)> {
+        let first = raw
+            .first()?
+            .strip_prefix(CONFLICT_START)?
+            .strip_prefix(' ')?;
+        let mut labels = vec![first.to_owned()];
+        let mut texts: Vec<Vec<&str>> = vec![Vec::new()];
+        for (j, line) in raw.iter().enumerate().skip(1) {
+            if line.starts_with(CONFLICT_START) {
+                return None;
+            }
+            if let Some(rest) = line.strip_prefix(CONFLICT_END) {
+                let last = rest.strip_prefix(' ')?;
+                if texts.len() < 2 {
+                    return None;
+                }
+                *labels.last_mut()? = last.to_owned();
+                let sides: Vec<Side> = labels
+                    .iter()
+                    .zip(&texts)
+                    .map(|(label, lines)| Side {
+                        key: label_key(label),
+                        label: label.clone(),
+                        toks: lines.iter().map(|l| self.line(l)).collect(),
+                    })
+                    .collect();
+                // Read back only what writes back the same lines.
+                if self.block_lines(&sides) != raw[..=j] {
+                    return None;
+                }
+                let t = self.block(sides);
+                self.from_text.insert(t);
+                return Some((j + 1, t));
+            }
+            if let Some(rest) = line.strip_prefix(CONFLICT_SEPARATOR) {
+                // A middle side is named on its separator; the last, at the end.
+                labels.push(rest.strip_prefix(' ').unwrap_or_default().to_owned());
+                texts.push(Vec::new());
+                continue;
+            }
+            texts.last_mut()?.push(line);
+        }
+        None
+    }
+
+    fn render(&self, doc: &Doc) -> String {
         let mut out = String::new();
-        let mut push = |line: &str| {
-            out.push_str(line);
-            out.push('\n');
-        };
         for &t in &doc.toks {
             match &self.items[t as usize] {
-                Item::Line(l) => push(l),
+                Item::Line(l) => {
+                    out.push_str(l);
+                    out.push('\n');
+                }
                 Item::Block(sides) => {
-                    let label = |s: &Side| side_label(versions[s.label].hlc);
-                    push(&format!("{CONFLICT_START} {}", label(&sides[0])));
-                    for (k, side) in sides.iter().enumerate() {
-                        if k > 0 && k + 1 < sides.len() {
-                            push(&format!("{CONFLICT_SEPARATOR} {}", label(side)));
-                        } else if k > 0 {
-                            push(CONFLICT_SEPARATOR);
-                        }
-                        for &l in &side.toks {
-                            if let Item::Line(l) = &self.items[l as usize] {
-                                push(l);
-                            }
-                        }
+                    for line in self.block_lines(sides) {
+                        out.push_str(&line);
+                        out.push('\n');
                     }
-                    push(&format!(
-                        "{CONFLICT_END} {}",
-                        label(sides.last().expect("a block has sides"))
-                    ));
                 }
             }
         }
@@ -233,13 +353,14 @@ impl Lines {
     /// The sides of a conflict region of one input: the region itself, or,
     /// when it already holds blocks, one side per side of each block (the
     /// others shown by their first side), so blocks grow instead of nesting.
-    fn expand(&self, toks: &[u32], label: usize) -> Vec<Side> {
+    fn expand(&self, toks: &[u32], author: &Author) -> Vec<Side> {
         let blocks: Vec<usize> = (0..toks.len())
             .filter(|&i| self.is_block(toks[i]))
             .collect();
         if blocks.is_empty() {
             return vec![Side {
-                label,
+                key: author.key.clone(),
+                label: author.label.clone(),
                 toks: toks.to_vec(),
             }];
         }
@@ -261,7 +382,8 @@ impl Lines {
                     }
                 }
                 out.push(Side {
-                    label: side.label,
+                    key: side.key.clone(),
+                    label: side.label.clone(),
                     toks: text,
                 });
             }
@@ -269,18 +391,9 @@ impl Lines {
         out
     }
 
-    /// Three-way merge of `a` (from version `la`) and `b` (from `lb > la`)
-    /// from `base`. In `virtual_` mode (building a virtual ancestor) a
-    /// conflict keeps both sides one after the other, without markers.
-    fn merge2(
-        &mut self,
-        base: &Doc,
-        a: &Doc,
-        la: usize,
-        b: &Doc,
-        lb: usize,
-        virtual_: bool,
-    ) -> Doc {
+    /// Three-way merge of `a` (by `la`) and `b` (by `lb`, a later version)
+    /// from `base`.
+    fn merge2(&mut self, base: &Doc, a: &Doc, la: &Author, b: &Doc, lb: &Author) -> Doc {
         let newline = if a.newline == b.newline || a.newline != base.newline {
             a.newline
         } else {
@@ -344,24 +457,19 @@ impl Lines {
             };
             match (side_text(0), side_text(1)) {
                 (Some(ta), Some(tb)) if ta != tb => {
-                    if virtual_ {
-                        out.extend_from_slice(&ta);
-                        out.extend_from_slice(&tb);
+                    let mut sides = self.expand(&ta, la);
+                    sides.extend(self.expand(&tb, lb));
+                    sides.sort_by(|x, y| x.key.cmp(&y.key));
+                    let mut unique: Vec<Side> = Vec::with_capacity(sides.len());
+                    for side in sides {
+                        if !unique.iter().any(|u| u.toks == side.toks) {
+                            unique.push(side);
+                        }
+                    }
+                    if unique.len() == 1 {
+                        out.extend_from_slice(&unique[0].toks);
                     } else {
-                        let mut sides = self.expand(&ta, la);
-                        sides.extend(self.expand(&tb, lb));
-                        sides.sort_by_key(|s| s.label);
-                        let mut unique: Vec<Side> = Vec::with_capacity(sides.len());
-                        for side in sides {
-                            if !unique.iter().any(|u| u.toks == side.toks) {
-                                unique.push(side);
-                            }
-                        }
-                        if unique.len() == 1 {
-                            out.extend_from_slice(&unique[0].toks);
-                        } else {
-                            out.push(self.block(unique));
-                        }
+                        out.push(self.block(unique));
                     }
                 }
                 (Some(t), _) | (None, Some(t)) => out.extend_from_slice(&t),
@@ -567,17 +675,25 @@ impl<'a> Graph<'a> {
         best.members().collect()
     }
 
+    /// How the sides version `i` brings to a block are ordered and named.
+    fn author(&self, i: usize) -> Author {
+        let hlc = self.versions[i].hlc;
+        Author {
+            key: (hlc.millis, hlc.origin.clone(), i),
+            label: side_label(hlc),
+        }
+    }
+
     /// Merges `heads` (ascending) one after the other into the first.
     fn merge_heads(
         &self,
         lines: &mut Lines,
         heads: &[usize],
-        virtual_: bool,
         memo: &mut HashMap<Vec<usize>, Doc>,
     ) -> Doc {
         let mut acc = lines.doc(self.versions[heads[0]].body);
         let mut seen = self.closure(heads[0]);
-        let mut label = heads[0];
+        let mut author = self.author(heads[0]);
         for &h in &heads[1..] {
             let theirs = self.closure(h);
             let mut common = seen.clone();
@@ -592,7 +708,15 @@ impl<'a> Graph<'a> {
                     let virtual_base = match memo.get(&bases) {
                         Some(doc) => doc.clone(),
                         None => {
-                            let doc = self.merge_heads(lines, &bases, true, memo);
+                            // The ancestor is the text a device showed for
+                            // exactly these versions, conflict blocks and
+                            // all, read back as plain lines: what authors
+                            // edited from when they resolved a block, kept
+                            // it and wrote elsewhere, or wrote in it. (Its
+                            // sides one after the other, as before, made two
+                            // resolutions both vanish, and doubled the
+                            // marker lines of a block kept on both sides.)
+                            let doc = self.merge_heads(lines, &bases, memo);
                             memo.insert(bases, doc.clone());
                             doc
                         }
@@ -605,9 +729,10 @@ impl<'a> Graph<'a> {
                 // as its base); the result so far is only this merge's.
                 acc = reorder(&base, &acc);
             }
-            acc = lines.merge2(&base, &acc, label, &next, h, virtual_);
+            let next_author = self.author(h);
+            acc = lines.merge2(&base, &acc, &author, &next, &next_author);
             seen.union_with(&theirs);
-            label = h;
+            author = next_author;
         }
         acc
     }

@@ -194,6 +194,61 @@ fn an_edit_of_the_merge_replaces_it() {
     assert_eq!(m.heads, vec![d.clone()]);
 }
 
+/// A conflict between TWO-A and TWO-B, as both devices show it: the
+/// versions, and the merged text.
+fn shown_conflict() -> (Vec<V>, Hlc, Hlc, String) {
+    let (o, a1, b1) = (h(1, "o"), h(2, "aa"), h(3, "bb"));
+    let vs = vec![
+        v(&o, &[], "one\ntwo\nthree\nfour\nfive\n"),
+        v(&a1, &[&o], "one\nTWO-A\nthree\nfour\nfive\n"),
+        v(&b1, &[&o], "one\nTWO-B\nthree\nfour\nfive\n"),
+    ];
+    let shown = merge(&vs).text;
+    assert_eq!(shown.matches(CONFLICT_START).count(), 1, "{shown}");
+    (vs, a1, b1, shown)
+}
+
+#[test]
+fn two_devices_resolving_one_block_differently_conflict_again() {
+    let (mut vs, a1, b1, _) = shown_conflict();
+    let (a2, b2) = (h(4, "aa"), h(5, "bb"));
+    vs.push(v(&a2, &[&a1, &b1], "one\nTWO-A\nthree\nfour\nfive\n"));
+    vs.push(v(&b2, &[&a1, &b1], "one\nTWO-B\nthree\nfour\nfive\n"));
+    let m = merge(&vs);
+    // Both resolutions vanished ("one three four five") when the ancestor
+    // held the block's sides one after the other.
+    assert_eq!(m.conflicts, 1, "{}", m.text);
+    assert!(m.text.contains("\nTWO-A\n=======\nTWO-B\n"), "{}", m.text);
+    assert_eq!(m.text.matches("TWO-").count(), 2, "{}", m.text);
+}
+
+#[test]
+fn a_block_kept_on_both_devices_survives_their_edits_elsewhere_once() {
+    let (mut vs, a1, b1, shown) = shown_conflict();
+    let (a2, b2) = (h(4, "aa"), h(5, "bb"));
+    vs.push(v(&a2, &[&a1, &b1], &shown.replace("five", "FIVE-A")));
+    vs.push(v(&b2, &[&a1, &b1], &shown.replace("one", "ONE-B")));
+    let m = merge(&vs);
+    // The marker lines were doubled: an unbalanced block.
+    assert_eq!(
+        m.text,
+        shown.replace("five", "FIVE-A").replace("one", "ONE-B")
+    );
+    assert_eq!(m.conflicts, 0);
+}
+
+#[test]
+fn a_resolution_and_an_edit_elsewhere_both_apply() {
+    let (mut vs, a1, b1, shown) = shown_conflict();
+    let (a2, b2) = (h(4, "aa"), h(5, "bb"));
+    vs.push(v(&a2, &[&a1, &b1], "one\nRESOLVED\nthree\nfour\nfive\n"));
+    vs.push(v(&b2, &[&a1, &b1], &format!("{shown}appended-B\n")));
+    let m = merge(&vs);
+    // The resolution was wrapped in a new block inside the old markers.
+    assert_eq!(m.text, "one\nRESOLVED\nthree\nfour\nfive\nappended-B\n");
+    assert_eq!(m.conflicts, 0);
+}
+
 #[test]
 fn criss_cross_merges_from_a_virtual_ancestor() {
     // a and b both merged {x, y} (differently); then each edits further.
@@ -531,6 +586,171 @@ proptest! {
             let line = format!("v{i}");
             let copies = m.text.lines().filter(|l| *l == line).count();
             prop_assert_eq!(copies, 1, "{} in {}", line, m.text);
+        }
+    }
+}
+
+/// A text's lines, with each conflict block as one segment of its sides.
+enum Seg {
+    Line(String),
+    Block {
+        raw: Vec<String>,
+        sides: Vec<Vec<String>>,
+    },
+}
+
+fn segments(text: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    let mut block: Option<(Vec<String>, Vec<Vec<String>>)> = None;
+    for line in text.lines() {
+        match &mut block {
+            None if line.starts_with(CONFLICT_START) => {
+                block = Some((vec![line.to_owned()], vec![Vec::new()]));
+            }
+            None => out.push(Seg::Line(line.to_owned())),
+            Some((raw, sides)) => {
+                raw.push(line.to_owned());
+                if line.starts_with(CONFLICT_SEPARATOR) {
+                    sides.push(Vec::new());
+                } else if line.starts_with(CONFLICT_END) {
+                    let (raw, sides) = block.take().expect("open block");
+                    out.push(Seg::Block { raw, sides });
+                } else if let Some(side) = sides.last_mut() {
+                    side.push(line.to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether every block is whole and none is inside another.
+fn well_formed(text: &str) -> bool {
+    let mut open = false;
+    for line in text.lines() {
+        if line.starts_with(CONFLICT_START) {
+            if open {
+                return false;
+            }
+            open = true;
+        } else if line.starts_with(CONFLICT_SEPARATOR) && !open {
+            return false;
+        } else if line.starts_with(CONFLICT_END) {
+            if !open {
+                return false;
+            }
+            open = false;
+        }
+    }
+    !open
+}
+
+/// Versions whose authors treat the blocks they see as people do: keep
+/// every side (0), leave the block as it is and write elsewhere (1), or
+/// pick one side (2).
+/// (Each step also rewrites a line outside the blocks, when `rewrite`.)
+type BlockStep = (Vec<usize>, u8, usize, u8, usize, Option<usize>);
+
+fn history_with_blocks(steps: &[BlockStep]) -> Vec<V> {
+    let mut vs: Vec<V> = Vec::new();
+    for (i, (parents, origin, insert_at, mode, pick, rewrite)) in steps.iter().enumerate() {
+        let mut parents: Vec<usize> = parents.iter().filter(|&&p| p < i).copied().collect();
+        parents.sort_unstable();
+        parents.dedup();
+        let base: Vec<Hlc> = parents.iter().map(|&p| vs[p].hlc.clone()).collect();
+        let mut keep = vec![false; vs.len()];
+        let mut stack = parents.clone();
+        while let Some(p) = stack.pop() {
+            if !keep[p] {
+                keep[p] = true;
+                for b in &vs[p].base {
+                    stack.extend(vs.iter().position(|x| &x.hlc == b));
+                }
+            }
+        }
+        let subset: Vec<BodyVersion<'_>> = view(&vs)
+            .into_iter()
+            .enumerate()
+            .filter(|(j, _)| keep[*j])
+            .map(|(_, v)| v)
+            .collect();
+        let seen = merge_body(&subset).text;
+        let segs_seen = segments(&seen);
+        let plain: Vec<usize> = (0..segs_seen.len())
+            .filter(|&k| matches!(segs_seen[k], Seg::Line(_)))
+            .collect();
+        let rewritten = rewrite
+            .filter(|_| !plain.is_empty())
+            .map(|r| plain[r % plain.len()]);
+        let mut segs: Vec<Vec<String>> = segs_seen
+            .into_iter()
+            .enumerate()
+            .map(|(k, seg)| match seg {
+                Seg::Line(_) if Some(k) == rewritten => vec![format!("r{i}")],
+                Seg::Line(l) => vec![l],
+                Seg::Block { raw, sides } => match mode % 3 {
+                    0 => sides.concat(),
+                    1 => raw,
+                    _ => sides[pick % sides.len()].clone(),
+                },
+            })
+            .collect();
+        // A new line between segments: never inside a block left as it is.
+        segs.insert(insert_at % (segs.len() + 1), vec![format!("v{i}")]);
+        // A minute apart: each version's label is its own.
+        let hlc = Hlc {
+            millis: (i as u64 + 1) * 60_000,
+            counter: 0,
+            origin: ["aa", "bb", "cc"][*origin as usize % 3].into(),
+        };
+        vs.push(V {
+            op_id: format!("op{i}"),
+            hlc,
+            base,
+            body: segs.concat().join("\n") + "\n",
+        });
+    }
+    vs
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    /// Blocks kept, resolved or picked from on several devices: every
+    /// order gives the same text, and its blocks stay whole, never doubled
+    /// or nested (marker lines were doubled when two devices kept a block
+    /// and wrote elsewhere).
+    #[test]
+    fn blocks_kept_or_resolved_by_authors_stay_whole(
+        steps in prop::collection::vec(
+            (
+                prop::collection::vec(0..8usize, 1..3),
+                0..3u8,
+                0..8usize,
+                0..3u8,
+                0..3usize,
+                proptest::option::of(0..8usize),
+            ),
+            1..10,
+        ),
+        seeds in prop::collection::vec(any::<u64>(), 2),
+    ) {
+        // A root of five lines, then two devices rewriting the same one: a
+        // block every later author sees, then treats in their own way.
+        let mut all: Vec<BlockStep> = vec![
+            (vec![], 0, 9, 1, 0, None),
+            (vec![0], 1, 9, 1, 0, Some(0)),
+            (vec![0], 2, 9, 1, 0, Some(0)),
+        ];
+        all.extend(steps);
+        let vs = history_with_blocks(&all);
+        let m = merge_body(&view(&vs));
+        for seed in seeds {
+            prop_assert_eq!(&merge_body(&shuffled(&vs, seed)), &m);
+        }
+        prop_assert!(well_formed(&m.text), "{}", m.text);
+        for v in &vs {
+            prop_assert!(well_formed(&v.body), "an author's text: {}", v.body);
         }
     }
 }
