@@ -236,7 +236,14 @@ fn an_export_keeps_held_body_deltas() {
         ops.lines().partition(|l| l.contains("\"edit_body\""));
     assert_eq!(deltas.len(), 1, "{ops}");
     let b = Cli::new();
-    b.import_ok(&format!("{}\n", deltas[0]));
+    let out = b.import(format!("{}\n", deltas[0]));
+    assert!(out.status.success());
+    // Kept, and said so: not "already present" (it was nowhere).
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("imported 0 new ops (0 already present, 1 body edit(s) kept until the version they edit arrives"),
+        "{said}"
+    );
     let exported = b.ok(&["export-ops"]);
     assert_eq!(exported.trim(), deltas[0]);
     // Status tells of it.

@@ -205,10 +205,15 @@ fn node_from_row(row: &Row<'_>) -> Result<Node> {
         .unwrap_or_default()
         .parse()
         .map_err(|e: heph_core::model::FieldError| corrupt(e.0))?;
+    // Only tasks have a status. The column is the status field's last
+    // writer, kept as it is so every order of ops agrees; a kind changed
+    // to note on one device while another ticked the task done leaves one
+    // there, which a note does not show.
     let status = text(4)?
         .map(str::parse::<Status>)
         .transpose()
-        .map_err(|e| corrupt(e.0))?;
+        .map_err(|e| corrupt(e.0))?
+        .filter(|_| kind == heph_core::Kind::Task);
     let due = text(5)?
         .map(parse_date)
         .transpose()

@@ -224,3 +224,62 @@ fn a_long_history_merges_from_the_common_ancestor() {
     assert!(report.conflict_nodes.is_empty());
     assert_eq!(a.canonical_dump().unwrap(), b.canonical_dump().unwrap());
 }
+
+/// A task turned into a note on one device while the other ticks it done:
+/// each field's last writer wins, and a note shows no status, whatever
+/// the order the ops arrive in (a note read `[x]` everywhere, with a
+/// status nothing could set again).
+#[test]
+fn a_note_made_while_its_task_was_ticked_shows_no_status() {
+    let mut a = Replica::open_in_memory().unwrap();
+    let mut b = Replica::open_in_memory().unwrap();
+    let id = a
+        .create(NewNode {
+            kind: Some(Kind::Task),
+            title: "t".into(),
+            ..NewNode::default()
+        })
+        .unwrap()
+        .id;
+    b.apply_ops(&a.export_ops().unwrap()).unwrap();
+    tick();
+    a.update(
+        &id,
+        &NodePatch {
+            kind: Some(Kind::Note),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
+    tick();
+    b.update(
+        &id,
+        &NodePatch {
+            status: Some(Some(heph_core::Status::Done)),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
+    exchange(&mut a, &mut b);
+    for r in [&a, &b] {
+        let node = r.get(&id).unwrap().unwrap();
+        assert_eq!((node.kind, node.status), (Kind::Note, None));
+    }
+    assert_eq!(a.canonical_dump().unwrap(), b.canonical_dump().unwrap());
+    // Made a task again, it is a task to do, on both.
+    tick();
+    a.update(
+        &id,
+        &NodePatch {
+            kind: Some(Kind::Task),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
+    exchange(&mut a, &mut b);
+    for r in [&a, &b] {
+        let node = r.get(&id).unwrap().unwrap();
+        assert_eq!(node.kind, Kind::Task);
+        assert_eq!(node.status, Some(heph_core::Status::Todo));
+    }
+}

@@ -12,8 +12,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The hub URL is not usable.
-    #[error("invalid hub URL {0:?}: use http(s)://host:port")]
-    BadUrl(String),
+    #[error("invalid hub URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL as given (no userinfo).
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// No connection (hub down, wrong address, network).
     #[error("hub unreachable at {url}: {reason}")]
     Unreachable {
@@ -268,17 +273,26 @@ impl HubClient {
     pub fn new(url: &str) -> Result<Self, ClientError> {
         let base = normalize_hub_url(url);
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ClientError::BadUrl(base));
+            return Err(ClientError::BadUrl {
+                url: base,
+                reason: "use http(s)://host:port".into(),
+            });
         }
         let connect = url.trim().trim_end_matches('/').to_owned();
         // Checked here, not at the first request: a bad port or host is
         // the user's typo, not an unreachable hub to retry.
-        reqwest::Url::parse(&connect).map_err(|e| ClientError::BadUrl(format!("{base}: {e}")))?;
+        reqwest::Url::parse(&connect).map_err(|e| ClientError::BadUrl {
+            url: base.clone(),
+            reason: e.to_string(),
+        })?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| ClientError::BadUrl(format!("{base}: {e}")))?;
+            .map_err(|e| ClientError::BadUrl {
+                url: base.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             base,
             connect,

@@ -126,7 +126,10 @@ async fn a_reply_that_is_not_http_says_so() {
 #[test]
 fn a_url_with_a_bad_port_is_refused_at_once() {
     match HubClient::new("http://127.0.0.1:99999") {
-        Err(ClientError::BadUrl(url)) => assert!(url.contains("invalid port"), "{url}"),
+        Err(ClientError::BadUrl { url, reason }) => {
+            assert_eq!(url, "http://127.0.0.1:99999");
+            assert!(reason.contains("invalid port"), "{reason}");
+        }
         Err(other) => panic!("expected a bad URL, got {other}"),
         Ok(_) => panic!("a port over 65535 was taken"),
     }

@@ -613,15 +613,21 @@ pub fn import_ops(paths: &Paths) -> Result<ExitCode> {
         let _ = give_back.send((ops, payloads));
     };
     let report = replica.import_checked_ops(receive.into_iter().flatten(), give_back)?;
-    let read = reader
+    reader
         .join()
         .ok()
         .and_then(std::result::Result::ok)
         .ok_or_else(|| anyhow!("the thread reading stdin panicked"))?;
+    // Body edits whose version has not arrived are kept, not "present".
+    let held = match report.held {
+        0 => String::new(),
+        n => {
+            format!(", {n} body edit(s) kept until the version they edit arrives (see heph status)")
+        }
+    };
     eprintln!(
-        "imported {} new ops ({} already present)",
-        report.new_ops,
-        read.saturating_sub(report.new_ops)
+        "imported {} new ops ({} already present{held})",
+        report.new_ops, report.duplicates
     );
     Ok(ExitCode::SUCCESS)
 }
