@@ -96,7 +96,8 @@ end
 ---@param mods? table
 ---@return string|nil
 function M.cannot_leave(mods)
-  if H.splits(mods) then
+  -- `:hide Heph …` leaves it hidden; `:confirm Heph …` asks, as :edit does.
+  if H.splits(mods) or (mods and (mods.hide or mods.confirm)) then
     return nil
   end
   local buf = vim.api.nvim_get_current_buf()

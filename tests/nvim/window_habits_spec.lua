@@ -97,11 +97,19 @@ describe("window habits", function()
     assert.are.equal(1, count)
     -- Opening a list from the scratch window is refused in plain words.
     vim.cmd.wincmd("p")
+    local scratch = vim.api.nvim_get_current_buf()
     seen = h.notifications(function()
       vim.cmd("Heph next")
     end)
     assert.truthy(texts(seen):find("^heph: this window's buffer has unsaved changes"), texts(seen))
-    vim.bo.modified = false
+    -- `:hide` asks for what it says: the scratch buffer is hidden, kept.
+    seen = h.notifications(function()
+      vim.cmd("hide Heph next")
+    end)
+    assert.are.equal(0, #seen, texts(seen))
+    assert.are.equal("heph://list/next", vim.api.nvim_buf_get_name(0))
+    assert.are.same({ "unsaved scratch" }, vim.api.nvim_buf_get_lines(scratch, 0, -1, false))
+    vim.bo[scratch].modified = false
   end)
 
   it(":tab and :topleft open heph buffers where they ask; home stays out of :ls", function()
