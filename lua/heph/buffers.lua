@@ -101,13 +101,11 @@ function M.cannot_leave(mods)
     return nil
   end
   local buf = vim.api.nvim_get_current_buf()
-  if
-    not vim.bo[buf].modified
-    or vim.o.hidden
-    or vim.o.autowriteall
-    or vim.bo[buf].bufhidden == "hide"
-    or #vim.fn.win_findbuf(buf) > 1
-  then
+  -- As Vim decides: 'bufhidden' first ("unload", "delete" and "wipe" are
+  -- never hidden, even with 'hidden' set), then 'hidden'.
+  local bufhidden = vim.bo[buf].bufhidden
+  local hides = bufhidden == "hide" or (bufhidden == "" and vim.o.hidden)
+  if not vim.bo[buf].modified or hides or vim.o.autowriteall or #vim.fn.win_findbuf(buf) > 1 then
     return nil
   end
   return "this window's buffer has unsaved changes: write it first, or open in a split (:vertical Heph …, :tab Heph …)"

@@ -78,7 +78,8 @@ function M.apply(opts)
       elseif name == "data_dir" then
         -- `~`, `$HOME` and relative paths: one folder wherever Neovim
         -- starts (a literal `~` folder appeared in the current directory).
-        M.values[name] = vim.fn.fnamemodify(vim.fn.expand(value), ":p"):gsub("/$", "")
+        local full = vim.fn.fnamemodify(vim.fn.expand(value), ":p")
+        M.values[name] = full == "/" and full or (full:gsub("/$", ""))
       elseif name == "cmd" then
         local cmd = vim.deepcopy(value)
         cmd[1] = cmd[1]:find("[/~$]") and vim.fn.expand(cmd[1]) or cmd[1]

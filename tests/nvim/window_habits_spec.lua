@@ -110,6 +110,17 @@ describe("window habits", function()
     assert.are.equal("heph://list/next", vim.api.nvim_buf_get_name(0))
     assert.are.same({ "unsaved scratch" }, vim.api.nvim_buf_get_lines(scratch, 0, -1, false))
     vim.bo[scratch].modified = false
+    -- 'hidden' does not hide a buffer whose 'bufhidden' unloads it.
+    vim.o.hidden = true
+    vim.cmd.enew()
+    vim.bo.bufhidden = "wipe"
+    vim.api.nvim_buf_set_lines(0, 0, -1, false, { "wiped when left" })
+    seen = h.notifications(function()
+      vim.cmd("Heph new Not made")
+    end)
+    assert.truthy(texts(seen):find("nothing created", 1, true), texts(seen))
+    assert.falsy((h.cli({ "list", "--all" })):find("Not made", 1, true))
+    vim.bo.modified = false
   end)
 
   it(":tab and :topleft open heph buffers where they ask; home stays out of :ls", function()

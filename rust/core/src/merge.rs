@@ -34,7 +34,8 @@
 //!
 //! A side is named by the head it comes from ([`side_label`]: the first six
 //! characters of the head's origin and its clock time in UTC), so the block
-//! reads the same on every device. Sides are in stamp order; identical sides
+//! reads the same on every device. Sides are in the order of their labels
+//! (the minute, then the device; then their text); identical sides
 //! appear once. With three or more sides the separator before each middle
 //! side names it (`======= device … · … UTC`). When a later head conflicts
 //! with a region that already holds a block, the block grows a side instead
@@ -131,26 +132,26 @@ pub fn side_label(hlc: &Hlc) -> String {
     }
 }
 
-/// The order of a side read back from a text, by its label (as
-/// [`side_label`] writes them: its minute, then its device; anything else
-/// after every such label, by its text).
-fn label_key(label: &str) -> SideKey {
-    let parsed = label
-        .strip_prefix("device ")
-        .and_then(|rest| rest.split_once(" · "))
-        .and_then(|(device, when)| {
-            let when = when.strip_suffix(" UTC")?;
-            let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
-            let at = time::PrimitiveDateTime::parse(when, format)
-                .ok()?
-                .assume_utc();
-            let millis = u64::try_from(at.unix_timestamp()).ok()? * 1000;
-            Some((millis, device.to_owned()))
-        });
-    match parsed {
-        Some((millis, device)) => (millis, device, 0),
-        None => (u64::MAX, label.to_owned(), 0),
+/// A label as [`side_label`] writes it, read back: the minute it names
+/// (Unix milliseconds) and the device. `None` for any other text after a
+/// marker (a quoted git conflict's `HEAD`): such lines are the user's text.
+fn parse_label(label: &str) -> Option<(u64, &str)> {
+    let (device, when) = label.strip_prefix("device ")?.split_once(" · ")?;
+    if device.is_empty() || device.contains(char::is_whitespace) {
+        return None;
     }
+    let when = when.strip_suffix(" UTC")?;
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    let at = time::PrimitiveDateTime::parse(when, format)
+        .ok()?
+        .assume_utc();
+    Some((u64::try_from(at.unix_timestamp()).ok()? * 1000, device))
+}
+
+/// A marker line's label when it is one [`side_label`] writes.
+fn heph_label<'l>(line: &'l str, marker: &str) -> Option<&'l str> {
+    let label = line.strip_prefix(marker)?.strip_prefix(' ')?;
+    parse_label(label).map(|_| label)
 }
 
 /// Opening line of a conflict block (followed by a space and a label).
@@ -167,24 +168,19 @@ struct Doc {
     newline: bool,
 }
 
-/// How the sides of a block are ordered: by the time of the version a side
-/// comes from, then its origin, then its place among the versions (a side
-/// read back from a text, whose label gives its minute and device only,
-/// comes before the versions of that minute).
-type SideKey = (u64, String, usize);
-
-/// One side of a conflict block: its order, its label and its lines.
+/// One side of a conflict block: its label and its lines. Sides are
+/// ordered by what their label says (the minute, then the device), then by
+/// their text: only what the block shows, so a block reads the same
+/// whether this merge made it or read it back from a text.
 #[derive(Debug, Clone)]
 struct Side {
-    key: SideKey,
     label: String,
     toks: Vec<u32>,
 }
 
-/// Where a version's sides go in a block, and how they are named.
+/// How a version names the sides it brings to a block.
 #[derive(Debug, Clone)]
 struct Author {
-    key: SideKey,
     label: String,
 }
 
@@ -281,50 +277,67 @@ impl Lines {
     }
 
     /// A block at the start of `raw`, as [`Lines::block_lines`] writes one
-    /// (anything else there is plain lines): its length and token.
+    /// (anything else there is plain lines): its length and token. Only
+    /// markers with heph's labels count (a quoted git conflict is text);
+    /// the last bare `=======` before the end marker opens the last side,
+    /// and only a labelled one a middle side, so a side may hold a line of
+    /// `=` (a heading's underline).
     fn read_block(&mut self, raw: &[&str]) -> Option<(usize, u32)> {
-        let first = raw
-            .first()?
-            .strip_prefix(CONFLICT_START)?
-            .strip_prefix(' ')?;
-        let mut labels = vec![first.to_owned()];
-        let mut texts: Vec<Vec<&str>> = vec![Vec::new()];
+        let first = heph_label(raw.first()?, CONFLICT_START)?;
+        let mut end = None;
         for (j, line) in raw.iter().enumerate().skip(1) {
-            if line.starts_with(CONFLICT_START) {
+            if heph_label(line, CONFLICT_START).is_some() {
                 return None;
             }
-            if let Some(rest) = line.strip_prefix(CONFLICT_END) {
-                let last = rest.strip_prefix(' ')?;
-                if texts.len() < 2 {
-                    return None;
-                }
-                *labels.last_mut()? = last.to_owned();
-                let sides: Vec<Side> = labels
-                    .iter()
-                    .zip(&texts)
-                    .map(|(label, lines)| Side {
-                        key: label_key(label),
-                        label: label.clone(),
-                        toks: lines.iter().map(|l| self.line(l)).collect(),
-                    })
-                    .collect();
-                // Read back only what writes back the same lines.
-                if self.block_lines(&sides) != raw[..=j] {
-                    return None;
-                }
-                let t = self.block(sides);
-                self.from_text.insert(t);
-                return Some((j + 1, t));
+            if let Some(label) = heph_label(line, CONFLICT_END) {
+                end = Some((j, label));
+                break;
             }
-            if let Some(rest) = line.strip_prefix(CONFLICT_SEPARATOR) {
-                // A middle side is named on its separator; the last, at the end.
-                labels.push(rest.strip_prefix(' ').unwrap_or_default().to_owned());
-                texts.push(Vec::new());
-                continue;
-            }
-            texts.last_mut()?.push(line);
         }
-        None
+        let (end, last_label) = end?;
+        let inner = &raw[1..end];
+        let last_sep = inner.iter().rposition(|l| *l == CONFLICT_SEPARATOR)?;
+        let mut labels = vec![first.to_owned()];
+        let mut texts: Vec<Vec<&str>> = vec![Vec::new()];
+        for line in &inner[..last_sep] {
+            if let Some(label) = heph_label(line, CONFLICT_SEPARATOR) {
+                labels.push(label.to_owned());
+                texts.push(Vec::new());
+            } else {
+                texts.last_mut()?.push(line);
+            }
+        }
+        labels.push(last_label.to_owned());
+        texts.push(inner[last_sep + 1..].to_vec());
+        let sides: Vec<Side> = labels
+            .into_iter()
+            .zip(&texts)
+            .map(|(label, lines)| Side {
+                label,
+                toks: lines.iter().map(|l| self.line(l)).collect(),
+            })
+            .collect();
+        // Read back only what writes back the same lines.
+        if self.block_lines(&sides) != raw[..=end] {
+            return None;
+        }
+        let t = self.block(sides);
+        self.from_text.insert(t);
+        Some((end + 1, t))
+    }
+
+    /// The order of sides in a block ([`Side`]).
+    fn side_order(&self, side: &Side) -> (u64, String, String) {
+        let (at, device) = parse_label(&side.label).unwrap_or((u64::MAX, &side.label));
+        let text: Vec<&str> = side
+            .toks
+            .iter()
+            .filter_map(|&t| match &self.items[t as usize] {
+                Item::Line(l) => Some(l.as_str()),
+                Item::Block(_) => None,
+            })
+            .collect();
+        (at, device.to_owned(), text.join("\n"))
     }
 
     fn render(&self, doc: &Doc) -> String {
@@ -343,7 +356,12 @@ impl Lines {
                 }
             }
         }
-        let ends_in_block = doc.toks.last().is_some_and(|&t| self.is_block(t));
+        // A block this merge made ends in a newline; one read back from a
+        // text ends as that text did.
+        let ends_in_block = doc
+            .toks
+            .last()
+            .is_some_and(|&t| self.is_block(t) && !self.from_text.contains(&t));
         if !doc.newline && !ends_in_block {
             out.pop();
         }
@@ -359,7 +377,6 @@ impl Lines {
             .collect();
         if blocks.is_empty() {
             return vec![Side {
-                key: author.key.clone(),
                 label: author.label.clone(),
                 toks: toks.to_vec(),
             }];
@@ -382,7 +399,6 @@ impl Lines {
                     }
                 }
                 out.push(Side {
-                    key: side.key.clone(),
                     label: side.label.clone(),
                     toks: text,
                 });
@@ -459,7 +475,7 @@ impl Lines {
                 (Some(ta), Some(tb)) if ta != tb => {
                     let mut sides = self.expand(&ta, la);
                     sides.extend(self.expand(&tb, lb));
-                    sides.sort_by(|x, y| x.key.cmp(&y.key));
+                    sides.sort_by_cached_key(|side| self.side_order(side));
                     let mut unique: Vec<Side> = Vec::with_capacity(sides.len());
                     for side in sides {
                         if !unique.iter().any(|u| u.toks == side.toks) {
@@ -679,7 +695,6 @@ impl<'a> Graph<'a> {
     fn author(&self, i: usize) -> Author {
         let hlc = self.versions[i].hlc;
         Author {
-            key: (hlc.millis, hlc.origin.clone(), i),
             label: side_label(hlc),
         }
     }

@@ -249,6 +249,85 @@ fn a_resolution_and_an_edit_elsewhere_both_apply() {
     assert_eq!(m.conflicts, 0);
 }
 
+/// Sides in a block are ordered by what the block shows (minute, device,
+/// text), never by which merge made it: a device whose id sorts first
+/// writing later in the same minute did not turn a resolution into a
+/// four-sided block.
+#[test]
+fn a_resolution_lands_whatever_the_devices_ids_sort_like() {
+    let o = h(1_000, "oo");
+    let (a, b, c) = (h(50_000, "zz"), h(55_000, "aa"), h(58_000, "mm"));
+    let root = "one\ntwo\nthree\nfour\nfive\n";
+    let mut vs = vec![
+        v(&o, &[], root),
+        v(&a, &[&o], &root.replace("two", "TWO-A")),
+        v(&b, &[&o], &root.replace("two", "TWO-B")),
+        v(&c, &[&o], &root.replace("two", "TWO-C")),
+    ];
+    let two = merge_body(&view(&vs[..3])).text;
+    let three = merge(&vs).text;
+    let (e, d1, d2) = (h(70_000, "zz"), h(80_000, "zz"), h(81_000, "aa"));
+    vs.push(v(&e, &[&a, &b], &two.replace("five", "FIVE-E")));
+    vs.push(v(&d1, &[&a, &b, &c], &three));
+    vs.push(v(&d2, &[&a, &b, &c], "one\nRES\nthree\nfour\nfive\n"));
+    let m = merge(&vs);
+    assert_eq!(m.text, "one\nRES\nthree\nfour\nFIVE-E\n");
+    assert_eq!(m.conflicts, 0);
+}
+
+/// A note quoting a git conflict is text: edits of two of its lines merge
+/// as any lines do.
+#[test]
+fn a_quoted_git_conflict_is_plain_text() {
+    let (o, a1, b1) = (h(1, "o"), h(2, "aa"), h(3, "bb"));
+    let quote = "How to read one:\n<<<<<<< HEAD\nfoo\n=======\nbar\n>>>>>>> main\nend\n";
+    let m = merge(&[
+        v(&o, &[], quote),
+        v(&a1, &[&o], &quote.replace("foo", "FOO")),
+        v(&b1, &[&o], &quote.replace("bar", "BAR")),
+    ]);
+    assert_eq!(m.text, quote.replace("foo", "FOO").replace("bar", "BAR"));
+    assert_eq!(m.conflicts, 0);
+}
+
+/// A side holding a line of `=` (a heading's underline) still reads back
+/// as its block: kept on two devices that edit around it, it stays once.
+#[test]
+fn a_block_whose_side_holds_an_underline_stays_whole() {
+    let (o, a1, b1) = (h(1, "o"), h(2, "aa"), h(3, "bb"));
+    let mut vs = vec![
+        v(&o, &[], "one\ntwo\nthree\nfour\nfive\n"),
+        v(&a1, &[&o], "one\nMeeting\n=======\nthree\nfour\nfive\n"),
+        v(&b1, &[&o], "one\nTWO-B\nthree\nfour\nfive\n"),
+    ];
+    let shown = merge(&vs).text;
+    assert_eq!(shown.matches(CONFLICT_START).count(), 1, "{shown}");
+    let (a2, b2) = (h(4, "aa"), h(5, "bb"));
+    vs.push(v(&a2, &[&a1, &b1], &shown.replace("five", "FIVE-A")));
+    vs.push(v(&b2, &[&a1, &b1], &shown.replace("one", "ONE-B")));
+    let m = merge(&vs);
+    assert_eq!(
+        m.text,
+        shown.replace("five", "FIVE-A").replace("one", "ONE-B")
+    );
+}
+
+/// A body ending in a block without a final newline keeps its bytes.
+#[test]
+fn a_text_ending_in_a_block_keeps_its_last_byte() {
+    let (o, a1, b1) = (h(1, "o"), h(2, "aa"), h(3, "bb"));
+    let shown = merge(&[
+        v(&o, &[], "x\ntwo\n"),
+        v(&a1, &[&o], "x\nTWO-A\n"),
+        v(&b1, &[&o], "x\nTWO-B\n"),
+    ])
+    .text;
+    let trimmed = shown.trim_end_matches('\n');
+    let c = h(4, "cc");
+    let m = merge(&[v(&c, &[], trimmed)]);
+    assert_eq!(m.text, trimmed);
+}
+
 #[test]
 fn criss_cross_merges_from_a_virtual_ancestor() {
     // a and b both merged {x, y} (differently); then each edits further.
@@ -651,7 +730,7 @@ fn well_formed(text: &str) -> bool {
 /// (Each step also rewrites a line outside the blocks, when `rewrite`.)
 type BlockStep = (Vec<usize>, u8, usize, u8, usize, Option<usize>);
 
-fn history_with_blocks(steps: &[BlockStep]) -> Vec<V> {
+fn history_with_blocks(steps: &[BlockStep], same_minute: bool) -> Vec<V> {
     let mut vs: Vec<V> = Vec::new();
     for (i, (parents, origin, insert_at, mode, pick, rewrite)) in steps.iter().enumerate() {
         let mut parents: Vec<usize> = parents.iter().filter(|&&p| p < i).copied().collect();
@@ -697,11 +776,12 @@ fn history_with_blocks(steps: &[BlockStep]) -> Vec<V> {
             .collect();
         // A new line between segments: never inside a block left as it is.
         segs.insert(insert_at % (segs.len() + 1), vec![format!("v{i}")]);
-        // A minute apart: each version's label is its own.
+        // A minute apart, each version's label is its own; within one
+        // minute, labels tie and the devices' ids sort against their order.
         let hlc = Hlc {
-            millis: (i as u64 + 1) * 60_000,
+            millis: (i as u64 + 1) * if same_minute { 1_000 } else { 60_000 },
             counter: 0,
-            origin: ["aa", "bb", "cc"][*origin as usize % 3].into(),
+            origin: ["cc", "bb", "aa"][*origin as usize % 3].into(),
         };
         vs.push(V {
             op_id: format!("op{i}"),
@@ -734,6 +814,7 @@ proptest! {
             1..10,
         ),
         seeds in prop::collection::vec(any::<u64>(), 2),
+        same_minute in any::<bool>(),
     ) {
         // A root of five lines, then two devices rewriting the same one: a
         // block every later author sees, then treats in their own way.
@@ -743,7 +824,7 @@ proptest! {
             (vec![0], 2, 9, 1, 0, Some(0)),
         ];
         all.extend(steps);
-        let vs = history_with_blocks(&all);
+        let vs = history_with_blocks(&all, same_minute);
         let m = merge_body(&view(&vs));
         for seed in seeds {
             prop_assert_eq!(&merge_body(&shuffled(&vs, seed)), &m);
@@ -751,6 +832,143 @@ proptest! {
         prop_assert!(well_formed(&m.text), "{}", m.text);
         for v in &vs {
             prop_assert!(well_formed(&v.body), "an author's text: {}", v.body);
+        }
+    }
+}
+
+/// Authors who edit the text they are shown line by line, marker-like
+/// lines included (a heading underline, a quoted git conflict, a `>>>>>>>`
+/// quote), in one minute or minutes apart, some without a final newline:
+/// every order and duplicate gives the same bytes, and a line only one head
+/// wrote is never lost.
+mod line_editing_authors {
+    use super::*;
+
+    /// Each step: parents, origin, edit, position, content, jitter (ms).
+    type RStep = (Vec<usize>, u8, u8, usize, u8, u64);
+
+    const POOL: &[&str] = &[
+        "=======",
+        "========",
+        ">>>>>>> quote",
+        "<<<<<<< HEAD",
+        "plain",
+        "",
+    ];
+
+    fn build(steps: &[RStep], same_minute: bool) -> Vec<V> {
+        let mut vs: Vec<V> = Vec::new();
+        for (i, (parents, origin, kind, at, content, jitter)) in steps.iter().enumerate() {
+            let mut parents: Vec<usize> = parents.iter().filter(|&&p| p < i).copied().collect();
+            parents.sort_unstable();
+            parents.dedup();
+            let base: Vec<Hlc> = parents.iter().map(|&p| vs[p].hlc.clone()).collect();
+            let mut keep = vec![false; vs.len()];
+            let mut stack = parents.clone();
+            while let Some(p) = stack.pop() {
+                if !keep[p] {
+                    keep[p] = true;
+                    for b in &vs[p].base {
+                        stack.extend(vs.iter().position(|x| &x.hlc == b));
+                    }
+                }
+            }
+            let subset: Vec<BodyVersion<'_>> = view(&vs)
+                .into_iter()
+                .enumerate()
+                .filter(|(j, _)| keep[*j])
+                .map(|(_, v)| v)
+                .collect();
+            let seen = merge_body(&subset).text;
+            let mut lines: Vec<String> = seen.lines().map(str::to_owned).collect();
+            let n = lines.len();
+            match kind % 5 {
+                0 if n > 0 => lines[at % n] = format!("r{i}"),
+                1 if n > 0 => {
+                    lines.remove(at % n);
+                }
+                2 => lines.insert(
+                    at % (n + 1),
+                    POOL[*content as usize % POOL.len()].to_owned(),
+                ),
+                3 => {
+                    // resolve the first block by keeping its first side
+                    if let Some(s) = lines.iter().position(|l| l.starts_with(CONFLICT_START)) {
+                        if let Some(e) = lines[s..].iter().position(|l| l.starts_with(CONFLICT_END))
+                        {
+                            let e = s + e;
+                            let sep = lines[s..e]
+                                .iter()
+                                .position(|l| l.starts_with(CONFLICT_SEPARATOR))
+                                .map(|k| s + k)
+                                .unwrap_or(e);
+                            let first: Vec<String> = lines[s + 1..sep].to_vec();
+                            lines.splice(s..=e, first);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            lines.insert((at / 3) % (lines.len() + 1), format!("v{i}"));
+            let millis = if same_minute {
+                i as u64 * 10 + jitter % 7
+            } else {
+                (i as u64 + 1) * 60_000 + jitter % 50_000
+            };
+            let hlc = Hlc {
+                millis,
+                counter: i as u32,
+                origin: ["aaaaaaa1", "aaaaaaa2", "bb"][*origin as usize % 3].into(),
+            };
+            let nl = if content % 4 == 3 { "" } else { "\n" };
+            vs.push(V {
+                op_id: format!("op{i}"),
+                hlc,
+                base,
+                body: lines.join("\n") + nl,
+            });
+        }
+        vs
+    }
+
+    fn check(vs: &[V], seeds: &[u64]) -> Result<(), TestCaseError> {
+        let m = merge_body(&view(vs));
+        for &seed in seeds {
+            let mut dup = shuffled(vs, seed);
+            let extra: Vec<_> = shuffled(vs, seed ^ 0x55).into_iter().take(3).collect();
+            dup.extend(extra);
+            prop_assert_eq!(&merge_body(&dup), &m);
+        }
+        // Lines only one head wrote survive.
+        for (hlc, op) in &m.head_versions {
+            let hv = vs.iter().find(|v| &v.hlc == hlc && &v.op_id == op).unwrap();
+            for l in hv.body.lines() {
+                if (l.starts_with('v') || l.starts_with('r'))
+                    && vs.iter().filter(|o| o.body.lines().any(|x| x == l)).count() == 1
+                {
+                    prop_assert!(m.text.lines().any(|x| x == l), "lost {l}\n{}", m.text);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+        #[test]
+        fn every_order_gives_the_same_bytes_and_loses_nothing(
+            steps in prop::collection::vec((prop::collection::vec(0..10usize, 1..3), 0..3u8, 0..5u8, 0..30usize, 0..12u8, 0..100_000u64), 1..12),
+            same_minute in any::<bool>(),
+            seeds in prop::collection::vec(any::<u64>(), 2),
+        ) {
+            let mut all: Vec<RStep> = vec![
+                (vec![], 0, 2, 0, 0, 0), (vec![0], 0, 2, 0, 1, 0),
+                (vec![0], 1, 0, 1, 0, 0),
+                (vec![0], 2, 0, 1, 0, 0),
+            ];
+            all.extend(steps);
+            let vs = build(&all, same_minute);
+            check(&vs, &seeds)?;
         }
     }
 }
