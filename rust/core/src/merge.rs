@@ -201,7 +201,8 @@ struct Lines {
     index: HashMap<String, u32>,
     blocks: HashMap<String, u32>,
     items: Vec<Item>,
-    /// Blocks read from a version's text (not made by this merge).
+    /// Blocks that were there before this merge: read from a version's
+    /// text, or such a block with both inputs' edits inside it.
     from_text: std::collections::HashSet<u32>,
 }
 
@@ -473,6 +474,12 @@ impl Lines {
             };
             match (side_text(0), side_text(1)) {
                 (Some(ta), Some(tb)) if ta != tb => {
+                    if let Some(t) = self.merge_inside(&base.toks[start..end], &ta, &tb, la, lb) {
+                        out.extend(t);
+                        pos = end;
+                        i = j;
+                        continue;
+                    }
                     let mut sides = self.expand(&ta, la);
                     sides.extend(self.expand(&tb, lb));
                     sides.sort_by_cached_key(|side| self.side_order(side));
@@ -496,6 +503,68 @@ impl Lines {
         }
         out.extend_from_slice(&base.toks[pos..]);
         Doc { toks: out, newline }
+    }
+}
+
+impl Lines {
+    /// Both inputs edited the same block (different sides, or different
+    /// lines of one side), perhaps lines next to it too, and kept its sides
+    /// and labels: the lines before it, each of its sides, and the lines
+    /// after it are merged as lines. `None` when that is not the case, or
+    /// when any part's edits conflict: then the block grows a side instead.
+    fn merge_inside(
+        &mut self,
+        base: &[u32],
+        a: &[u32],
+        b: &[u32],
+        la: &Author,
+        lb: &Author,
+    ) -> Option<Vec<u32>> {
+        // The one block of a region, its place and sides.
+        let split = |lines: &Self, region: &[u32]| -> Option<(usize, Vec<Side>)> {
+            let mut found = None;
+            for (k, &t) in region.iter().enumerate() {
+                if let Item::Block(sides) = &lines.items[t as usize] {
+                    if found.is_some() {
+                        return None;
+                    }
+                    found = Some((k, sides.clone()));
+                }
+            }
+            found
+        };
+        let (kb0, base_sides) = split(self, base)?;
+        let (ka, a_sides) = split(self, a)?;
+        let (kb, b_sides) = split(self, b)?;
+        let labels = |sides: &[Side]| sides.iter().map(|s| s.label.clone()).collect::<Vec<_>>();
+        if labels(&base_sides) != labels(&a_sides) || labels(&base_sides) != labels(&b_sides) {
+            return None;
+        }
+        // Three-way merge of plain lines; `None` on a conflict.
+        let mut lines_merge = |o: &[u32], x: &[u32], y: &[u32]| -> Option<Vec<u32>> {
+            let doc = |toks: &[u32]| Doc {
+                toks: toks.to_vec(),
+                newline: true,
+            };
+            let merged = self.merge2(&doc(o), &doc(x), la, &doc(y), lb);
+            (!merged.toks.iter().any(|&t| self.is_block(t))).then_some(merged.toks)
+        };
+        let before = lines_merge(&base[..kb0], &a[..ka], &b[..kb])?;
+        let after = lines_merge(&base[kb0 + 1..], &a[ka + 1..], &b[kb + 1..])?;
+        let mut sides = Vec::with_capacity(base_sides.len());
+        for ((o, x), y) in base_sides.iter().zip(&a_sides).zip(&b_sides) {
+            sides.push(Side {
+                label: o.label.clone(),
+                toks: lines_merge(&o.toks, &x.toks, &y.toks)?,
+            });
+        }
+        // The block was there before: edited, not a new conflict.
+        let t = self.block(sides);
+        self.from_text.insert(t);
+        let mut out = before;
+        out.push(t);
+        out.extend(after);
+        Some(out)
     }
 }
 

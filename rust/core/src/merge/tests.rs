@@ -275,6 +275,57 @@ fn a_resolution_lands_whatever_the_devices_ids_sort_like() {
     assert_eq!(m.conflicts, 0);
 }
 
+/// Two devices editing inside a block they both see, each on its own
+/// side: both edits land in the block, which stays as it was otherwise.
+#[test]
+fn edits_inside_a_block_on_two_devices_merge_inside_it() {
+    let (o, a1, b1) = (h(1, "o"), h(2, "aa"), h(3, "bb"));
+    let mut vs = vec![
+        v(&o, &[], "one\ntwo\nthree\n"),
+        v(&a1, &[&o], "one\nTWO-A\nmore A\nthree\n"),
+        v(&b1, &[&o], "one\nTWO-B\nmore B\nthree\n"),
+    ];
+    let shown = merge(&vs).text;
+    let (a2, b2) = (h(4, "aa"), h(5, "bb"));
+    vs.push(v(
+        &a2,
+        &[&a1, &b1],
+        &shown.replace("more A", "more A, edited"),
+    ));
+    vs.push(v(
+        &b2,
+        &[&a1, &b1],
+        &shown.replace("TWO-B", "TWO-B, edited"),
+    ));
+    let m = merge(&vs);
+    assert_eq!(
+        m.text,
+        shown
+            .replace("more A", "more A, edited")
+            .replace("TWO-B", "TWO-B, edited")
+    );
+    assert_eq!(m.conflicts, 0, "an edited block is no new conflict");
+    // An edit inside it beside one of the line just before it: the same.
+    let (a3, b3) = (h(6, "aa"), h(7, "bb"));
+    let edited = m.text.clone();
+    vs.push(v(&a3, &[&a2, &b2], &edited.replace("TWO-A", "TWO-A again")));
+    vs.push(v(
+        &b3,
+        &[&a2, &b2],
+        &edited
+            .replace("one\n", "ONE\n")
+            .replace("more B", "more B again"),
+    ));
+    let m = merge(&vs);
+    assert_eq!(
+        m.text,
+        edited
+            .replace("TWO-A", "TWO-A again")
+            .replace("one\n", "ONE\n")
+            .replace("more B", "more B again")
+    );
+}
+
 /// A note quoting a git conflict is text: edits of two of its lines merge
 /// as any lines do.
 #[test]
