@@ -25,17 +25,17 @@
 //!   region becomes exactly one conflict block, never nested:
 //!
 //! ```text
-//! <<<<<<< device 1a2b3c · 2026-11-30 14:02 UTC
+//! <<<<<<< device 1a2b3c · 2026-11-30 14:02:37 UTC
 //! the side stamped first
 //! =======
 //! the side stamped later
-//! >>>>>>> device 9f8e7d · 2026-11-30 14:05 UTC
+//! >>>>>>> device 9f8e7d · 2026-11-30 14:05:12 UTC
 //! ```
 //!
 //! A side is named by the head it comes from ([`side_label`]: the first six
 //! characters of the head's origin and its clock time in UTC), so the block
 //! reads the same on every device. Sides are in the order of their labels
-//! (the minute, then the device; then their text); identical sides
+//! (the second, then the device; then their text); identical sides
 //! appear once. With three or more sides the separator before each middle
 //! side names it (`======= device … · … UTC`). When a later head conflicts
 //! with a region that already holds a block, the block grows a side instead
@@ -119,10 +119,13 @@ pub fn merge_body(versions: &[BodyVersion<'_>]) -> MergedBody {
 }
 
 /// How a conflict block names the side that comes from the version stamped
-/// `hlc`: `device <first 6 characters of the origin> · <YYYY-MM-DD HH:MM> UTC`.
+/// `hlc`: `device <first 6 characters of the origin> · <YYYY-MM-DD HH:MM:SS>
+/// UTC`. Sides are ordered by it (then by their text), so the version
+/// written first is on top to the second, and a block orders its sides the
+/// same whether this merge made it or read it back from a text.
 pub fn side_label(hlc: &Hlc) -> String {
     let short: String = hlc.origin.chars().take(6).collect();
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     let when = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(hlc.millis) * 1_000_000)
         .ok()
         .and_then(|t| t.format(format).ok());
@@ -132,17 +135,21 @@ pub fn side_label(hlc: &Hlc) -> String {
     }
 }
 
-/// A label as [`side_label`] writes it, read back: the minute it names
-/// (Unix milliseconds) and the device. `None` for any other text after a
-/// marker (a quoted git conflict's `HEAD`): such lines are the user's text.
+/// A label as [`side_label`] writes it, read back: the second it names
+/// (Unix milliseconds) and the device. Labels to the minute, as earlier
+/// versions wrote them, read too. `None` for any other text after a marker
+/// (a quoted git conflict's `HEAD`): such lines are the user's text.
 fn parse_label(label: &str) -> Option<(u64, &str)> {
     let (device, when) = label.strip_prefix("device ")?.split_once(" · ")?;
     if device.is_empty() || device.contains(char::is_whitespace) {
         return None;
     }
     let when = when.strip_suffix(" UTC")?;
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
-    let at = time::PrimitiveDateTime::parse(when, format)
+    let seconds =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    let minutes = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    let at = time::PrimitiveDateTime::parse(when, seconds)
+        .or_else(|_| time::PrimitiveDateTime::parse(when, minutes))
         .ok()?
         .assume_utc();
     Some((u64::try_from(at.unix_timestamp()).ok()? * 1000, device))
@@ -169,7 +176,7 @@ struct Doc {
 }
 
 /// One side of a conflict block: its label and its lines. Sides are
-/// ordered by what their label says (the minute, then the device), then by
+/// ordered by what their label says (the second, then the device), then by
 /// their text: only what the block shows, so a block reads the same
 /// whether this merge made it or read it back from a text.
 #[derive(Debug, Clone)]

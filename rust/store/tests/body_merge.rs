@@ -100,7 +100,9 @@ fn same_line_edits_make_one_block_naming_both_devices() {
     b.apply_ops(&a.export_ops().unwrap()).unwrap();
     tick();
     set_body(&mut a, &id, "intro\nalpha wrote this\noutro\n");
-    tick();
+    // Sides are in the order of their labels, which name the second: the
+    // version written a second earlier is on top.
+    std::thread::sleep(std::time::Duration::from_millis(1_050));
     set_body(&mut b, &id, "intro\nbeta wrote this\noutro\n");
     let report = a.apply_ops(&b.export_ops().unwrap()).unwrap();
     b.apply_ops(&a.export_ops().unwrap()).unwrap();

@@ -142,11 +142,11 @@ fn overlapping_edits_make_one_block_naming_both_devices() {
     assert_eq!(
         m.text,
         "keep\n\
-         <<<<<<< device 1a2b3c · 2025-11-30 14:02 UTC\n\
+         <<<<<<< device 1a2b3c · 2025-11-30 14:02:00 UTC\n\
          mine\n\
          =======\n\
          theirs\n\
-         >>>>>>> device 9f8e7d · 2025-11-30 14:05 UTC\n\
+         >>>>>>> device 9f8e7d · 2025-11-30 14:05:00 UTC\n\
          keep too\n"
     );
     assert_eq!(m.conflicts, 1);
