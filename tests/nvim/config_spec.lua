@@ -102,16 +102,13 @@ describe("options", function()
 
   it("setup() expands paths, refuses a hub URL without a scheme, and starts from the defaults", function()
     local before = vim.deepcopy(config.values)
-    local seen = {}
-    local notify = vim.notify
-    vim.notify = function(msg, level)
-      table.insert(seen, { msg = msg, level = level })
-    end
-    config.apply({ data_dir = "~/notes/heph", hub_url = "http://127.0.0.1:8787", cmd = { 1, 2 } })
-    local first = vim.deepcopy(config.values)
-    config.apply({ data_dir = "relative/dir", hub_url = "localhost:8787" })
-    local second = vim.deepcopy(config.values)
-    vim.notify = notify
+    local first, second
+    local seen = require("helpers").notifications(function()
+      config.apply({ data_dir = "~/notes/heph", hub_url = "http://127.0.0.1:8787", cmd = { 1, 2 } })
+      first = vim.deepcopy(config.values)
+      config.apply({ data_dir = "relative/dir", hub_url = "localhost:8787" })
+      second = vim.deepcopy(config.values)
+    end)
     config.values = before
     -- `~` is the home folder, not a folder named `~` in the current one.
     assert.are.equal(vim.fn.expand("~") .. "/notes/heph", first.data_dir)

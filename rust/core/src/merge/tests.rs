@@ -608,34 +608,38 @@ fn steps(with_changes: bool) -> impl Strategy<Value = Vec<Step>> {
     )
 }
 
+/// What an author whose version descends from `parents` saw: those
+/// versions' stamps (its base) and the merge of them and their ancestors.
+fn seen_by(vs: &[V], parents: &[usize]) -> (Vec<Hlc>, String) {
+    let mut parents: Vec<usize> = parents.to_vec();
+    parents.sort_unstable();
+    parents.dedup();
+    let base: Vec<Hlc> = parents.iter().map(|&p| vs[p].hlc.clone()).collect();
+    let mut keep = vec![false; vs.len()];
+    let mut stack = parents;
+    while let Some(p) = stack.pop() {
+        if !keep[p] {
+            keep[p] = true;
+            for b in &vs[p].base {
+                stack.extend(vs.iter().position(|x| &x.hlc == b));
+            }
+        }
+    }
+    let subset: Vec<BodyVersion<'_>> = view(vs)
+        .into_iter()
+        .enumerate()
+        .filter(|(j, _)| keep[*j])
+        .map(|(_, v)| v)
+        .collect();
+    (base, merge_body(&subset).text)
+}
+
 /// Builds the versions: each author sees the merge of its parents.
 fn history(steps: &[Step]) -> Vec<V> {
     let mut vs: Vec<V> = Vec::new();
     for (i, s) in steps.iter().enumerate() {
-        let mut parents: Vec<usize> = s.parents.iter().filter(|&&p| p < i).copied().collect();
-        parents.sort_unstable();
-        parents.dedup();
-        let base: Vec<Hlc> = parents.iter().map(|&p| vs[p].hlc.clone()).collect();
-        // What the author saw: the merge of the parents and their ancestors.
-        let seen = {
-            let mut keep = vec![false; vs.len()];
-            let mut stack = parents.clone();
-            while let Some(p) = stack.pop() {
-                if !keep[p] {
-                    keep[p] = true;
-                    for b in &vs[p].base {
-                        stack.extend(vs.iter().position(|x| &x.hlc == b));
-                    }
-                }
-            }
-            let subset: Vec<BodyVersion<'_>> = view(&vs)
-                .into_iter()
-                .enumerate()
-                .filter(|(j, _)| keep[*j])
-                .map(|(_, v)| v)
-                .collect();
-            merge_body(&subset).text
-        };
+        let parents: Vec<usize> = s.parents.iter().filter(|&&p| p < i).copied().collect();
+        let (base, seen) = seen_by(&vs, &parents);
         // The author resolves any conflict by keeping every side.
         let mut lines: Vec<String> = seen
             .lines()
@@ -784,27 +788,8 @@ type BlockStep = (Vec<usize>, u8, usize, u8, usize, Option<usize>);
 fn history_with_blocks(steps: &[BlockStep], same_minute: bool) -> Vec<V> {
     let mut vs: Vec<V> = Vec::new();
     for (i, (parents, origin, insert_at, mode, pick, rewrite)) in steps.iter().enumerate() {
-        let mut parents: Vec<usize> = parents.iter().filter(|&&p| p < i).copied().collect();
-        parents.sort_unstable();
-        parents.dedup();
-        let base: Vec<Hlc> = parents.iter().map(|&p| vs[p].hlc.clone()).collect();
-        let mut keep = vec![false; vs.len()];
-        let mut stack = parents.clone();
-        while let Some(p) = stack.pop() {
-            if !keep[p] {
-                keep[p] = true;
-                for b in &vs[p].base {
-                    stack.extend(vs.iter().position(|x| &x.hlc == b));
-                }
-            }
-        }
-        let subset: Vec<BodyVersion<'_>> = view(&vs)
-            .into_iter()
-            .enumerate()
-            .filter(|(j, _)| keep[*j])
-            .map(|(_, v)| v)
-            .collect();
-        let seen = merge_body(&subset).text;
+        let parents: Vec<usize> = parents.iter().filter(|&&p| p < i).copied().collect();
+        let (base, seen) = seen_by(&vs, &parents);
         let segs_seen = segments(&seen);
         let plain: Vec<usize> = (0..segs_seen.len())
             .filter(|&k| matches!(segs_seen[k], Seg::Line(_)))
@@ -910,27 +895,8 @@ mod line_editing_authors {
     fn build(steps: &[RStep], same_minute: bool) -> Vec<V> {
         let mut vs: Vec<V> = Vec::new();
         for (i, (parents, origin, kind, at, content, jitter)) in steps.iter().enumerate() {
-            let mut parents: Vec<usize> = parents.iter().filter(|&&p| p < i).copied().collect();
-            parents.sort_unstable();
-            parents.dedup();
-            let base: Vec<Hlc> = parents.iter().map(|&p| vs[p].hlc.clone()).collect();
-            let mut keep = vec![false; vs.len()];
-            let mut stack = parents.clone();
-            while let Some(p) = stack.pop() {
-                if !keep[p] {
-                    keep[p] = true;
-                    for b in &vs[p].base {
-                        stack.extend(vs.iter().position(|x| &x.hlc == b));
-                    }
-                }
-            }
-            let subset: Vec<BodyVersion<'_>> = view(&vs)
-                .into_iter()
-                .enumerate()
-                .filter(|(j, _)| keep[*j])
-                .map(|(_, v)| v)
-                .collect();
-            let seen = merge_body(&subset).text;
+            let parents: Vec<usize> = parents.iter().filter(|&&p| p < i).copied().collect();
+            let (base, seen) = seen_by(&vs, &parents);
             let mut lines: Vec<String> = seen.lines().map(str::to_owned).collect();
             let n = lines.len();
             match kind % 5 {
