@@ -194,18 +194,24 @@ fn an_edit_of_the_merge_replaces_it() {
     assert_eq!(m.heads, vec![d.clone()]);
 }
 
-/// A conflict between TWO-A and TWO-B, as both devices show it: the
-/// versions, and the merged text.
-fn shown_conflict() -> (Vec<V>, Hlc, Hlc, String) {
+/// A root and two devices' edits of it that conflict, as both devices
+/// show them: the versions, the two edits' stamps, and the merged text.
+fn conflict_of(root: &str, a: &str, b: &str) -> (Vec<V>, Hlc, Hlc, String) {
     let (o, a1, b1) = (h(1, "o"), h(2, "aa"), h(3, "bb"));
-    let vs = vec![
-        v(&o, &[], "one\ntwo\nthree\nfour\nfive\n"),
-        v(&a1, &[&o], "one\nTWO-A\nthree\nfour\nfive\n"),
-        v(&b1, &[&o], "one\nTWO-B\nthree\nfour\nfive\n"),
-    ];
+    let vs = vec![v(&o, &[], root), v(&a1, &[&o], a), v(&b1, &[&o], b)];
     let shown = merge(&vs).text;
     assert_eq!(shown.matches(CONFLICT_START).count(), 1, "{shown}");
     (vs, a1, b1, shown)
+}
+
+/// A conflict between TWO-A and TWO-B in five lines.
+fn shown_conflict() -> (Vec<V>, Hlc, Hlc, String) {
+    let root = "one\ntwo\nthree\nfour\nfive\n";
+    conflict_of(
+        root,
+        &root.replace("two", "TWO-A"),
+        &root.replace("two", "TWO-B"),
+    )
 }
 
 #[test]
@@ -279,13 +285,11 @@ fn a_resolution_lands_whatever_the_devices_ids_sort_like() {
 /// side: both edits land in the block, which stays as it was otherwise.
 #[test]
 fn edits_inside_a_block_on_two_devices_merge_inside_it() {
-    let (o, a1, b1) = (h(1, "o"), h(2, "aa"), h(3, "bb"));
-    let mut vs = vec![
-        v(&o, &[], "one\ntwo\nthree\n"),
-        v(&a1, &[&o], "one\nTWO-A\nmore A\nthree\n"),
-        v(&b1, &[&o], "one\nTWO-B\nmore B\nthree\n"),
-    ];
-    let shown = merge(&vs).text;
+    let (mut vs, a1, b1, shown) = conflict_of(
+        "one\ntwo\nthree\n",
+        "one\nTWO-A\nmore A\nthree\n",
+        "one\nTWO-B\nmore B\nthree\n",
+    );
     let (a2, b2) = (h(4, "aa"), h(5, "bb"));
     vs.push(v(
         &a2,
@@ -345,14 +349,11 @@ fn a_quoted_git_conflict_is_plain_text() {
 /// as its block: kept on two devices that edit around it, it stays once.
 #[test]
 fn a_block_whose_side_holds_an_underline_stays_whole() {
-    let (o, a1, b1) = (h(1, "o"), h(2, "aa"), h(3, "bb"));
-    let mut vs = vec![
-        v(&o, &[], "one\ntwo\nthree\nfour\nfive\n"),
-        v(&a1, &[&o], "one\nMeeting\n=======\nthree\nfour\nfive\n"),
-        v(&b1, &[&o], "one\nTWO-B\nthree\nfour\nfive\n"),
-    ];
-    let shown = merge(&vs).text;
-    assert_eq!(shown.matches(CONFLICT_START).count(), 1, "{shown}");
+    let (mut vs, a1, b1, shown) = conflict_of(
+        "one\ntwo\nthree\nfour\nfive\n",
+        "one\nMeeting\n=======\nthree\nfour\nfive\n",
+        "one\nTWO-B\nthree\nfour\nfive\n",
+    );
     let (a2, b2) = (h(4, "aa"), h(5, "bb"));
     vs.push(v(&a2, &[&a1, &b1], &shown.replace("five", "FIVE-A")));
     vs.push(v(&b2, &[&a1, &b1], &shown.replace("one", "ONE-B")));
@@ -366,13 +367,7 @@ fn a_block_whose_side_holds_an_underline_stays_whole() {
 /// A body ending in a block without a final newline keeps its bytes.
 #[test]
 fn a_text_ending_in_a_block_keeps_its_last_byte() {
-    let (o, a1, b1) = (h(1, "o"), h(2, "aa"), h(3, "bb"));
-    let shown = merge(&[
-        v(&o, &[], "x\ntwo\n"),
-        v(&a1, &[&o], "x\nTWO-A\n"),
-        v(&b1, &[&o], "x\nTWO-B\n"),
-    ])
-    .text;
+    let (_, _, _, shown) = conflict_of("x\ntwo\n", "x\nTWO-A\n", "x\nTWO-B\n");
     let trimmed = shown.trim_end_matches('\n');
     let c = h(4, "cc");
     let m = merge(&[v(&c, &[], trimmed)]);
