@@ -529,6 +529,9 @@ H.just_read = {}
 ---BufReadCmd for heph://*.
 ---@param buf integer
 function M.read(buf)
+  -- Promotes not saved yet die with the text they were made in (`:e!`, a
+  -- reload): a link typed later is no promote.
+  H.promoted[buf] = nil
   local kind, arg = M.parse_name(vim.api.nvim_buf_get_name(buf))
   local journal_day = kind == "node" and arg and arg:match("^journal%-(%d%d%d%d%-%d%d%-%d%d)$")
   -- The BufEnter that follows this read must not read it all again (the
@@ -677,11 +680,14 @@ function H.create_promoted(buf, lines)
       seen[task.title] = true
       -- With `line`, the sidecar reads its tokens (@due +project #tag).
       local line = task.line ~= vim.NIL and task.line or nil
+      -- An open task of that title may have come meanwhile (the same
+      -- line promoted on another device, then synced): linked, not made.
       local ok, err = pcall(rpc.request, "node_create", {
         kind = "task",
         title = not line and task.title or nil,
         line = line,
         status = task.done and "done" or nil,
+        unless_open = not task.done,
       })
       if not ok then
         -- The node is saved by now: this is no reason to say it is not.
@@ -693,7 +699,9 @@ function H.create_promoted(buf, lines)
         return created,
           ("heph: the promoted task %q was not created: %s%s"):format(task.title, why, again and "; the next :w tries again" or "")
       end
-      created = created + 1
+      if H.val(err.existing) ~= true then
+        created = created + 1
+      end
     else
       -- Its link is not in the text (the promote undone): it waits, so a
       -- redo that brings the link back makes the task at the next save.

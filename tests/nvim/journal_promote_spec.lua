@@ -128,6 +128,32 @@ describe("promote", function()
     assert.are.equal(1, #vim.json.decode((h.cli({ "list", "--json" }))))
   end)
 
+  it("a promoted line whose task came from elsewhere before :w links to it and makes none", function()
+    local id = h.add({ "--kind", "note", "--body=- Water plants\n", "Plans" })
+    vim.cmd.edit("heph://node/" .. id)
+    vim.cmd("$Heph promote")
+    -- The same line promoted on another device, synced in before this :w.
+    h.add({ "Water plants" })
+    local seen = h.notifications(function()
+      vim.cmd.write()
+    end)
+    local tasks = vim.json.decode((h.cli({ "list", "--json" })))
+    assert.are.equal(1, #tasks, vim.inspect(tasks))
+    for _, n in ipairs(seen) do
+      assert.falsy(n.msg:find("1 task created", 1, true), n.msg)
+    end
+  end)
+
+  it(":e! drops a promote not saved yet: a link typed later makes no task", function()
+    local id = h.add({ "--kind", "note", "--body=- call mum\n", "Plans" })
+    vim.cmd.edit("heph://node/" .. id)
+    vim.cmd("$Heph promote")
+    vim.cmd("edit!")
+    vim.api.nvim_buf_set_lines(0, -1, -1, false, { "see [[call mum]]" })
+    vim.cmd.write()
+    assert.are.same({}, vim.json.decode((h.cli({ "list", "--json" }))))
+  end)
+
   it("an undone promote makes no task even where the note links that title elsewhere", function()
     local id = h.add({ "--kind", "note", "--body=See [[Groceries]] later\nGroceries\n", "Plans" })
     vim.cmd.edit("heph://node/" .. id)

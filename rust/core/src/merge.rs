@@ -135,6 +135,24 @@ pub fn side_label(hlc: &Hlc) -> String {
     }
 }
 
+/// How many conflict blocks of `text` (whole, with heph's labels) `seen`
+/// does not hold: the blocks a reader of `seen` has not met yet.
+pub fn blocks_not_in(text: &str, seen: &str) -> usize {
+    let mut lines = Lines::default();
+    let known: std::collections::HashSet<u32> = lines
+        .doc(seen)
+        .toks
+        .into_iter()
+        .filter(|&t| lines.is_block(t))
+        .collect();
+    lines
+        .doc(text)
+        .toks
+        .into_iter()
+        .filter(|&t| lines.is_block(t) && !known.contains(&t))
+        .count()
+}
+
 /// A label as [`side_label`] writes it, read back: the second it names
 /// (Unix milliseconds) and the device. Labels to the minute, as earlier
 /// versions wrote them, read too. `None` for any other text after a marker
@@ -379,15 +397,18 @@ impl Lines {
     /// The sides of a conflict region of one input: the region itself, or,
     /// when it already holds blocks, one side per side of each block (the
     /// others shown by their first side), so blocks grow instead of nesting.
-    fn expand(&self, toks: &[u32], author: &Author) -> Vec<Side> {
+    /// Each side says whether a block held it (`true`) or it is the
+    /// author's own text.
+    fn expand(&self, toks: &[u32], author: &Author) -> Vec<(Side, bool)> {
         let blocks: Vec<usize> = (0..toks.len())
             .filter(|&i| self.is_block(toks[i]))
             .collect();
         if blocks.is_empty() {
-            return vec![Side {
+            let side = Side {
                 label: author.label.clone(),
                 toks: toks.to_vec(),
-            }];
+            };
+            return vec![(side, false)];
         }
         let sides_of = |t: u32| match &self.items[t as usize] {
             Item::Block(sides) => sides.as_slice(),
@@ -406,10 +427,13 @@ impl Lines {
                         text.push(t);
                     }
                 }
-                out.push(Side {
-                    label: side.label.clone(),
-                    toks: text,
-                });
+                out.push((
+                    Side {
+                        label: side.label.clone(),
+                        toks: text,
+                    },
+                    true,
+                ));
             }
         }
         out
@@ -489,13 +513,17 @@ impl Lines {
                     }
                     let mut sides = self.expand(&ta, la);
                     sides.extend(self.expand(&tb, lb));
-                    sides.sort_by_cached_key(|side| self.side_order(side));
+                    // A side a block held already keeps its label over the
+                    // same text come from an author (one who resolved to it):
+                    // the block stays the one its readers have.
+                    sides.sort_by_cached_key(|(side, held)| (!held, self.side_order(side)));
                     let mut unique: Vec<Side> = Vec::with_capacity(sides.len());
-                    for side in sides {
+                    for (side, _) in sides {
                         if !unique.iter().any(|u| u.toks == side.toks) {
                             unique.push(side);
                         }
                     }
+                    unique.sort_by_cached_key(|side| self.side_order(side));
                     if unique.len() == 1 {
                         out.extend_from_slice(&unique[0].toks);
                     } else {

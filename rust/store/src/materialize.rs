@@ -61,6 +61,10 @@ pub struct ApplyReport {
     /// asked for every node, and it changes only where a bulk load starts
     /// or ends ([`ApplyReport::set_index_deferred`]).
     index_deferred: Option<bool>,
+    /// The origin of this replica's own edits in this transaction (a
+    /// local write): a conflict is new to the user when the text they
+    /// just saved lacks it, not only the text the replica held.
+    pub(crate) local_origin: Option<String>,
 }
 
 impl PartialEq for ApplyReport {
@@ -959,7 +963,17 @@ fn merge_node_body(
     tx.prepare_cached("UPDATE nodes SET body = ?2, body_heads = ?3, body_hlc = ?4 WHERE id = ?1")?
         .execute(params![node, merged.text, heads, newest])?;
     report.merged += usize::from(merged.merges > 0);
-    if merged.conflicts > 0 && merged.text != old_body {
+    // A block is news to the user when what they last saw lacks it: the
+    // text they are saving, for a local write; what this replica showed,
+    // for ops from elsewhere. (A block kept and edited on another device
+    // coming back over a resolution made here is news, though the merge
+    // made no new block.)
+    let saved_here = report.local_origin.as_deref().and_then(|origin| {
+        let newest = new.iter().rev().find(|n| n.hlc.origin == origin)?;
+        loaded.iter().find(|v| v.op_id == newest.op_id)
+    });
+    let seen = saved_here.map_or(old_body.as_str(), |v| v.body.as_str());
+    if merged.text != old_body && heph_core::merge::blocks_not_in(&merged.text, seen) > 0 {
         report.conflicts += 1;
         report.conflict_nodes.push(node.to_owned());
     }

@@ -107,6 +107,7 @@ impl Replica {
             writer.report.mark_unindexed(node);
         }
         writer.report.restamped = restamped.ops;
+        writer.report.local_origin = Some(writer.clock.last().origin.clone());
         let value = f(&mut writer)?;
         let rebuild_index = writer.rebuild_index;
         let recreate = std::mem::take(&mut writer.recreate_indexes);

@@ -285,3 +285,46 @@ fn a_note_made_while_its_task_was_ticked_shows_no_status() {
         assert_eq!(node.status, Some(heph_core::Status::Todo));
     }
 }
+
+/// A block resolved here, kept and edited inside on another device: it
+/// comes back (nothing is dropped), and the pass that brings it says so,
+/// though the merge made no new block.
+#[test]
+fn a_block_coming_back_over_a_resolution_is_reported() {
+    let mut a = Replica::open_in_memory().unwrap();
+    let mut b = Replica::open_in_memory().unwrap();
+    let id = a
+        .create(NewNode {
+            kind: Some(Kind::Note),
+            title: "n".into(),
+            body: "one\nx3\nfive\n".into(),
+            ..NewNode::default()
+        })
+        .unwrap()
+        .id;
+    b.apply_ops(&a.export_ops().unwrap()).unwrap();
+    tick();
+    set_body(&mut a, &id, "one\nx3-A\nfive\n");
+    tick();
+    set_body(&mut b, &id, "one\nx3-B\nfive\n");
+    exchange(&mut a, &mut b);
+    let shown = body(&a, &id);
+    assert_eq!(shown, body(&b, &id));
+    assert_eq!(shown.matches("<<<<<<<").count(), 1, "{shown}");
+    tick();
+    // A keeps B's side; B keeps the block and amends A's side.
+    set_body(&mut a, &id, "one\nx3-B\nfive\n");
+    tick();
+    set_body(&mut b, &id, &shown.replace("x3-A", "x3-A, amended by B"));
+    let report = a.apply_ops(&b.export_ops().unwrap()).unwrap();
+    let text = body(&a, &id);
+    assert!(
+        text.contains("x3-A, amended by B") && text.contains("<<<<<<<"),
+        "{text}"
+    );
+    assert_eq!(report.conflict_nodes, vec![id.clone()], "{text}");
+    // B held that block already: nothing new to it.
+    let report = b.apply_ops(&a.export_ops().unwrap()).unwrap();
+    assert_eq!(body(&b, &id), text);
+    assert!(report.conflict_nodes.is_empty());
+}

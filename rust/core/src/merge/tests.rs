@@ -330,6 +330,27 @@ fn edits_inside_a_block_on_two_devices_merge_inside_it() {
     );
 }
 
+/// One device resolves to one side of a block while the other amends the
+/// other side: the block comes back as the second device has it (its
+/// sides keep their labels), whichever device sorts first.
+#[test]
+fn a_resolution_to_one_side_beside_an_amended_block_keeps_that_block() {
+    for (ao, bo) in [("aa", "zz"), ("zz", "aa")] {
+        let (o, a1, b1) = (h(1_000, "oo"), h(2_000, ao), h(2_500, bo));
+        let mut vs = vec![
+            v(&o, &[], "one\nx3\nfive\n"),
+            v(&a1, &[&o], "one\nx3-A\nfive\n"),
+            v(&b1, &[&o], "one\nx3-B\nfive\n"),
+        ];
+        let shown = merge(&vs).text;
+        let amended = shown.replace("x3-A", "x3-A, amended");
+        let (a2, b2) = (h(2_700, ao), h(2_800, bo));
+        vs.push(v(&a2, &[&a1, &b1], "one\nx3-B\nfive\n"));
+        vs.push(v(&b2, &[&a1, &b1], &amended));
+        assert_eq!(merge(&vs).text, amended, "devices {ao}, {bo}");
+    }
+}
+
 /// A note quoting a git conflict is text: edits of two of its lines merge
 /// as any lines do.
 #[test]

@@ -248,6 +248,11 @@ struct NodeCreateParams {
     project: Option<String>,
     #[serde(default, deserialize_with = "lua_list")]
     tags: Vec<String>,
+    /// A task: when an open task has its title already, that one is the
+    /// answer (`existing`) and nothing is made (a promoted line whose task
+    /// came from another device meanwhile).
+    #[serde(default)]
+    unless_open: bool,
 }
 
 /// Creates a node. With `line`, the title is read with the list-line
@@ -261,7 +266,11 @@ fn node_create(ctx: &mut Context, p: NodeCreateParams) -> Reply {
     let status = p.status.as_deref().map(str::parse::<Status>).transpose()?;
     let title = p
         .title
+        .clone()
         .ok_or_else(|| RpcError::bad_request("node_create: missing param 'title'"))?;
+    if let Some(id) = open_task_titled(ctx, &p, kind.unwrap_or(Kind::Note), &title)? {
+        return map! { "id" => id, "existing" => true };
+    }
     let node = ctx.replica.create(NewNode {
         kind,
         title,
@@ -274,12 +283,29 @@ fn node_create(ctx: &mut Context, p: NodeCreateParams) -> Reply {
     map! { "id" => node.id }
 }
 
+/// With `unless_open`, an open task titled `title` (for a new open task).
+fn open_task_titled(
+    ctx: &Context,
+    p: &NodeCreateParams,
+    kind: Kind,
+    title: &str,
+) -> Result<Option<String>, RpcError> {
+    let open = !matches!(p.status.as_deref(), Some("done" | "cancelled"));
+    if !(p.unless_open && kind == Kind::Task && open) {
+        return Ok(None);
+    }
+    Ok(ctx.replica.find_open_task_by_title(title)?)
+}
+
 fn quick_add(ctx: &mut Context, p: &NodeCreateParams, text: &str) -> Reply {
     let kind = match &p.kind {
         Some(k) => k.parse::<Kind>()?,
         None => Kind::Task,
     };
     let new = new_node_from_line(text, kind)?;
+    if let Some(id) = open_task_titled(ctx, p, kind, &new.title)? {
+        return map! { "id" => id, "title" => new.title, "existing" => true };
+    }
     let status = match kind {
         Kind::Task => match p.status.as_deref() {
             Some(status) => Some(status.parse::<Status>()?),
