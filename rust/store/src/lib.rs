@@ -292,9 +292,7 @@ impl Replica {
             }
         }
         schema::migrate(&mut conn)?;
-        // Each open replica gets its own origin, so two processes sharing the
-        // file never mint the same clock stamp.
-        let origin = heph_core::id::new_origin();
+        let origin = open_origin(&conn, read_only)?;
         let last: Option<String> = conn.query_row("SELECT max(hlc) FROM ops", [], |r| r.get(0))?;
         let mut clock = Clock::new(&origin, None);
         if let Some(last) = last.and_then(|h| h.parse::<Hlc>().ok()) {
@@ -379,6 +377,37 @@ fn sqlite_advice(error: &rusqlite::Error) -> &'static str {
         }
         _ => "",
     }
+}
+
+/// The origin of the ops a handle writes: this device's six characters,
+/// then ten of its own. Each open gets its own, so two processes sharing
+/// the file never mint the same clock stamp; they share the first six,
+/// the device a conflict block names (`device 1a2b3c · …`), which stays
+/// the same from one start of Neovim to the next. A replica installed from
+/// another device's snapshot gets its own (`meta` is not copied).
+fn open_origin(conn: &Connection, read_only: bool) -> Result<String> {
+    use rusqlite::OptionalExtension;
+    let fresh = heph_core::id::new_origin();
+    let stored = |conn: &Connection| -> Result<Option<String>> {
+        Ok(conn
+            .query_row("SELECT value FROM meta WHERE key = 'device'", [], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    };
+    let mut device = stored(conn)?;
+    if device.is_none() && !read_only {
+        // Once per replica: an open otherwise takes no write lock.
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('device', ?1)",
+            [&fresh[fresh.len() - 6..]],
+        )?;
+        device = stored(conn)?;
+    }
+    let device = device
+        .filter(|d| d.len() == 6 && d.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(|| fresh[fresh.len() - 6..].to_owned());
+    Ok(format!("{device}{}", &fresh[..10]))
 }
 
 /// Refuses a file too short or of another format to be an SQLite database

@@ -464,3 +464,19 @@ fn batch_is_all_or_nothing() {
     assert_eq!(r.get(&ids[0]).unwrap().unwrap().title, "new");
     assert!(r.get(&a).unwrap().unwrap().deleted);
 }
+
+/// A conflict block names a side's device by the first six characters of
+/// its origin: every open of one replica (Neovim's sidecar at each start,
+/// the CLI) shares them, and each open still has an origin of its own, so
+/// no two mint the same stamp. Another replica is another device.
+#[test]
+fn every_open_of_a_replica_names_the_same_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let first = Replica::open(&path).unwrap().origin().to_owned();
+    let second = Replica::open(&path).unwrap().origin().to_owned();
+    assert_ne!(first, second);
+    assert_eq!(first[..6], second[..6]);
+    let other = Replica::open(&dir.path().join("other.db")).unwrap();
+    assert_ne!(other.origin()[..6], first[..6]);
+}
