@@ -378,14 +378,15 @@ pub fn parse_tags(text: &str) -> Result<BTreeSet<String>, FieldError> {
 
 /// A day: `YYYY-MM-DD`, `today`, `tomorrow`, `yesterday`, a weekday name
 /// (the next such day, never today), `+3d`/`+2w`/`-1d`, or `next week`
-/// (Monday of next week). Stored as the ISO date.
+/// (Monday of next week; `next-week` too, one word for a list's `@` token).
+/// Stored as the ISO date.
 pub fn parse_day(text: &str, today: Date) -> Result<Date, FieldError> {
     let word = text.trim().to_ascii_lowercase();
     let relative = match word.as_str() {
         "today" => Some(today),
         "tomorrow" => today.next_day(),
         "yesterday" => today.previous_day(),
-        "next week" => Some(today.next_occurrence(Weekday::Monday)),
+        "next week" | "next-week" => Some(today.next_occurrence(Weekday::Monday)),
         _ => None,
     };
     if let Some(day) = relative {
@@ -488,6 +489,7 @@ mod tests {
         assert_eq!(parse_day("fri", t).unwrap(), date!(2026 - 12 - 04));
         assert_eq!(parse_day("monday", t).unwrap(), date!(2026 - 12 - 07));
         assert_eq!(parse_day("next week", t).unwrap(), date!(2026 - 12 - 07));
+        assert_eq!(parse_day("next-week", t).unwrap(), date!(2026 - 12 - 07));
         assert_eq!(parse_day("2027-01-02", t).unwrap(), date!(2027 - 01 - 02));
         for bad in ["soon", "+d", "2026-02-30", "mo", "+99999999999d"] {
             assert!(parse_day(bad, t).is_err(), "{bad}");

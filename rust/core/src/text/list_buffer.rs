@@ -771,6 +771,12 @@ mod tests {
         };
         assert_eq!(line.title, "[WIP] draft");
         assert!(plan_on(&["[WIP] draft".to_string()], &[]).is_ok());
+        // `next week` as one token.
+        let changes = plan_on(&["[ ] Plan @next-week".to_string()], &[]).unwrap();
+        let [ListChange::Create(line)] = changes.as_slice() else {
+            panic!("{changes:?}");
+        };
+        assert_eq!(line.title, "Plan");
     }
 
     fn plan_on(lines: &[String], shown: &[Node]) -> Result<Vec<ListChange>, Vec<ParseError>> {
