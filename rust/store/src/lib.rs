@@ -292,6 +292,9 @@ impl Replica {
             }
         }
         schema::migrate(&mut conn)?;
+        if !read_only {
+            materialize::remerge_if_rule_changed(&mut conn)?;
+        }
         let origin = open_origin(&conn, read_only)?;
         let last: Option<String> = conn.query_row("SELECT max(hlc) FROM ops", [], |r| r.get(0))?;
         let mut clock = Clock::new(&origin, None);

@@ -120,6 +120,43 @@ impl ApplyReport {
     }
 }
 
+/// The rule bodies with several heads were merged by; a replica that
+/// recorded another (or none) merges them again at its first writable open.
+pub(crate) const MERGE_RULE: &str = "2";
+
+/// Merges again every body that has several heads, when the replica's
+/// bodies were merged by an earlier rule (conflict blocks as units came
+/// with rule 2): a device that pulls every op, or installs a snapshot,
+/// computes the same text as one that upgraded. Only reads when there is
+/// nothing to do.
+pub(crate) fn remerge_if_rule_changed(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
+    let recorded: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'merge_rule'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if recorded.as_deref() == Some(MERGE_RULE) {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let ids: Vec<String> = tx
+        .prepare("SELECT id FROM nodes WHERE body_heads LIKE '%,%' ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut report = ApplyReport::default();
+    for id in &ids {
+        unindex(&tx, id, &mut report)?;
+        merge_node_body(&tx, id, &[], &mut report)?;
+    }
+    reindex(&tx, &report)?;
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('merge_rule', ?1)",
+        [MERGE_RULE],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
 /// Takes `node` out of the full-text index before its row changes, once
 /// per transaction. The index reads its text from `nodes` (external
 /// content), so an entry must be removed while the row still holds the

@@ -547,7 +547,9 @@ fn move_into_place(
         ));
     }
     let meta: Vec<(String, String)> = current
-        .prepare("SELECT key, value FROM meta WHERE key <> 'index_deferred'")?
+        // The snapshot's bodies were merged by its maker's rule: not this
+        // replica's mark of it (merged again at the next open if need be).
+        .prepare("SELECT key, value FROM meta WHERE key NOT IN ('index_deferred', 'merge_rule')")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let state: Vec<(String, String, String)> = current

@@ -328,3 +328,54 @@ fn a_block_coming_back_over_a_resolution_is_reported() {
     assert_eq!(body(&b, &id), text);
     assert!(report.conflict_nodes.is_empty());
 }
+
+/// A replica whose bodies were merged by an earlier rule merges the ones
+/// with several heads again at its next open, index included, so it shows
+/// what a device that pulls every op today computes.
+#[test]
+fn bodies_merged_by_an_earlier_rule_are_merged_again_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let mut a = Replica::open(&path).unwrap();
+    let mut b = Replica::open_in_memory().unwrap();
+    let id = a
+        .create(NewNode {
+            kind: Some(Kind::Note),
+            title: "n".into(),
+            body: "one\nx3\nfive\n".into(),
+            ..NewNode::default()
+        })
+        .unwrap()
+        .id;
+    b.apply_ops(&a.export_ops().unwrap()).unwrap();
+    tick();
+    set_body(&mut a, &id, "one\nx3-A\nfive\n");
+    tick();
+    set_body(&mut b, &id, "one\nx3-B\nfive\n");
+    exchange(&mut a, &mut b);
+    let merged = body(&a, &id);
+    drop(a);
+    // As an earlier heph left it: another text, and no mark of the rule.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(&format!(
+        "INSERT INTO nodes_fts (nodes_fts, rowid, title, body)
+           SELECT 'delete', rowid, title, body FROM nodes WHERE id = '{id}';
+         UPDATE nodes SET body = 'one\nx3-A\nx3-B\nfive\n' WHERE id = '{id}';
+         INSERT INTO nodes_fts (rowid, title, body)
+           SELECT rowid, title, body FROM nodes WHERE id = '{id}';
+         DELETE FROM meta WHERE key = 'merge_rule';"
+    ))
+    .unwrap();
+    drop(conn);
+    let a = Replica::open(&path).unwrap();
+    assert_eq!(body(&a, &id), merged);
+    assert_eq!(a.canonical_dump().unwrap(), b.canonical_dump().unwrap());
+    assert_eq!(a.search("x3", 10).unwrap().len(), 1);
+    // The index holds what the rows hold.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO nodes_fts (nodes_fts) VALUES ('integrity-check')",
+        [],
+    )
+    .unwrap();
+}
