@@ -85,7 +85,10 @@ function H.state_text(status)
   elseif s == "syncing" then
     return "heph syncing…"
   elseif s == "offline" then
-    return status.offline_since and ("heph offline since " .. status.offline_since) or "heph offline"
+    local text = status.offline_since and ("heph offline since " .. status.offline_since) or "heph offline"
+    -- What waits for the hub is worth knowing while it cannot be reached.
+    local pending = tonumber(status.pending) or 0
+    return pending > 0 and ("%s · %d pending"):format(text, pending) or text
   elseif s == "login_needed" then
     return "heph login needed"
   elseif s == "removed" then

@@ -15,6 +15,9 @@ function M.fresh()
   local base = os.getenv("HEPH_TEST_TMP") or vim.fn.fnamemodify(vim.fn.tempname(), ":h")
   M.data_dir = assert(vim.uv.fs_mkdtemp(base .. "/replica-XXXXXX"))
   require("heph").setup({ cmd = { M.bin }, data_dir = M.data_dir })
+  -- Events the last test's sidecar sent are queued (vim.schedule): they
+  -- run now, not in the middle of this test.
+  vim.wait(50)
   vim.g.heph_status = nil
   return M.data_dir
 end

@@ -89,7 +89,7 @@ describe("status line", function()
     local events = require("heph.events")
     events.dispatch("status", { state = "offline", pending = 1, offline_since = "14:02", last_error = vim.NIL })
     assert.is_true(h.wait(function()
-      return _G.heph_rendered[#_G.heph_rendered] == "heph offline since 14:02"
+      return _G.heph_rendered[#_G.heph_rendered] == "heph offline since 14:02 · 1 pending"
     end, 1000), vim.inspect(_G.heph_rendered))
     events.dispatch("status", { state = "synced", pending = 0, offline_since = vim.NIL, last_sync = "14:03" })
     assert.is_true(h.wait(function()

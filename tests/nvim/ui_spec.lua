@@ -11,6 +11,10 @@ describe("status line", function()
     assert.are.equal("heph ✓", sync.statusline({ state = "synced" }))
     assert.are.equal("heph 3 pending", sync.statusline({ state = "pending", pending = 3 }))
     assert.are.equal("heph offline since 14:02", sync.statusline({ state = "offline", offline_since = "14:02" }))
+    assert.are.equal(
+      "heph offline since 14:02 · 3 pending",
+      sync.statusline({ state = "offline", offline_since = "14:02", pending = 3 })
+    )
     assert.are.equal("heph login needed", sync.statusline({ state = "login_needed" }))
     assert.is_false(require("heph.rpc").running())
   end)
