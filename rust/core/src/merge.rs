@@ -14,7 +14,8 @@
 //!   there are several best common ancestors (criss-cross, or several
 //!   bodies written from nothing), they are first merged into one virtual
 //!   ancestor, recursively: the text a device shows for exactly those
-//!   versions, conflict blocks included, as authors edited from it. The lines that ancestor shares with the head
+//!   versions, conflict blocks included, as authors edited from it. The
+//!   lines that ancestor shares with the head
 //!   are put in the head's order, and the result so far follows that order
 //!   too: merges that ordered the same concurrent lines differently must
 //!   not make them look moved (a conflict around them, or a duplicate).
@@ -97,7 +98,8 @@ pub fn merge_body(versions: &[BodyVersion<'_>]) -> MergedBody {
             heads.len() - 1,
         ),
     };
-    // Blocks this merge made: one a text held already was counted when made.
+    // Blocks this merge made; not one a version's text held already, nor
+    // such a block that both sides edited inside.
     let conflicts = doc
         .toks
         .iter()
