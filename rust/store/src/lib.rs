@@ -49,6 +49,10 @@ const PAGE_SIZE: i64 = 16 * 1024;
 /// How long a writer waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long an open waits for the write lock its once-per-replica steps
+/// take (a device id, bodies merged again after a rule change).
+const ONCE_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Errors of the replica store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -292,10 +296,17 @@ impl Replica {
             }
         }
         schema::migrate(&mut conn)?;
+        // The once-per-replica steps below wait briefly for another writer
+        // (a long import): they are tried again at the next open, and an
+        // open must not hang for the store's 30 s on them.
+        conn.busy_timeout(ONCE_BUSY_TIMEOUT)?;
         if !read_only {
-            materialize::remerge_if_rule_changed(&mut conn)?;
+            if let Err(error) = materialize::remerge_if_rule_changed(&mut conn) {
+                tracing::warn!(%error, "bodies merged by an earlier rule were not merged again yet");
+            }
         }
         let origin = open_origin(&conn, read_only)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         let last: Option<String> = conn.query_row("SELECT max(hlc) FROM ops", [], |r| r.get(0))?;
         let mut clock = Clock::new(&origin, None);
         if let Some(last) = last.and_then(|h| h.parse::<Hlc>().ok()) {
@@ -400,12 +411,16 @@ fn open_origin(conn: &Connection, read_only: bool) -> Result<String> {
     };
     let mut device = stored(conn)?;
     if device.is_none() && !read_only {
-        // Once per replica: an open otherwise takes no write lock.
-        conn.execute(
+        // Once per replica: an open otherwise takes no write lock. Another
+        // writer holding it for long is no reason to refuse the replica:
+        // this open names a device of its own, and the next one stores it.
+        let kept = conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('device', ?1)",
             [&fresh[fresh.len() - 6..]],
-        )?;
-        device = stored(conn)?;
+        );
+        if kept.is_ok() {
+            device = stored(conn)?;
+        }
     }
     let device = device
         .filter(|d| d.len() == 6 && d.bytes().all(|b| b.is_ascii_hexdigit()))

@@ -379,3 +379,30 @@ fn bodies_merged_by_an_earlier_rule_are_merged_again_at_open() {
     )
     .unwrap();
 }
+
+/// The first open after an upgrade merges bodies again; while another
+/// writer holds the replica, the open goes on without it (it does not hang
+/// for the store's 30 s), and a later open does it.
+#[test]
+fn an_open_beside_another_writer_merges_again_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    drop(Replica::open(&path).unwrap());
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other
+        .execute_batch("DELETE FROM meta WHERE key = 'merge_rule'; BEGIN IMMEDIATE;")
+        .unwrap();
+    let started = std::time::Instant::now();
+    let opened = Replica::open(&path);
+    assert!(opened.is_ok(), "{opened:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    drop(opened);
+    other.execute_batch("COMMIT").unwrap();
+    drop(Replica::open(&path).unwrap());
+    let rule: String = other
+        .query_row("SELECT value FROM meta WHERE key = 'merge_rule'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(rule, "2");
+}
