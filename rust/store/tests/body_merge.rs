@@ -286,13 +286,9 @@ fn a_note_made_while_its_task_was_ticked_shows_no_status() {
     }
 }
 
-/// A block resolved here, kept and edited inside on another device: it
-/// comes back (nothing is dropped), and the pass that brings it says so,
-/// though the merge made no new block.
-#[test]
-fn a_block_coming_back_over_a_resolution_is_reported() {
-    let mut a = Replica::open_in_memory().unwrap();
-    let mut b = Replica::open_in_memory().unwrap();
+/// A note made on `a`, its line `x3` then changed on both devices, which
+/// exchange everything: a conflict block both show. Its id.
+fn x3_conflict(a: &mut Replica, b: &mut Replica) -> String {
     let id = a
         .create(NewNode {
             kind: Some(Kind::Note),
@@ -304,10 +300,21 @@ fn a_block_coming_back_over_a_resolution_is_reported() {
         .id;
     b.apply_ops(&a.export_ops().unwrap()).unwrap();
     tick();
-    set_body(&mut a, &id, "one\nx3-A\nfive\n");
+    set_body(a, &id, "one\nx3-A\nfive\n");
     tick();
-    set_body(&mut b, &id, "one\nx3-B\nfive\n");
-    exchange(&mut a, &mut b);
+    set_body(b, &id, "one\nx3-B\nfive\n");
+    exchange(a, b);
+    id
+}
+
+/// A block resolved here, kept and edited inside on another device: it
+/// comes back (nothing is dropped), and the pass that brings it says so,
+/// though the merge made no new block.
+#[test]
+fn a_block_coming_back_over_a_resolution_is_reported() {
+    let mut a = Replica::open_in_memory().unwrap();
+    let mut b = Replica::open_in_memory().unwrap();
+    let id = x3_conflict(&mut a, &mut b);
     let shown = body(&a, &id);
     assert_eq!(shown, body(&b, &id));
     assert_eq!(shown.matches("<<<<<<<").count(), 1, "{shown}");
@@ -338,21 +345,7 @@ fn bodies_merged_by_an_earlier_rule_are_merged_again_at_open() {
     let path = dir.path().join("replica.db");
     let mut a = Replica::open(&path).unwrap();
     let mut b = Replica::open_in_memory().unwrap();
-    let id = a
-        .create(NewNode {
-            kind: Some(Kind::Note),
-            title: "n".into(),
-            body: "one\nx3\nfive\n".into(),
-            ..NewNode::default()
-        })
-        .unwrap()
-        .id;
-    b.apply_ops(&a.export_ops().unwrap()).unwrap();
-    tick();
-    set_body(&mut a, &id, "one\nx3-A\nfive\n");
-    tick();
-    set_body(&mut b, &id, "one\nx3-B\nfive\n");
-    exchange(&mut a, &mut b);
+    let id = x3_conflict(&mut a, &mut b);
     let merged = body(&a, &id);
     drop(a);
     // As an earlier heph left it: another text, and no mark of the rule.
