@@ -110,7 +110,8 @@ vim.api.nvim_create_autocmd("BufEnter", {
 -- BufReadCmd (`nvim heph://…` with lazy.nvim's `cmd = …`).
 local function revive_all()
   for _, buf in ipairs(vim.api.nvim_list_bufs()) do
-    if vim.api.nvim_buf_is_loaded(buf) and not vim.b[buf].heph and vim.api.nvim_buf_get_name(buf):match("^heph://") then
+    -- By name first: no heph module is loaded for other buffers.
+    if vim.api.nvim_buf_get_name(buf):match("^heph://") then
       require("heph.buffers").revive(buf)
     end
   end

@@ -259,6 +259,14 @@ impl Lines {
         matches!(self.items[t as usize], Item::Block(_))
     }
 
+    /// The sides of block `t`; none for a line.
+    fn sides(&self, t: u32) -> &[Side] {
+        match &self.items[t as usize] {
+            Item::Block(sides) => sides,
+            Item::Line(_) => &[],
+        }
+    }
+
     /// The marker and text lines of a block with `sides`.
     fn block_lines(&self, sides: &[Side]) -> Vec<String> {
         let mut out = vec![format!("{CONFLICT_START} {}", sides[0].label)];
@@ -412,19 +420,15 @@ impl Lines {
             };
             return vec![(side, false)];
         }
-        let sides_of = |t: u32| match &self.items[t as usize] {
-            Item::Block(sides) => sides.as_slice(),
-            Item::Line(_) => &[],
-        };
         let mut out = Vec::new();
         for &b in &blocks {
-            for side in sides_of(toks[b]) {
+            for side in self.sides(toks[b]) {
                 let mut text = Vec::new();
                 for (i, &t) in toks.iter().enumerate() {
                     if i == b {
                         text.extend_from_slice(&side.toks);
                     } else if self.is_block(t) {
-                        text.extend_from_slice(&sides_of(t)[0].toks);
+                        text.extend_from_slice(&self.sides(t)[0].toks);
                     } else {
                         text.push(t);
                     }
@@ -561,11 +565,11 @@ impl Lines {
         let split = |lines: &Self, region: &[u32]| -> Option<(usize, Vec<Side>)> {
             let mut found = None;
             for (k, &t) in region.iter().enumerate() {
-                if let Item::Block(sides) = &lines.items[t as usize] {
+                if lines.is_block(t) {
                     if found.is_some() {
                         return None;
                     }
-                    found = Some((k, sides.clone()));
+                    found = Some((k, lines.sides(t).to_vec()));
                 }
             }
             found

@@ -382,30 +382,27 @@ impl Replica {
     /// cancelled) first, so `[[buy stamps]]` in today's journal names the
     /// open task, not last month's done one; then the oldest.
     pub fn find_by_title(&self, title: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT id FROM nodes WHERE title = ?1 COLLATE NOCASE AND deleted = 0
-                 ORDER BY kind = 'task' AND status IN ('done', 'cancelled'), created_hlc, id
-                 LIMIT 1",
-            )?
-            .query_row([title.trim()], |r| r.get(0))
-            .optional()?)
+        self.titled(title, "")
     }
 
     /// Like [`Replica::find_by_title`], among tasks and notes only: a date
     /// link (`[[2026-12-08]]`) names a note titled so before the day's
     /// journal.
     pub fn find_by_title_except_journals(&self, title: &str) -> Result<Option<String>> {
+        self.titled(title, "journal")
+    }
+
+    /// [`Replica::find_by_title`] among nodes not of kind `skip` (`""`: any).
+    fn titled(&self, title: &str, skip: &str) -> Result<Option<String>> {
         Ok(self
             .conn
             .prepare_cached(
                 "SELECT id FROM nodes WHERE title = ?1 COLLATE NOCASE AND deleted = 0
-                   AND kind != 'journal'
+                   AND kind != ?2
                  ORDER BY kind = 'task' AND status IN ('done', 'cancelled'), created_hlc, id
                  LIMIT 1",
             )?
-            .query_row([title.trim()], |r| r.get(0))
+            .query_row([title.trim(), skip], |r| r.get(0))
             .optional()?)
     }
 
