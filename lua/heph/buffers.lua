@@ -697,7 +697,7 @@ function H.create_promoted(buf, lines)
         H.promoted[buf] = vim.list_extend(waiting, vim.list_slice(pending, again and i or i + 1))
         local why = tostring(err):gsub("^heph: ", "")
         return created,
-          ("heph: the promoted task %q was not created: %s%s"):format(task.title, why, again and "; the next :w tries again" or "")
+          ("heph: the promoted task %s was not created: %s%s"):format(M.quote(task.title), why, again and "; the next :w tries again" or "")
       end
       if H.val(err.existing) ~= true then
         created = created + 1
@@ -740,6 +740,14 @@ function M.confirm_text(changes)
     table.insert(text, ("  … %d more; in all: %s"):format(#changes - shown, table.concat(parts, ", ")))
   end
   return table.concat(text, "\n")
+end
+
+---Text as messages quote it: in double quotes, control characters shown
+---as Vim shows them (`^I`, `^M`), not as Lua escapes.
+---@param text string
+---@return string
+function M.quote(text)
+  return '"' .. vim.fn.strtrans(text) .. '"'
 end
 
 ---A node's title as messages name it: at most 60 characters.
@@ -801,10 +809,10 @@ function H.write_node(buf, state, lines)
   elseif reply.merged == true then
     vim.notify("heph: saved, merged with a change made elsewhere")
   elseif reply.restored == true then
-    vim.notify(("heph: %q saved; it had been deleted elsewhere, and your edit brought it back"):format(H.short(state.title or state.id)))
+    vim.notify(("heph: %s saved; it had been deleted, and your edit brought it back"):format(M.quote(H.short(state.title or state.id))))
   else
     local tasks = created > 0 and (", %d task%s created"):format(created, created == 1 and "" or "s") or ""
-    vim.notify(("heph: %q saved%s"):format(H.short(state.title or state.id), tasks))
+    vim.notify(("heph: %s saved%s"):format(M.quote(H.short(state.title or state.id)), tasks))
   end
   if failed then
     vim.notify(failed, vim.log.levels.WARN)
@@ -1218,7 +1226,7 @@ function M.reload(buf)
     H.set_state(buf, state)
     -- Named as users know it: by its title (as it is now).
     local title = got and H.val(node.title)
-    local name = title and title ~= "" and ("%q"):format(title) or vim.api.nvim_buf_get_name(buf)
+    local name = title and title ~= "" and M.quote(title) or vim.api.nvim_buf_get_name(buf)
     vim.notify(
       why == "deleted"
           and ("heph: %s was deleted elsewhere; your unsaved edits are kept and :w brings it back with them (:e! shows it deleted instead)"):format(name)
@@ -1417,7 +1425,7 @@ function M.follow(buf, lhs)
       elseif H.val(reply.id) then
         M.open_node(reply.id)
       elseif H.val(reply.title) then
-        vim.notify(("heph: no node titled %q; create it with :Heph new %s"):format(reply.title, reply.title), vim.log.levels.WARN)
+        vim.notify(("heph: no node titled %s; create it with :Heph new %s"):format(M.quote(reply.title), reply.title), vim.log.levels.WARN)
       end
     end)
   end

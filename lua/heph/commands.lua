@@ -169,7 +169,7 @@ function H.delete()
   -- The confirmation says so when it also drops unsaved edits (`:Heph
   -- restore` brings the node back, not them).
   local edits = vim.bo[buf].modified and ", and drop your unsaved edits" or ""
-  if not buffers.confirm({ { action = "delete", summary = ("delete %q%s"):format(state.title or state.id, edits) } }) then
+  if not buffers.confirm({ { action = "delete", summary = ("delete %s%s"):format(buffers.quote(state.title or state.id), edits) } }) then
     return vim.notify("heph: nothing deleted")
   end
   local ok, reply = pcall(rpc.request, "node_delete", { id = state.id })
@@ -250,7 +250,7 @@ function H.open(args, mods)
     return buffers.open_journal(reply.journal, mods)
   end
   if not reply.id or reply.id == vim.NIL then
-    return vim.notify(("heph: no node with id or title %q"):format(args), vim.log.levels.ERROR)
+    return vim.notify(("heph: no node with id or title %s"):format(buffers.quote(args)), vim.log.levels.ERROR)
   end
   buffers.open_node(reply.id, mods)
 end
@@ -265,7 +265,7 @@ function H.search(terms, mods)
       return H.report(reply)
     end
     if #reply.hits == 0 then
-      return vim.notify(("heph: nothing matches %q"):format(text))
+      return vim.notify(("heph: nothing matches %s"):format(buffers.quote(text)))
     end
     vim.ui.select(reply.hits, {
       prompt = "heph: " .. text,
@@ -338,7 +338,7 @@ M.subcommands = {
       return vim.notify("heph: this node is not deleted; nothing to restore")
     end
     buffers.reload(vim.api.nvim_get_current_buf())
-    vim.notify(("heph: %q restored"):format(state.title or state.id))
+    vim.notify(("heph: %s restored"):format(buffers.quote(state.title or state.id)))
   end,
   sync = function(args)
     require("heph.sync").command(args ~= "" and args or nil)

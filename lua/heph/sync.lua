@@ -219,7 +219,7 @@ function H.named(ids)
   local titles = {}
   for _, id in ipairs(ids) do
     local got, node = pcall(rpc.request, "node_get", { id = id })
-    table.insert(titles, got and type(node) == "table" and ("%q (:Heph open %s)"):format(node.title, id) or id)
+    table.insert(titles, got and type(node) == "table" and ('"%s" (:Heph open %s)'):format(vim.fn.strtrans(node.title), id) or id)
   end
   return table.concat(titles, ", ")
 end

@@ -19,6 +19,33 @@ describe("journal", function()
     assert.are.equal(os.date("%Y-%m-%d"), all[1].title)
   end)
 
+  it("a deleted day's page starts again empty; its first :w brings it back with only the new text", function()
+    vim.cmd("Heph today")
+    local id = require("heph.buffers").state(0).id
+    vim.api.nvim_buf_set_lines(0, -1, -1, false, { "old thoughts" })
+    vim.cmd("write")
+    local confirm = require("heph.buffers").confirm
+    require("heph.buffers").confirm = function()
+      return true
+    end
+    h.notifications(function()
+      vim.cmd("Heph delete")
+    end)
+    require("heph.buffers").confirm = confirm
+    assert.is_true(h.show(id).deleted)
+    vim.cmd("enew")
+    vim.cmd("Heph today")
+    assert.are.equal(id, require("heph.buffers").state(0).id)
+    assert.is_nil(table.concat(h.lines(), "\n"):find("old thoughts", 1, true), vim.inspect(h.lines()))
+    vim.api.nvim_buf_set_lines(0, -1, -1, false, { "a fresh start" })
+    h.notifications(function()
+      vim.cmd("write")
+    end)
+    local node = h.show(id)
+    assert.is_false(node.deleted)
+    assert.are.equal("a fresh start\n", node.body)
+  end)
+
   it("a journal for a given date", function()
     vim.cmd("Heph journal 2026-01-02")
     assert.are.equal("journal-2026-01-02", require("heph.buffers").state(0).id)

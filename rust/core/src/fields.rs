@@ -98,7 +98,14 @@ pub const FIELDS: &[FieldDef] = &[
     },
     FieldDef {
         name: "due",
-        parse: |s, cx| optional(s, |v| parse_day(v, cx.today)).map(Value::Due),
+        // `due: @fri` as a list line writes it: the `@` is the token's mark.
+        parse: |s, cx| {
+            optional(s, |v| {
+                let v = v.trim();
+                parse_day(v.strip_prefix('@').unwrap_or(v), cx.today)
+            })
+            .map(Value::Due)
+        },
         get: |n| Value::Due(n.due),
         in_header: |n| n.kind == Kind::Task || n.due.is_some(),
         list_token: Some(ListToken {
@@ -436,8 +443,14 @@ fn offset_days(word: &str) -> Option<i64> {
         'w' => 7,
         _ => return None,
     };
-    let n: i64 = rest[..rest.len() - 1].parse().ok()?;
-    (n <= 100_000).then_some(sign * n * unit)
+    // Digits only: `parse` would take a second sign (`--3d` as +3 days)
+    // and numbers whose day count overflows.
+    let digits = &rest[..rest.len() - 1];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: i64 = digits.parse().ok().filter(|n| *n <= 100_000)?;
+    Some(sign * n * unit)
 }
 
 /// Parses `FIELD=VALUE` assignments (CLI) or a `{field = value}` map (RPC)
@@ -491,7 +504,22 @@ mod tests {
         assert_eq!(parse_day("next week", t).unwrap(), date!(2026 - 12 - 07));
         assert_eq!(parse_day("next-week", t).unwrap(), date!(2026 - 12 - 07));
         assert_eq!(parse_day("2027-01-02", t).unwrap(), date!(2027 - 01 - 02));
-        for bad in ["soon", "+d", "2026-02-30", "mo", "+99999999999d"] {
+        // Offsets take one sign and digits: a second sign was read as
+        // part of the number (`--3d` as three days ahead) or overflowed.
+        for bad in [
+            "soon",
+            "+d",
+            "2026-02-30",
+            "mo",
+            "+99999999999d",
+            "+-1000000000000000d",
+            "--9223372036854775808d",
+            "--3d",
+            "++3d",
+            "+-3d",
+            "+3 d",
+            "+100001d",
+        ] {
             assert!(parse_day(bad, t).is_err(), "{bad}");
         }
     }

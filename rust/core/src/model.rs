@@ -226,6 +226,11 @@ pub struct NodePatch {
     pub project: Option<Option<String>>,
     /// The complete new tag set.
     pub tags: Option<BTreeSet<String>>,
+    /// The tag set an editor showed when `tags` was typed: `tags` is then
+    /// a change from it (the tags added, the tags removed), applied to the
+    /// tags the node has now, so a tag another device or process added
+    /// meanwhile stays. Without it, `tags` is the whole new set.
+    pub tags_shown: Option<BTreeSet<String>>,
     /// New body.
     pub body: Option<String>,
 }
@@ -234,5 +239,21 @@ impl NodePatch {
     /// Whether the patch changes nothing.
     pub fn is_empty(&self) -> bool {
         *self == NodePatch::default()
+    }
+
+    /// The tag set to write over `now` (the node's tags as they are):
+    /// `tags` as it is, or, with `tags_shown`, the tags added and removed
+    /// since what was shown applied to `now`.
+    pub fn tags_over(&self, now: &BTreeSet<String>) -> Option<BTreeSet<String>> {
+        let wanted = self.tags.as_ref()?;
+        let Some(shown) = &self.tags_shown else {
+            return Some(wanted.clone());
+        };
+        let mut tags: BTreeSet<String> = now
+            .difference(&shown.difference(wanted).cloned().collect())
+            .cloned()
+            .collect();
+        tags.extend(wanted.difference(shown).cloned());
+        Some(tags)
     }
 }

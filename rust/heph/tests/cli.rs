@@ -153,6 +153,21 @@ fn bad_input_fails_clearly() {
         .contains("unknown status"));
     assert!(cli.err(&["set", id, "no-equals"]).contains("FIELD=VALUE"));
     assert!(cli.err(&["journal", "2026-02-30"]).contains("invalid date"));
+    // Offsets with two signs, too large to count in days: refused, no
+    // panic (they overflowed).
+    for due in ["--due=+-1000000000000000d", "--due=--3d"] {
+        assert!(
+            cli.err(&["add", due, "x"]).contains("invalid date"),
+            "{due}"
+        );
+    }
+    assert!(cli
+        .err(&["journal", "--", "--9223372036854775808d"])
+        .contains("invalid date"));
+    // `due=@fri`, as a list line writes it, is a day.
+    cli.ok(&["set", id, "due=@tomorrow"]);
+    assert!(cli.json(&["show", id, "--json"])["due"].is_string());
+    cli.ok(&["set", id, "due="]);
     assert!(cli
         .err(&["add", "--kind", "poem", "x"])
         .contains("unknown kind"));
@@ -161,6 +176,44 @@ fn bad_input_fails_clearly() {
         .contains("invalid hub URL"));
     // Nothing above changed the node.
     assert_eq!(cli.json(&["show", id, "--json"])["title"], "x");
+}
+
+#[test]
+fn today_is_the_day_date_prints_in_every_time_zone() {
+    let cli = Cli::new();
+    // Far east and west of UTC, and POSIX rules with change times outside
+    // 0–24 h as tzdata writes them (Jerusalem, Nuuk), which were UTC.
+    for tz in [
+        "UTC",
+        "Pacific/Kiritimati",
+        "Pacific/Pago_Pago",
+        "XST12XDT,M3.4.4/26,M10.5.0",
+        "IST-14IDT,M3.4.4/26,M10.5.0",
+        "<-02>2<-01>,M3.5.0/-1,M10.5.0/0",
+    ] {
+        let date = |()| {
+            let out = Command::new("date")
+                .arg("+%Y-%m-%d")
+                .env("TZ", tz)
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        };
+        let before = date(());
+        let out = Command::new(env!("CARGO_BIN_EXE_heph"))
+            .arg("--data-dir")
+            .arg(cli.dir.path())
+            .arg("journal")
+            .env("TZ", tz)
+            .output()
+            .unwrap();
+        let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let after = date(());
+        assert!(
+            id == format!("journal-{before}") || id == format!("journal-{after}"),
+            "TZ={tz}: {id}, date says {before}"
+        );
+    }
 }
 
 #[test]

@@ -427,3 +427,70 @@ fn a_write_blocked_by_another_writer_is_refused_as_busy_soon() {
     assert_eq!(error, Value::Nil, "{error}");
     assert!(result.is_map(), "{result}");
 }
+
+#[test]
+fn a_request_that_panics_is_answered_and_later_saves_still_land() {
+    let mut s = start_with(&[("HEPH_TEST_PANIC_IN", "list_get")]);
+    s.send(&request(1, "hello"));
+    assert_serving(&s, 1, "start");
+    let list = |id: u64| {
+        let params = vec![(Value::from("query"), Value::from("tasks"))];
+        encode(&arr(vec![
+            0.into(),
+            id.into(),
+            "list_get".into(),
+            arr(vec![Value::Map(params)]),
+        ]))
+    };
+    s.send(&list(2));
+    let (error, _) = s.reply(2);
+    let error = error.as_str().unwrap_or_default().to_owned();
+    assert!(
+        error.contains("list_get stopped on a bug in heph"),
+        "{error}"
+    );
+    assert!(error.contains(r#""code":"failed""#), "{error}");
+    // The replica handle is not lost with it: a save lands, twice.
+    for id in [3, 4] {
+        let params = vec![
+            (Value::from("kind"), Value::from("note")),
+            (Value::from("title"), Value::from("Saved after a bug")),
+        ];
+        s.send(&encode(&arr(vec![
+            0.into(),
+            id.into(),
+            "node_create".into(),
+            arr(vec![Value::Map(params)]),
+        ])));
+        let (error, result) = s.reply(id);
+        assert_eq!(error, Value::Nil, "{error}");
+        assert!(result.is_map(), "{result}");
+    }
+    assert!(
+        s.log_text().contains("a request panicked"),
+        "{}",
+        s.log_text()
+    );
+}
+
+#[test]
+fn a_date_offset_with_two_signs_is_refused_not_a_crash() {
+    let mut s = start();
+    for (id, line) in [
+        (1u64, "T @+-1000000000000000d"),
+        (2, "T @--9223372036854775808d"),
+    ] {
+        let params = vec![(Value::from("line"), Value::from(line))];
+        s.send(&encode(&arr(vec![
+            0.into(),
+            id.into(),
+            "node_create".into(),
+            arr(vec![Value::Map(params)]),
+        ])));
+        let (error, result) = s.reply(id);
+        assert_eq!(result, Value::Nil, "{line}");
+        let error = error.as_str().unwrap_or_default().to_owned();
+        assert!(error.contains(r#""code":"invalid""#), "{line}: {error}");
+        assert!(error.contains("invalid date"), "{line}: {error}");
+    }
+}

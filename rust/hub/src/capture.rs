@@ -74,6 +74,23 @@ fn ops(clock: &Mutex<Clock>, kind: Kind, title: &str) -> Result<Vec<Op>, String>
         .collect()
 }
 
+/// A captured title on one line: what a phone sends may hold line breaks
+/// (a lone CR from iOS text) or tabs; each run of them and of spaces
+/// is one space, and other control characters go.
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split(|c: char| c.is_whitespace() || c.is_control()) {
+        if word.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
 pub(crate) async fn capture(
     State(state): State<CaptureState>,
     body: Result<Json<CaptureRequest>, axum::extract::rejection::JsonRejection>,
@@ -94,11 +111,11 @@ pub(crate) async fn capture(
             )
         }
     };
-    let title = request.title.trim();
+    let title = one_line(&request.title);
     if title.is_empty() {
         return error(StatusCode::BAD_REQUEST, "the title is empty");
     }
-    let ops = match ops(&state.clock, kind, title) {
+    let ops = match ops(&state.clock, kind, &title) {
         Ok(ops) => ops,
         Err(reason) => return error(StatusCode::BAD_REQUEST, &reason),
     };
@@ -115,5 +132,25 @@ pub(crate) async fn capture(
         Ok(Ok(_)) => (StatusCode::CREATED, Json(json!({ "id": node }))).into_response(),
         Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn a_captured_title_is_one_line_an_editor_can_save() {
+        assert_eq!(one_line("Buy milk\rand eggs"), "Buy milk and eggs");
+        assert_eq!(one_line("  Call\r\n\tmom \u{7}now\u{0} "), "Call mom now");
+        assert_eq!(one_line("\r\n"), "");
+        let cx = heph_core::fields::Context {
+            today: time::Date::MIN,
+        };
+        let title = one_line("a\u{1b}[31mred\u{85}line\u{2028}sep");
+        assert!(
+            heph_core::fields::parse_title(&title, &cx).is_ok(),
+            "{title:?}"
+        );
     }
 }

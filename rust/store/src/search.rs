@@ -36,9 +36,22 @@ const COMMON_SHARE: i64 = 4;
 
 /// Words of the search text, as FTS5 sees them.
 fn query_words(text: &str) -> Vec<&str> {
-    text.split(|c: char| !c.is_alphanumeric() && c != '_')
+    text.split(|c: char| !c.is_alphanumeric() && c != '_' && !is_combining_mark(c))
         .filter(|w| !w.is_empty())
         .collect()
+}
+
+/// A combining diacritic: part of its word, as the index reads it
+/// (`remove_diacritics` folds it into the letter before), so `résumé`
+/// typed decomposed (`e` + U+0301, as some keyboards and macOS file names
+/// give it) is one word, not `r` and `sume`.
+fn is_combining_mark(c: char) -> bool {
+    matches!(c,
+        '\u{0300}'..='\u{036F}'
+        | '\u{1AB0}'..='\u{1AFF}'
+        | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{20D0}'..='\u{20FF}'
+        | '\u{FE20}'..='\u{FE2F}')
 }
 
 /// The phrases of a search: every word must match, the last one as a

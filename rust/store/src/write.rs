@@ -481,6 +481,20 @@ fn update_in(
         return Err(StoreError::Deleted(id.to_owned()));
     }
     check_kind_change(&node, patch.kind)?;
+    // Tags typed over a set shown earlier change that set, not the one
+    // the node has now (a tag added elsewhere meanwhile stays).
+    let rebased;
+    let patch = match patch.tags_shown {
+        Some(_) => {
+            rebased = NodePatch {
+                tags: patch.tags_over(&node.tags),
+                tags_shown: None,
+                ..patch.clone()
+            };
+            &rebased
+        }
+        None => patch,
+    };
     let mut values = canonical(patch)?;
     values.extend(implied_status(&node, patch)?.map(Value::Status));
     let mut changed = set_fields(w, id, values, Some(&node))?;

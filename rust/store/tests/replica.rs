@@ -124,6 +124,50 @@ fn delete_and_restore() {
 }
 
 #[test]
+fn tags_typed_over_a_shown_set_keep_a_tag_added_meanwhile() {
+    let mut r = Replica::open_in_memory().unwrap();
+    let id = task(&mut r, "tagged");
+    let set = |tags: &[&str]| -> BTreeSet<String> { tags.iter().map(|t| t.to_string()).collect() };
+    r.update(
+        &id,
+        &NodePatch {
+            tags: Some(set(&["a", "old"])),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
+    // Shown {a, old}; meanwhile another process adds b.
+    r.update(
+        &id,
+        &NodePatch {
+            tags: Some(set(&["a", "old", "b"])),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
+    // The buffer adds c and removes old.
+    let typed = NodePatch {
+        tags: Some(set(&["a", "c"])),
+        tags_shown: Some(set(&["a", "old"])),
+        ..NodePatch::default()
+    };
+    let heads = r.body_heads(&id).unwrap();
+    r.update_from(&id, &typed, &heads).unwrap();
+    assert_eq!(r.get(&id).unwrap().unwrap().tags, set(&["a", "b", "c"]));
+    // Without what was shown, the set is the whole new set (the CLI's
+    // `tags=`).
+    r.update(
+        &id,
+        &NodePatch {
+            tags: Some(set(&["z"])),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.get(&id).unwrap().unwrap().tags, set(&["z"]));
+}
+
+#[test]
 fn an_editor_save_brings_back_a_node_deleted_meanwhile() {
     let mut r = Replica::open_in_memory().unwrap();
     let id = task(&mut r, "open in a buffer");
@@ -272,6 +316,22 @@ fn list_filters_and_orders() {
     };
     assert_eq!(r.list(&home).unwrap()[0].id, late.id);
     assert_ne!(soon.id, late.id);
+}
+
+#[test]
+fn a_word_typed_with_decomposed_accents_finds_the_composed_one() {
+    let mut r = Replica::open_in_memory().unwrap();
+    let id = task(&mut r, "Send the résumé to Zürich");
+    // `e` + U+0301, `u` + U+0308: as a keyboard or a file name may give it.
+    for query in [
+        "re\u{301}sume\u{301}",
+        "Zu\u{308}rich",
+        "re\u{301}sume\u{301} zu\u{308}r",
+    ] {
+        let hits = r.search(query, 10).unwrap();
+        assert_eq!(hits.len(), 1, "{query:?}");
+        assert_eq!(hits[0].id, id);
+    }
 }
 
 #[test]

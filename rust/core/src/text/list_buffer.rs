@@ -371,7 +371,10 @@ pub fn parse_line(
             break;
         };
         let text = unescape_word(&word[token.sigil.len_utf8()..]);
-        let value = (def.parse)(&text, &cx).map_err(|e| fail(e.0))?;
+        let value = (def.parse)(&text, &cx).map_err(|e| {
+            let s = token.sigil;
+            fail(format!("{} (write \\{s} for a literal {s})", e.0))
+        })?;
         let value = match found.remove(def.name) {
             None => value,
             Some(seen) if token.repeats => seen.merge(value),
@@ -422,8 +425,10 @@ fn looks_like_checkbox(rest: &str) -> bool {
 }
 
 /// The checkboxes a line may start with, and the status each one sets.
-const CHECKBOXES: [(&str, Status); 5] = [
+const CHECKBOXES: [(&str, Status); 6] = [
     ("[ ]", Status::Todo),
+    // As a Japanese or Chinese input method types the space.
+    ("[\u{3000}]", Status::Todo),
     ("[x]", Status::Done),
     ("[X]", Status::Done),
     ("[/]", Status::Doing),
@@ -506,7 +511,7 @@ pub fn plan(
             continue;
         }
         let Some(id) = parsed.id.clone() else {
-            if let Err(e) = check_title(&parsed) {
+            if let Err(e) = check_title(&parsed).and_then(|()| check_second_checkbox(&parsed)) {
                 errors.push(e);
                 continue;
             }
@@ -537,7 +542,10 @@ pub fn plan(
         // Only a title the line changes: one that came from elsewhere
         // (another device's op) is shown and kept as it is.
         if parsed.title != base.title {
-            if let Err(e) = check_title(&parsed) {
+            if let Err(e) = check_title(&parsed)
+                .and_then(|()| check_second_checkbox(&parsed))
+                .and_then(|()| check_fields_kept_out_of_title(&base, &parsed))
+            {
                 errors.push(e);
                 continue;
             }
@@ -588,6 +596,50 @@ fn check_title(line: &ListLine) -> Result<(), ParseError> {
         .map_err(|e| ParseError::new(line.line, e.0))
 }
 
+/// A title that starts with a second checkbox (`I[x] ` typed after the
+/// box, `- [x] ` in front of it): saved, the box the user typed would be
+/// title text and the task's status would not change.
+fn check_second_checkbox(line: &ListLine) -> Result<(), ParseError> {
+    let title = line.title.trim_start();
+    let title = title.strip_prefix("- ").map_or(title, str::trim_start);
+    if CHECKBOXES.iter().any(|(mark, _)| title.starts_with(mark)) || looks_like_checkbox(title) {
+        return Err(ParseError::new(
+            line.line,
+            "this line has two checkboxes: keep one, at the start of the line",
+        ));
+    }
+    Ok(())
+}
+
+/// A field word the line showed after the title, now followed by title
+/// words (`A more words` typed after `#y`): it reads as title text, and
+/// the save would clear the field while the line still shows the word.
+fn check_fields_kept_out_of_title(base: &ListLine, edited: &ListLine) -> Result<(), ParseError> {
+    let before: HashSet<&str> = base.title.split_whitespace().collect();
+    for word in edited.title.split_whitespace() {
+        if before.contains(word) {
+            continue;
+        }
+        let Some((def, token)) = token_field(word) else {
+            continue;
+        };
+        let shown = base.fields.get(def.name);
+        if shown.is_some_and(|v| !v.is_unset()) && edited.fields.get(def.name) != shown {
+            return Err(ParseError::new(
+                edited.line,
+                format!(
+                    "\"{}\" is followed by title words, so it would no longer set the {}: \
+                     keep the {} words after the title",
+                    word.chars().take(40).collect::<String>(),
+                    def.name,
+                    token.sigil
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The fields of one line that differ from what it showed.
 fn line_change(id: &str, base: &ListLine, edited: &ListLine, restore: bool) -> Option<ListChange> {
     let mut patch = NodePatch::default();
@@ -613,9 +665,18 @@ fn line_change(id: &str, base: &ListLine, edited: &ListLine, restore: bool) -> O
         if renames_only && value.is_unset() {
             continue;
         }
-        if base.fields.get(name) != Some(value) {
+        let shown = base.fields.get(name);
+        if shown != Some(value) {
             what.push(value.describe_change());
             value.clone().apply(&mut patch);
+            // Tags typed over the ones the line showed: a change of those
+            // (see `NodePatch::tags_shown`).
+            if let Value::Tags(_) = value {
+                patch.tags_shown = Some(match shown {
+                    Some(Value::Tags(tags)) => tags.clone(),
+                    _ => Default::default(),
+                });
+            }
         }
     }
     (restore || !patch.is_empty()).then(|| ListChange::Update {
@@ -782,6 +843,112 @@ mod tests {
     fn plan_on(lines: &[String], shown: &[Node]) -> Result<Vec<ListChange>, Vec<ParseError>> {
         let snap = snapshot(&render(shown), TODAY);
         plan(lines, &snap, &|_| None, TODAY)
+    }
+
+    /// The only update a plan holds.
+    fn only_update(changes: &[ListChange]) -> &NodePatch {
+        match changes {
+            [ListChange::Update { patch, .. }] => patch,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn words_typed_after_a_field_word_do_not_clear_the_field() {
+        let mut t = task("0123456789abcdef0123456789abcdef", "Alpha");
+        t.tags = BTreeSet::from(["y".to_string()]);
+        t.due = Some(time::macros::date!(2030 - 01 - 01));
+        t.project = Some("work".into());
+        let shown = render(std::slice::from_ref(&t));
+        // The first of the field words the typed words took into the title.
+        for (typed, word) in [(" more words", "@2030-01-01"), (" x", "@2030-01-01")] {
+            let line = format!("{}{typed}", shown[0]);
+            let err = plan_on(std::slice::from_ref(&line), std::slice::from_ref(&t)).unwrap_err();
+            assert!(err[0].message.contains(word), "{line}: {err:?}");
+            assert!(err[0].message.contains("after the title"), "{err:?}");
+        }
+        // Each field word moved into the title by a word after it.
+        let id_prefix = shown[0].split_once(' ').unwrap().0;
+        for (line, word) in [
+            (
+                format!("{id_prefix} [ ] Alpha @2030-01-01 soon +work #y"),
+                "@2030-01-01",
+            ),
+            (
+                format!("{id_prefix} [ ] Alpha +work more @2030-01-01 #y"),
+                "+work",
+            ),
+        ] {
+            let err = plan_on(std::slice::from_ref(&line), std::slice::from_ref(&t)).unwrap_err();
+            assert!(err[0].message.contains(word), "{line}: {err:?}");
+        }
+        // Title words before the field words are a rename, and a title
+        // that held such a word already keeps it.
+        let line = format!("{id_prefix} [ ] Alpha more words @2030-01-01 +work #y");
+        let patch = only_update(&plan_on(&[line], std::slice::from_ref(&t)).unwrap()).clone();
+        assert_eq!(patch.title.as_deref(), Some("Alpha more words"));
+        assert_eq!((patch.tags, patch.due, patch.project), (None, None, None));
+        let mut issue = task("0123456789abcdef0123456789abcdee", "Fix #123 now");
+        issue.tags = BTreeSet::from(["123".to_string()]);
+        let shown = render(std::slice::from_ref(&issue));
+        let line = shown[0].replace("now", "today");
+        assert!(plan_on(&[line], &[issue]).is_ok());
+    }
+
+    #[test]
+    fn a_second_checkbox_is_an_error_not_a_title() {
+        let t = task("0123456789abcdef0123456789abcdef", "Bravo");
+        let shown = render(std::slice::from_ref(&t));
+        let id_prefix = shown[0].split_once(' ').unwrap().0;
+        for line in [
+            format!("{id_prefix} [ ] [x] Bravo"),
+            format!("{id_prefix} - [x] [ ] Bravo"),
+            format!("{id_prefix} [x] [] Bravo"),
+            "[ ] [x] New".to_string(),
+        ] {
+            let err = plan_on(std::slice::from_ref(&line), std::slice::from_ref(&t)).unwrap_err();
+            assert!(err[0].message.contains("two checkboxes"), "{line}: {err:?}");
+        }
+        // A title from elsewhere that starts like one is shown and kept.
+        let odd = task("0123456789abcdef0123456789abcdee", "[x] odd");
+        let shown = render(std::slice::from_ref(&odd));
+        assert!(plan_on(&shown, std::slice::from_ref(&odd))
+            .unwrap()
+            .is_empty());
+        let done = shown[0].replacen("[ ]", "[x]", 1);
+        assert!(plan_on(&[done], &[odd]).is_ok());
+    }
+
+    #[test]
+    fn a_checkbox_typed_with_an_ideographic_space_is_one() {
+        let line = parse_line(1, "[\u{3000}] タスク", TODAY).unwrap().unwrap();
+        assert_eq!(
+            (line.status, line.title.as_str()),
+            (Some(Status::Todo), "タスク")
+        );
+    }
+
+    #[test]
+    fn a_word_that_is_no_date_says_how_to_write_an_at() {
+        let err = parse_line(1, "[ ] Ping @bob", TODAY).unwrap_err();
+        assert!(err.message.contains("invalid date"), "{err:?}");
+        assert!(err.message.contains("\\@ for a literal @"), "{err:?}");
+        let line = parse_line(1, "[ ] Ping \\@bob", TODAY).unwrap().unwrap();
+        assert_eq!(line.title, "Ping @bob");
+    }
+
+    #[test]
+    fn a_tag_edit_is_a_change_of_the_tags_the_line_showed() {
+        let mut t = task("0123456789abcdef0123456789abcdef", "Alpha");
+        t.tags = BTreeSet::from(["a".to_string()]);
+        let shown = render(std::slice::from_ref(&t));
+        let patch = only_update(&plan_on(&[format!("{} #c", shown[0])], &[t]).unwrap()).clone();
+        assert_eq!(patch.tags_shown, Some(BTreeSet::from(["a".to_string()])));
+        // Over the tags the node has now (b added elsewhere meanwhile):
+        // c is added, b stays.
+        let now = BTreeSet::from(["a".to_string(), "b".to_string()]);
+        let tags: Vec<String> = patch.tags_over(&now).unwrap().into_iter().collect();
+        assert_eq!(tags, ["a", "b", "c"]);
     }
 
     #[test]

@@ -93,6 +93,10 @@ fn same_body(a: &str, b: &str) -> bool {
 pub struct Parsed {
     /// Header fields that were present, with their 1-based lines.
     pub fields: Vec<(usize, Value)>,
+    /// Header fields whose text the grammar refuses but which the buffer
+    /// showed as they are (a title with a control character that came from
+    /// elsewhere): name and text. They are left as they are.
+    pub kept: Vec<(&'static str, String)>,
     /// The body text.
     pub body: String,
 }
@@ -104,10 +108,45 @@ impl Parsed {
             .find(|(_, v)| v.name() == name)
             .map(|(_, v)| v)
     }
+
+    fn kept_text(&self, name: &str) -> Option<&str> {
+        self.kept
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, text)| text.as_str())
+    }
 }
 
 /// Reads buffer lines. Every problem is reported, each with its line.
 pub fn read(lines: &[String], cx: &Context) -> Result<Parsed, Vec<ParseError>> {
+    read_with(lines, cx, Keep::Nothing)
+}
+
+/// Reads the lines a buffer was rendered with: a value the grammar
+/// refuses is what the store holds (written by another device, or by an
+/// older heph), kept as text instead of making the buffer unsaveable.
+pub fn read_shown(lines: &[String], cx: &Context) -> Result<Parsed, Vec<ParseError>> {
+    read_with(lines, cx, Keep::Refused)
+}
+
+/// Reads edited lines: a value the grammar refuses is an error, unless it
+/// is the very text `shown` kept (the user left it as it was).
+pub fn read_edited(
+    lines: &[String],
+    cx: &Context,
+    shown: &Parsed,
+) -> Result<Parsed, Vec<ParseError>> {
+    read_with(lines, cx, Keep::AsShown(shown))
+}
+
+/// Which refused header values [`read_with`] keeps as text.
+enum Keep<'a> {
+    Nothing,
+    Refused,
+    AsShown(&'a Parsed),
+}
+
+fn read_with(lines: &[String], cx: &Context, keep: Keep<'_>) -> Result<Parsed, Vec<ParseError>> {
     let mut errors = Vec::new();
     if lines.first().map(|l| l.trim_end()) != Some(FENCE) {
         return Err(vec![ParseError::new(
@@ -123,6 +162,7 @@ pub fn read(lines: &[String], cx: &Context) -> Result<Parsed, Vec<ParseError>> {
     };
     let close = close + 1;
     let mut fields: Vec<(usize, Value)> = Vec::new();
+    let mut kept: Vec<(&'static str, String)> = Vec::new();
     for (index, line) in lines[1..close].iter().enumerate() {
         let number = index + 2;
         if line.trim().is_empty() {
@@ -146,7 +186,9 @@ pub fn read(lines: &[String], cx: &Context) -> Result<Parsed, Vec<ParseError>> {
             ));
             continue;
         };
-        if fields.iter().any(|(_, v)| v.name() == def.name) {
+        if fields.iter().any(|(_, v)| v.name() == def.name)
+            || kept.iter().any(|(name, _)| *name == def.name)
+        {
             errors.push(ParseError::new(
                 number,
                 format!("'{}' appears twice", def.name),
@@ -155,12 +197,24 @@ pub fn read(lines: &[String], cx: &Context) -> Result<Parsed, Vec<ParseError>> {
         }
         match (def.parse)(text, cx) {
             Ok(value) => fields.push((number, value)),
-            Err(e) => errors.push(ParseError::new(number, e.0)),
+            Err(e) => {
+                let keeps = match &keep {
+                    Keep::Nothing => false,
+                    Keep::Refused => true,
+                    Keep::AsShown(shown) => shown.kept_text(def.name) == Some(text.trim()),
+                };
+                if keeps {
+                    kept.push((def.name, text.trim().to_owned()));
+                } else {
+                    errors.push(ParseError::new(number, e.0));
+                }
+            }
         }
     }
     if errors.is_empty() {
         Ok(Parsed {
             fields,
+            kept,
             body: join_body(&lines[close + 1..]),
         })
     } else {
@@ -176,13 +230,22 @@ pub fn diff(base: &Parsed, edited: &Parsed, kind_now: Kind) -> Result<NodePatch,
     let mut patch = NodePatch::default();
     let mut status_line = None;
     for (line, value) in &edited.fields {
-        if base.get(value.name()) == Some(value) {
+        let shown = base.get(value.name());
+        if shown == Some(value) {
             continue;
         }
         if matches!(value, Value::Status(Some(_))) {
             status_line = Some(*line);
         }
         value.clone().apply(&mut patch);
+        // Tags typed over the ones shown: a change of those (see
+        // `NodePatch::tags_shown`).
+        if let Value::Tags(_) = value {
+            patch.tags_shown = Some(match shown {
+                Some(Value::Tags(tags)) => tags.clone(),
+                _ => Default::default(),
+            });
+        }
     }
     let kind = patch.kind.unwrap_or(kind_now);
     if let (Some(line), true) = (status_line, kind != Kind::Task) {
@@ -197,11 +260,11 @@ pub fn diff(base: &Parsed, edited: &Parsed, kind_now: Kind) -> Result<NodePatch,
 /// Parses edited buffer lines into the changes relative to `current`
 /// (a buffer rendered from `current` and edited).
 pub fn parse(lines: &[String], current: &Node, cx: &Context) -> Result<NodePatch, Vec<ParseError>> {
-    let base = read(&render(current), cx).map_err(|mut e| {
+    let base = read_shown(&render(current), cx).map_err(|mut e| {
         e.truncate(1);
         e
     })?;
-    let edited = read(lines, cx)?;
+    let edited = read_edited(lines, cx, &base)?;
     diff(&base, &edited, current.kind)
 }
 
@@ -316,6 +379,83 @@ mod tests {
             Some(["dairy".to_string(), "shop".to_string()].into())
         );
         assert_eq!(patch.body.as_deref(), Some("two litres\n\n- oat\nmore\n"));
+    }
+
+    #[test]
+    fn a_value_from_elsewhere_the_grammar_refuses_does_not_stop_a_save() {
+        // Written by another device: a lone CR, a `\` in the project.
+        let mut n = node();
+        n.title = "Buy milk\rand eggs".into();
+        n.project = Some("a\\b".into());
+        let mut lines = render(&n);
+        lines.push("one more line".into());
+        let patch = parse(&lines, &n, &cx()).unwrap();
+        assert_eq!(patch.title, None);
+        assert_eq!(patch.project, None);
+        assert!(patch.body.unwrap().ends_with("one more line\n"));
+        // A new title is read by the grammar again: fixed, it saves.
+        let fixed: Vec<String> = render(&n)
+            .into_iter()
+            .map(|l| {
+                if l.starts_with("title:") {
+                    "title: Buy milk and eggs".into()
+                } else {
+                    l
+                }
+            })
+            .collect();
+        let patch = parse(&fixed, &n, &cx()).unwrap();
+        assert_eq!(patch.title.as_deref(), Some("Buy milk and eggs"));
+        // Changed to another bad value, it is an error on its line.
+        let worse: Vec<String> = render(&n)
+            .into_iter()
+            .map(|l| {
+                if l.starts_with("title:") {
+                    "title: Buy\u{7}milk".into()
+                } else {
+                    l
+                }
+            })
+            .collect();
+        let err = parse(&worse, &n, &cx()).unwrap_err();
+        assert_eq!(err[0].line, 2, "{err:?}");
+    }
+
+    #[test]
+    fn a_tag_edit_is_a_change_of_the_tags_the_header_showed() {
+        let n = node();
+        let lines: Vec<String> = render(&n)
+            .into_iter()
+            .map(|l| {
+                if l.starts_with("tags:") {
+                    "tags: errand, new".into()
+                } else {
+                    l
+                }
+            })
+            .collect();
+        let patch = parse(&lines, &n, &cx()).unwrap();
+        assert_eq!(patch.tags_shown, Some(n.tags.clone()));
+        let now = ["errand", "shop", "phone"].map(String::from).into();
+        let tags: Vec<String> = patch.tags_over(&now).unwrap().into_iter().collect();
+        assert_eq!(tags, ["errand", "new", "phone"]);
+    }
+
+    #[test]
+    fn a_due_written_as_a_list_token_reads() {
+        let n = node();
+        let lines: Vec<String> = render(&n)
+            .into_iter()
+            .map(|l| {
+                if l.starts_with("due:") {
+                    "due: @tomorrow".into()
+                } else {
+                    l
+                }
+            })
+            .collect();
+        let patch = parse(&lines, &n, &cx()).unwrap();
+        assert_eq!(patch.due, Some(Some(time::macros::date!(2026 - 12 - 01))));
     }
 
     #[test]

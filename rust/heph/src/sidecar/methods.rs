@@ -157,6 +157,9 @@ fn node_save(ctx: &mut Context, p: NodeSaveParams) -> Reply {
         journal_date,
     } = p;
     let cx = crate::local_day::context();
+    // A deleted day's page is shown empty (see `journal`): its save
+    // starts the page again, replacing the deleted text, not merging it.
+    let fresh_page = journal_date.is_some();
     let node = match (ctx.replica.get(&id)?, journal_date, &base_lines) {
         (Some(node), _, _) => node,
         // A day's journal shown before it existed: made once the lines
@@ -169,15 +172,15 @@ fn node_save(ctx: &mut Context, p: NodeSaveParams) -> Reply {
                     format_date(date)
                 )));
             }
-            let base = node_buffer::read(base_lines, &cx).map_err(RpcError::parse)?;
-            let edited = node_buffer::read(&lines, &cx).map_err(RpcError::parse)?;
+            let base = node_buffer::read_shown(base_lines, &cx).map_err(RpcError::parse)?;
+            let edited = node_buffer::read_edited(&lines, &cx, &base).map_err(RpcError::parse)?;
             node_buffer::diff(&base, &edited, Kind::Journal).map_err(RpcError::parse)?;
             ctx.replica.journal(date)?
         }
         _ => require(&ctx.replica, &id)?,
     };
     let base_lines = base_lines.unwrap_or_else(|| node_buffer::render(&node));
-    let base = node_buffer::read(&base_lines, &cx).map_err(|e| {
+    let base = node_buffer::read_shown(&base_lines, &cx).map_err(|e| {
         RpcError::new(
             ErrorCode::Stale,
             format!(
@@ -186,7 +189,13 @@ fn node_save(ctx: &mut Context, p: NodeSaveParams) -> Reply {
             ),
         )
     })?;
-    let edited = node_buffer::read(&lines, &cx).map_err(RpcError::parse)?;
+    let edited = node_buffer::read_edited(&lines, &cx, &base).map_err(RpcError::parse)?;
+    // A field changed elsewhere since the buffer was shown comes into it
+    // with this save, as a merged body does.
+    let fields_from_elsewhere = base
+        .fields
+        .iter()
+        .any(|(_, shown)| (shown.def().get)(&node) != *shown);
     let mut patch = node_buffer::diff(&base, &edited, node.kind).map_err(RpcError::parse)?;
     // The line ends of the version the buffer shows: a change of line
     // ends made elsewhere meanwhile is merged, not taken for an edit of
@@ -205,6 +214,7 @@ fn node_save(ctx: &mut Context, p: NodeSaveParams) -> Reply {
     }
     // Without base heads the body is an edit of the current heads.
     let heads = match base_heads {
+        _ if fresh_page && node.deleted => ctx.replica.body_heads(&id)?,
         Some(heads) => heads
             .iter()
             .map(|h| h.parse::<heph_core::Hlc>())
@@ -222,7 +232,7 @@ fn node_save(ctx: &mut Context, p: NodeSaveParams) -> Reply {
     }
     // A change made elsewhere was merged in: say so, and whether the merge
     // kept both sides of the same lines in a conflict block.
-    if saved.merged {
+    if saved.merged || fields_from_elsewhere {
         set(&mut reply, "merged", &true);
         set(&mut reply, "conflict", &saved.conflict);
     }
@@ -368,7 +378,10 @@ fn journal(ctx: &mut Context, p: JournalParams, peek: bool) -> Reply {
     };
     if peek {
         let id = heph_core::id::journal_id(date);
-        if let Some(node) = ctx.replica.get(&id)? {
+        // A day whose page was deleted starts again empty, as a day
+        // without one (its old text stays in the node: `:Heph open` of
+        // the id shows it, and `:Heph restore` there brings it back).
+        if let Some(node) = ctx.replica.get(&id)?.filter(|node| !node.deleted) {
             return map! { "id" => node.id, "date" => format_date(date), "exists" => true };
         }
         // Not created by looking: the buffer shows what the node would be
@@ -592,6 +605,33 @@ struct ListPlanParams {
     fingerprint: Option<String>,
 }
 
+/// A line is gone from the buffer but its task no longer belongs in the
+/// list (moved to another project by a save of another list, a tag
+/// removed, done elsewhere): the line left with the task, and the save
+/// deletes nothing of it. A list save deletes only what its list shows.
+fn keep_tasks_that_left(
+    replica: &Replica,
+    query: &list_query::ListQuery,
+    changes: &mut Vec<list_buffer::ListChange>,
+) -> Result<(), RpcError> {
+    let gone: Vec<String> = changes
+        .iter()
+        .filter_map(|c| match c {
+            list_buffer::ListChange::Delete { id, .. } => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+    if gone.is_empty() {
+        return Ok(());
+    }
+    let still = replica.matching(&query.filter, &gone, Columns::Line)?;
+    changes.retain(|c| match c {
+        list_buffer::ListChange::Delete { id, .. } => still.contains_key(id),
+        _ => true,
+    });
+    Ok(())
+}
+
 /// One planned change of a list save, as the confirmation shows it.
 #[derive(serde::Serialize)]
 struct PlannedChange<'a> {
@@ -632,6 +672,7 @@ fn list_plan(ctx: &mut Context, p: ListPlanParams, apply: bool) -> Reply {
         .map_err(|e| RpcError::parse(renumber(e, numbers)))?;
     adopt_pasted(&query, lines, &snapshot, &lookup, today, &mut changes)
         .map_err(|e| RpcError::parse(renumber(e, numbers)))?;
+    keep_tasks_that_left(&ctx.replica, &query, &mut changes)?;
     let touched: Vec<String> = changes
         .iter()
         .filter_map(|c| c.id().map(str::to_owned))

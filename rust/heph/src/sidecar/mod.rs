@@ -118,10 +118,17 @@ impl Sidecar {
         let name_for_write = name.clone();
         let bridge = Arc::clone(&self.bridge);
         let reply = tokio::task::spawn_blocking(move || {
-            let mut ctx = ctx.lock().map_err(|_| {
-                RpcError::failed("the replica handle is poisoned; restart the sidecar")
-            })?;
-            methods::dispatch(&mut ctx, &name, &args)
+            // A request that panicked (a bug) left nothing half done: its
+            // transaction rolled back as it unwound. The handle stays
+            // usable, so one bad request never stops every later save.
+            let mut ctx = ctx
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                panic_for_tests(&name);
+                methods::dispatch(&mut ctx, &name, &args)
+            }))
+            .unwrap_or_else(|panic| Err(RpcError::internal(&name, panic.as_ref())))
         })
         .await
         .map_err(|e| RpcError::failed(format!("request failed: {e}")))?;
@@ -134,6 +141,14 @@ impl Sidecar {
             bridge.local_write_maybe();
         }
         reply
+    }
+}
+
+/// Test seam: a request named in `HEPH_TEST_PANIC_IN` panics, as a bug
+/// would, before it does anything.
+fn panic_for_tests(name: &str) {
+    if std::env::var("HEPH_TEST_PANIC_IN").as_deref() == Ok(name) {
+        panic!("HEPH_TEST_PANIC_IN={name}");
     }
 }
 

@@ -68,6 +68,21 @@ impl RpcError {
         Self::new(ErrorCode::Failed, message)
     }
 
+    /// A request that panicked: a bug in heph, logged with what it said.
+    /// A transaction it had open rolled back as it unwound.
+    pub fn internal(method: &str, panic: &(dyn std::any::Any + Send)) -> Self {
+        let said = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(method, panic = %said, "a request panicked");
+        Self::failed(format!(
+            "{method} stopped on a bug in heph ({said}); \
+             please report it with the sidecar log (:checkhealth heph names it)"
+        ))
+    }
+
     /// Buffer text that does not parse: the first error is the message.
     pub fn parse(errors: Vec<ParseError>) -> Self {
         let first = errors.first();
