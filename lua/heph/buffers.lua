@@ -38,6 +38,7 @@ function H.set_base(buf, base)
       once = true,
       callback = function()
         H.bases[buf] = nil
+        H.left[buf] = nil
       end,
     })
   end
@@ -315,7 +316,10 @@ function M.syntax(buf, editable)
     if editable then
       -- A checkbox at the start of the item only, after its hidden id.
       vim.cmd([[syntax match HephListDone /\%(^\/[A-Za-z0-9_-]\+ \|^\)\@<=\[[xX]\].*$/]])
-      vim.cmd([[syntax match HephListMeta /\s\zs[@+#]\S\+/]])
+      -- Field words only where they set fields: after the title, to the
+      -- end of the line. One followed by a title word is title text, and
+      -- is not coloured as a field.
+      vim.cmd([[syntax match HephListMeta /\s\zs[@+#]\%(\\\s\|\S\)\+\ze\%(\s\+[@+#]\%(\\\s\|\S\)\+\)*\s*$/]])
       vim.cmd([[highlight default link HephListDone Comment]])
       vim.cmd([[highlight default link HephListMeta Special]])
     end
@@ -907,10 +911,14 @@ function H.show_saved(buf, params, blank, reply)
   ---@type table<integer, string|false>
   local edits = {}
   local order = {}
+  local count = vim.api.nvim_buf_line_count(buf)
   for k, n in ipairs(params.numbers) do
-    local text = H.val(reply.shown[k])
-    edits[n] = text or false
-    order[#order + 1] = n
+    -- A line sent beyond the buffer (see H.left) has no line to show.
+    if n <= count then
+      local text = H.val(reply.shown[k])
+      edits[n] = text or false
+      order[#order + 1] = n
+    end
   end
   for _, n in ipairs(blank) do
     edits[n] = false
@@ -921,16 +929,21 @@ function H.show_saved(buf, params, blank, reply)
   end)
   local was = vim.bo[buf].modifiable
   vim.bo[buf].modifiable = true
+  local joined, left = false, {}
   vim.api.nvim_buf_call(buf, function()
     -- Part of the user's last change, so that `u` undoes the edit and
     -- what the save showed of it together: a new line goes with its id
     -- (undoing only the hidden id would make the next :w recreate the
     -- task). Refused right after an undo, when there is nothing to join.
-    pcall(vim.cmd.undojoin)
+    joined = pcall(vim.cmd.undojoin)
     -- Bottom up, so the line numbers below a change stay right.
     for _, n in ipairs(order) do
       local text = edits[n]
       if text == false then
+        local typed = vim.api.nvim_buf_get_lines(buf, n - 1, n, false)[1]
+        if typed and typed:match("^/[%w_-]+ ") then
+          table.insert(left, typed)
+        end
         vim.api.nvim_buf_set_lines(buf, n - 1, n, false, {})
       else
         -- Set only when it differs (what the user typed is often what the
@@ -943,7 +956,57 @@ function H.show_saved(buf, params, blank, reply)
   end)
   vim.bo[buf].modifiable = was
   vim.bo[buf].modified = false
+  -- Kept past later saves (the save after `u` joins nothing): it names
+  -- one undo state, the one this save left.
+  if joined and #left > 0 then
+    H.left[buf] = { seq = vim.fn.undotree(buf).seq_cur, lines = left }
+  end
   H.set_base(buf, { lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false), seq = H.val(reply.seq) })
+end
+
+---Lines a list save took out of the buffer as part of the user's change
+---(a task ticked done leaves an open-task list), with the undo state that
+---save left. `u` brings such a line back; `<C-r>` takes it out again, with
+---the tick: saved then, that state means the tick, not a delete.
+---@type table<integer, {seq: integer, lines: string[]}>
+H.left = {}
+
+---The ids of the item lines of `lines`.
+---@param lines string[]
+---@return table<string, true>
+function H.line_ids(lines)
+  local ids = {}
+  for _, line in ipairs(lines) do
+    local id = line:match("^/([%w_-]+) ")
+    if id then
+      ids[id] = true
+    end
+  end
+  return ids
+end
+
+---The buffer lines to plan a list save from: `lines`, and, when the
+---buffer is back at the undo state a save left (`<C-r>` after `u` and a
+---save that showed the lines again), the lines that save took out, as the
+---user last had them.
+---@param buf integer
+---@param lines string[]
+---@param base heph.Base
+---@return string[]
+function H.lines_to_plan(buf, lines, base)
+  local left = H.left[buf]
+  if not left or vim.fn.undotree(buf).seq_cur ~= left.seq then
+    return lines
+  end
+  local here, shown = H.line_ids(lines), H.line_ids(base.lines)
+  local out = vim.list_extend({}, lines)
+  for _, line in ipairs(left.lines) do
+    local id = line:match("^/([%w_-]+) ")
+    if shown[id] and not here[id] then
+      table.insert(out, line)
+    end
+  end
+  return out
 end
 
 ---What a list save tells: how many changes, and how many deleted tasks an
@@ -968,7 +1031,7 @@ end
 ---@param lines string[] the buffer's lines
 function H.write_list(buf, state, lines)
   local base = H.bases[buf] or { lines = {} }
-  local params, blank = H.changed_lines(lines, base)
+  local params, blank = H.changed_lines(H.lines_to_plan(buf, lines, base), base)
   params.query = state.query
   params.seq = base.seq or 0
   -- Without a fingerprint the sidecar applies a plan that deletes
@@ -1182,6 +1245,7 @@ function M.renamed(buf)
   vim.b[buf].heph_title = nil
   H.bases[buf] = nil
   H.promoted[buf] = nil
+  H.left[buf] = nil
   vim.diagnostic.reset(M.ns, buf)
   vim.bo[buf].buftype = ""
 end

@@ -20,6 +20,22 @@ describe("list buffer", function()
     assert.are.equal("HephListId", id_syntax)
   end)
 
+  it("colours field words only where they set fields, after the title", function()
+    vim.cmd.edit("heph://list/tasks")
+    local function group(line, text)
+      local col = assert(vim.fn.getline(line):find(text, 1, true), text)
+      return vim.fn.synIDattr(vim.fn.synID(line, col, 0), "name")
+    end
+    vim.api.nvim_buf_set_lines(0, 0, -1, false, {
+      "[ ] Alpha #y more words",
+      "[ ] Beta more #y @2030-01-01 +my\\ project",
+    })
+    assert.are.equal("", group(1, "#y"))
+    assert.are.equal("HephListMeta", group(2, "#y"))
+    assert.are.equal("HephListMeta", group(2, "@2030"))
+    assert.are.equal("HephListMeta", group(2, "project"))
+  end)
+
   it("renames, completes, adds, deletes (after confirming) and ignores reordering", function()
     vim.cmd.edit("heph://list/tasks")
     local lines = h.lines()

@@ -147,3 +147,23 @@ fn an_unreachable_issuer_means_503_not_401() {
     let r = common::http::send(http.get(format!("{url}/v1/ops?after=0"))).unwrap();
     assert_eq!(r.status, 401);
 }
+
+/// A push whose body stops coming is answered 408 (send again, smaller),
+/// not 400: a device sets an op aside only on the hub's verdict on it.
+#[test]
+fn a_push_body_that_stops_coming_is_a_timeout_not_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, url) = common::spawn_hub(
+        &dir.path().join("hub.db"),
+        "127.0.0.1:0",
+        &["--body-timeout", "1s"],
+    );
+    let _hub = common::Proc(child);
+    let addr = url.trim_start_matches("http://").to_owned();
+    let mut s = slow_client(&addr, 2);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("did not arrive in time"), "{reply}");
+}

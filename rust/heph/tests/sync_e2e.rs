@@ -299,6 +299,12 @@ fn killing_sync_midway_loses_nothing() {
     assert_eq!(a.dump(), b.dump());
     let status = a.json(&["status", "--hub", &hub.url, "--json"]);
     assert_eq!(status["pending"], 0);
+    // Without --hub or a configured one, status is of the hub the device
+    // last synced with, and says so.
+    let text = a.ok(&["status"]);
+    assert!(text.contains(&format!("hub:        {}", hub.url)), "{text}");
+    assert!(text.contains("none configured"), "{text}");
+    assert!(!text.contains("last sync:  never"), "{text}");
 }
 
 /// The hub goes away: the device keeps working offline, sync fails with a

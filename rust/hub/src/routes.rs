@@ -189,15 +189,23 @@ async fn push(
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
-            let status = rejection.status();
-            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "request body too large for this hub's limit (heph hub --max-body, or a proxy's): \
-                 fewer ops per request, or a smaller op"
-                    .to_owned()
-            } else {
-                rejection.body_text()
-            };
-            return error(status, &message);
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large for this hub's limit (heph hub --max-body, or a \
+                     proxy's): fewer ops per request, or a smaller op",
+                );
+            }
+            // The body stopped coming (`--body-timeout`) or broke off: no
+            // verdict on the ops, which the device sends again, in smaller
+            // requests (a 400 would set them aside).
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the request body did not arrive in time ({}): send fewer ops per request",
+                    rejection.body_text()
+                ),
+            );
         }
     };
     // Each op stays the text it came as (checked, never rebuilt as a tree

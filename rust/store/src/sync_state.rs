@@ -175,6 +175,28 @@ impl Replica {
         )?)
     }
 
+    /// Puts back in the push queue every refused op set aside at least
+    /// `age` ago, whatever the reason. Returns how many.
+    pub fn requeue_refused_before(&mut self, age: std::time::Duration) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE ops SET refused = NULL, refused_code = NULL, refused_at = NULL
+             WHERE pushed = 0 AND refused IS NOT NULL
+               AND refused_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?1)",
+            [format!("-{} seconds", age.as_secs())],
+        )?)
+    }
+
+    /// The hub this device last synced its own ops with (`heph sync --hub`
+    /// names no hub for next time; `heph status` still knows it).
+    pub fn last_hub(&self) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'pushed_hub'", [], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
     /// Local ops the hub refused, and the newest reason.
     pub fn refused_summary(&self) -> Result<SetAside> {
         let count: i64 = self.conn.query_row(

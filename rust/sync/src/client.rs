@@ -37,6 +37,10 @@ pub enum ClientError {
         status: u16,
         /// The hub's message.
         message: String,
+        /// Whether the reply is a heph hub's own error (its JSON): a
+        /// verdict on the request, not a proxy's or a web server's page
+        /// in between.
+        from_hub: bool,
     },
     /// The hub answered with something that is not the protocol.
     #[error("hub returned an invalid reply: {0}")]
@@ -66,7 +70,7 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Unreachable { .. } => true,
-            ClientError::Status { status, .. } => *status >= 500 || *status == 429,
+            ClientError::Status { status, .. } => *status >= 500 || matches!(*status, 408 | 429),
             _ => false,
         }
     }
@@ -345,13 +349,19 @@ impl HubClient {
             return Ok(response);
         }
         let text = response.text().await.unwrap_or_default();
-        let message = error_text(&text);
+        let from_hub = hub_error(&text).is_some();
+        let message = match (status.as_u16(), text.trim().is_empty()) {
+            // A proxy's or server's timeout says nothing: what it means.
+            (408, true) => "the request took too long to send (a slow upload)".to_owned(),
+            _ => error_text(&text),
+        };
         if status.as_u16() == 401 {
             return Err(ClientError::Unauthorized(message));
         }
         Err(ClientError::Status {
             status: status.as_u16(),
             message,
+            from_hub,
         })
     }
 
@@ -440,8 +450,15 @@ impl HubClient {
                 // (e.g. nested past the JSON reader's depth limit): learn the
                 // sequence numbers, then take the ops one by one so only the
                 // bad one is set aside.
-                let skim: SkimPage =
-                    serde_json::from_str(&text).map_err(|_| ClientError::Garbage(e.to_string()))?;
+                let skim: SkimPage = serde_json::from_str(&text).map_err(|_| {
+                    // Not the protocol at all: a captive portal's or a web
+                    // server's page says more than the parser's position.
+                    ClientError::Garbage(if text.trim_start().starts_with('<') {
+                        error_text(&text)
+                    } else {
+                        e.to_string()
+                    })
+                })?;
                 let mut ops = Vec::with_capacity(skim.ops.len());
                 if skim.ops.len() == 1 {
                     ops.push(heph_store::RawOp {
@@ -571,21 +588,56 @@ impl HubClient {
         };
         // The timeout covers the body too: a hub that stalls mid-page ends
         // the request.
-        response.text().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            reason: reason(e, Some(timeout_for(max_bytes))),
-        })
+        read_capped(response, page_cap(max_bytes))
+            .await
+            .map_err(|e| match e {
+                Capped::Read(e) => ClientError::Unreachable {
+                    url: self.base.clone(),
+                    reason: reason(e, Some(timeout_for(max_bytes))),
+                },
+                Capped::TooLarge(cap) => ClientError::Garbage(format!(
+                    "a page of ops larger than {} MiB, where at most {} MiB were asked for \
+                     (a proxy or server in between?); nothing of it was applied",
+                    cap >> 20,
+                    max_bytes.div_ceil(1 << 20)
+                )),
+            })
     }
+}
+
+/// The most a pull reply may hold: the page's byte budget, once more for
+/// one large op that starts a page (a page holds at least one), and the
+/// JSON around them. A larger reply is no heph hub's: read whole, a broken
+/// proxy's endless reply would take the device's memory with it.
+fn page_cap(max_bytes: usize) -> usize {
+    max_bytes
+        .saturating_mul(2)
+        .saturating_add(heph_core::op::MAX_BODY_BYTES * 2)
+}
+
+/// Why [`read_capped`] stopped.
+enum Capped {
+    Read(reqwest::Error),
+    TooLarge(usize),
+}
+
+/// A reply's text, read chunk by chunk and given up past `cap` bytes.
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<String, Capped> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Capped::Read)? {
+        if bytes.len() + chunk.len() > cap {
+            return Err(Capped::TooLarge(cap));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// What a hub's error reply says: its JSON `error`. Anything else is not a
 /// heph hub's answer (a web server or proxy at that URL): a one-line
 /// excerpt of it, never a whole HTML page in a status line.
 fn error_text(body: &str) -> String {
-    if let Some(message) = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-    {
+    if let Some(message) = hub_error(body) {
         return message;
     }
     let start = body.trim_start();
@@ -625,6 +677,13 @@ fn error_text(body: &str) -> String {
         (true, false) => format!("an HTML page \"{excerpt}\" (not a heph hub at this URL?)"),
         (false, false) => excerpt,
     }
+}
+
+/// A heph hub's error reply: its JSON `error`.
+fn hub_error(body: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
 }
 
 /// The op's own text from a one-op page `{"ops":[{"seq":N,"op":…}],…}`, or

@@ -26,6 +26,9 @@ use crate::client::{ClientError, HubClient, TokenProvider};
 pub const PUSH_BATCH_BYTES: usize = 3 * 1024 * 1024;
 /// The smallest push batch a 413 makes the pass fall back to (a single
 /// larger op still goes alone).
+/// How long an op the hub refused stays set aside before it is sent again.
+const SET_ASIDE_RETRY: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
 const MIN_PUSH_BATCH_BYTES: usize = 64 * 1024;
 /// Ops per pull request.
 pub const PULL_BATCH: usize = 5000;
@@ -152,15 +155,19 @@ async fn push_batch(
     };
     let reply = match sent {
         Ok(reply) => reply,
-        // A request the hub refuses whole (too large, or a shape it will
-        // not take): halve it until the op at fault is alone, and set that
-        // one aside.
+        // A request refused whole (too large, too slow to send, or a shape
+        // the hub will not take): halve it until the op at fault is alone.
+        // That one is set aside only on the hub's own word, or when it is
+        // large enough for a limit on the way to refuse it; else the
+        // refusal came from something in between (a proxy's page, a
+        // timeout) and the op stays queued for the next pass.
         Err(ClientError::Status {
-            status: status @ (413 | 400),
+            status: status @ (400 | 408 | 413),
             message,
+            from_hub,
         }) => {
             if ops.len() > 1 {
-                if status == 413 {
+                if status != 400 {
                     // Measured only now: the parts sent without a body are
                     // encoded again by the client.
                     let size = body_len.unwrap_or_else(|| json_size(ops));
@@ -176,20 +183,29 @@ async fn push_batch(
                     .write(replica)?;
                 return Ok(Settle::default());
             }
-            let (code, reason) = if status == 413 {
-                (
+            let large = body_len.unwrap_or_else(|| json_size(ops)) > MIN_PUSH_BATCH_BYTES;
+            let verdict = match status {
+                413 if from_hub || large => Some((
                     "too_large",
                     format!(
                         "the hub refused the op as too large for its request limit (413): \
-                         {message}; it stays on this device, and is sent again when this \
-                         device syncs with another hub"
+                         {message}; it stays on this device, and is sent again later and \
+                         when this device syncs with another hub"
                     ),
-                )
-            } else {
-                (
+                )),
+                400 if from_hub => Some((
                     "invalid",
                     format!("the hub refused the op (400): {message}"),
-                )
+                )),
+                _ => None,
+            };
+            let Some((code, reason)) = verdict else {
+                return Err(ClientError::Status {
+                    status,
+                    message,
+                    from_hub,
+                }
+                .into());
             };
             replica.mark_refused(&[(ops[0].op_id.clone(), code.into(), reason.clone())])?;
             report.refused += 1;
@@ -429,6 +445,10 @@ async fn sync_pass(
     // Ops refused for a clock that was ahead: the clock may be fixed, or
     // the hub's time may have come.
     replica.requeue_refused("clock_ahead")?;
+    // Ops the hub refused an hour ago or more go again: its limits or its
+    // version may have changed since, and an op set aside for good would
+    // leave this device and the others different for good.
+    replica.requeue_refused_before(SET_ASIDE_RETRY)?;
     // The op at the highest sequence this device knows the hub gave: the
     // hub must still hold it there (see `Replica::hub_mark`), asked with
     // the first pull page. Read before the push: what a restored hub
@@ -600,6 +620,7 @@ async fn sync_pass(
             Err(ClientError::Status {
                 status: 403,
                 message,
+                ..
             }) if message.contains("capture scope") => {
                 report.push_only = true;
                 break;

@@ -134,3 +134,39 @@ fn a_url_with_a_bad_port_is_refused_at_once() {
         Ok(_) => panic!("a port over 65535 was taken"),
     }
 }
+
+/// A reply far larger than the page asked for (a broken proxy's endless
+/// stream) is given up on once past a bound, not read whole into memory.
+#[tokio::test]
+async fn a_pull_reply_far_larger_than_asked_is_refused_without_reading_it_all() {
+    let size: usize = 64 << 20;
+    let mut reply = format!("HTTP/1.1 200 OK\r\ncontent-length: {size}\r\n\r\n").into_bytes();
+    reply.resize(reply.len() + size, b' ');
+    let url = fake_hub(Box::leak(reply.into_boxed_slice()), false).await;
+    let client = HubClient::new(&url).unwrap();
+    match client.pull(0, 10, PULL_PAGE_BYTES).await {
+        Err(ClientError::Garbage(why)) => {
+            assert!(why.contains("larger than"), "{why}");
+            assert!(why.contains("nothing of it was applied"), "{why}");
+        }
+        other => panic!("expected a refused reply, got {other:?}"),
+    }
+}
+
+/// A captive portal answering a pull with its login page: named as a page,
+/// not as a parser's position.
+#[tokio::test]
+async fn an_html_page_for_a_pull_is_named_as_one() {
+    let url = fake_hub(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 57\r\n\r\n<html><title>Hotel WiFi login</title><body></body></html>",
+        false,
+    )
+    .await;
+    let client = HubClient::new(&url).unwrap();
+    match client.pull(0, 10, PULL_PAGE_BYTES).await {
+        Err(ClientError::Garbage(why)) => {
+            assert!(why.contains("an HTML page \"Hotel WiFi login\""), "{why}");
+        }
+        other => panic!("expected an invalid reply, got {other:?}"),
+    }
+}

@@ -11,9 +11,19 @@ pub struct Promotion {
     pub done: bool,
 }
 
-/// Splits a line into (indent + list marker, checkbox state, text).
+/// Splits a line into (indent + quote + list marker, checkbox state, text).
 fn split(line: &str) -> (String, Option<bool>, &str) {
-    let indent_len = line.len() - line.trim_start().len();
+    // Block quotes (`> `, nested) stay where they are, as the indent does.
+    let mut quoted = line;
+    loop {
+        let trimmed = quoted.trim_start();
+        match trimmed.strip_prefix('>') {
+            Some(tail) => quoted = tail.strip_prefix(' ').unwrap_or(tail),
+            None => break,
+        }
+    }
+    let quote_len = line.len() - quoted.len();
+    let indent_len = quote_len + quoted.len() - quoted.trim_start().len();
     let (indent, mut rest) = line.split_at(indent_len);
     let mut prefix = indent.to_owned();
     for marker in ["- ", "* ", "+ "] {
@@ -108,6 +118,13 @@ mod tests {
         );
         assert!(p[4].done);
         assert_eq!(link_line(&lines[0], "call mum"), "- [[call mum]]");
+        // A quoted task keeps its quote.
+        let quoted = ["> - [ ] quoted task".to_string(), ">> nested".to_string()];
+        let p = promotions(&quoted);
+        assert_eq!(p[0].title, "quoted task");
+        assert_eq!(p[1].title, "nested");
+        assert_eq!(link_line(&quoted[0], "quoted task"), "> - [[quoted task]]");
+        assert_eq!(link_line(&quoted[1], "nested"), ">> [[nested]]");
         assert_eq!(link_line(&lines[1], "buy bread"), "  * [[buy bread]]");
         assert_eq!(link_line(&lines[2], "file taxes"), "3. [[file taxes]]");
         assert_eq!(link_line(&lines[5], "plain idea"), "[[plain idea]]");

@@ -134,7 +134,12 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
     paths.ensure()?;
     let replica = Replica::open(&paths.replica())?;
     let pending = replica.pending_count()?;
-    let key = hub.as_deref().map(heph_sync::normalize_hub_url);
+    // None configured: the hub of the last `heph sync --hub URL`.
+    let configured = hub.is_some();
+    let key = match hub.as_deref().map(heph_sync::normalize_hub_url) {
+        Some(key) => Some(key),
+        None => replica.last_hub()?,
+    };
     let quarantine = replica.quarantine_summary(key.as_deref())?;
     let refused = replica.refused_summary()?;
     let held = replica.held_ops()?.len();
@@ -178,12 +183,19 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
             })
         );
     } else {
-        outln!(
-            "hub:        {}",
-            key.as_deref().unwrap_or("(none configured)")
-        );
+        match (&key, configured) {
+            (Some(key), true) => outln!("hub:        {key}"),
+            (Some(key), false) => outln!(
+                "hub:        {key} (the last synced with; none configured: pass --hub or set \
+                 hub_url)"
+            ),
+            (None, _) => outln!("hub:        (none configured)"),
+        }
         outln!("pending:    {pending} op(s) not yet on the hub");
-        outln!("last sync:  {}", last_sync.as_deref().unwrap_or("never"));
+        outln!(
+            "last sync:  {}",
+            last_sync.as_deref().map_or_else(|| "never".into(), when)
+        );
         if let Some(e) = last_error {
             outln!("last error: {e}");
         }
@@ -214,4 +226,50 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A stored time as people read it: to the second, and how long ago
+/// (`2026-12-02 03:51:53 UTC, 4 min ago`). Anything unreadable is shown
+/// as it is.
+fn when(stamp: &str) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let Ok(at) = time::OffsetDateTime::parse(stamp, &Rfc3339) else {
+        return stamp.to_owned();
+    };
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let ago = (time::OffsetDateTime::now_utc() - at).whole_seconds();
+    let ago = match ago {
+        s if s < 0 => "in the future: this device's clock?".to_owned(),
+        s if s < 60 => format!("{s} s ago"),
+        s if s < 3600 => format!("{} min ago", s / 60),
+        s if s < 48 * 3600 => format!("{} h ago", s / 3600),
+        s => format!("{} days ago", s / 86400),
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC, {ago}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_sync_time_reads_to_the_second_and_says_how_long_ago() {
+        let an_hour_ago = time::OffsetDateTime::now_utc() - time::Duration::seconds(3700);
+        let stamp = an_hour_ago
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let shown = super::when(&stamp);
+        assert!(shown.ends_with(" UTC, 1 h ago"), "{shown}");
+        assert!(
+            shown.as_bytes()[10] == b' ' && !shown.contains('.'),
+            "{shown}"
+        );
+        assert_eq!(super::when("garbage"), "garbage");
+    }
 }

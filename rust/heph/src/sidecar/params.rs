@@ -27,8 +27,18 @@ pub fn decode<T: DeserializeOwned>(method: &str, args: &[Value]) -> Result<T, Rp
             )))
         }
     };
-    rmpv::ext::from_value(map)
-        .map_err(|e| RpcError::bad_request(format!("{method}: bad params: {e}")))
+    rmpv::ext::from_value(map).map_err(|e| {
+        // Neovim sends a Lua string that is not UTF-8 as bytes: what the
+        // user typed or pasted, not a caller's bug.
+        if e.to_string().contains("byte array, expected a string") {
+            return RpcError::new(
+                super::rpc_error::ErrorCode::Invalid,
+                "the text is not valid UTF-8 (a Latin-1 byte such as \\xe9?); heph keeps \
+                 text as UTF-8: convert it first (:set fileencoding, iconv)",
+            );
+        }
+        RpcError::bad_request(format!("{method}: bad params: {e}"))
+    })
 }
 
 /// Serializes a reply straight to msgpack, structs as maps of their field
@@ -187,6 +197,17 @@ mod tests {
         .expect("decodes");
         assert_eq!(s.id, "a");
         assert!(s.lines.is_empty() && s.fields.is_empty() && s.limit.is_none());
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_invalid_input_said_as_such() {
+        let e = decode::<Sample>(
+            "node_create",
+            &args(vec![("id", Value::Binary(b"caf\xe9".to_vec()))]),
+        )
+        .expect_err("refused");
+        assert_eq!(e.code, super::super::rpc_error::ErrorCode::Invalid);
+        assert!(e.message.contains("not valid UTF-8"), "{}", e.message);
     }
 
     #[test]

@@ -1,0 +1,246 @@
+//! A push refused by something between the device and the hub (a proxy's
+//! 400 or 413 page, a timeout's 408) is no verdict on the ops: they stay
+//! queued and go with the next pass, where they land. Only the hub's own
+//! refusal sets an op aside, and not for good: after an hour it is sent
+//! again.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use heph_core::NewNode;
+use heph_store::Replica;
+use heph_sync::engine::sync_once;
+use heph_sync::HubClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What the proxy does with the next push.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Mode {
+    Pass,
+    Html400,
+    Html413,
+    Empty408,
+}
+
+async fn start_hub(dir: &std::path::Path) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let db = dir.join("hub.db");
+    tokio::spawn(async move {
+        heph_hub::serve(
+            listener,
+            &db,
+            heph_hub::HubConfig::default(),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    });
+    url
+}
+
+/// Reads one HTTP/1.1 request: method, path and body (by content-length).
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let header_end = loop {
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+    let mut lines = head.lines();
+    let mut first = lines.next()?.split(' ');
+    let (method, path) = (first.next()?.to_owned(), first.next()?.to_owned());
+    let length = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = buf[header_end..].to_vec();
+    while body.len() < length {
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some((method, path, body))
+}
+
+/// A proxy to `hub` that answers pushes as `mode` says, one connection per
+/// request.
+async fn start_proxy(hub: String, mode: Arc<Mutex<Mode>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let http = reqwest::Client::new();
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let (hub, mode, http) = (hub.clone(), Arc::clone(&mode), http.clone());
+            tokio::spawn(async move {
+                while let Some((method, path, body)) = read_request(&mut socket).await {
+                    let now = *mode.lock().unwrap();
+                    let canned: Option<(&str, &str)> = match (now, method.as_str()) {
+                        (Mode::Html400, "POST") => Some((
+                            "400 Bad Request",
+                            "<html><title>400 Bad Request</title></html>",
+                        )),
+                        (Mode::Html413, "POST") => Some((
+                            "413 Payload Too Large",
+                            "<html><title>413 Request Entity Too Large</title></html>",
+                        )),
+                        (Mode::Empty408, "POST") => Some(("408 Request Timeout", "")),
+                        _ => None,
+                    };
+                    let (status, text) = match canned {
+                        Some((status, text)) => (status.to_owned(), text.as_bytes().to_vec()),
+                        None => {
+                            let request = if method == "POST" {
+                                http.post(format!("{hub}{path}"))
+                                    .header("content-type", "application/json")
+                                    .body(body)
+                            } else {
+                                http.get(format!("{hub}{path}"))
+                            };
+                            let reply = request.send().await.unwrap();
+                            let status = reply.status();
+                            (
+                                format!(
+                                    "{} {}",
+                                    status.as_u16(),
+                                    status.canonical_reason().unwrap_or("")
+                                ),
+                                reply.bytes().await.unwrap().to_vec(),
+                            )
+                        }
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        text.len()
+                    );
+                    if socket.write_all(head.as_bytes()).await.is_err()
+                        || socket.write_all(&text).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_from_something_in_between_keeps_the_ops_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_hub(dir.path()).await;
+    let mode = Arc::new(Mutex::new(Mode::Pass));
+    let proxy = start_proxy(hub.clone(), Arc::clone(&mode)).await;
+    let replica = dir.path().join("replica.db");
+    {
+        let mut r = Replica::open(&replica).unwrap();
+        r.create(NewNode {
+            title: "Pay rent".into(),
+            ..NewNode::default()
+        })
+        .unwrap();
+    }
+    let client = HubClient::new(&proxy).unwrap();
+    for refusal in [Mode::Html400, Mode::Html413, Mode::Empty408] {
+        *mode.lock().unwrap() = refusal;
+        let outcome = sync_once(&replica, &client).await;
+        let r = Replica::open(&replica).unwrap();
+        assert_eq!(
+            r.refused_summary().unwrap().count,
+            0,
+            "{refusal:?}: {outcome:?}"
+        );
+        assert!(r.pending_count().unwrap() > 0, "{refusal:?}");
+        let error = outcome.expect_err("a pass whose push was refused on the way failed");
+        assert!(
+            error.to_string().contains("hub returned"),
+            "{refusal:?}: {error}"
+        );
+    }
+    // The proxy lets the push through: every op lands.
+    *mode.lock().unwrap() = Mode::Pass;
+    let report = sync_once(&replica, &client).await.unwrap();
+    let r = Replica::open(&replica).unwrap();
+    assert_eq!(r.pending_count().unwrap(), 0);
+    assert!(report.pushed > 0);
+    // Another device sees the task.
+    let other = dir.path().join("other.db");
+    sync_once(&other, &HubClient::new(&hub).unwrap())
+        .await
+        .unwrap();
+    let o = Replica::open(&other).unwrap();
+    assert!(o.find_by_title("Pay rent").unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_op_the_hub_set_aside_is_sent_again_an_hour_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_hub(dir.path()).await;
+    let replica = dir.path().join("replica.db");
+    let id = {
+        let mut r = Replica::open(&replica).unwrap();
+        r.create(NewNode {
+            title: "kept".into(),
+            ..NewNode::default()
+        })
+        .unwrap()
+        .id
+    };
+    let ops = Replica::open(&replica).unwrap().export_ops().unwrap();
+    let first = ops.iter().find(|op| op.node == id).unwrap().op_id.clone();
+    // Set aside as a hub's 400 would, two hours ago.
+    {
+        let mut r = Replica::open(&replica).unwrap();
+        r.mark_refused(&[(
+            first.clone(),
+            "invalid".into(),
+            "the hub refused the op".into(),
+        )])
+        .unwrap();
+    }
+    let sql = rusqlite::Connection::open(&replica).unwrap();
+    sql.execute(
+        "UPDATE ops SET refused_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-2 hours') WHERE op_id = ?1",
+        [&first],
+    )
+    .unwrap();
+    drop(sql);
+    let client = HubClient::new(&hub).unwrap();
+    sync_once(&replica, &client).await.unwrap();
+    let r = Replica::open(&replica).unwrap();
+    assert_eq!(r.refused_summary().unwrap().count, 0);
+    assert_eq!(r.pending_count().unwrap(), 0);
+    // One set aside a minute ago waits.
+    drop(r);
+    let mut r = Replica::open(&replica).unwrap();
+    r.create(NewNode {
+        title: "later".into(),
+        ..NewNode::default()
+    })
+    .unwrap();
+    let newest = r.export_ops().unwrap().last().unwrap().op_id.clone();
+    r.mark_refused(&[(newest, "invalid".into(), "the hub refused the op".into())])
+        .unwrap();
+    drop(r);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    sync_once(&replica, &client).await.unwrap();
+    assert_eq!(
+        Replica::open(&replica)
+            .unwrap()
+            .refused_summary()
+            .unwrap()
+            .count,
+        1
+    );
+}
