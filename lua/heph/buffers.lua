@@ -63,6 +63,7 @@ end
 ---@field title? string the node's (or list's) title
 ---@field journal_date? string a journal's day
 ---@field missing? boolean a journal not created yet: its first save creates it
+---@field deleted_page? boolean a missing journal whose day had one, deleted (shown empty; :Heph restore brings it back)
 
 ---Parses a heph:// buffer name.
 ---@param name string
@@ -461,6 +462,8 @@ function H.read_journal(buf, date)
     H.show_node(buf, { id = j.id, kind = "journal", title = j.date, lines = j.lines, heads = {} }, {
       journal_date = j.date,
       missing = true,
+      -- Deleted, not never written: :Heph restore brings the old page back.
+      deleted_page = j.deleted == true or nil,
     })
   end
 end
@@ -795,6 +798,7 @@ function H.write_node(buf, state, lines)
     return H.save_failed(buf, reply)
   end
   state.missing = nil
+  state.deleted_page = nil
   vim.diagnostic.reset(M.ns, buf)
   -- A merge brings in text from elsewhere: `u` must not take it out.
   H.refresh_lines(buf, reply.lines, reply.merged == true or reply.conflict == true)
@@ -1026,12 +1030,56 @@ function H.list_saved_message(changes)
   return ("heph: %d change%s saved%s"):format(#changes, #changes == 1 and "" or "s", back)
 end
 
+---What heph last showed of the items of sent lines this list did not
+---show (a line brought back by `u` after a save took it out, a line
+---yanked from another list): the line as that save sent it, or as the
+---other list shows it. The save then changes only what was edited on the
+---line since, not every field changed elsewhere meanwhile.
+---@param buf integer
+---@param params {lines: string[], base: string[]}
+---@param base heph.Base
+---@return string[]
+function H.known_lines(buf, params, base)
+  local shown = H.line_ids(base.lines)
+  local wanted = {}
+  for _, line in ipairs(params.lines) do
+    local id = line:match("^/([%w_-]+) ")
+    if id and not shown[id] then
+      wanted[id] = true
+    end
+  end
+  if next(wanted) == nil then
+    return {}
+  end
+  local known = {}
+  local function take(line)
+    local id = line:match("^/([%w_-]+) ")
+    if id and wanted[id] then
+      wanted[id] = nil
+      table.insert(known, line)
+    end
+  end
+  for _, line in ipairs(H.left[buf] and H.left[buf].lines or {}) do
+    take(line)
+  end
+  for other, other_base in pairs(H.bases) do
+    local state = other ~= buf and vim.api.nvim_buf_is_valid(other) and M.state(other)
+    if state and state.kind == "list" and next(wanted) ~= nil then
+      for _, line in ipairs(other_base.lines) do
+        take(line)
+      end
+    end
+  end
+  return known
+end
+
 ---@param buf integer
 ---@param state heph.BufState
 ---@param lines string[] the buffer's lines
 function H.write_list(buf, state, lines)
   local base = H.bases[buf] or { lines = {} }
   local params, blank = H.changed_lines(H.lines_to_plan(buf, lines, base), base)
+  params.known = H.known_lines(buf, params, base)
   params.query = state.query
   params.seq = base.seq or 0
   -- Without a fingerprint the sidecar applies a plan that deletes

@@ -327,8 +327,15 @@ M.subcommands = {
     if not state or state.kind ~= "node" then
       return vim.notify("heph: restore works in a node buffer", vim.log.levels.WARN)
     end
-    if state.missing then
+    if state.missing and not state.deleted_page then
       return vim.notify("heph: this journal was never saved; there is nothing to restore", vim.log.levels.WARN)
+    end
+    if state.deleted_page and vim.bo.modified then
+      -- The restored page would replace what was typed here.
+      return vim.notify(
+        "heph: this day's deleted page comes back in place of what you typed here: :w keeps your text instead, :e! drops it first",
+        vim.log.levels.WARN
+      )
     end
     local ok, reply = pcall(rpc.request, "node_restore", { id = state.id })
     if not ok then

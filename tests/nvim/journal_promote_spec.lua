@@ -46,6 +46,31 @@ describe("journal", function()
     assert.are.equal("a fresh start\n", node.body)
   end)
 
+  it("a deleted day's page, opened empty, comes back whole with :Heph restore", function()
+    vim.cmd("Heph today")
+    local id = require("heph.buffers").state(0).id
+    vim.api.nvim_buf_set_lines(0, -1, -1, false, { "worth keeping" })
+    vim.cmd("write")
+    local confirm = require("heph.buffers").confirm
+    require("heph.buffers").confirm = function()
+      return true
+    end
+    h.notifications(function()
+      vim.cmd("Heph delete")
+    end)
+    require("heph.buffers").confirm = confirm
+    vim.cmd("enew")
+    vim.cmd("Heph today")
+    assert.is_nil(table.concat(h.lines(), "\n"):find("worth keeping", 1, true))
+    local seen = h.notifications(function()
+      vim.cmd("Heph restore")
+    end)
+    assert.truthy(seen[#seen].msg:match("restored"), vim.inspect(seen))
+    assert.is_false(h.show(id).deleted)
+    assert.truthy(table.concat(h.lines(), "\n"):find("worth keeping", 1, true), vim.inspect(h.lines()))
+    assert.are.equal("worth keeping\n", h.show(id).body)
+  end)
+
   it("a journal for a given date", function()
     vim.cmd("Heph journal 2026-01-02")
     assert.are.equal("journal-2026-01-02", require("heph.buffers").state(0).id)

@@ -264,6 +264,15 @@ impl Value {
         })
     }
 
+    /// Whether this value holds `other`, a value of the same field one
+    /// word sets: the same value, or for tags, that tag among these.
+    pub fn holds(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Tags(mine), Value::Tags(theirs)) => theirs.is_subset(mine),
+            (mine, theirs) => mine == theirs && !mine.is_unset(),
+        }
+    }
+
     /// Whether the value is the field's "nothing": no status, date or
     /// project, no tags (a new node leaves such fields unset).
     pub fn is_unset(&self) -> bool {

@@ -335,6 +335,43 @@ fn a_word_typed_with_decomposed_accents_finds_the_composed_one() {
 }
 
 #[test]
+fn titles_match_ignoring_case_beyond_ascii() {
+    let mut r = Replica::open_in_memory().unwrap();
+    let summer = r
+        .create(NewNode {
+            kind: Some(Kind::Note),
+            title: "ÉTÉ plans".into(),
+            ..NewNode::default()
+        })
+        .unwrap()
+        .id;
+    let eclairs = task(&mut r, "ÉCLAIRS KAUFEN");
+    let _ascii = task(&mut r, "buy milk");
+    assert_eq!(r.find_by_title("été plans").unwrap(), Some(summer.clone()));
+    assert_eq!(r.find_by_title("Été Plans").unwrap(), Some(summer.clone()));
+    assert_eq!(r.ids_by_title("été PLANS").unwrap(), vec![summer.clone()]);
+    assert_eq!(
+        r.find_open_task_by_title("éclairs kaufen").unwrap(),
+        Some(eclairs.clone())
+    );
+    // ASCII as before; a different word is no match; a deleted node none.
+    assert!(r.find_by_title("BUY MILK").unwrap().is_some());
+    assert_eq!(r.find_by_title("été plan").unwrap(), None);
+    r.delete(&summer).unwrap();
+    assert_eq!(r.find_by_title("été plans").unwrap(), None);
+    assert!(r.ids_by_title("été plans").unwrap().is_empty());
+    r.update(
+        &eclairs,
+        &NodePatch {
+            status: Some(Some(Status::Done)),
+            ..NodePatch::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.find_open_task_by_title("éclairs kaufen").unwrap(), None);
+}
+
+#[test]
 fn search_ranks_titles_and_snippets_bodies() {
     let mut r = Replica::open_in_memory().unwrap();
     let body_hit = r

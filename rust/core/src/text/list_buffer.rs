@@ -273,27 +273,71 @@ fn is_token(word: &str) -> bool {
 }
 
 /// Appends `title` to `out`; a title whose last word reads as a token or
-/// starts with `\` gets a `\` in front of that word ([`unescape_title`]
-/// takes it away).
+/// starts with `\` gets a `\` in front of that word, and so does a word
+/// before it that starts with `\` and a sigil or another `\`
+/// ([`unescape_title`] takes them away).
 fn write_title(title: &str, out: &mut String) {
-    match last_word(title) {
-        Some((start, end)) if is_token(&title[start..end]) || title[start..].starts_with('\\') => {
-            out.push_str(&title[..start]);
-            out.push('\\');
-            out.push_str(&title[start..]);
+    let last = last_word(title);
+    if !title.contains('\\') {
+        // No word starts with `\`: only the last word may need one.
+        match last {
+            Some((start, end)) if is_token(&title[start..end]) => {
+                out.push_str(&title[..start]);
+                out.push('\\');
+                out.push_str(&title[start..]);
+            }
+            _ => out.push_str(title),
         }
-        _ => out.push_str(title),
+        return;
     }
+    let mut copied = 0;
+    each_word_span(title, |(start, end)| {
+        let word = &title[start..end];
+        let escape = if Some((start, end)) == last {
+            is_token(word) || word.starts_with('\\')
+        } else {
+            escapes_a_word(word)
+        };
+        if escape {
+            out.push_str(&title[copied..start]);
+            out.push('\\');
+            copied = start;
+        }
+    });
+    out.push_str(&title[copied..]);
+}
+
+/// A word inside a title written with a `\` in front of a sigil (`\#42`
+/// for a literal `#42` that a field word could follow) or of another `\`.
+fn escapes_a_word(word: &str) -> bool {
+    let mut chars = word.chars();
+    chars.next() == Some('\\')
+        && chars
+            .next()
+            .is_some_and(|c| c == '\\' || fields::list_tokens().any(|(_, t)| t.sigil == c))
 }
 
 fn unescape_title(text: &str) -> String {
-    let mut title = text.to_owned();
-    if let Some((start, end)) = last_word(&title) {
-        // A lone `\` escapes nothing: it is the title's own.
-        if title[start..].starts_with('\\') && end - start > 1 {
-            title.remove(start);
-        }
+    let last = last_word(text);
+    if !text.contains('\\') {
+        return text.to_owned();
     }
+    let mut title = String::with_capacity(text.len());
+    let mut copied = 0;
+    each_word_span(text, |(start, end)| {
+        let word = &text[start..end];
+        // A lone `\` escapes nothing: it is the title's own.
+        let escaped = if Some((start, end)) == last {
+            word.starts_with('\\') && end - start > 1
+        } else {
+            escapes_a_word(word)
+        };
+        if escaped {
+            title.push_str(&text[copied..start]);
+            copied = start + 1;
+        }
+    });
+    title.push_str(&text[copied..]);
     title
 }
 
@@ -488,6 +532,22 @@ pub fn plan(
     lookup: &dyn Fn(&str) -> Option<Node>,
     today: time::Date,
 ) -> Result<Vec<ListChange>, Vec<ParseError>> {
+    plan_with_known(lines, snapshot, &HashMap::new(), lookup, today)
+}
+
+/// [`plan`], where a line whose id the snapshot lacks is an edit of what
+/// `known` holds for it when it holds it (what heph last showed of that
+/// item elsewhere: the line a save took out of this list, the line of
+/// another list it was yanked from), of the node as it is now otherwise.
+/// So a line brought back or pasted changes what was edited on it, not
+/// every field changed elsewhere since it was shown.
+pub fn plan_with_known(
+    lines: &[String],
+    snapshot: &HashMap<String, ListLine>,
+    known: &HashMap<String, ListLine>,
+    lookup: &dyn Fn(&str) -> Option<Node>,
+    today: time::Date,
+) -> Result<Vec<ListChange>, Vec<ParseError>> {
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
     let mut changes = Vec::new();
@@ -528,7 +588,10 @@ pub fn plan(
         let (base, restore) = match snapshot.get(&id) {
             Some(base) => (base.clone(), false),
             None => match lookup(&id) {
-                Some(node) => (shown(&node), node.deleted),
+                Some(node) => (
+                    known.get(&id).cloned().unwrap_or_else(|| shown(&node)),
+                    node.deleted,
+                ),
                 None => {
                     errors.push(ParseError::new(
                         parsed.line,
@@ -544,7 +607,7 @@ pub fn plan(
         if parsed.title != base.title {
             if let Err(e) = check_title(&parsed)
                 .and_then(|()| check_second_checkbox(&parsed))
-                .and_then(|()| check_fields_kept_out_of_title(&base, &parsed))
+                .and_then(|()| check_fields_kept_out_of_title(&base, &parsed, today))
             {
                 errors.push(e);
                 continue;
@@ -611,30 +674,75 @@ fn check_second_checkbox(line: &ListLine) -> Result<(), ParseError> {
     Ok(())
 }
 
-/// A field word the line showed after the title, now followed by title
-/// words (`A more words` typed after `#y`): it reads as title text, and
-/// the save would clear the field while the line still shows the word.
-fn check_fields_kept_out_of_title(base: &ListLine, edited: &ListLine) -> Result<(), ParseError> {
+/// A word that moved between the title and the field words without the
+/// line saying so: a field word the line showed, now followed by typed
+/// title words (`Alpha #y more words` would clear the tag while the line
+/// still shows `#y`), or a word of the title now at its end (`Fix #123`
+/// after ` today` is deleted would make `123` a tag). `\#123` keeps such a
+/// word in the title. A line without its checkbox (`cc`) keeps the fields
+/// it has no word for, so it loses none.
+fn check_fields_kept_out_of_title(
+    base: &ListLine,
+    edited: &ListLine,
+    today: time::Date,
+) -> Result<(), ParseError> {
+    let cx = Context { today };
+    // The field and value a word of a title would set as a field word.
+    let as_field = |word: &str| {
+        let (def, token) = token_field(word)?;
+        let value = (def.parse)(&unescape_word(&word[token.sigil.len_utf8()..]), &cx).ok()?;
+        Some((def, value))
+    };
+    let moved = |word: &str, why: &str| {
+        Err(ParseError::new(
+            edited.line,
+            format!(
+                "\"{}\" {why}: keep field words after the title, or write \\{} to keep it in \
+                 the title",
+                word.chars().take(40).collect::<String>(),
+                word.chars().take(40).collect::<String>(),
+            ),
+        ))
+    };
+    let renames_only = edited.status.is_none() && base.status.is_some();
     let before: HashSet<&str> = base.title.split_whitespace().collect();
+    let after: HashSet<&str> = edited.title.split_whitespace().collect();
     for word in edited.title.split_whitespace() {
-        if before.contains(word) {
+        if renames_only || before.contains(word) {
             continue;
         }
-        let Some((def, token)) = token_field(word) else {
+        let Some((def, value)) = as_field(word) else {
             continue;
         };
-        let shown = base.fields.get(def.name);
-        if shown.is_some_and(|v| !v.is_unset()) && edited.fields.get(def.name) != shown {
-            return Err(ParseError::new(
-                edited.line,
-                format!(
-                    "\"{}\" is followed by title words, so it would no longer set the {}: \
-                     keep the {} words after the title",
-                    word.chars().take(40).collect::<String>(),
-                    def.name,
-                    token.sigil
+        let shown = base.fields.get(def.name).is_some_and(|v| v.holds(&value));
+        let kept = edited.fields.get(def.name).is_some_and(|v| v.holds(&value));
+        if shown && !kept {
+            return moved(
+                word,
+                &format!(
+                    "is followed by title words, so it would no longer set the {}",
+                    def.name
                 ),
-            ));
+            );
+        }
+    }
+    for word in base.title.split_whitespace() {
+        if after.contains(word) {
+            continue;
+        }
+        let Some((def, value)) = as_field(word) else {
+            continue;
+        };
+        let shown = base.fields.get(def.name).is_some_and(|v| v.holds(&value));
+        let set = edited.fields.get(def.name).is_some_and(|v| v.holds(&value));
+        if set && !shown {
+            return moved(
+                word,
+                &format!(
+                    "was a word of the title; at its end it would set the {}",
+                    def.name
+                ),
+            );
         }
     }
     Ok(())
@@ -893,6 +1001,60 @@ mod tests {
         let shown = render(std::slice::from_ref(&issue));
         let line = shown[0].replace("now", "today");
         assert!(plan_on(&[line], &[issue]).is_ok());
+    }
+
+    #[test]
+    fn words_that_never_set_a_field_may_go_anywhere_in_a_title() {
+        let mut t = task("0123456789abcdef0123456789abcdef", "Bravo");
+        t.tags = BTreeSet::from(["bug".to_string()]);
+        t.due = Some(time::macros::date!(2030 - 01 - 01));
+        let shown = render(std::slice::from_ref(&t));
+        let id_prefix = shown[0].split_once(' ').unwrap().0;
+        for line in [
+            // A new field word and a word that is no field word.
+            format!("{id_prefix} [ ] Fix #123 crash @2030-01-01 #bug #urgent"),
+            format!("{id_prefix} [ ] Meet @home today @2030-02-01 #bug"),
+            // `cc`: the fields it has no word for stay.
+            format!("{id_prefix} Fix #bug crash"),
+        ] {
+            assert!(
+                plan_on(std::slice::from_ref(&line), std::slice::from_ref(&t)).is_ok(),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_title_word_left_at_the_end_is_an_error_not_a_new_tag() {
+        let mut t = task("0123456789abcdef0123456789abcdef", "Fix #123 today");
+        t.tags = BTreeSet::from(["urgent".to_string()]);
+        let shown = render(std::slice::from_ref(&t));
+        let line = shown[0].replace(" today", "");
+        let err = plan_on(std::slice::from_ref(&line), std::slice::from_ref(&t)).unwrap_err();
+        assert!(
+            err[0].message.contains("was a word of the title"),
+            "{err:?}"
+        );
+        // Escaped, it stays in the title.
+        let line = shown[0].replace("#123 today", "\\#123");
+        let patch = only_update(&plan_on(&[line], std::slice::from_ref(&t)).unwrap()).clone();
+        assert_eq!(patch.title.as_deref(), Some("Fix #123"));
+        assert_eq!(patch.tags, None);
+    }
+
+    #[test]
+    fn an_escaped_word_stays_escaped_text_when_words_follow_it() {
+        let t = task("0123456789abcdef0123456789abcdef", "Fix bug #42");
+        let shown = render(std::slice::from_ref(&t));
+        assert!(shown[0].ends_with("Fix bug \\#42"), "{}", shown[0]);
+        let line = format!("{} today", shown[0]);
+        let patch = only_update(&plan_on(&[line], std::slice::from_ref(&t)).unwrap()).clone();
+        assert_eq!(patch.title.as_deref(), Some("Fix bug #42 today"));
+        // As the error's advice writes it, inside a title.
+        let line = parse_line(1, "[ ] Meet \\@home today", TODAY)
+            .unwrap()
+            .unwrap();
+        assert_eq!(line.title, "Meet @home today");
     }
 
     #[test]
@@ -1234,6 +1396,8 @@ mod tests {
         let word = prop_oneof![
             "[a-z]{1,6}",
             "[@+#\\\\][a-z0-9]{0,4}",
+            // Escaped words, and words that look escaped.
+            "\\\\{1,2}[@+#\\\\][a-z0-9]{0,3}",
             "[a-z]{0,3}\\\\{1,3}",
             "\\[[ x/-]\\]",
             "\"[a-z ]{0,4}\"",
@@ -1276,9 +1440,18 @@ mod tests {
             });
         }
         let mut title = node.title.clone();
-        if let Some(&(start, end)) = words(&node.title).last() {
-            let last = &node.title[start..end];
-            if is_token(last) || last.starts_with('\\') {
+        let spans = words(&node.title);
+        for (i, &(start, end)) in spans.iter().enumerate().rev() {
+            let word = &node.title[start..end];
+            let escape = if i + 1 == spans.len() {
+                is_token(word) || word.starts_with('\\')
+            } else {
+                word.starts_with("\\\\")
+                    || word.starts_with("\\#")
+                    || word.starts_with("\\@")
+                    || word.starts_with("\\+")
+            };
+            if escape {
                 title.insert(start, '\\');
             }
         }

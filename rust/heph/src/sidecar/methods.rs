@@ -379,9 +379,11 @@ fn journal(ctx: &mut Context, p: JournalParams, peek: bool) -> Reply {
     if peek {
         let id = heph_core::id::journal_id(date);
         // A day whose page was deleted starts again empty, as a day
-        // without one (its old text stays in the node: `:Heph open` of
-        // the id shows it, and `:Heph restore` there brings it back).
-        if let Some(node) = ctx.replica.get(&id)?.filter(|node| !node.deleted) {
+        // without one; `deleted` says its old text is there for
+        // `:Heph restore` to bring back.
+        let node = ctx.replica.get(&id)?;
+        let deleted = node.as_ref().is_some_and(|node| node.deleted);
+        if let Some(node) = node.filter(|node| !node.deleted) {
             return map! { "id" => node.id, "date" => format_date(date), "exists" => true };
         }
         // Not created by looking: the buffer shows what the node would be
@@ -404,6 +406,7 @@ fn journal(ctx: &mut Context, p: JournalParams, peek: bool) -> Reply {
             "id" => id,
             "date" => format_date(date),
             "exists" => false,
+            "deleted" => deleted,
             "lines" => node_buffer::render(&blank),
         };
     }
@@ -472,6 +475,7 @@ fn adopt_pasted(
     query: &list_query::ListQuery,
     lines: &[String],
     snapshot: &std::collections::HashMap<String, list_buffer::ListLine>,
+    known: &std::collections::HashMap<String, list_buffer::ListLine>,
     lookup: &dyn Fn(&str) -> Option<Node>,
     today: time::Date,
     changes: &mut Vec<list_buffer::ListChange>,
@@ -520,14 +524,23 @@ fn adopt_pasted(
         if snapshot.contains_key(&id) {
             continue;
         }
+        // A field the line does not edit: as the node has it, or as heph
+        // last showed it elsewhere (a line yanked before a change
+        // elsewhere).
+        let unedited = |name: &str| {
+            line.shows_value_of(name, &node)
+                || known
+                    .get(&id)
+                    .is_some_and(|k| k.value(name) == line.value(name))
+        };
         let mut extra = heph_core::NodePatch::default();
         if let Some(project) = &query.project {
-            if line.shows_value_of("project", &node) && node.project.as_ref() != Some(project) {
+            if unedited("project") && node.project.as_ref() != Some(project) {
                 extra.project = Some(Some(project.clone()));
             }
         }
         if let Some(tag) = &query.tag {
-            if line.shows_value_of("tags", &node) && !node.tags.contains(tag) {
+            if unedited("tags") && !node.tags.contains(tag) {
                 let mut tags = node.tags.clone();
                 tags.insert(tag.clone());
                 extra.tags = Some(tags);
@@ -546,12 +559,16 @@ fn adopt_pasted(
                     patch.project = extra.project;
                 }
                 if let Some(tags) = extra.tags {
-                    let tags = match patch.tags.take() {
-                        Some(mut mine) => {
-                            mine.extend(tags);
+                    // The line's own tag edit, a change from what it
+                    // showed, gains the list's tag; without one, the
+                    // node's tags with it.
+                    let tags = match (patch.tags.take(), &query.tag) {
+                        (Some(mut mine), Some(tag)) => {
+                            mine.insert(tag.clone());
                             mine
                         }
-                        None => tags,
+                        (Some(mine), None) => mine,
+                        (None, _) => tags,
                     };
                     patch.tags = Some(tags);
                 }
@@ -600,6 +617,10 @@ struct ListPlanParams {
     numbers: Option<Vec<usize>>,
     #[serde(deserialize_with = "lua_list")]
     base: Vec<String>,
+    /// What heph last showed of items of `lines` that `base` lacks (see
+    /// `list_buffer::plan_with_known`).
+    #[serde(default, deserialize_with = "lua_list")]
+    known: Vec<String>,
     /// The `seq` of the reply that rendered `base`.
     seq: Option<i64>,
     fingerprint: Option<String>,
@@ -668,10 +689,19 @@ fn list_plan(ctx: &mut Context, p: ListPlanParams, apply: bool) -> Reply {
     let snapshot = list_buffer::snapshot(&p.base, today);
     let replica = &ctx.replica;
     let lookup = |id: &str| replica.get(id).ok().flatten();
-    let mut changes = list_buffer::plan(lines, &snapshot, &lookup, today)
+    let known = list_buffer::snapshot(&p.known, today);
+    let mut changes = list_buffer::plan_with_known(lines, &snapshot, &known, &lookup, today)
         .map_err(|e| RpcError::parse(renumber(e, numbers)))?;
-    adopt_pasted(&query, lines, &snapshot, &lookup, today, &mut changes)
-        .map_err(|e| RpcError::parse(renumber(e, numbers)))?;
+    adopt_pasted(
+        &query,
+        lines,
+        &snapshot,
+        &known,
+        &lookup,
+        today,
+        &mut changes,
+    )
+    .map_err(|e| RpcError::parse(renumber(e, numbers)))?;
     keep_tasks_that_left(&ctx.replica, &query, &mut changes)?;
     let touched: Vec<String> = changes
         .iter()
