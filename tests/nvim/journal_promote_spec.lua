@@ -23,7 +23,13 @@ describe("journal", function()
     vim.cmd("Heph today")
     local id = require("heph.buffers").state(0).id
     vim.api.nvim_buf_set_lines(0, -1, -1, false, { "old thoughts" })
+    for i, line in ipairs(h.lines()) do
+      if line:match("^tags:") then
+        vim.api.nvim_buf_set_lines(0, i - 1, i, false, { "tags: oldtag" })
+      end
+    end
     vim.cmd("write")
+    assert.are.same({ "oldtag" }, h.show(id).tags)
     local confirm = require("heph.buffers").confirm
     require("heph.buffers").confirm = function()
       return true
@@ -38,12 +44,32 @@ describe("journal", function()
     assert.are.equal(id, require("heph.buffers").state(0).id)
     assert.is_nil(table.concat(h.lines(), "\n"):find("old thoughts", 1, true), vim.inspect(h.lines()))
     vim.api.nvim_buf_set_lines(0, -1, -1, false, { "a fresh start" })
-    h.notifications(function()
+    local seen = h.notifications(function()
       vim.cmd("write")
     end)
+    assert.truthy(seen[#seen].msg:match("brought it back"), vim.inspect(seen))
     local node = h.show(id)
     assert.is_false(node.deleted)
     assert.are.equal("a fresh start\n", node.body)
+    assert.are.same({}, node.tags)
+  end)
+
+  it("an unedited :w of a deleted day's empty page brings the page back empty", function()
+    vim.cmd("Heph today")
+    local id = require("heph.buffers").state(0).id
+    vim.api.nvim_buf_set_lines(0, -1, -1, false, { "old thoughts" })
+    vim.cmd("write")
+    h.cli({ "rm", id })
+    vim.cmd("enew")
+    vim.cmd("Heph today")
+    local seen = h.notifications(function()
+      vim.cmd("write")
+    end)
+    for _, n in ipairs(seen) do
+      assert.are_not.equal(vim.log.levels.ERROR, n.level, n.msg)
+    end
+    assert.is_false(h.show(id).deleted)
+    assert.are.equal("", h.show(id).body)
   end)
 
   it("a deleted day's page, opened empty, comes back whole with :Heph restore", function()

@@ -98,14 +98,7 @@ pub const FIELDS: &[FieldDef] = &[
     },
     FieldDef {
         name: "due",
-        // `due: @fri` as a list line writes it: the `@` is the token's mark.
-        parse: |s, cx| {
-            optional(s, |v| {
-                let v = v.trim();
-                parse_day(v.strip_prefix('@').unwrap_or(v), cx.today)
-            })
-            .map(Value::Due)
-        },
+        parse: |s, cx| optional(s, |v| parse_day(v, cx.today)).map(Value::Due),
         get: |n| Value::Due(n.due),
         in_header: |n| n.kind == Kind::Task || n.due.is_some(),
         list_token: Some(ListToken {
@@ -462,6 +455,21 @@ fn offset_days(word: &str) -> Option<i64> {
     Some(sign * n * unit)
 }
 
+/// A value as a header line or `FIELD=VALUE` writes it: a value that does
+/// not read may have the sigil a list line writes before it (`due: @fri`,
+/// a habit from list lines), and reads without it. Tags drop their `#`
+/// themselves; a project may start with `+`.
+pub fn parse_written(def: &FieldDef, text: &str, cx: &Context) -> Result<Value, FieldError> {
+    let read = (def.parse)(text, cx);
+    let (Err(_), Some(token)) = (&read, &def.list_token) else {
+        return read;
+    };
+    match text.trim().strip_prefix(token.sigil) {
+        Some(rest) if !rest.trim().is_empty() => (def.parse)(rest, cx).or(read),
+        _ => read,
+    }
+}
+
 /// Parses `FIELD=VALUE` assignments (CLI) or a `{field = value}` map (RPC)
 /// into a patch; `body` is taken as the body text. Unknown fields and bad
 /// values are errors naming the field.
@@ -482,8 +490,8 @@ pub fn patch_from_pairs<'a>(
                 names()
             ))
         })?;
-        let value =
-            (def.parse)(value, cx).map_err(|e| FieldError(format!("{}: {}", def.name, e.0)))?;
+        let value = parse_written(def, value, cx)
+            .map_err(|e| FieldError(format!("{}: {}", def.name, e.0)))?;
         value.apply(&mut patch);
     }
     Ok(patch)

@@ -305,6 +305,9 @@ fn killing_sync_midway_loses_nothing() {
     assert!(text.contains(&format!("hub:        {}", hub.url)), "{text}");
     assert!(text.contains("none configured"), "{text}");
     assert!(!text.contains("last sync:  never"), "{text}");
+    let json = a.json(&["status", "--json"]);
+    assert_eq!(json["hub_configured"], false, "{json}");
+    assert_eq!(json["hub"], hub.url.as_str(), "{json}");
 }
 
 /// The hub goes away: the device keeps working offline, sync fails with a

@@ -336,22 +336,24 @@ impl Replica {
         let Some((conditions, mut args)) = filter_sql(filter, Access::ById) else {
             return Ok(out);
         };
-        let sql = format!("SELECT {} FROM {conditions} AND n.id = ?", columns.sql());
+        // The ids go in batches, as JSON arrays: one query per id ran a
+        // search's full-text match once per id (8 s for 8,000 lines gone
+        // from a search list).
+        let sql = format!(
+            "SELECT {} FROM {conditions} AND n.id IN (SELECT value FROM json_each(?))",
+            columns.sql()
+        );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        for id in ids {
-            if out.contains_key(id) {
-                continue;
-            }
-            args.push(id.clone());
-            let node = stmt
-                .query(params_from_iter(args.iter()))?
-                .next()?
-                .map(node_from_row)
-                .transpose()?;
-            args.pop();
-            if let Some(node) = node {
+        for batch in ids.chunks(500) {
+            let json = serde_json::to_string(batch)
+                .map_err(|e| StoreError::Invalid(format!("ids: {e}")))?;
+            args.push(json);
+            let mut rows = stmt.query(params_from_iter(args.iter()))?;
+            while let Some(row) = rows.next()? {
+                let node = node_from_row(row)?;
                 out.insert(node.id.clone(), node);
             }
+            args.pop();
         }
         Ok(out)
     }

@@ -176,14 +176,18 @@ impl Replica {
     }
 
     /// Puts back in the push queue every refused op set aside at least
-    /// `age` ago, whatever the reason. Returns how many.
-    pub fn requeue_refused_before(&mut self, age: std::time::Duration) -> Result<usize> {
-        Ok(self.conn.execute(
+    /// `age` ago, whatever the reason. Returns their ids.
+    pub fn requeue_refused_before(&mut self, age: std::time::Duration) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(
             "UPDATE ops SET refused = NULL, refused_code = NULL, refused_at = NULL
              WHERE pushed = 0 AND refused IS NOT NULL
-               AND refused_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?1)",
-            [format!("-{} seconds", age.as_secs())],
-        )?)
+               AND refused_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?1)
+             RETURNING op_id",
+        )?;
+        let ids = stmt
+            .query_map([format!("-{} seconds", age.as_secs())], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(ids)
     }
 
     /// The hub this device last synced its own ops with (`heph sync --hub`

@@ -156,11 +156,8 @@ async fn push_batch(
     let reply = match sent {
         Ok(reply) => reply,
         // A request refused whole (too large, too slow to send, or a shape
-        // the hub will not take): halve it until the op at fault is alone.
-        // That one is set aside only on the hub's own word, or when it is
-        // large enough for a limit on the way to refuse it; else the
-        // refusal came from something in between (a proxy's page, a
-        // timeout) and the op stays queued for the next pass.
+        // the hub will not take): halve it until the op at fault is alone
+        // (below: what happens to that one).
         Err(ClientError::Status {
             status: status @ (400 | 408 | 413),
             message,
@@ -183,36 +180,49 @@ async fn push_batch(
                     .write(replica)?;
                 return Ok(Settle::default());
             }
-            let large = body_len.unwrap_or_else(|| json_size(ops)) > MIN_PUSH_BATCH_BYTES;
-            let verdict = match status {
-                413 if from_hub || large => Some((
+            // Alone, an op answered 408 waits for the next pass (a slow
+            // link now may be a fast one later); one answered 400 or 413
+            // is set aside, so the ops behind it go, and sent again an
+            // hour later (`SET_ASIDE_RETRY`): from something in between
+            // the hub (a proxy's page), the refusal may not hold then.
+            let on_the_way = if from_hub {
+                String::new()
+            } else {
+                " by something between this device and the hub (a proxy?)".to_owned()
+            };
+            let (code, reason) = match status {
+                408 => {
+                    return Err(ClientError::Status {
+                        status,
+                        message,
+                        from_hub,
+                    }
+                    .into())
+                }
+                413 => (
                     "too_large",
                     format!(
-                        "the hub refused the op as too large for its request limit (413): \
-                         {message}; it stays on this device, and is sent again later and \
-                         when this device syncs with another hub"
+                        "the op was refused as too large{on_the_way} (413): {message}; it stays \
+                         on this device, and is sent again in an hour and when this device \
+                         syncs with another hub"
                     ),
-                )),
-                400 if from_hub => Some((
+                ),
+                _ => (
                     "invalid",
-                    format!("the hub refused the op (400): {message}"),
-                )),
-                _ => None,
-            };
-            let Some((code, reason)) = verdict else {
-                return Err(ClientError::Status {
-                    status,
-                    message,
-                    from_hub,
-                }
-                .into());
+                    format!(
+                        "the op was refused{on_the_way} (400): {message}; it stays on this \
+                         device, and is sent again in an hour"
+                    ),
+                ),
             };
             replica.mark_refused(&[(ops[0].op_id.clone(), code.into(), reason.clone())])?;
             report.refused += 1;
-            report.warnings.push(format!(
-                "op {} on node {} is set aside: {reason}",
-                ops[0].op_id, ops[0].node
-            ));
+            if !own.retried.contains(&ops[0].op_id) {
+                report.warnings.push(format!(
+                    "op {} on node {} is set aside: {reason}",
+                    ops[0].op_id, ops[0].node
+                ));
+            }
             return Ok(Settle::default());
         }
         Err(e) => return Err(e.into()),
@@ -229,7 +239,7 @@ async fn push_batch(
         } else {
             format!("the hub refused op {} ({}): {}", op.op_id, r.code, r.reason)
         };
-        if r.code != "clock_ahead" {
+        if r.code != "clock_ahead" && !own.retried.contains(&op.op_id) {
             other_reasons.push(reason.clone());
         }
         refused.push((op.op_id.clone(), r.code.clone(), reason));
@@ -282,6 +292,10 @@ struct OwnRun {
     cursor: i64,
     /// Our sequences above the cursor, not yet joined to it.
     ahead: std::collections::BTreeSet<i64>,
+    /// Ops set aside an hour ago or more and sent again by this pass:
+    /// refused again, they are set aside again without a new warning (the
+    /// status still counts them), not one every hour.
+    retried: std::collections::HashSet<String>,
 }
 
 impl OwnRun {
@@ -290,6 +304,7 @@ impl OwnRun {
             hub,
             cursor,
             ahead: std::collections::BTreeSet::new(),
+            retried: std::collections::HashSet::new(),
         }
     }
 
@@ -448,13 +463,14 @@ async fn sync_pass(
     // Ops the hub refused an hour ago or more go again: its limits or its
     // version may have changed since, and an op set aside for good would
     // leave this device and the others different for good.
-    replica.requeue_refused_before(SET_ASIDE_RETRY)?;
+    let retried = replica.requeue_refused_before(SET_ASIDE_RETRY)?;
     // The op at the highest sequence this device knows the hub gave: the
     // hub must still hold it there (see `Replica::hub_mark`), asked with
     // the first pull page. Read before the push: what a restored hub
     // acknowledges now must not stand in for what it lost.
     let mut mark = replica.hub_mark(&hub)?;
     let mut own = OwnRun::new(hub.clone(), replica.sync_cursor(&hub)?);
+    own.retried = retried.into_iter().collect();
     // The next batches are read and encoded on another thread while one is
     // on its way: the hub checks and stores a batch meanwhile.
     let (ready, mut batches) = tokio::sync::mpsc::channel(PUSH_BATCHES_AHEAD);

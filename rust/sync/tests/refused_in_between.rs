@@ -1,8 +1,8 @@
-//! A push refused by something between the device and the hub (a proxy's
-//! 400 or 413 page, a timeout's 408) is no verdict on the ops: they stay
-//! queued and go with the next pass, where they land. Only the hub's own
-//! refusal sets an op aside, and not for good: after an hour it is sent
-//! again.
+//! A push refused by something between the device and the hub: a 408 (too
+//! slow to send) leaves the ops queued for the next pass; a proxy's 400 or
+//! 413 page sets the op aside, as the hub's own refusal does, and neither
+//! for good: after an hour the op is sent again, without a new warning if
+//! it is refused again.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -136,8 +136,20 @@ async fn start_proxy(hub: String, mode: Arc<Mutex<Mode>>) -> String {
     url
 }
 
+/// Sets every set-aside op's time back two hours: due for another try.
+fn age_set_aside(replica: &std::path::Path) {
+    rusqlite::Connection::open(replica)
+        .unwrap()
+        .execute(
+            "UPDATE ops SET refused_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-2 hours')
+             WHERE refused IS NOT NULL",
+            [],
+        )
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refusal_from_something_in_between_keeps_the_ops_queued() {
+async fn a_refusal_from_something_in_between_is_tried_again() {
     let dir = tempfile::tempdir().unwrap();
     let hub = start_hub(dir.path()).await;
     let mode = Arc::new(Mutex::new(Mode::Pass));
@@ -152,29 +164,68 @@ async fn a_refusal_from_something_in_between_keeps_the_ops_queued() {
         .unwrap();
     }
     let client = HubClient::new(&proxy).unwrap();
-    for refusal in [Mode::Html400, Mode::Html413, Mode::Empty408] {
-        *mode.lock().unwrap() = refusal;
-        let outcome = sync_once(&replica, &client).await;
-        let r = Replica::open(&replica).unwrap();
-        assert_eq!(
-            r.refused_summary().unwrap().count,
-            0,
-            "{refusal:?}: {outcome:?}"
-        );
-        assert!(r.pending_count().unwrap() > 0, "{refusal:?}");
-        let error = outcome.expect_err("a pass whose push was refused on the way failed");
-        assert!(
-            error.to_string().contains("hub returned"),
-            "{refusal:?}: {error}"
-        );
-    }
-    // The proxy lets the push through: every op lands.
-    *mode.lock().unwrap() = Mode::Pass;
-    let report = sync_once(&replica, &client).await.unwrap();
+    // Too slow to send (408): no verdict on the ops, which stay queued.
+    *mode.lock().unwrap() = Mode::Empty408;
+    let error = sync_once(&replica, &client)
+        .await
+        .expect_err("the push timed out");
+    assert!(error.to_string().contains("too long to send"), "{error}");
     let r = Replica::open(&replica).unwrap();
+    assert_eq!(r.refused_summary().unwrap().count, 0);
+    assert!(r.pending_count().unwrap() > 0);
+    drop(r);
+    for refusal in [Mode::Html400, Mode::Html413] {
+        // A proxy's page for every push: each op is set aside, said to
+        // come from on the way, and the pass goes on. (A new task each
+        // time: ops tried again are no news.)
+        Replica::open(&replica)
+            .unwrap()
+            .create(NewNode {
+                title: format!("Call about {refusal:?}"),
+                ..NewNode::default()
+            })
+            .unwrap();
+        *mode.lock().unwrap() = refusal;
+        let report = sync_once(&replica, &client).await.unwrap();
+        let r = Replica::open(&replica).unwrap();
+        let set_aside = r.refused_summary().unwrap();
+        assert!(set_aside.count > 0, "{refusal:?}");
+        let reason = set_aside.newest_reason.unwrap_or_default();
+        assert!(
+            reason.contains("between this device and the hub"),
+            "{reason}"
+        );
+        assert!(
+            report.warnings.iter().any(|w| w.contains("set aside")),
+            "{report:?}"
+        );
+        assert_eq!(r.pending_count().unwrap(), 0);
+        drop(r);
+        // An hour later it goes again; refused again, it is no news.
+        age_set_aside(&replica);
+        let report = sync_once(&replica, &client).await.unwrap();
+        assert!(
+            report.warnings.is_empty(),
+            "{refusal:?}: {:?}",
+            report.warnings
+        );
+        assert!(
+            Replica::open(&replica)
+                .unwrap()
+                .refused_summary()
+                .unwrap()
+                .count
+                > 0
+        );
+        age_set_aside(&replica);
+    }
+    // The proxy lets pushes through: every op lands, and another device
+    // sees the task.
+    *mode.lock().unwrap() = Mode::Pass;
+    sync_once(&replica, &client).await.unwrap();
+    let r = Replica::open(&replica).unwrap();
+    assert_eq!(r.refused_summary().unwrap().count, 0);
     assert_eq!(r.pending_count().unwrap(), 0);
-    assert!(report.pushed > 0);
-    // Another device sees the task.
     let other = dir.path().join("other.db");
     sync_once(&other, &HubClient::new(&hub).unwrap())
         .await
@@ -209,13 +260,7 @@ async fn an_op_the_hub_set_aside_is_sent_again_an_hour_later() {
         )])
         .unwrap();
     }
-    let sql = rusqlite::Connection::open(&replica).unwrap();
-    sql.execute(
-        "UPDATE ops SET refused_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-2 hours') WHERE op_id = ?1",
-        [&first],
-    )
-    .unwrap();
-    drop(sql);
+    age_set_aside(&replica);
     let client = HubClient::new(&hub).unwrap();
     sync_once(&replica, &client).await.unwrap();
     let r = Replica::open(&replica).unwrap();

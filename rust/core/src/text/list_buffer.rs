@@ -1097,6 +1097,8 @@ mod tests {
         assert!(err.message.contains("\\@ for a literal @"), "{err:?}");
         let line = parse_line(1, "[ ] Ping \\@bob", TODAY).unwrap().unwrap();
         assert_eq!(line.title, "Ping @bob");
+        // One `@` marks the word; a second is no date.
+        assert!(parse_line(1, "[ ] Ping @@fri", TODAY).is_err());
     }
 
     #[test]

@@ -195,7 +195,7 @@ fn read_with(lines: &[String], cx: &Context, keep: Keep<'_>) -> Result<Parsed, V
             ));
             continue;
         }
-        match (def.parse)(text, cx) {
+        match fields::parse_written(def, text, cx) {
             Ok(value) => fields.push((number, value)),
             Err(e) => {
                 let keeps = match &keep {

@@ -168,6 +168,8 @@ pub fn status(paths: &Paths, args: StatusArgs) -> Result<ExitCode> {
             "{}",
             serde_json::json!({
                 "hub": key,
+                // false: `hub` is the one this device last synced with.
+                "hub_configured": configured,
                 "pending": pending,
                 "last_sync": last_sync,
                 "last_error": last_error,

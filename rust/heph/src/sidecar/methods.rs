@@ -179,7 +179,14 @@ fn node_save(ctx: &mut Context, p: NodeSaveParams) -> Reply {
         }
         _ => require(&ctx.replica, &id)?,
     };
-    let base_lines = base_lines.unwrap_or_else(|| node_buffer::render(&node));
+    // The deleted page is what this save edits: what the empty page shows
+    // replaces all of it, header and body.
+    let restart = fresh_page && node.deleted;
+    let base_lines = match base_lines {
+        Some(lines) if !restart => lines,
+        _ => node_buffer::render(&node),
+    };
+    let base_crlf = base_crlf.filter(|_| !restart);
     let base = node_buffer::read_shown(&base_lines, &cx).map_err(|e| {
         RpcError::new(
             ErrorCode::Stale,
@@ -197,6 +204,17 @@ fn node_save(ctx: &mut Context, p: NodeSaveParams) -> Reply {
         .iter()
         .any(|(_, shown)| (shown.def().get)(&node) != *shown);
     let mut patch = node_buffer::diff(&base, &edited, node.kind).map_err(RpcError::parse)?;
+    if restart {
+        // A field the empty page has no line for is empty there.
+        for (_, shown) in &base.fields {
+            let def = shown.def();
+            if !edited.fields.iter().any(|(_, v)| v.name() == def.name) {
+                if let Ok(unset) = (def.parse)("", &cx) {
+                    unset.apply(&mut patch);
+                }
+            }
+        }
+    }
     // The line ends of the version the buffer shows: a change of line
     // ends made elsewhere meanwhile is merged, not taken for an edit of
     // every line by this save.
@@ -214,7 +232,7 @@ fn node_save(ctx: &mut Context, p: NodeSaveParams) -> Reply {
     }
     // Without base heads the body is an edit of the current heads.
     let heads = match base_heads {
-        _ if fresh_page && node.deleted => ctx.replica.body_heads(&id)?,
+        _ if restart => ctx.replica.body_heads(&id)?,
         Some(heads) => heads
             .iter()
             .map(|h| h.parse::<heph_core::Hlc>())
@@ -242,7 +260,14 @@ fn node_save(ctx: &mut Context, p: NodeSaveParams) -> Reply {
 fn parse_due(value: Option<String>) -> Result<Option<time::Date>, RpcError> {
     value
         .filter(|v| !v.is_empty())
-        .map(|v| heph_core::fields::parse_day(&v, crate::local_day::today()))
+        .map(|v| {
+            // `@fri`, as a list line writes it, like `due: @fri`.
+            let v = v.trim();
+            heph_core::fields::parse_day(
+                v.strip_prefix('@').unwrap_or(v),
+                crate::local_day::today(),
+            )
+        })
         .transpose()
         .map_err(Into::into)
 }
