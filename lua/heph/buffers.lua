@@ -963,7 +963,7 @@ function H.show_saved(buf, params, blank, reply)
   -- Kept past later saves (the save after `u` joins nothing): it names
   -- one undo state, the one this save left.
   if joined and #left > 0 then
-    H.left[buf] = { seq = vim.fn.undotree(buf).seq_cur, lines = left }
+    H.left[buf] = { seq = H.change_number(buf), lines = left }
   end
   H.set_base(buf, { lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false), seq = H.val(reply.seq) })
 end
@@ -974,6 +974,15 @@ end
 ---the tick: saved then, that state means the tick, not a delete.
 ---@type table<integer, {seq: integer, lines: string[]}>
 H.left = {}
+
+---The buffer's undo state: the number of its current change (what
+---`undotree().seq_cur` says, without building the whole tree, which grows
+---with every change a long session makes).
+---@param buf integer
+---@return integer
+function H.change_number(buf)
+  return vim.api.nvim_buf_call(buf, vim.fn.changenr)
+end
 
 ---The ids of the item lines of `lines`.
 ---@param lines string[]
@@ -989,28 +998,30 @@ function H.line_ids(lines)
   return ids
 end
 
----The buffer lines to plan a list save from: `lines`, and, when the
----buffer is back at the undo state a save left (`<C-r>` after `u` and a
----save that showed the lines again), the lines that save took out, as the
----user last had them.
+---Adds to a save's `params` (H.changed_lines) the lines a save took out
+---of the buffer, as the user last had them, when the buffer is back at the
+---undo state that save left (`<C-r>` after `u` and a save that showed the
+---lines again) and lacks them: they go beyond the buffer's last line.
 ---@param buf integer
----@param lines string[]
----@param base heph.Base
----@return string[]
-function H.lines_to_plan(buf, lines, base)
+---@param params {lines: string[], numbers: integer[], base: string[]}
+---@param count integer the buffer's line count
+function H.add_left_lines(buf, params, count)
   local left = H.left[buf]
-  if not left or vim.fn.undotree(buf).seq_cur ~= left.seq then
-    return lines
+  if not left or H.change_number(buf) ~= left.seq then
+    return
   end
-  local here, shown = H.line_ids(lines), H.line_ids(base.lines)
-  local out = vim.list_extend({}, lines)
+  -- A shown line gone from the buffer is among the base lines sent, and
+  -- its id among no sent line (see H.changed_lines): no walk of the list.
+  local gone = H.line_ids(params.base)
+  for id in pairs(H.line_ids(params.lines)) do
+    gone[id] = nil
+  end
   for _, line in ipairs(left.lines) do
-    local id = line:match("^/([%w_-]+) ")
-    if shown[id] and not here[id] then
-      table.insert(out, line)
+    if gone[line:match("^/([%w_-]+) ")] then
+      table.insert(params.lines, line)
+      table.insert(params.numbers, count + #params.lines)
     end
   end
-  return out
 end
 
 ---What a list save tells: how many changes, and how many deleted tasks an
@@ -1037,10 +1048,11 @@ end
 ---line since, not every field changed elsewhere meanwhile.
 ---@param buf integer
 ---@param params {lines: string[], base: string[]}
----@param base heph.Base
 ---@return string[]
-function H.known_lines(buf, params, base)
-  local shown = H.line_ids(base.lines)
+function H.known_lines(buf, params)
+  -- A sent line's id the list shows has its shown line among the base
+  -- lines sent with it (see H.changed_lines): no walk of the whole list.
+  local shown = H.line_ids(params.base)
   local wanted = {}
   for _, line in ipairs(params.lines) do
     local id = line:match("^/([%w_-]+) ")
@@ -1078,8 +1090,9 @@ end
 ---@param lines string[] the buffer's lines
 function H.write_list(buf, state, lines)
   local base = H.bases[buf] or { lines = {} }
-  local params, blank = H.changed_lines(H.lines_to_plan(buf, lines, base), base)
-  params.known = H.known_lines(buf, params, base)
+  local params, blank = H.changed_lines(lines, base)
+  H.add_left_lines(buf, params, #lines)
+  params.known = H.known_lines(buf, params)
   params.query = state.query
   params.seq = base.seq or 0
   -- Without a fingerprint the sidecar applies a plan that deletes
