@@ -1,5 +1,18 @@
 local h = require("helpers")
 
+---:Heph delete of the current buffer, the confirmation answered yes.
+local function delete_confirmed()
+  local buffers = require("heph.buffers")
+  local confirm = buffers.confirm
+  buffers.confirm = function()
+    return true
+  end
+  h.notifications(function()
+    vim.cmd("Heph delete")
+  end)
+  buffers.confirm = confirm
+end
+
 describe("journal", function()
   before_each(function()
     h.fresh()
@@ -30,14 +43,7 @@ describe("journal", function()
     end
     vim.cmd("write")
     assert.are.same({ "oldtag" }, h.show(id).tags)
-    local confirm = require("heph.buffers").confirm
-    require("heph.buffers").confirm = function()
-      return true
-    end
-    h.notifications(function()
-      vim.cmd("Heph delete")
-    end)
-    require("heph.buffers").confirm = confirm
+    delete_confirmed()
     assert.is_true(h.show(id).deleted)
     vim.cmd("enew")
     vim.cmd("Heph today")
@@ -77,14 +83,7 @@ describe("journal", function()
     local id = require("heph.buffers").state(0).id
     vim.api.nvim_buf_set_lines(0, -1, -1, false, { "worth keeping" })
     vim.cmd("write")
-    local confirm = require("heph.buffers").confirm
-    require("heph.buffers").confirm = function()
-      return true
-    end
-    h.notifications(function()
-      vim.cmd("Heph delete")
-    end)
-    require("heph.buffers").confirm = confirm
+    delete_confirmed()
     vim.cmd("enew")
     vim.cmd("Heph today")
     assert.is_nil(table.concat(h.lines(), "\n"):find("worth keeping", 1, true))

@@ -73,6 +73,20 @@ fn request(id: u64, method: &str) -> Vec<u8> {
     encode(&arr(vec![0.into(), id.into(), method.into(), arr(vec![])]))
 }
 
+/// A request whose params are the map of `params`.
+fn request_with(id: u64, method: &str, params: &[(&str, &str)]) -> Vec<u8> {
+    let params = params
+        .iter()
+        .map(|(k, v)| (Value::from(*k), Value::from(*v)))
+        .collect();
+    encode(&arr(vec![
+        0.into(),
+        id.into(),
+        method.into(),
+        arr(vec![Value::Map(params)]),
+    ]))
+}
+
 fn nested(depth: usize) -> Vec<u8> {
     let mut out = vec![0x91; depth];
     out.push(0xc0);
@@ -398,16 +412,11 @@ fn a_write_blocked_by_another_writer_is_refused_as_busy_soon() {
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
 
     let create = |id: u64| {
-        let params = vec![
-            (Value::from("kind"), Value::from("note")),
-            (Value::from("title"), Value::from("Saved after the import")),
-        ];
-        encode(&arr(vec![
-            0.into(),
-            id.into(),
-            "node_create".into(),
-            arr(vec![Value::Map(params)]),
-        ]))
+        request_with(
+            id,
+            "node_create",
+            &[("kind", "note"), ("title", "Saved after the import")],
+        )
     };
     s.send(&create(2));
     // `reply` waits 10 s: the old 30 s wait would miss it.
@@ -433,16 +442,7 @@ fn a_request_that_panics_is_answered_and_later_saves_still_land() {
     let mut s = start_with(&[("HEPH_TEST_PANIC_IN", "list_get")]);
     s.send(&request(1, "hello"));
     assert_serving(&s, 1, "start");
-    let list = |id: u64| {
-        let params = vec![(Value::from("query"), Value::from("tasks"))];
-        encode(&arr(vec![
-            0.into(),
-            id.into(),
-            "list_get".into(),
-            arr(vec![Value::Map(params)]),
-        ]))
-    };
-    s.send(&list(2));
+    s.send(&request_with(2, "list_get", &[("query", "tasks")]));
     let (error, _) = s.reply(2);
     let error = error.as_str().unwrap_or_default().to_owned();
     assert!(
@@ -452,16 +452,11 @@ fn a_request_that_panics_is_answered_and_later_saves_still_land() {
     assert!(error.contains(r#""code":"failed""#), "{error}");
     // The replica handle is not lost with it: a save lands, twice.
     for id in [3, 4] {
-        let params = vec![
-            (Value::from("kind"), Value::from("note")),
-            (Value::from("title"), Value::from("Saved after a bug")),
-        ];
-        s.send(&encode(&arr(vec![
-            0.into(),
-            id.into(),
-            "node_create".into(),
-            arr(vec![Value::Map(params)]),
-        ])));
+        s.send(&request_with(
+            id,
+            "node_create",
+            &[("kind", "note"), ("title", "Saved after a bug")],
+        ));
         let (error, result) = s.reply(id);
         assert_eq!(error, Value::Nil, "{error}");
         assert!(result.is_map(), "{result}");
@@ -480,13 +475,7 @@ fn a_date_offset_with_two_signs_is_refused_not_a_crash() {
         (1u64, "T @+-1000000000000000d"),
         (2, "T @--9223372036854775808d"),
     ] {
-        let params = vec![(Value::from("line"), Value::from(line))];
-        s.send(&encode(&arr(vec![
-            0.into(),
-            id.into(),
-            "node_create".into(),
-            arr(vec![Value::Map(params)]),
-        ])));
+        s.send(&request_with(id, "node_create", &[("line", line)]));
         let (error, result) = s.reply(id);
         assert_eq!(result, Value::Nil, "{line}");
         let error = error.as_str().unwrap_or_default().to_owned();

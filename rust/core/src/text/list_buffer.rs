@@ -687,65 +687,57 @@ fn check_fields_kept_out_of_title(
     today: time::Date,
 ) -> Result<(), ParseError> {
     let cx = Context { today };
-    // The field and value a word of a title would set as a field word.
-    let as_field = |word: &str| {
-        let (def, token) = token_field(word)?;
-        let value = (def.parse)(&unescape_word(&word[token.sigil.len_utf8()..]), &cx).ok()?;
-        Some((def, value))
-    };
-    let moved = |word: &str, why: &str| {
-        Err(ParseError::new(
+    let renames_only = edited.status.is_none() && base.status.is_some();
+    let found = (!renames_only)
+        .then(|| word_moved(edited, base, &cx))
+        .flatten()
+        .map(|(word, name)| {
+            (
+                word,
+                format!("is followed by title words, so it would no longer set the {name}"),
+            )
+        })
+        .or_else(|| {
+            word_moved(base, edited, &cx).map(|(word, name)| {
+                (
+                    word,
+                    format!("was a word of the title; at its end it would set the {name}"),
+                )
+            })
+        });
+    if let Some((word, why)) = found {
+        let word: String = word.chars().take(40).collect();
+        return Err(ParseError::new(
             edited.line,
             format!(
-                "\"{}\" {why}: keep field words after the title, or write \\{} to keep it in \
-                 the title",
-                word.chars().take(40).collect::<String>(),
-                word.chars().take(40).collect::<String>(),
+                "\"{word}\" {why}: keep field words after the title, or write \\{word} to keep \
+                 it in the title"
             ),
-        ))
-    };
-    let renames_only = edited.status.is_none() && base.status.is_some();
-    let before: HashSet<&str> = base.title.split_whitespace().collect();
-    let after: HashSet<&str> = edited.title.split_whitespace().collect();
-    for word in edited.title.split_whitespace() {
-        if renames_only || before.contains(word) {
-            continue;
-        }
-        let Some((def, value)) = as_field(word) else {
-            continue;
-        };
-        let shown = base.fields.get(def.name).is_some_and(|v| v.holds(&value));
-        let kept = edited.fields.get(def.name).is_some_and(|v| v.holds(&value));
-        if shown && !kept {
-            return moved(
-                word,
-                &format!(
-                    "is followed by title words, so it would no longer set the {}",
-                    def.name
-                ),
-            );
-        }
-    }
-    for word in base.title.split_whitespace() {
-        if after.contains(word) {
-            continue;
-        }
-        let Some((def, value)) = as_field(word) else {
-            continue;
-        };
-        let shown = base.fields.get(def.name).is_some_and(|v| v.holds(&value));
-        let set = edited.fields.get(def.name).is_some_and(|v| v.holds(&value));
-        if set && !shown {
-            return moved(
-                word,
-                &format!(
-                    "was a word of the title; at its end it would set the {}",
-                    def.name
-                ),
-            );
-        }
+        ));
     }
     Ok(())
+}
+
+/// The first word of `from`'s title that `to`'s title lacks and whose
+/// field value `to` holds and `from` does not, with the field's name: a
+/// word that left the title for the field words (`from` the edited line,
+/// `to` the shown one: the shown line set it), or came into the field
+/// words from the title (the other way round).
+fn word_moved<'a>(
+    from: &'a ListLine,
+    to: &ListLine,
+    cx: &Context,
+) -> Option<(&'a str, &'static str)> {
+    let others: HashSet<&str> = to.title.split_whitespace().collect();
+    from.title.split_whitespace().find_map(|word| {
+        if others.contains(word) {
+            return None;
+        }
+        let (def, token) = token_field(word)?;
+        let value = (def.parse)(&unescape_word(&word[token.sigil.len_utf8()..]), cx).ok()?;
+        let holds = |line: &ListLine| line.fields.get(def.name).is_some_and(|v| v.holds(&value));
+        (holds(to) && !holds(from)).then_some((word, def.name))
+    })
 }
 
 /// The fields of one line that differ from what it showed.

@@ -381,6 +381,20 @@ mod tests {
         assert_eq!(patch.body.as_deref(), Some("two litres\n\n- oat\nmore\n"));
     }
 
+    /// `n` rendered, with its header line for `key` written as `value`.
+    fn with_header(n: &Node, key: &str, value: &str) -> Vec<String> {
+        render(n)
+            .into_iter()
+            .map(|l| {
+                if l.starts_with(&format!("{key}:")) {
+                    format!("{key}: {value}")
+                } else {
+                    l
+                }
+            })
+            .collect()
+    }
+
     #[test]
     fn a_value_from_elsewhere_the_grammar_refuses_does_not_stop_a_save() {
         // Written by another device: a lone CR, a `\` in the project.
@@ -394,29 +408,11 @@ mod tests {
         assert_eq!(patch.project, None);
         assert!(patch.body.unwrap().ends_with("one more line\n"));
         // A new title is read by the grammar again: fixed, it saves.
-        let fixed: Vec<String> = render(&n)
-            .into_iter()
-            .map(|l| {
-                if l.starts_with("title:") {
-                    "title: Buy milk and eggs".into()
-                } else {
-                    l
-                }
-            })
-            .collect();
+        let fixed = with_header(&n, "title", "Buy milk and eggs");
         let patch = parse(&fixed, &n, &cx()).unwrap();
         assert_eq!(patch.title.as_deref(), Some("Buy milk and eggs"));
         // Changed to another bad value, it is an error on its line.
-        let worse: Vec<String> = render(&n)
-            .into_iter()
-            .map(|l| {
-                if l.starts_with("title:") {
-                    "title: Buy\u{7}milk".into()
-                } else {
-                    l
-                }
-            })
-            .collect();
+        let worse = with_header(&n, "title", "Buy\u{7}milk");
         let err = parse(&worse, &n, &cx()).unwrap_err();
         assert_eq!(err[0].line, 2, "{err:?}");
     }
@@ -424,16 +420,7 @@ mod tests {
     #[test]
     fn a_tag_edit_is_a_change_of_the_tags_the_header_showed() {
         let n = node();
-        let lines: Vec<String> = render(&n)
-            .into_iter()
-            .map(|l| {
-                if l.starts_with("tags:") {
-                    "tags: errand, new".into()
-                } else {
-                    l
-                }
-            })
-            .collect();
+        let lines = with_header(&n, "tags", "errand, new");
         let patch = parse(&lines, &n, &cx()).unwrap();
         assert_eq!(patch.tags_shown, Some(n.tags.clone()));
         let now = ["errand", "shop", "phone"].map(String::from).into();
@@ -444,16 +431,7 @@ mod tests {
     #[test]
     fn a_due_written_as_a_list_token_reads() {
         let n = node();
-        let lines: Vec<String> = render(&n)
-            .into_iter()
-            .map(|l| {
-                if l.starts_with("due:") {
-                    "due: @tomorrow".into()
-                } else {
-                    l
-                }
-            })
-            .collect();
+        let lines = with_header(&n, "due", "@tomorrow");
         let patch = parse(&lines, &n, &cx()).unwrap();
         assert_eq!(patch.due, Some(Some(time::macros::date!(2026 - 12 - 01))));
     }
