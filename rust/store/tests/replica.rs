@@ -351,9 +351,32 @@ fn titles_match_ignoring_case_beyond_ascii() {
     assert_eq!(r.find_by_title("Été Plans").unwrap(), Some(summer.clone()));
     assert_eq!(r.ids_by_title("été PLANS").unwrap(), vec![summer.clone()]);
     assert_eq!(
-        r.find_open_task_by_title("éclairs kaufen").unwrap(),
+        r.find_by_title("éclairs kaufen").unwrap(),
         Some(eclairs.clone())
     );
+    // A promoted line asks for an open task as typed, ASCII case aside
+    // (see `find_open_task_by_title`).
+    assert_eq!(
+        r.find_open_task_by_title("ÉCLAIRS kaufen").unwrap(),
+        Some(eclairs.clone())
+    );
+    // Two titles that differ only in the case of an accented letter are
+    // the same title: both are found, not whichever NOCASE matches.
+    let other = r
+        .create(NewNode {
+            kind: Some(Kind::Note),
+            title: "été plans".into(),
+            ..NewNode::default()
+        })
+        .unwrap()
+        .id;
+    assert_eq!(
+        r.ids_by_title("été plans").unwrap(),
+        vec![summer.clone(), other.clone()]
+    );
+    // One to open: the one as typed.
+    assert_eq!(r.find_by_title("été plans").unwrap(), Some(other.clone()));
+    r.delete(&other).unwrap();
     // ASCII as before; a different word is no match; a deleted node none.
     assert!(r.find_by_title("BUY MILK").unwrap().is_some());
     assert_eq!(r.find_by_title("été plan").unwrap(), None);

@@ -163,6 +163,18 @@ async fn push_batch(
             message,
             from_hub,
         }) => {
+            // Something in between that refuses every push (a broken
+            // proxy, a login page) would cost a request and a set-aside op
+            // for each op in the queue: after the first op it set aside,
+            // the pass stops and the rest waits, queued.
+            if !from_hub && own.set_aside_on_the_way {
+                return Err(ClientError::Status {
+                    status,
+                    message,
+                    from_hub,
+                }
+                .into());
+            }
             if ops.len() > 1 {
                 if status != 400 {
                     // Measured only now: the parts sent without a body are
@@ -217,6 +229,7 @@ async fn push_batch(
             };
             replica.mark_refused(&[(ops[0].op_id.clone(), code.into(), reason.clone())])?;
             report.refused += 1;
+            own.set_aside_on_the_way |= !from_hub;
             if !own.retried.contains(&ops[0].op_id) {
                 report.warnings.push(format!(
                     "op {} on node {} is set aside: {reason}",
@@ -296,6 +309,9 @@ struct OwnRun {
     /// refused again, they are set aside again without a new warning (the
     /// status still counts them), not one every hour.
     retried: std::collections::HashSet<String>,
+    /// An op of this pass was set aside on a refusal from something
+    /// between this device and the hub (see `push_batch`).
+    set_aside_on_the_way: bool,
 }
 
 impl OwnRun {
@@ -305,6 +321,7 @@ impl OwnRun {
             cursor,
             ahead: std::collections::BTreeSet::new(),
             retried: std::collections::HashSet::new(),
+            set_aside_on_the_way: false,
         }
     }
 
