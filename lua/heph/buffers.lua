@@ -871,7 +871,7 @@ function H.changed_lines(lines, base)
   for i, text in ipairs(base.lines) do
     if not kept[i] then
       wanted[i] = true
-      local id = text:match("^/([A-Za-z0-9_-]+) ")
+      local id = M.line_id(text)
       if id and ids[id] then
         ids[id] = nil
       end
@@ -882,7 +882,7 @@ function H.changed_lines(lines, base)
   foreign = foreign and next(ids) ~= nil
   if foreign then
     for i, n in pairs(kept) do
-      local id = base.lines[i]:match("^/([A-Za-z0-9_-]+) ")
+      local id = M.line_id(base.lines[i])
       if id and ids[id] then
         wanted[i] = true
         sent[#sent + 1] = n
@@ -945,7 +945,7 @@ function H.show_saved(buf, params, blank, reply)
       local text = edits[n]
       if text == false then
         local typed = vim.api.nvim_buf_get_lines(buf, n - 1, n, false)[1]
-        if typed and typed:match("^/[%w_-]+ ") then
+        if typed and M.line_id(typed) then
           table.insert(left, typed)
         end
         vim.api.nvim_buf_set_lines(buf, n - 1, n, false, {})
@@ -990,7 +990,7 @@ end
 function H.line_ids(lines)
   local ids = {}
   for _, line in ipairs(lines) do
-    local id = line:match("^/([%w_-]+) ")
+    local id = M.line_id(line)
     if id then
       ids[id] = true
     end
@@ -1017,7 +1017,7 @@ function H.add_left_lines(buf, params, count)
     gone[id] = nil
   end
   for _, line in ipairs(left.lines) do
-    if gone[line:match("^/([%w_-]+) ")] then
+    if gone[M.line_id(line)] then
       table.insert(params.lines, line)
       table.insert(params.numbers, count + #params.lines)
     end
@@ -1055,7 +1055,7 @@ function H.known_lines(buf, params)
   local shown = H.line_ids(params.base)
   local wanted = {}
   for _, line in ipairs(params.lines) do
-    local id = line:match("^/([%w_-]+) ")
+    local id = M.line_id(line)
     if id and not shown[id] then
       wanted[id] = true
     end
@@ -1065,7 +1065,7 @@ function H.known_lines(buf, params)
   end
   local known = {}
   local function take(line)
-    local id = line:match("^/([%w_-]+) ")
+    local id = M.line_id(line)
     if id and wanted[id] then
       wanted[id] = nil
       table.insert(known, line)

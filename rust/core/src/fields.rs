@@ -326,6 +326,19 @@ impl Value {
             Value::Tags(t) => patch.tags = Some(t),
         }
     }
+
+    /// Puts the value into `patch` as an edit of `shown`, the value the
+    /// editor showed: for the tag set, the tags added and removed since
+    /// (`NodePatch::tags_shown`), so a tag added elsewhere meanwhile stays.
+    pub fn apply_over(self, shown: Option<&Value>, patch: &mut NodePatch) {
+        if let Value::Tags(_) = &self {
+            patch.tags_shown = Some(match shown {
+                Some(Value::Tags(tags)) => tags.clone(),
+                _ => BTreeSet::new(),
+            });
+        }
+        self.apply(patch);
+    }
 }
 
 fn optional<T>(

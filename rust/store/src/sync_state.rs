@@ -193,12 +193,7 @@ impl Replica {
     /// The hub this device last synced its own ops with (`heph sync --hub`
     /// names no hub for next time; `heph status` still knows it).
     pub fn last_hub(&self) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = 'pushed_hub'", [], |r| {
-                r.get(0)
-            })
-            .optional()?)
+        pushed_hub(&self.conn)
     }
 
     /// Local ops the hub refused, and the newest reason.
@@ -461,13 +456,6 @@ impl Replica {
     /// A replica from before this record counts its pushes as made to a
     /// hub it already has a cursor or a note for.
     pub fn begin_push_to(&mut self, hub: &str) -> Result<Option<String>> {
-        let pushed_hub = |conn: &rusqlite::Connection| -> Result<Option<String>> {
-            Ok(conn
-                .query_row("SELECT value FROM meta WHERE key = 'pushed_hub'", [], |r| {
-                    r.get(0)
-                })
-                .optional()?)
-        };
         // The usual pass: the same hub as the last, read without taking
         // the write lock.
         if pushed_hub(&self.conn)?.as_deref() == Some(hub) {
@@ -656,4 +644,13 @@ fn op_id_of(raw: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(raw).ok()?;
     let id = value.get("op_id")?.as_str()?;
     Some(id.chars().take(128).collect())
+}
+
+/// The hub this replica last pushed to (`meta`'s `pushed_hub`).
+fn pushed_hub(conn: &rusqlite::Connection) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = 'pushed_hub'", [], |r| {
+            r.get(0)
+        })
+        .optional()?)
 }

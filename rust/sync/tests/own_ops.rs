@@ -5,6 +5,8 @@
 //! duplicating anything. A byte-forwarding proxy in front of a real hub
 //! records the `after` of every pull the pass made.
 
+mod common;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,12 +31,7 @@ async fn hub_behind_proxy_with(
 ) -> (String, Arc<Mutex<Vec<i64>>>, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hub = listener.local_addr().unwrap();
-    let db = db.to_owned();
-    tokio::spawn(async move {
-        heph_hub::serve(listener, &db, config, std::future::pending())
-            .await
-            .unwrap();
-    });
+    common::serve_hub(listener, db, config);
     let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", proxy.local_addr().unwrap());
     let pulls = Arc::new(Mutex::new(Vec::new()));

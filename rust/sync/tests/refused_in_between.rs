@@ -4,6 +4,8 @@
 //! refusal does, and stops the pass; neither for good: after an hour the op
 //! is sent again.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,23 +22,6 @@ enum Mode {
     Html400,
     Html413,
     Empty408,
-}
-
-async fn start_hub(dir: &std::path::Path) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let db = dir.join("hub.db");
-    tokio::spawn(async move {
-        heph_hub::serve(
-            listener,
-            &db,
-            heph_hub::HubConfig::default(),
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
-    });
-    url
 }
 
 /// Reads one HTTP/1.1 request: method, path and body (by content-length).
@@ -136,6 +121,15 @@ async fn start_proxy(hub: String, mode: Arc<Mutex<Mode>>) -> String {
     url
 }
 
+/// How many of the replica's ops are set aside.
+fn set_aside(replica: &std::path::Path) -> u64 {
+    Replica::open(replica)
+        .unwrap()
+        .refused_summary()
+        .unwrap()
+        .count
+}
+
 /// Sets every set-aside op's time back two hours: due for another try.
 fn age_set_aside(replica: &std::path::Path) {
     rusqlite::Connection::open(replica)
@@ -151,7 +145,7 @@ fn age_set_aside(replica: &std::path::Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_from_something_in_between_is_tried_again() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = start_hub(dir.path()).await;
+    let hub = common::start_hub(&dir.path().join("hub.db")).await;
     let mode = Arc::new(Mutex::new(Mode::Pass));
     let proxy = start_proxy(hub.clone(), Arc::clone(&mode)).await;
     let replica = dir.path().join("replica.db");
@@ -180,11 +174,7 @@ async fn a_refusal_from_something_in_between_is_tried_again() {
         // op a proxy refuses can go), then the pass stops: a proxy that
         // refuses everything costs a few requests, not one per op.
         *mode.lock().unwrap() = refusal;
-        let before = Replica::open(&replica)
-            .unwrap()
-            .refused_summary()
-            .unwrap()
-            .count;
+        let before = set_aside(&replica);
         let error = sync_once(&replica, &client)
             .await
             .expect_err("the pass stops at the second refusal");
@@ -204,14 +194,7 @@ async fn a_refusal_from_something_in_between_is_tried_again() {
     age_set_aside(&replica);
     let outcome = sync_once(&replica, &client).await;
     assert!(outcome.is_err(), "{outcome:?}");
-    assert_eq!(
-        Replica::open(&replica)
-            .unwrap()
-            .refused_summary()
-            .unwrap()
-            .count,
-        1
-    );
+    assert_eq!(set_aside(&replica), 1);
     age_set_aside(&replica);
     // The proxy lets pushes through: every op lands, and another device
     // sees the task.
@@ -231,7 +214,7 @@ async fn a_refusal_from_something_in_between_is_tried_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_op_the_hub_set_aside_is_sent_again_an_hour_later() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = start_hub(dir.path()).await;
+    let hub = common::start_hub(&dir.path().join("hub.db")).await;
     let replica = dir.path().join("replica.db");
     let id = {
         let mut r = Replica::open(&replica).unwrap();
@@ -274,12 +257,5 @@ async fn an_op_the_hub_set_aside_is_sent_again_an_hour_later() {
     drop(r);
     tokio::time::sleep(Duration::from_millis(10)).await;
     sync_once(&replica, &client).await.unwrap();
-    assert_eq!(
-        Replica::open(&replica)
-            .unwrap()
-            .refused_summary()
-            .unwrap()
-            .count,
-        1
-    );
+    assert_eq!(set_aside(&replica), 1);
 }

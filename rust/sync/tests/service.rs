@@ -1,6 +1,8 @@
 //! The background service: offline with backoff while the hub is down,
 //! catching up by itself when it returns.
 
+mod common;
+
 use std::time::Duration;
 
 use heph_core::NewNode;
@@ -50,17 +52,11 @@ async fn offline_then_catches_up_when_the_hub_returns() {
 
     // The hub comes up on that port; the service retries by itself.
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let db = dir.path().join("hub.db");
-    tokio::spawn(async move {
-        heph_hub::serve(
-            listener,
-            &db,
-            heph_hub::HubConfig::default(),
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
-    });
+    common::serve_hub(
+        listener,
+        &dir.path().join("hub.db"),
+        heph_hub::HubConfig::default(),
+    );
     let synced = wait_for(&service, SyncState::Synced, 30).await;
     assert_eq!(synced.pending, 0);
     assert!(synced.last_sync.is_some());

@@ -2,6 +2,8 @@
 //! `:HephSync status`) counts quarantined and refused ops, with the newest
 //! reason, and a pass with set-aside ops is still a successful pass.
 
+mod common;
+
 use std::time::Duration;
 
 use heph_core::NewNode;
@@ -12,19 +14,7 @@ use heph_sync::{SyncService, SyncState};
 async fn status_counts_quarantined_and_refused_ops() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hub.db");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let hub_db = db.clone();
-    tokio::spawn(async move {
-        heph_hub::serve(
-            listener,
-            &hub_db,
-            heph_hub::HubConfig::default(),
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
-    });
+    let url = common::start_hub(&db).await;
     // An op an older hub let through: unknown action.
     let store = heph_hub::HubStore::open(&db).unwrap();
     store

@@ -2,6 +2,8 @@
 //! fresh token, and a provider that says the device was removed puts the
 //! service in the Removed state instead of a retry loop.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,19 +47,7 @@ async fn a_removed_device_stops_with_the_reason() {
             ..NewNode::default()
         })
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let db = dir.path().join("hub.db");
-    tokio::spawn(async move {
-        heph_hub::serve(
-            listener,
-            &db,
-            heph_hub::HubConfig::default(),
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
-    });
+    let url = common::start_hub(&dir.path().join("hub.db")).await;
     let provider = Arc::new(Revoked {
         refreshes: AtomicUsize::new(0),
     });

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use super::ParseError;
 use crate::fields::{self, Context, Value};
 use crate::id::is_valid_node_id;
-use crate::model::{Kind, NewNode, Node, NodePatch, Status};
+use crate::model::{FieldError, Kind, NewNode, Node, NodePatch, Status};
 
 /// One parsed line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,6 +267,22 @@ fn token_field(word: &str) -> Option<(&'static fields::FieldDef, &'static fields
     fields::list_tokens().find(|(_, token)| token.sigil == sigil)
 }
 
+/// The field a field word (`@fri`, `+my\ project`, `#tag`) is written for,
+/// its token, and its value read by the field's parser; `None` for a word
+/// that is no field word.
+fn token_value(
+    word: &str,
+    cx: &Context,
+) -> Option<(
+    &'static fields::FieldDef,
+    &'static fields::ListToken,
+    Result<Value, FieldError>,
+)> {
+    let (def, token) = token_field(word)?;
+    let value = (def.parse)(&unescape_word(&word[token.sigil.len_utf8()..]), cx);
+    Some((def, token, value))
+}
+
 /// Whether a word reads as a trailing `@date`, `+project` or `#tag`.
 fn is_token(word: &str) -> bool {
     token_field(word).is_some()
@@ -410,12 +426,11 @@ pub fn parse_line(
     let mut title_end = 0;
     for &(start, end) in spans.iter().rev() {
         let word = &rest[start..end];
-        let Some((def, token)) = token_field(word) else {
+        let Some((def, token, value)) = token_value(word, &cx) else {
             title_end = end;
             break;
         };
-        let text = unescape_word(&word[token.sigil.len_utf8()..]);
-        let value = (def.parse)(&text, &cx).map_err(|e| {
+        let value = value.map_err(|e| {
             let s = token.sigil;
             fail(format!("{} (write \\{s} for a literal {s})", e.0))
         })?;
@@ -733,8 +748,8 @@ fn word_moved<'a>(
         if others.contains(word) {
             return None;
         }
-        let (def, token) = token_field(word)?;
-        let value = (def.parse)(&unescape_word(&word[token.sigil.len_utf8()..]), cx).ok()?;
+        let (def, _, value) = token_value(word, cx)?;
+        let value = value.ok()?;
         let holds = |line: &ListLine| line.fields.get(def.name).is_some_and(|v| v.holds(&value));
         (holds(to) && !holds(from)).then_some((word, def.name))
     })
@@ -768,15 +783,7 @@ fn line_change(id: &str, base: &ListLine, edited: &ListLine, restore: bool) -> O
         let shown = base.fields.get(name);
         if shown != Some(value) {
             what.push(value.describe_change());
-            value.clone().apply(&mut patch);
-            // Tags typed over the ones the line showed: a change of those
-            // (see `NodePatch::tags_shown`).
-            if let Value::Tags(_) = value {
-                patch.tags_shown = Some(match shown {
-                    Some(Value::Tags(tags)) => tags.clone(),
-                    _ => Default::default(),
-                });
-            }
+            value.clone().apply_over(shown, &mut patch);
         }
     }
     (restore || !patch.is_empty()).then(|| ListChange::Update {

@@ -237,15 +237,7 @@ pub fn diff(base: &Parsed, edited: &Parsed, kind_now: Kind) -> Result<NodePatch,
         if matches!(value, Value::Status(Some(_))) {
             status_line = Some(*line);
         }
-        value.clone().apply(&mut patch);
-        // Tags typed over the ones shown: a change of those (see
-        // `NodePatch::tags_shown`).
-        if let Value::Tags(_) = value {
-            patch.tags_shown = Some(match shown {
-                Some(Value::Tags(tags)) => tags.clone(),
-                _ => Default::default(),
-            });
-        }
+        value.clone().apply_over(shown, &mut patch);
     }
     let kind = patch.kind.unwrap_or(kind_now);
     if let (Some(line), true) = (status_line, kind != Kind::Task) {
